@@ -1,0 +1,59 @@
+"""The ``mclstexp`` command line: one parser, one module per command (``<name>_cmd.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import MclstexpError
+
+#: Command modules, in the order ``--help`` lists them.
+COMMANDS = ("import", "train", "predict", "evaluate", "domains", "cv", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``mclstexp`` argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="mclstexp",
+        description=(
+            "Predict spatial gene expression from H&E images with mclSTExp: import spatial "
+            "transcriptomics data, train a model, predict genes on new slides, evaluate and find "
+            "tissue domains."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}_cmd")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status.
+
+    Errors the engine raises on purpose (bad input, cancelled work) print one line, no traceback,
+    and give exit status 2.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    warnings.simplefilter("default", UserWarning)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except MclstexpError as err:
+        print(f"mclstexp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mclstexp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

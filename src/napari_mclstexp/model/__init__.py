@@ -1,0 +1,1 @@
+"""model layer of the engine (Qt-free)."""
