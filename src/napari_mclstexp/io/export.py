@@ -1,0 +1,192 @@
+"""Export predictions for other tools: QuPath GeoJSON (spots + measurements + domains) and CSV.
+
+QuPath reads a GeoJSON ``FeatureCollection`` whose features carry ``properties.objectType``
+(``"detection"``), ``properties.measurements`` (name → number) and ``properties.classification``
+(``{"name", "color": [r, g, b]}``).  Coordinates are full-resolution image pixels ``(x, y)``, the
+same frame as ``obsm['spatial']``, so the file overlays the slide QuPath opens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..atomic import atomic_write_path
+from ..errors import InputError, OutputError
+
+#: Categorical colours (RGB uint8) for domains; the viewer's legend uses the same list.
+CATEGORY_COLORS = np.array(
+    [
+        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+        [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150], [197, 176, 213],
+        [196, 156, 148], [247, 182, 210], [199, 199, 199], [219, 219, 141], [158, 218, 229],
+    ],
+    dtype=np.uint8,
+)
+
+
+def category_colors(n: int) -> np.ndarray:
+    """``(n, 3)`` uint8 RGB colours for ``n`` categories (cycling after 20)."""
+    return CATEGORY_COLORS[np.arange(n) % len(CATEGORY_COLORS)]
+
+
+def _dense_columns(adata, genes: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+    names = list(adata.var_names) if genes is None else list(genes)
+    missing = [g for g in names if g not in adata.var_names]
+    if missing:
+        raise InputError(f"genes not in the predictions: {', '.join(missing[:5])}")
+    sub = adata[:, names].X if names else np.zeros((adata.n_obs, 0), dtype=np.float32)
+    values = sub.toarray() if sparse.issparse(sub) else np.asarray(sub)
+    return names, values.astype(float, copy=False)
+
+
+def _labels(adata, domains: np.ndarray | Sequence | str | None) -> np.ndarray | None:
+    if domains is None:
+        return None
+    if isinstance(domains, str):
+        if domains not in adata.obs:
+            raise InputError(f"no obs column {domains!r} with domain labels")
+        domains = adata.obs[domains].to_numpy()
+    labels = np.asarray(domains)
+    if labels.shape != (adata.n_obs,):
+        raise InputError(f"{labels.shape[0]} domain labels for {adata.n_obs} spots")
+    return labels
+
+
+def _circle(cx: float, cy: float, radius: float, n_vertices: int) -> list[list[float]]:
+    angles = np.linspace(0.0, 2 * np.pi, n_vertices, endpoint=False)
+    ring = np.stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)], axis=1)
+    ring = np.vstack([ring, ring[:1]])  # GeoJSON rings are closed
+    return np.round(ring, 3).tolist()
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def spots_to_geojson(
+    adata,
+    path: str | os.PathLike,
+    *,
+    genes: Sequence[str] | None = None,
+    domains: np.ndarray | Sequence | str | None = None,
+    domain_prefix: str = "Domain ",
+    spot_diameter_px: float | None = None,
+    n_vertices: int = 24,
+) -> Path:
+    """Write spots as QuPath detections: a circle per spot, genes as measurements, domains as classes.
+
+    Parameters
+    ----------
+    adata
+        Predictions or a sample (``obsm['spatial']`` in full-resolution px ``(x, y)``).
+    path
+        Destination ``.geojson`` (written atomically).
+    genes
+        Genes to include as measurements (default all; ``[]`` for none).
+    domains
+        Domain labels per spot, or the name of an ``obs`` column holding them; each becomes the
+        feature's ``classification`` (``domain_prefix`` + label, with a categorical colour).
+    spot_diameter_px
+        Circle diameter in full-resolution px; default from the sample's scale factors, else points.
+    n_vertices
+        Vertices per circle polygon.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    path = Path(path)
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    names, values = _dense_columns(adata, genes)
+    labels = _labels(adata, domains)
+    if spot_diameter_px is None:
+        from ..sample import spot_diameter_px as sample_diameter
+
+        spot_diameter_px = sample_diameter(adata)
+    extra = {}
+    if "uncertainty" in adata.obs:
+        extra["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=float)
+    classes: dict = {}
+    if labels is not None:
+        uniques = pd.unique(labels)
+        colors = category_colors(len(uniques))
+        classes = {u: (f"{domain_prefix}{u}", colors[i].tolist()) for i, u in enumerate(uniques)}
+    features = []
+    for i, spot in enumerate(adata.obs_names):
+        x, y = xy[i]
+        if spot_diameter_px:
+            geometry = {"type": "Polygon", "coordinates": [_circle(x, y, spot_diameter_px / 2, n_vertices)]}
+        else:
+            geometry = {"type": "Point", "coordinates": [round(float(x), 3), round(float(y), 3)]}
+        measurements = {g: _number(v) for g, v in zip(names, values[i], strict=True)}
+        measurements.update({k: _number(v[i]) for k, v in extra.items()})
+        props: dict = {"objectType": "detection", "name": str(spot), "measurements": measurements}
+        if labels is not None:
+            name, color = classes[labels[i]]
+            props["classification"] = {"name": name, "color": color}
+        features.append(
+            {"type": "Feature", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path.name}/{spot}")),
+             "geometry": geometry, "properties": props}
+        )
+    collection = {"type": "FeatureCollection", "features": features}
+    _check_output(path)
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(collection, allow_nan=False, separators=(",", ":")))
+    return path
+
+
+def predictions_table(
+    adata, *, genes: Sequence[str] | None = None, domains: np.ndarray | Sequence | str | None = None
+) -> pd.DataFrame:
+    """One row per spot: ``spot``, ``x``, ``y`` (full-res px), ``uncertainty`` and ``domain`` when
+    known, then one column per gene (predicted values)."""
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    names, values = _dense_columns(adata, genes)
+    front = {"spot": adata.obs_names.to_numpy(), "x": xy[:, 0], "y": xy[:, 1]}
+    if "uncertainty" in adata.obs:
+        front["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=float)
+    labels = _labels(adata, domains)
+    if labels is not None:
+        front["domain"] = labels
+    table = pd.DataFrame(front)
+    return pd.concat([table, pd.DataFrame(values, columns=names)], axis=1)
+
+
+def predictions_to_csv(
+    adata,
+    path: str | os.PathLike,
+    *,
+    genes: Sequence[str] | None = None,
+    domains: np.ndarray | Sequence | str | None = None,
+) -> Path:
+    """Write :func:`predictions_table` as CSV (atomic).  Returns the written path."""
+    path = Path(path)
+    table = predictions_table(adata, genes=genes, domains=domains)
+    _check_output(path)
+    with atomic_write_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return path
+
+
+def table_to_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write any table (e.g. a region gene ranking) as CSV, atomically.  Returns the path."""
+    path = Path(path)
+    _check_output(path)
+    with atomic_write_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return path
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise OutputError("is a folder, not a file name", path)
