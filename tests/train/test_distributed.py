@@ -1,0 +1,147 @@
+"""DDP helpers: 2 gloo processes on CPU train the same objective as one process on the global batch."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn import functional as F
+
+from napari_mclstexp.train.distributed import DistContext, gather_with_grad, init_distributed
+
+WORLD = 2
+LOCAL_B = 4
+
+
+class PairModel(nn.Module):
+    """Tiny two-tower model: image features → embedding, spot features → embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.img = nn.Sequential(nn.Linear(8, 6), nn.GELU(), nn.Linear(6, 5))
+        self.spot = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5))
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.img(x), self.spot(e)
+
+
+def clip_loss(img: torch.Tensor, spot: torch.Tensor) -> torch.Tensor:
+    """mclSTExp loss: logits = spot @ img.T, symmetric CE with identity targets."""
+    logits = spot @ img.T
+    target = torch.arange(len(logits))
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(WORLD * LOCAL_B, 8, generator=g), torch.randn(WORLD * LOCAL_B, 6, generator=g)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    ctx = init_distributed("cpu")
+    try:
+        torch.manual_seed(0)
+        model = PairModel()
+        ddp = ctx.wrap(model)
+        x, e = global_batch()
+        # Global order = rank order: the gathered batch equals the single-process batch.
+        mine = ctx.shard(np.arange(WORLD * LOCAL_B).reshape(WORLD, LOCAL_B).T.ravel())
+        img, spot = ddp(x[mine], e[mine])
+        img_all, spot_all = ctx.gather(img), ctx.gather(spot)
+        loss = clip_loss(img_all, spot_all) * ctx.world_size
+        loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        result = {
+            "ctx": (ctx.rank, ctx.world_size, ctx.local_rank, str(ctx.device), ctx.is_main),
+            "shard": mine,
+            "logits": (spot_all @ img_all.T).detach(),
+            "img_requires_grad": img_all.requires_grad,
+            "loss": ctx.all_reduce_mean(loss.item() / ctx.world_size),
+            "mean_rank": ctx.all_reduce_mean(float(rank)),
+            "grads": grads,
+        }
+        ctx.barrier()
+        torch.save(result, f"{out_dir}/rank{rank}.pt")
+    finally:
+        ctx.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+@pytest.fixture(scope="module")
+def single() -> dict:
+    torch.manual_seed(0)
+    model = PairModel()
+    x, e = global_batch()
+    img, spot = model(x, e)
+    loss = clip_loss(img, spot)
+    loss.backward()
+    return {"logits": (spot @ img.T).detach(), "loss": loss.item(),
+            "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()}}
+
+
+def test_contexts_under_torchrun_env(ranks):
+    assert [r["ctx"] for r in ranks] == [(0, 2, 0, "cpu", True), (1, 2, 1, "cpu", False)]
+    assert [r["mean_rank"] for r in ranks] == [0.5, 0.5]
+    np.testing.assert_array_equal(ranks[0]["shard"], [0, 1, 2, 3])
+    np.testing.assert_array_equal(ranks[1]["shard"], [4, 5, 6, 7])
+
+
+def test_gathered_logits_equal_single_process(ranks, single):
+    assert single["logits"].shape == (WORLD * LOCAL_B, WORLD * LOCAL_B)
+    for r in ranks:
+        assert r["img_requires_grad"]
+        torch.testing.assert_close(r["logits"], single["logits"], rtol=1e-5, atol=1e-6)
+        assert r["loss"] == pytest.approx(single["loss"], rel=1e-5)
+
+
+def test_ddp_gradients_equal_single_process_global_batch(ranks, single):
+    for r in ranks:
+        assert r["grads"].keys() == single["grads"].keys()
+        for name, g in single["grads"].items():
+            assert g.abs().max() > 0, name
+            torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-6)
+
+
+def test_single_process_context_is_identity(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    ctx = init_distributed("cpu")
+    assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.device.type) == (0, 1, True, "cpu")
+    model = PairModel()
+    assert ctx.wrap(model) is model
+    idx = np.array([5, 2, 9, 1, 7])
+    np.testing.assert_array_equal(ctx.shard(idx), idx)
+    t = torch.arange(6.0).reshape(3, 2)
+    assert ctx.gather(t) is t and gather_with_grad(t) is t
+    assert ctx.all_reduce_mean(2.5) == 2.5
+    ctx.barrier()
+    ctx.shutdown()
+
+
+def test_shard_drops_remainder_and_partitions():
+    perm = np.random.default_rng(0).permutation(11)
+    parts = [DistContext(rank=r, world_size=3).shard(perm) for r in range(3)]
+    assert [len(p) for p in parts] == [3, 3, 3]
+    joined = np.concatenate(parts)
+    assert len(np.unique(joined)) == 9
+    assert set(joined) <= set(perm[:9])
