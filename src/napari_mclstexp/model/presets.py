@@ -1,0 +1,190 @@
+"""Training presets: every hyperparameter of a model in one serialisable dataclass.
+
+Three presets are offered (``get_preset``):
+
+``paper``
+    The reference code's behaviour (METHOD.md), for reproduction: DenseNet-121 with ImageNet weights
+    on 224 px patches scaled to [0, 1] without ImageNet mean/std; two 65,536-row position tables
+    indexed by integer array coordinates; the whole mini-batch is one attention sequence at training
+    time while the reference bank is embedded in chunks of 32 consecutive spots; hard-target CLIP loss
+    on raw (not L2-normalised) embeddings at T = 1; Adam lr 1e-4 / weight decay 1e-3, batch 128,
+    90 epochs; ColorJitter(.5, .5, .5) + flips + arbitrary rotation; k = 200, L1 distance with
+    1/d² weights; ``log10_1e4`` normalisation; fp32.
+
+``default``
+    The reference method with its defects fixed:
+
+    * position tables sized to the data (``pos_shape_for``: max array coordinate + 1 over the training
+      samples) instead of 2 × 65,536 × n_genes dense parameters (≈ 103 M for 785 genes; 65 k for
+      HER2+ arrays of ≤ 35 × 35 positions);
+    * no train/bank attention-context mismatch: each spot is its own sequence (``context="spot"``), so
+      a spot's embedding does not depend on which random spots share its batch, in training or in the
+      bank;
+    * ImageNet mean/std input normalisation, because the weights were trained with it;
+    * L2-normalised embeddings with a learnable temperature (init 0.07, CLIP), which keeps the 1/d²
+      retrieval weights finite and comparable across slides; L2 distance (the supplement finds it
+      best);
+    * geometric augmentation by exact 90° rotations and flips (no black corners from arbitrary
+      rotation) plus milder colour jitter (0.2, 0.2, 0.2) so stain cues are not destroyed;
+    * AdamW (decoupled weight decay, as the paper text says) with cosine decay, 30 epochs;
+    * bf16 autocast and channels_last on CUDA (fp32 elsewhere), fused AdamW on CUDA.
+
+``quick``
+    CPU-feasible (≤ 5 min for the four shared HER2+ image sections, ≈ 830 spots, on 2 cores) from a
+    random initialisation: a small 4-stage CNN trained end to end on 64 px inputs (224 px crops
+    downscaled), flips/90° rotations and light colour jitter, 128-d L2-normalised embeddings at a
+    learnable temperature starting at 0.1, AdamW lr 1e-3, batch 64, spot context ``"spot"`` with
+    data-sized position tables.  Measured numbers are in ``benchmarks/quick_vs_histogram.py``'s JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+
+#: Names accepted by :func:`get_preset`.
+PRESETS = ("paper", "default", "quick")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of an mclSTExp model and its training.
+
+    Sizes are in pixels (px); ``patch_px`` is measured in full-resolution image pixels.
+    """
+
+    preset: str = "default"
+    # image side
+    encoder: str = "densenet121"  #: "densenet121", "resnet18", "resnet50" or "smallcnn"
+    weights: str = "imagenet"  #: "imagenet", "none" or a local .pth/.safetensors path
+    patch_px: int = 224  #: square crop size around each spot centre (full-res px)
+    input_px: int = 224  #: encoder input size (px); crops are resized to it
+    image_norm: str = "imagenet"  #: "imagenet" (mean/std) or "none" (values in [0, 1])
+    # spot side
+    spot_depth: int = 2  #: pre-norm Transformer blocks
+    spot_heads: int = 8
+    spot_head_dim: int = 64
+    spot_mlp_ratio: float = 1.0  #: FFN hidden size = ratio × n_genes
+    spot_dropout: float = 0.0
+    position_source: str = "array"  #: "array" (obs array_col/array_row) or "pixel" (obsm spatial)
+    pos_table: str = "data"  #: "fixed" (pos_rows rows per table) or "data" (sized by pos_shape_for)
+    pos_rows: int = 65536  #: rows per table when pos_table == "fixed"
+    context: str = "spot"  #: "batch" (mini-batch is one sequence) or "spot" (each spot alone)
+    bank_chunk: int = 32  #: spots per sequence when embedding the bank with context "batch"
+    # heads and loss
+    embed_dim: int = 256
+    head_dropout: float = 0.1
+    l2_normalize: bool = True
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    targets: str = "hard"  #: "hard" (identity, CLIP) or "soft" (BLEEP)
+    # optimisation
+    optimizer: str = "adamw"  #: "adam" or "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    scheduler: str = "cosine"  #: "none" or "cosine"
+    batch_size: int = 128  #: global batch (spots per step, summed over ranks)
+    epochs: int = 30
+    seed: int = 0
+    precision: str = "bf16"  #: "bf16" (autocast on CUDA) or "fp32"
+    channels_last: bool = True  #: on CUDA only
+    # augmentation (applied on the device, see data/augment.py)
+    flips: bool = True
+    rot90: bool = True
+    rotate_deg: float = 0.0  #: arbitrary rotation range ±deg (paper: 180)
+    color_jitter: tuple[float, float, float] = (0.2, 0.2, 0.2)  #: brightness, contrast, saturation
+    # data and retrieval
+    normalization: str = "log10_1e4"  #: "log10_1e4" or "ln_cpm"
+    k: int = 200
+    distance: str = "l2"  #: "l1" or "l2" (1/d² weights)
+    extra: dict[str, Any] = field(default_factory=dict)  #: free-form notes kept in bundles
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every field."""
+        out = dataclasses.asdict(self)
+        out["color_jitter"] = list(self.color_jitter)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`~napari_mclstexp.errors.InputError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"unknown training option(s): {', '.join(unknown)}")
+        values = dict(data)
+        if "color_jitter" in values:
+            values["color_jitter"] = tuple(float(v) for v in values["color_jitter"])
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Copy with some fields changed (validated)."""
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`~napari_mclstexp.errors.InputError` on an impossible combination."""
+        choices = {
+            "image_norm": ("imagenet", "none"),
+            "position_source": ("array", "pixel"),
+            "pos_table": ("fixed", "data"),
+            "context": ("batch", "spot"),
+            "targets": ("hard", "soft"),
+            "optimizer": ("adam", "adamw"),
+            "scheduler": ("none", "cosine"),
+            "precision": ("bf16", "fp32"),
+            "normalization": ("log10_1e4", "ln_cpm"),
+            "distance": ("l1", "l2"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise InputError(f"{key} must be one of {allowed}, not {getattr(self, key)!r}")
+        positive = ("patch_px", "input_px", "embed_dim", "batch_size", "k", "spot_heads", "spot_head_dim")
+        for key in positive:
+            if int(getattr(self, key)) < 1:
+                raise InputError(f"{key} must be >= 1, not {getattr(self, key)}")
+        if self.epochs < 0:
+            raise InputError(f"epochs must be >= 0, not {self.epochs}")
+        if self.temperature <= 0:
+            raise InputError(f"temperature must be > 0, not {self.temperature}")
+
+
+def as_config(config: TrainConfig | dict[str, Any] | str) -> TrainConfig:
+    """Coerce a preset name, a dict (``to_dict`` output) or a config into a :class:`TrainConfig`."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, str):
+        return get_preset(config)
+    return TrainConfig.from_dict(config)
+
+
+def get_preset(name: str) -> TrainConfig:
+    """Return a fresh :class:`TrainConfig` for preset ``name`` (``paper``, ``default``, ``quick``)."""
+    if name == "paper":
+        return TrainConfig(
+            preset="paper", encoder="densenet121", weights="imagenet", patch_px=224, input_px=224,
+            image_norm="none", pos_table="fixed", pos_rows=65536, context="batch", bank_chunk=32,
+            embed_dim=256, head_dropout=0.1, l2_normalize=False, temperature=1.0,
+            learn_temperature=False, targets="hard", optimizer="adam", lr=1e-4, weight_decay=1e-3,
+            scheduler="none", batch_size=128, epochs=90, precision="fp32", channels_last=False,
+            flips=True, rot90=False, rotate_deg=180.0, color_jitter=(0.5, 0.5, 0.5),
+            normalization="log10_1e4", k=200, distance="l1",
+        )
+    if name == "default":
+        return TrainConfig(preset="default")
+    if name == "quick":
+        return TrainConfig(
+            preset="quick", encoder="smallcnn", weights="none", patch_px=224, input_px=64,
+            image_norm="none", pos_table="data", context="spot", embed_dim=128, head_dropout=0.1,
+            l2_normalize=True, temperature=0.1, learn_temperature=True, optimizer="adamw", lr=1e-3,
+            weight_decay=1e-4, scheduler="cosine", batch_size=64, epochs=40, precision="fp32",
+            channels_last=False, flips=True, rot90=True, rotate_deg=0.0,
+            color_jitter=(0.1, 0.1, 0.1), k=200, distance="l2",
+        )
+    raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
