@@ -1,0 +1,165 @@
+"""Spatial domains: PCA + k-means on predicted expression or image embeddings, scored by ARI/NMI.
+
+As in the paper: PCA to 9 components, then KMeans (k-means++, fixed seed); agreement with a reference
+partition by the adjusted Rand index and normalised mutual information, spots labelled
+"undetermined" (or missing) dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from ..errors import InputError, SampleFormatError
+
+#: Reference labels that mean "no label" (compared case-insensitively, after stripping).
+UNDETERMINED = frozenset({"undetermined", "", "nan", "none", "na", "unknown"})
+#: ``obs`` column written by :func:`add_domains` for each source.
+DOMAIN_KEYS = {"expression": "domain", "embedding": "embedding_cluster"}
+
+
+def find_domains(X: Any, k: int, *, n_pcs: int = 9, seed: int = 0) -> np.ndarray:
+    """Cluster spots into ``k`` domains: PCA (``n_pcs`` components) then k-means++.
+
+    Parameters
+    ----------
+    X
+        (N spots, F features) array or sparse matrix: normalised expression or image embeddings.
+    k
+        Number of domains (≥ 1, ≤ N).
+    n_pcs
+        PCA components kept (capped by the data's size); 9 in the paper.
+    seed
+        Random state of PCA and KMeans.
+
+    Returns
+    -------
+    np.ndarray
+        int64 labels in ``[0, k)``, shape (N,).
+    """
+    X = np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise InputError(f"cannot cluster an array of shape {X.shape}: need (spots, features)")
+    if not np.all(np.isfinite(X)):
+        raise InputError("cannot cluster: the matrix contains NaN or infinite values")
+    n, f = X.shape
+    if not 1 <= k <= n:
+        raise InputError(f"k = {k} domains is impossible for {n} spots (need 1 ≤ k ≤ {n})")
+    n_comp = min(n_pcs, n, f)
+    Z = PCA(n_components=n_comp, random_state=seed).fit_transform(X) if n_comp < f else X
+    km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=seed)
+    return km.fit_predict(Z).astype(np.int64)
+
+
+def determined_mask(truth: Any) -> np.ndarray:
+    """Boolean mask of spots whose reference label is usable (not NaN/None/"undetermined")."""
+    s = pd.Series(np.asarray(truth, dtype=object))
+    missing = s.isna().to_numpy()
+    text = s.astype(str).str.strip().str.lower()
+    return ~missing & ~text.isin(UNDETERMINED).to_numpy()
+
+
+def score_domains(labels: Any, truth: Any) -> dict[str, float | int]:
+    """Agreement of predicted domains with a reference partition.
+
+    Parameters
+    ----------
+    labels
+        Predicted domain per spot (N,).
+    truth
+        Reference label per spot (N,); NaN/None/"undetermined" spots are dropped.
+
+    Returns
+    -------
+    dict
+        ``ari`` (adjusted Rand index), ``nmi`` (normalised mutual information), ``n_spots``
+        (spots scored), ``n_dropped``.
+    """
+    labels = np.asarray(labels)
+    truth = np.asarray(truth, dtype=object)
+    if labels.shape != truth.shape:
+        raise InputError(f"{labels.shape[0]} domain labels but {truth.shape[0]} reference labels")
+    keep = determined_mask(truth)
+    if not keep.any():
+        raise InputError("every reference label is missing or 'undetermined': nothing to score")
+    t = truth[keep].astype(str)
+    lab = labels[keep].astype(str)
+    return {
+        "ari": float(adjusted_rand_score(t, lab)),
+        "nmi": float(normalized_mutual_info_score(t, lab)),
+        "n_spots": int(keep.sum()),
+        "n_dropped": int((~keep).sum()),
+    }
+
+
+def domain_features(adata, source: str = "expression") -> np.ndarray:
+    """The matrix clustered for ``source``: ``X`` (``"expression"``) or ``obsm['embedding']``."""
+    if source == "expression":
+        return np.asarray(adata.X.toarray() if sparse.issparse(adata.X) else adata.X, dtype=np.float64)
+    if source == "embedding":
+        if "embedding" not in adata.obsm:
+            raise SampleFormatError(
+                "no image embeddings (obsm['embedding']) in this AnnData: cluster a prediction made "
+                "by mclstexp predict, or use --source expression"
+            )
+        return np.asarray(adata.obsm["embedding"], dtype=np.float64)
+    raise InputError(f"unknown source {source!r}: use 'expression' or 'embedding'")
+
+
+def add_domains(
+    adata,
+    k: int,
+    *,
+    source: str = "expression",
+    truth: Any = None,
+    truth_key: str | None = None,
+    n_pcs: int = 9,
+    seed: int = 0,
+    key_added: str | None = None,
+) -> dict[str, Any]:
+    """Cluster an AnnData's spots, store the labels in ``obs`` and score them when labels exist.
+
+    Parameters
+    ----------
+    adata
+        Prediction (or sample with normalised expression); modified in place.
+    k, n_pcs, seed
+        See :func:`find_domains`.
+    source
+        ``"expression"`` (``X``) or ``"embedding"`` (``obsm['embedding']``, image embeddings).
+    truth
+        Reference labels (N,) to score against; overrides ``truth_key``.
+    truth_key
+        ``obs`` column holding the reference labels.
+    key_added
+        ``obs`` column for the labels (default ``"domain"`` / ``"embedding_cluster"``).
+
+    Returns
+    -------
+    dict
+        ``key``, ``k``, ``source``, ``sizes`` (spots per domain) and, when scored, ``ari``,
+        ``nmi``, ``n_spots``, ``n_dropped``.
+    """
+    if truth is None and truth_key is not None:
+        if truth_key not in adata.obs:
+            cols = ", ".join(map(str, adata.obs.columns)) or "none"
+            raise SampleFormatError(f"no obs column {truth_key!r} (columns: {cols})")
+        truth = adata.obs[truth_key].to_numpy()
+    labels = find_domains(domain_features(adata, source), k, n_pcs=n_pcs, seed=seed)
+    key = key_added or DOMAIN_KEYS[source]
+    adata.obs[key] = pd.Categorical([str(v) for v in labels], categories=[str(i) for i in range(k)])
+    result: dict[str, Any] = {
+        "key": key,
+        "k": int(k),
+        "source": source,
+        "sizes": np.bincount(labels, minlength=k).tolist(),
+    }
+    if truth is not None:
+        result.update(score_domains(labels, truth))
+    return result
