@@ -39,26 +39,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .device import resolve_device
+
 __all__ = ["DistContext", "gather_with_grad", "init_distributed"]
-
-
-def _resolve_single_device(device: str | torch.device) -> torch.device:
-    """Device of a single-process run (``"auto"``: CUDA if present, else MPS, else CPU)."""
-    if isinstance(device, torch.device):
-        return device
-    try:  # the project's resolver, when present (train/device.py)
-        from .device import resolve_device
-    except ImportError:  # pragma: no cover - only while train/device.py is being written
-        resolve_device = None
-    if resolve_device is not None:
-        return resolve_device(device)
-    if device == "auto":  # pragma: no cover
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)  # pragma: no cover
 
 
 def _distributed_device(device: str | torch.device, local_rank: int) -> torch.device:
@@ -218,7 +201,7 @@ def init_distributed(device: str = "auto") -> DistContext:
     if dist.is_available() and dist.is_initialized():
         world = dist.get_world_size()
     if world <= 1:
-        return DistContext(device=_resolve_single_device(device))
+        return DistContext(device=resolve_device(device))
     rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     dev = _distributed_device(device, local_rank)
