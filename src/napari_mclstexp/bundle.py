@@ -1,0 +1,309 @@
+"""The shareable model file (``.mclst``): weights, metadata and reference bank in one zip.
+
+Layout (format version 1)::
+
+    metadata.json        format name/version, preset and every hyperparameter, genes, normalisation,
+                         patch size (px, µm), image normalisation, encoder, pos_shape, training sections,
+                         metrics, library versions, creation time, bank summary
+    weights.safetensors  the model's state dict
+    bank.safetensors     "embeddings" (M, D) float32 or float16, "expression" (M, G) float32,
+                         "section_index" (M,) int32 into metadata["bank"]["sections"]
+    bank_spots.json      the bank spots' ids (obs_names), a JSON list of M strings
+
+Loading reads JSON and safetensors only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write_path
+from .errors import BundleError, MissingInputError
+from .predict.bank import ReferenceBank, build_bank
+
+FORMAT_NAME = "napari-mclstexp-bundle"
+FORMAT_VERSION = 1
+SUFFIX = ".mclst"
+_MEMBERS = ("metadata.json", "weights.safetensors", "bank.safetensors", "bank_spots.json")
+
+
+@dataclass
+class Bundle:
+    """A trained model with everything needed to predict.
+
+    Attributes
+    ----------
+    config
+        Every hyperparameter (``TrainConfig.to_dict()``).
+    genes
+        The gene panel, in prediction order.
+    state_dict
+        Model weights (CPU tensors).
+    bank
+        The reference bank used for retrieval.
+    metadata
+        The ``metadata.json`` content (see module docstring).
+    """
+
+    config: dict[str, Any]
+    genes: list[str]
+    state_dict: dict[str, torch.Tensor]
+    bank: ReferenceBank
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  #: the file it was loaded from / saved to, if any
+
+    @property
+    def pos_shape(self) -> tuple[int, int]:
+        """Rows of the (x, y) position tables the weights were trained with."""
+        shape = self.metadata.get("pos_shape")
+        if shape is None:
+            raise BundleError("bundle metadata lacks pos_shape")
+        return int(shape[0]), int(shape[1])
+
+    @property
+    def patch_px(self) -> int:
+        """Crop edge in full-resolution px of the training images."""
+        return int(self.config["patch_px"])
+
+    @property
+    def patch_um(self) -> float | None:
+        """Crop edge in µm when the training images' pixel size was known."""
+        value = self.metadata.get("patch_um")
+        return float(value) if value else None
+
+    def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """Rebuild the model, load the weights, move it to ``device`` in eval mode."""
+        from .model.mclstexp import build_model
+
+        model = build_model(self.config, len(self.genes), self.pos_shape, image_weights="none")
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as err:
+            raise BundleError(f"weights do not fit the model described by the metadata: {err}") from err
+        return model.to(device).eval()
+
+
+def _versions() -> dict[str, str]:
+    import anndata
+    import safetensors
+
+    from . import __version__
+
+    return {
+        "napari_mclstexp": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "anndata": anndata.__version__,
+        "safetensors": safetensors.__version__,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts only (numpy scalars → Python, others → str)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _training_mpp(samples: Sequence[Any]) -> float | None:
+    from .sample import microns_per_pixel
+
+    values = [m for m in (microns_per_pixel(a) for a in samples) if m]
+    return float(np.median(values)) if values else None
+
+
+def make_bundle(
+    train_result: Any,
+    samples: Sequence[Any],
+    device: torch.device | str = "cpu",
+    extra_samples: Sequence[Any] = (),
+    *,
+    metrics: dict[str, Any] | None = None,
+) -> Bundle:
+    """Bundle a training result with a reference bank built from the training spots.
+
+    Parameters
+    ----------
+    train_result
+        A :class:`~napari_mclstexp.train.trainer.TrainResult` (``model``, ``config``, ``genes``,
+        ``train_sections``, ``history``, ``pos_shape``).
+    samples
+        The training sections (their spots become the bank).
+    device
+        Where to run the spot encoder.
+    extra_samples
+        Expression-only sections added to the bank (no images needed).
+    metrics
+        Evaluation figures to record (e.g. cross-validation ACG); the last training epoch's numbers
+        are recorded in any case.
+    """
+    from .model.presets import as_config
+
+    cfg = as_config(train_result.config)
+    genes = [str(g) for g in train_result.genes]
+    model = train_result.model
+    model = getattr(model, "module", model)  # unwrap DDP
+    bank = build_bank(model, samples, genes, cfg, device, extra=extra_samples)
+    mpp = _training_mpp(samples)
+    history = list(getattr(train_result, "history", []) or [])
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "preset": cfg.preset,
+        "config": cfg.to_dict(),
+        "genes": genes,
+        "normalization": cfg.normalization,
+        "patch_px": int(cfg.patch_px),
+        "input_px": int(cfg.input_px),
+        "training_mpp": mpp,
+        "patch_um": float(cfg.patch_px * mpp) if mpp else None,
+        "image_normalization": cfg.image_norm,
+        "encoder": cfg.encoder,
+        "embed_dim": int(cfg.embed_dim),
+        "pos_shape": [int(v) for v in train_result.pos_shape],
+        "train_sections": [str(s) for s in getattr(train_result, "train_sections", [])],
+        "extra_sections": sorted({str(s) for s in bank.sections} - set(map(str, train_result.train_sections))),
+        "metrics": {"final_epoch": history[-1] if history else None, **(metrics or {})},
+        "history": history,
+        "k": int(cfg.k),
+        "distance": cfg.distance,
+        "versions": _versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return Bundle(cfg.to_dict(), genes, state, bank, _jsonable(metadata))
+
+
+def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "float32") -> Path:
+    """Write ``bundle`` to one ``.mclst`` zip file, atomically.
+
+    Parameters
+    ----------
+    bundle
+        The bundle to write.
+    path
+        Destination (``.mclst`` recommended).
+    bank_dtype
+        ``"float32"`` or ``"float16"`` for the bank embeddings (float16 halves the bank's size;
+        expression stays float32).
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    from safetensors.numpy import save as save_np
+    from safetensors.torch import save as save_torch
+
+    if bank_dtype not in ("float32", "float16"):
+        raise ValueError(f"bank_dtype must be float32 or float16, not {bank_dtype!r}")
+    bank = bundle.bank
+    section_names = sorted(set(bank.sections.tolist()))
+    lookup = {s: i for i, s in enumerate(section_names)}
+    metadata = dict(bundle.metadata)
+    metadata.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, config=bundle.config, genes=bundle.genes)
+    metadata["bank"] = {
+        "n_spots": len(bank), "dim": bank.dim, "embedding_dtype": bank_dtype, "sections": section_names,
+    }
+    weights = save_torch({k: v.detach().cpu().contiguous() for k, v in bundle.state_dict.items()})
+    bank_bytes = save_np({
+        "embeddings": np.ascontiguousarray(bank.embeddings, dtype=bank_dtype),
+        "expression": np.ascontiguousarray(bank.expression, dtype=np.float32),
+        "section_index": np.asarray([lookup[s] for s in bank.sections.tolist()], dtype=np.int32),
+    })
+    dest = Path(path)
+    with atomic_write_path(dest) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            zf.writestr("metadata.json", json.dumps(_jsonable(metadata), indent=1))
+            zf.writestr("weights.safetensors", weights)
+            zf.writestr("bank.safetensors", bank_bytes)
+            zf.writestr("bank_spots.json", json.dumps(bank.spot_ids.tolist()))
+    bundle.metadata = _jsonable(metadata)
+    bundle.path = dest.resolve()
+    return dest
+
+
+def _read_members(path: Path) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            missing = [m for m in _MEMBERS if m not in names]
+            if "metadata.json" in missing:
+                raise BundleError("not a model bundle (no metadata.json inside)", path)
+            meta = json.loads(zf.read("metadata.json"))
+            _check_format(meta, path)
+            if missing:
+                raise BundleError(f"bundle is incomplete: missing {', '.join(missing)}", path)
+            return {"metadata": meta, **{m: zf.read(m) for m in _MEMBERS[1:]}}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, UnicodeDecodeError, ValueError) as err:
+        if isinstance(err, BundleError):
+            raise
+        raise BundleError(f"not a readable model bundle (corrupt or truncated?): {err}", path) from err
+
+
+def _check_format(meta: Any, path: Path) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise BundleError(f"not a model bundle (format is not {FORMAT_NAME!r})", path)
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise BundleError(f"bundle has an invalid format_version {version!r}", path)
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format version {version} is newer than this napari-mclstexp supports "
+            f"({FORMAT_VERSION}); upgrade napari-mclstexp", path,
+        )
+    if version < 1:
+        raise BundleError(f"unknown bundle format version {version}", path)
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read a ``.mclst`` bundle (JSON + safetensors only; nothing is unpickled).
+
+    Raises
+    ------
+    MissingInputError
+        The file does not exist.
+    BundleError
+        Not a bundle, corrupt or truncated, incomplete, or of an unknown / newer format version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_np
+    from safetensors.torch import load as load_torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError("model bundle not found", path)
+    members = _read_members(path)
+    meta = members["metadata"]
+    try:
+        state = load_torch(members["weights.safetensors"])
+        arrays = load_np(members["bank.safetensors"])
+        spot_ids = json.loads(members["bank_spots.json"])
+    except (SafetensorError, ValueError, OSError) as err:
+        raise BundleError(f"corrupt bundle content: {err}", path) from err
+    try:
+        config, genes = dict(meta["config"]), [str(g) for g in meta["genes"]]
+        sections = np.asarray(meta["bank"]["sections"], dtype=str)[arrays["section_index"]]
+        bank = ReferenceBank(arrays["embeddings"], arrays["expression"], genes, sections, spot_ids)
+        _ = meta["pos_shape"]
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise BundleError(f"bundle content is inconsistent: {err!r}", path) from err
+    return Bundle(config, genes, state, bank, meta, path.resolve())

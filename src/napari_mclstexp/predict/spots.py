@@ -1,0 +1,223 @@
+"""Prediction at the spots of a sample: patches → image embeddings → retrieval from the bundle's bank.
+
+Also holds the pieces whole-slide prediction shares: device choice, batched embedding (``inference_mode``,
+bf16 autocast on CUDA) and the prediction AnnData layout (ARCHITECTURE.md, "predict/ and bundle").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..progress import CancelToken, Progress, ProgressGen
+from .retrieval import retrieve
+
+#: Image patches per forward pass by device type.
+DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
+
+
+def resolve(device: str | torch.device) -> torch.device:
+    """``"auto"`` → cuda > mps > cpu (via :func:`napari_mclstexp.train.device.resolve_device`)."""
+    try:
+        from ..train.device import resolve_device
+    except ImportError:  # trainer not installed yet: same rule, minimal
+        if str(device) != "auto":
+            return torch.device(device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(str(device))
+
+
+def autocast(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (unless ``precision="fp32"``); a no-op elsewhere."""
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
+    """The bundle's model on ``device`` in eval mode, channels_last on CUDA."""
+    model = bundle.build_model(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+    return model
+
+
+def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
+                precision: str = "bf16") -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device``."""
+    x = torch.as_tensor(patches)
+    if device.type == "cuda" and not x.is_cuda:
+        x = x.pin_memory().to(device, non_blocking=True)
+    with torch.inference_mode(), autocast(device, precision):
+        return model.encode_images(x).float()
+
+
+def embed_patches(
+    model: torch.nn.Module,
+    patches: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    *,
+    precision: str = "bf16",
+    cancel: CancelToken | None = None,
+) -> ProgressGen[torch.Tensor]:
+    """Embed patches in batches; yields ``Progress("embed")``; returns float32 ``(N, D)`` on ``device``."""
+    n = len(patches)
+    out = []
+    for start in range(0, n, batch_size):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        out.append(embed_batch(model, np.ascontiguousarray(patches[start : start + batch_size]), device, precision))
+        yield Progress("embed", min(start + batch_size, n), n, message="image embeddings")
+    if not out:
+        return torch.zeros((0, int(model.config.embed_dim)), dtype=torch.float32, device=device)
+    return torch.cat(out)
+
+
+def _clean(value: Any) -> Any:
+    """Drop ``None`` (h5ad cannot store it) recursively."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value if v is not None]
+    return value
+
+
+def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, Any]:
+    """The ``uns['mclstexp']`` summary: which model, which retrieval settings, which input."""
+    meta = bundle.metadata
+    info = {
+        "bundle": {
+            "path": str(getattr(bundle, "path", "") or ""),
+            "format_version": meta.get("format_version"),
+            "preset": meta.get("preset"),
+            "encoder": meta.get("encoder"),
+            "normalization": meta.get("normalization"),
+            "train_sections": list(meta.get("train_sections", [])),
+            "created": meta.get("created"),
+            "bank_spots": len(bundle.bank),
+        },
+        "k": int(k),
+        "distance": str(distance),
+        "normalization": str(bundle.config.get("normalization", "")),
+        **extra,
+    }
+    return _clean(info)
+
+
+def prediction_anndata(
+    bundle: Any,
+    prediction: np.ndarray,
+    uncertainty: np.ndarray,
+    embedding: np.ndarray,
+    obs: pd.DataFrame,
+    spatial: np.ndarray,
+    info: dict[str, Any],
+    uns_spatial: dict[str, Any] | None = None,
+) -> Any:
+    """Assemble a prediction AnnData (``X`` float32 over the bundle genes, ``obs['uncertainty']``,
+    ``obsm['spatial']``, ``obsm['embedding']``, ``uns['mclstexp']``)."""
+    import anndata as ad
+
+    obs = obs.copy()
+    obs["uncertainty"] = np.asarray(uncertainty, dtype=np.float32)
+    out = ad.AnnData(
+        X=np.asarray(prediction, dtype=np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(list(bundle.genes), dtype=str)),
+    )
+    out.obsm["spatial"] = np.asarray(spatial, dtype=np.float64).copy()
+    out.obsm["embedding"] = np.asarray(embedding, dtype=np.float32)
+    if uns_spatial:
+        out.uns["spatial"] = uns_spatial
+    out.uns["mclstexp"] = info
+    return out
+
+
+def patch_px_for(bundle: Any, mpp: float | None) -> int:
+    """Crop edge (full-res px) covering the training patches' µm extent at ``mpp``; else the trained px."""
+    from ..data.patches import patch_size_px
+
+    if bundle.patch_um and mpp:
+        return patch_size_px(bundle.patch_um, mpp)
+    return bundle.patch_px
+
+
+def predict_at_spots(
+    bundle: Any,
+    adata: Any,
+    *,
+    device: str | torch.device = "auto",
+    k: int | None = None,
+    distance: str | None = None,
+    batch_size: int | None = None,
+    precision: str = "bf16",
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[Any]:
+    """Predict expression at every spot of ``adata`` from its H&E image.
+
+    Parameters
+    ----------
+    bundle
+        A loaded :class:`~napari_mclstexp.bundle.Bundle`.
+    adata
+        The sample (spots in ``obsm['spatial']``, full-res px; image at ``source_image_path``).
+        Never modified.
+    device
+        ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    k, distance
+        Retrieval neighbours and ``"l1"``/``"l2"``; default to the bundle's preset.
+    batch_size
+        Patches per forward pass (default by device: 256 CUDA, 128 MPS, 64 CPU).
+    precision
+        ``"bf16"`` (autocast on CUDA) or ``"fp32"``.
+    patch_cache
+        Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
+    cancel
+        Checked between batches.
+
+    Yields
+    ------
+    Progress
+        Stages ``"patches"``, ``"embed"``, ``"retrieve"``.
+
+    Returns
+    -------
+    anndata.AnnData
+        Same ``obs_names``, ``obs`` columns and ``obsm['spatial']`` as the input; ``X`` the predicted
+        normalised expression (bundle genes), ``obs['uncertainty']``, ``obsm['embedding']``,
+        ``uns['mclstexp']`` provenance.
+    """
+    from ..data.patches import iter_sample_patches
+    from ..sample import image_path, library_id, microns_per_pixel
+
+    dev = resolve(device)
+    k = int(k or bundle.config["k"])
+    distance = distance or bundle.config["distance"]
+    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    size_px = patch_px_for(bundle, microns_per_pixel(adata))
+    input_px = int(bundle.config["input_px"])
+    patches = yield from iter_sample_patches(adata, size_px, input_px, patch_cache, cancel)
+    model = prepare_model(bundle, dev)
+    emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, cancel=cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
+    result = retrieve(emb, bundle.bank, k, distance)
+    yield Progress("retrieve", 1, 1)
+    info = provenance(
+        bundle, k, distance, mode="spots", source_sample=library_id(adata),
+        source_image_path=str(image_path(adata) or ""), patch_px=int(size_px), input_px=input_px,
+    )
+    spatial = adata.uns.get("spatial")
+    return prediction_anndata(
+        bundle, result.prediction.cpu().numpy(), result.uncertainty.cpu().numpy(), emb.cpu().numpy(),
+        adata.obs, adata.obsm["spatial"], info, uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
+    )
