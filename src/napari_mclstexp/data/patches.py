@@ -1,0 +1,222 @@
+"""Image patches around spot centres, and an on-disk cache so training never decodes an image twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write_path
+from ..errors import InputError, SampleFormatError
+from ..progress import CancelToken, Progress, ProgressGen, run
+from ..sample import image_path, spot_xy
+
+#: Bump when the extraction changes, so old cache entries are not reused.
+CACHE_VERSION = 1
+_PROGRESS_EVERY = 64
+
+
+def patch_size_px(size_um: float, mpp: float) -> int:
+    """Patch edge in full-resolution pixels for an edge of ``size_um`` µm at ``mpp`` µm/px (≥ 1)."""
+    if not (mpp and mpp > 0):
+        raise InputError(f"microns per pixel must be positive to size patches in µm, got {mpp}")
+    if not (size_um and size_um > 0):
+        raise InputError(f"patch size must be positive, got {size_um} µm")
+    return max(1, int(round(float(size_um) / float(mpp))))
+
+
+def _resize(patch: np.ndarray, out_px: int) -> np.ndarray:
+    from PIL import Image
+
+    # Pillow's LANCZOS filter widens its support when shrinking: antialiased.
+    return np.asarray(Image.fromarray(patch).resize((out_px, out_px), Image.Resampling.LANCZOS))
+
+
+def iter_extract_patches(
+    slide: Any,
+    xy: np.ndarray,
+    size_px: int = 224,
+    out_px: int | None = None,
+    *,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[np.ndarray]:
+    """Generator form of :func:`extract_patches`: yields ``Progress(stage="patches")``, returns the array."""
+    from ..io.wsi import Slide, open_slide
+
+    own = not isinstance(slide, Slide)
+    sl = open_slide(slide) if own else slide
+    try:
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        size_px = int(size_px)
+        if size_px < 1:
+            raise InputError(f"patch size must be at least 1 px, got {size_px}")
+        edge = int(out_px) if out_px else size_px
+        out = np.zeros((len(xy), edge, edge, 3), dtype=np.uint8)
+        corners = np.floor(xy).astype(np.int64) - size_px // 2
+        n = len(xy)
+        for i, (x0, y0) in enumerate(corners):
+            if i % _PROGRESS_EVERY == 0:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                yield Progress("patches", i, n, message=f"patches from {sl.path.name}")
+            patch = sl.read_region(int(x0), int(y0), size_px, size_px, 0)
+            out[i] = patch if edge == size_px else _resize(patch, edge)
+        yield Progress("patches", n, n, message=f"patches from {sl.path.name}")
+        return out
+    finally:
+        if own:
+            sl.close()
+
+
+def extract_patches(
+    slide: Any,
+    xy: np.ndarray,
+    size_px: int = 224,
+    out_px: int | None = None,
+    *,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Crop square patches centred on spot centres.
+
+    Parameters
+    ----------
+    slide
+        An open :class:`~napari_mclstexp.io.wsi.Slide` or a path to an image.
+    xy
+        (N, 2) spot centres in full-resolution pixels (x = column, y = row).
+    size_px
+        Crop edge in full-resolution pixels; the crop spans ``floor(xy) - size_px // 2`` onwards
+        (the reference code's centring).  Outside the image is zero (black) padding.
+    out_px
+        Edge after an antialiased resize; ``None`` keeps ``size_px``.
+    cancel
+        Checked every 64 patches.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array (N, out_px, out_px, 3).
+    """
+    return run(iter_extract_patches(slide, xy, size_px, out_px, cancel=cancel))
+
+
+def default_cache_root() -> Path:
+    """``$MCLSTEXP_CACHE`` or ``~/.cache/napari-mclstexp/patches``."""
+    env = os.environ.get("MCLSTEXP_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "napari-mclstexp" / "patches"
+
+
+class PatchCache:
+    """Patches stored once per (image file, spot coordinates, sizes) as memory-mapped ``.npy`` files.
+
+    Parameters
+    ----------
+    root
+        Cache folder; default :func:`default_cache_root`.
+
+    Notes
+    -----
+    The key holds the image's resolved path, size in bytes and modification time, a hash of the
+    coordinates, ``size_px``, ``out_px`` and :data:`CACHE_VERSION`: an edited image or moved spots
+    make a new entry.  Entries are written atomically, so an interrupted run leaves no broken file.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_root()
+
+    def key(self, slide_path: str | os.PathLike, xy: np.ndarray, size_px: int, out_px: int | None) -> str:
+        """Hex digest identifying one set of patches."""
+        p = Path(slide_path).expanduser().resolve()
+        st = p.stat()
+        coords = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
+        ident = {
+            "path": str(p),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "xy": hashlib.sha256(coords.tobytes()).hexdigest(),
+            "n": len(coords),
+            "size_px": int(size_px),
+            "out_px": int(out_px) if out_px else int(size_px),
+            "version": CACHE_VERSION,
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+    def path_for(self, slide_path: str | os.PathLike, xy: np.ndarray, size_px: int, out_px: int | None) -> Path:
+        """Cache file that holds (or will hold) these patches."""
+        return self.root / f"{Path(slide_path).stem}-{self.key(slide_path, xy, size_px, out_px)}.npy"
+
+    def iter_get(
+        self,
+        slide_path: str | os.PathLike,
+        xy: np.ndarray,
+        size_px: int = 224,
+        out_px: int | None = None,
+        *,
+        cancel: CancelToken | None = None,
+    ) -> ProgressGen[np.ndarray]:
+        """Generator form of :meth:`get` (yields ``Progress(stage="patches")`` while extracting)."""
+        from ..io.wsi import open_slide
+
+        target = self.path_for(slide_path, xy, size_px, out_px)
+        if not target.is_file():
+            with open_slide(slide_path) as slide:
+                patches = yield from iter_extract_patches(slide, xy, size_px, out_px, cancel=cancel)
+            with atomic_write_path(target) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, patches, allow_pickle=False)
+        return np.load(target, mmap_mode="r", allow_pickle=False)
+
+    def get(
+        self,
+        slide_path: str | os.PathLike,
+        xy: np.ndarray,
+        size_px: int = 224,
+        out_px: int | None = None,
+        *,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """Patches for these spots, extracted on first use and memory-mapped (read-only) afterwards.
+
+        Returns
+        -------
+        numpy.ndarray
+            Read-only ``numpy.memmap`` uint8 (N, out_px, out_px, 3).
+        """
+        return run(self.iter_get(slide_path, xy, size_px, out_px, cancel=cancel))
+
+
+def iter_sample_patches(
+    adata: Any,
+    size_px: int = 224,
+    out_px: int | None = None,
+    cache: PatchCache | None = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[np.ndarray]:
+    """Generator form of :func:`sample_patches`."""
+    path = image_path(adata)
+    if path is None:
+        raise SampleFormatError("sample has no image (uns['spatial'][lib]['metadata']['source_image_path'])")
+    xy = spot_xy(adata)
+    if cache is not None:
+        return (yield from cache.iter_get(path, xy, size_px, out_px, cancel=cancel))
+    return (yield from iter_extract_patches(path, xy, size_px, out_px, cancel=cancel))
+
+
+def sample_patches(
+    adata: Any,
+    size_px: int = 224,
+    out_px: int | None = None,
+    cache: PatchCache | None = None,
+    cancel: CancelToken | None = None,
+) -> np.ndarray:
+    """Patches around every spot of a sample, from its ``source_image_path`` (through ``cache`` if given).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (N, out_px or size_px, same, 3), spot order of ``adata``.
+    """
+    return run(iter_sample_patches(adata, size_px, out_px, cache, cancel))
