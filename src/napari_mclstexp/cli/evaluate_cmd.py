@@ -1,0 +1,138 @@
+"""``mclstexp evaluate PRED.h5ad --truth SAMPLE.h5ad``: accuracy of a prediction against measurements."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_path
+from ..errors import InputError, MissingInputError, OutputError
+
+
+def read_h5ad(path: str | os.PathLike) -> Any:
+    """Read an ``.h5ad`` file (prediction or sample), turning failures into one clear error."""
+    import anndata as ad
+
+    p = Path(path)
+    if not p.is_file():
+        raise MissingInputError("file not found", p)
+    try:
+        return ad.read_h5ad(p)
+    except Exception as err:  # noqa: BLE001 - h5py/anndata raise many types
+        raise InputError(f"not a readable .h5ad file ({type(err).__name__}: {err})", p) from err
+
+
+def check_output(out: str | os.PathLike | None, inputs: list[str | os.PathLike]) -> None:
+    """Refuse an output path that would overwrite one of the inputs."""
+    if out is None:
+        return
+    o = Path(out).resolve()
+    for i in inputs:
+        if Path(i).resolve() == o:
+            raise OutputError("the output would overwrite an input file", out)
+
+
+def write_json(data: dict, path: str | os.PathLike) -> None:
+    """Write ``data`` as indented JSON, atomically (NaN written as ``null``)."""
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and callable(v.item):  # numpy scalars
+            return clean(v.item())
+        return v
+
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``evaluate`` command."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a prediction against measured expression (ACG, HEG@50, HVG@50, MSE, MAE)",
+        description=(
+            "Compare predicted expression with the measured expression of the same spots (matched "
+            "by spot name, else by position). ACG = mean Pearson r over genes; HEG@50 / HVG@50 = "
+            "the same over the 50 most expressed / most variable measured genes."
+        ),
+    )
+    p.add_argument("pred", metavar="PRED.h5ad", help="prediction written by mclstexp predict")
+    p.add_argument("--truth", metavar="SAMPLE.h5ad", required=True, help="measured sample (raw counts)")
+    p.add_argument("--json", metavar="FILE", help="write the scores (and marker summary) as JSON")
+    p.add_argument("--genes-csv", metavar="FILE", help="write the per-gene table, best-predicted first")
+    p.add_argument(
+        "--normalization",
+        choices=["log10_1e4", "ln_cpm", "none"],
+        help="normalisation of the measured counts (default: the prediction's)",
+    )
+    p.add_argument("--figure", metavar="PNG", help="measured vs predicted maps on the slide")
+    p.add_argument(
+        "--figure-genes",
+        metavar="G1,G2",
+        help="genes of the figure (default: ERBB2 when present and the two best-predicted genes)",
+    )
+    p.set_defaults(run=run)
+
+
+def _figure_genes(arg: str | None, ranked: Any) -> list[str]:
+    if arg:
+        return [g.strip() for g in arg.split(",") if g.strip()]
+    best = [g for g in ranked.index if g != "ERBB2"][:2]
+    return (["ERBB2"] if "ERBB2" in ranked.index else []) + best
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print a summary and write the requested files; returns 0."""
+    from ..analysis.interpret import group_summary, marker_report, rank_genes
+    from ..analysis.metrics import evaluate, summary
+
+    for out in (args.json, args.genes_csv, args.figure):
+        check_output(out, [args.pred, args.truth])
+    pred, truth = read_h5ad(args.pred), read_h5ad(args.truth)
+    result = evaluate(pred, truth, normalization=args.normalization)
+    scores = summary(result)
+    ranked = rank_genes(result["per_gene"])
+    report = marker_report(result["per_gene"])
+    groups = group_summary(report, result["per_gene"]) if len(report) else None
+
+    def fmt(v: Any) -> str:
+        return "nan" if v is None else f"{v:.4f}"
+
+    print(
+        f"spots {scores['n_spots']} (matched by {scores['matched_by']}), genes {scores['n_genes']} "
+        f"({scores['n_nan_genes']} with undefined r), normalisation {scores['normalization']}"
+    )
+    print("  ".join(f"{k.upper()} {fmt(scores[k])}" for k in ("acg", "heg50", "hvg50", "mse", "mae")))
+    print("best predicted: " + ", ".join(f"{g} {r:.3f}" for g, r in ranked["r"].head(5).items()))
+    if groups is not None:
+        for name, row in groups.iterrows():
+            print(f"{name}: {row['n_genes']} genes, mean r {row['mean_r']:.4f}")
+
+    if args.json:
+        data = dict(scores)
+        if groups is not None:
+            data["marker_groups"] = groups.to_dict(orient="index")
+            data["marker_genes"] = report.set_index("gene")[["group", "r", "rank"]].to_dict(orient="index")
+        data["pred"], data["truth"] = str(Path(args.pred).resolve()), str(Path(args.truth).resolve())
+        write_json(data, args.json)
+    if args.genes_csv:
+        table = ranked.copy()
+        table["marker_group"] = report.set_index("gene")["group"].reindex(table.index) if len(report) else None
+        with atomic_write_path(args.genes_csv) as tmp:
+            table.to_csv(tmp, index_label="gene")
+    if args.figure:
+        from ..analysis.figures import plot_measured_vs_predicted
+
+        plot_measured_vs_predicted(
+            pred, truth, _figure_genes(args.figure_genes, ranked), args.figure, normalization=args.normalization
+        )
+    return 0
