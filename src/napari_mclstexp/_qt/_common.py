@@ -1,0 +1,101 @@
+"""Small Qt helpers shared by the widgets: file pickers, layer combos, adding layer tuples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from napari.layers import Layer
+from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
+
+from ._layers import role
+
+
+class PathEdit(QWidget):
+    """A line edit with a Browse button (file open/save or folder)."""
+
+    def __init__(self, placeholder: str = "", *, mode: str = "open", filter: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode, self.filter = mode, filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def text(self) -> str:
+        """The path typed or chosen (stripped)."""
+        return self.edit.text().strip()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        self.edit.setText(str(text))
+
+    def _browse(self) -> None:
+        if self.mode == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder")
+        elif self.mode == "save":
+            path, _ = QFileDialog.getSaveFileName(self, "Save as", "", self.filter)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Open", "", self.filter)
+        if path:
+            self.edit.setText(path)
+
+
+class LayerCombo(QComboBox):
+    """A combo box of the viewer's layers with given roles, kept in sync with the layer list."""
+
+    def __init__(self, viewer, roles: Iterable[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer, self.roles = viewer, tuple(roles)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
+                      viewer.layers.events.reordered):
+            event.connect(self.refresh)
+        self.refresh()
+
+    def layers(self) -> list[Layer]:
+        """Matching layers, newest first."""
+        return [layer for layer in reversed(self.viewer.layers) if role(layer) in self.roles]
+
+    def refresh(self, *_args) -> None:
+        current = self.currentText()
+        self.blockSignals(True)
+        self.clear()
+        self.addItems([layer.name for layer in self.layers()])
+        if current:
+            index = self.findText(current)
+            if index >= 0:
+                self.setCurrentIndex(index)
+        self.blockSignals(False)
+        if self.currentText() != current:
+            self.currentIndexChanged.emit(self.currentIndex())
+
+    def layer(self) -> Layer | None:
+        """The selected layer, or ``None``."""
+        name = self.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def select(self, layer: Layer) -> None:
+        """Select ``layer`` (refreshing first if needed)."""
+        self.refresh()
+        index = self.findText(layer.name)
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+
+def add_layer_tuples(viewer, tuples: Iterable[tuple]) -> list[Layer]:
+    """Add ``(data, kwargs, type)`` tuples to the viewer; returns the new layers."""
+    added = []
+    for data, kwargs, layer_type in tuples:
+        layer = Layer.create(data, dict(kwargs), layer_type)
+        added.append(viewer.add_layer(layer))
+    return added
+
+
+def button(text: str, slot: Callable[[], object]) -> QPushButton:
+    """A push button calling ``slot`` with no arguments."""
+    b = QPushButton(text)
+    b.clicked.connect(lambda *_: slot())
+    return b

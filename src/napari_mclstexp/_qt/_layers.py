@@ -1,0 +1,168 @@
+"""Engine objects → napari layer data tuples, and back (which layer holds which sample).
+
+Layers made here carry ``metadata["mclstexp"]``: ``role`` (``"slide"``, ``"spots"``, ``"predicted"``,
+``"uncertainty"``, ``"domains"``, ``"dense"``), and for spot layers the AnnData itself (``"adata"``, held
+by reference, never modified).  Spots are napari ``(row, col)`` in full-resolution pixels; layers get
+``scale = (mpp, mpp)`` when the pixel size is known so the slide and the spots share µm world units.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import sample as sample_mod
+from ..coords import xy_to_rowcol
+
+KEY = "mclstexp"
+
+
+def world_scale(mpp: float | None) -> tuple[float, float]:
+    """Layer ``scale`` (µm per px when ``mpp`` is known, else 1 px)."""
+    return (float(mpp), float(mpp)) if mpp else (1.0, 1.0)
+
+
+def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float | None = None) -> tuple:
+    """A lazy multiscale Image layer tuple of a whole-slide image (level 0 is never decoded here).
+
+    Parameters
+    ----------
+    path
+        Slide file (any format ``io.wsi.open_slide`` reads).
+    mpp
+        µm per level-0 px to use when the file does not say (e.g. from the sample).
+    """
+    from ..io.wsi import open_slide
+
+    slide = open_slide(path)
+    mpp = slide.mpp or mpp
+    levels = list(slide.levels)
+    data = levels if len(levels) > 1 else levels[0]
+    meta = {"role": "slide", "slide_path": str(Path(path).resolve()), "mpp": mpp, "slide": slide}
+    kwargs = {
+        "name": name or Path(path).name,
+        "rgb": True,
+        "multiscale": len(levels) > 1,
+        "scale": world_scale(mpp),
+        "metadata": {KEY: meta},
+    }
+    return (data, kwargs, "image")
+
+
+def spots_layer(adata, *, role: str = "spots", name: str | None = None, mpp: float | None = None,
+                values: np.ndarray | None = None) -> tuple:
+    """A Points layer tuple of a sample's (or a prediction's) spots.
+
+    Parameters
+    ----------
+    adata
+        Sample or predictions (``obsm['spatial']`` full-res px ``(x, y)``).
+    role
+        ``"spots"`` (measured), ``"predicted"`` or ``"uncertainty"``.
+    mpp
+        µm per px when the sample does not record it.
+    values
+        Initial per-spot values for ``features['value']`` (defaults to zeros).
+    """
+    rowcol = xy_to_rowcol(sample_mod.spot_xy(adata))
+    mpp = sample_mod.microns_per_pixel(adata) or mpp
+    diameter = sample_mod.spot_diameter_px(adata)
+    if diameter is None:
+        diameter = _nearest_spacing(rowcol) * 0.55
+    n = len(rowcol)
+    features: dict[str, Any] = {"value": np.zeros(n, np.float32) if values is None else values}
+    if "uncertainty" in adata.obs:
+        features["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=np.float32)
+    kwargs = {
+        "name": name or _default_name(adata, role),
+        "size": float(diameter),
+        "border_width": 0.0,
+        "face_color": "#dddddd",
+        "opacity": 0.9,
+        "features": features,
+        "scale": world_scale(mpp),
+        "metadata": {KEY: {"role": role, "adata": adata, "mpp": mpp}},
+    }
+    return (rowcol, kwargs, "points")
+
+
+def _nearest_spacing(rowcol: np.ndarray) -> float:
+    if len(rowcol) < 2:
+        return 10.0
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(rowcol).query(rowcol, k=2)
+    return float(np.median(dist[:, 1])) or 10.0
+
+
+def _default_name(adata, role: str) -> str:
+    try:
+        lib = sample_mod.library_id(adata)
+    except Exception:  # noqa: BLE001 - a name is cosmetic
+        lib = "sample"
+    return {"spots": f"{lib} spots", "predicted": f"{lib} predicted",
+            "uncertainty": f"{lib} uncertainty"}.get(role, f"{lib} {role}")
+
+
+def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
+    """Slide (if the sample names an existing image) + spots, as layer data tuples."""
+    layers = []
+    path = sample_mod.image_path(adata)
+    mpp = sample_mod.microns_per_pixel(adata)
+    if with_image and path is not None and Path(path).exists():
+        layers.append(slide_layer(path, mpp=mpp))
+    layers.append(spots_layer(adata, mpp=mpp))
+    return layers
+
+
+def role(layer) -> str | None:
+    """The ``mclstexp`` role of a layer, or ``None`` for foreign layers."""
+    return layer.metadata.get(KEY, {}).get("role") if isinstance(layer.metadata, dict) else None
+
+
+def layer_adata(layer):
+    """The AnnData a spots layer was made from, or ``None``."""
+    return layer.metadata.get(KEY, {}).get("adata") if isinstance(layer.metadata, dict) else None
+
+
+def layers_with_role(viewer, *roles: str) -> list:
+    """Layers of the viewer whose role is one of ``roles`` (in layer-list order)."""
+    return [layer for layer in viewer.layers if role(layer) in roles]
+
+
+def tiles_to_grid(xy: np.ndarray, values: np.ndarray, step_px: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Scatter per-tile values on a regular grid: one pixel per tile (NaN where no tile).
+
+    Parameters
+    ----------
+    xy
+        ``(N, 2)`` tile centres, full-res px ``(x, y)``, on a grid of pitch ``step_px``.
+    values
+        ``(N,)`` or ``(N, C)`` per-tile values.
+    step_px
+        Grid pitch in full-res px.
+
+    Returns
+    -------
+    image, translate
+        ``(H, W)`` (or ``(H, W, C)``) float32 image and the ``(row, col)`` full-res px of pixel
+        ``(0, 0)``'s centre; show it with ``scale = step_px × px scale`` and that translate.
+    """
+    xy = np.asarray(xy, dtype=float)
+    origin = xy.min(axis=0)
+    idx = np.rint((xy - origin) / step_px).astype(int)
+    h, w = idx[:, 1].max() + 1, idx[:, 0].max() + 1
+    values = np.asarray(values, dtype=np.float32)
+    image = np.full((h, w, *values.shape[1:]), np.nan, dtype=np.float32)
+    image[idx[:, 1], idx[:, 0]] = values
+    return image, (float(origin[1]), float(origin[0]))
+
+
+def infer_step(xy: np.ndarray) -> float:
+    """Grid pitch (px) of tile centres: the smallest non-zero coordinate difference."""
+    diffs = [np.diff(np.unique(np.round(np.asarray(xy, float)[:, a], 3))) for a in (0, 1)]
+    diffs = np.concatenate([d[d > 0] for d in diffs]) if any(d.size for d in diffs) else np.array([1.0])
+    return float(diffs.min()) if diffs.size else 1.0

@@ -1,0 +1,214 @@
+"""Run one engine generator in a napari ``thread_worker`` with progress, Cancel and notifications.
+
+Every widget embeds a :class:`TaskPanel`: it drives ``make_gen(cancel_token)`` in a worker thread,
+renders its :class:`~napari_mclstexp.progress.Progress` events (a progress bar and live metrics in the
+dock, and a napari ``progress`` bar per stage in the activity dock), and reports errors as napari
+notifications with the engine's message.  Errors never escape the worker as exceptions, so a bad file
+cannot crash the viewer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from ..errors import Cancelled, MclstexpError
+from ..progress import CancelToken, Progress
+
+
+class _Failure:
+    """An exception carried out of the worker as a value (so napari never re-raises it)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+@thread_worker(start_thread=False)
+def _drive(gen: Generator[Progress, Any, Any], token: CancelToken):
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield event
+            # the engine checks the token between its steps; checking at every event as well
+            # guarantees that Cancel returns within one step even in code that forgot to
+            token.raise_if_cancelled()
+    except BaseException as err:  # noqa: BLE001 - reported to the user as a notification
+        gen.close()
+        return _Failure(err)
+
+
+def error_message(err: BaseException) -> str:
+    """The text a user sees for ``err``: the engine's own message, or the type and message."""
+    if isinstance(err, MclstexpError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def format_event(event: Progress) -> str:
+    """One status line for an event: stage, step/total and the live metrics."""
+    parts = [event.stage]
+    if event.total:
+        parts.append(f"{event.step}/{event.total}")
+    if event.message:
+        parts.append(event.message)
+    for key, value in event.metrics.items():
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return " · ".join(parts)
+
+
+class TaskPanel(QWidget):
+    """Progress bar, status line and Cancel button for one long engine call at a time.
+
+    Signals
+    -------
+    finished(object)
+        Emitted once per run with the result (``None`` after an error or a cancel).
+    """
+
+    finished = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.status = QLabel("idle")
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row = QHBoxLayout()
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        self.worker = None
+        self.token: CancelToken | None = None
+        self.last_event: Progress | None = None
+        self.last_error: BaseException | None = None
+        self._bars: dict[str, Any] = {}
+        self._t_last_ui = 0.0
+
+    @property
+    def running(self) -> bool:
+        """Whether a task is in flight."""
+        return self.worker is not None
+
+    def start(
+        self,
+        make_gen: Callable[[CancelToken], Generator[Progress, Any, Any]],
+        on_result: Callable[[Any], None],
+        *,
+        description: str,
+    ):
+        """Start ``make_gen(token)`` in a worker; call ``on_result(value)`` in the GUI thread.
+
+        Returns the worker (already started), or ``None`` when a task is already running or
+        building the generator failed (then a notification says why).
+        """
+        if self.running:
+            show_info("A task is already running: wait for it or press Cancel.")
+            return None
+        self.token = CancelToken()
+        self.last_error = None
+        try:
+            gen = make_gen(self.token)
+        except Exception as err:  # noqa: BLE001 - bad parameters become a notification
+            self._report(err)
+            self.finished.emit(None)
+            return None
+        self._description = description
+        self.status.setText(f"{description}: starting…")
+        self.bar.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        worker = _drive(gen, self.token)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(lambda value: self._on_returned(value, on_result))
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running task to stop at its next step."""
+        if self.token is not None:
+            self.token.cancel()
+        self.status.setText(f"{getattr(self, '_description', 'task')}: cancelling…")
+        self.cancel_button.setEnabled(False)
+
+    def _on_event(self, event: Progress) -> None:
+        self.last_event = event
+        bar = self._bars.get(event.stage)
+        if bar is None:
+            bar = napari_progress(total=event.total or 0, desc=f"{self._description}: {event.stage}")
+            self._bars[event.stage] = bar
+        if event.total and bar.total != event.total:
+            bar.total = event.total
+        if event.step > bar.n:
+            bar.update(event.step - bar.n)
+        now = time.perf_counter()
+        done = event.total is not None and event.step >= event.total
+        if now - self._t_last_ui < 0.05 and not done:
+            return  # keep the GUI thread free when events come faster than the eye reads them
+        self._t_last_ui = now
+        if event.total:
+            self.bar.setRange(0, int(event.total))
+            self.bar.setValue(int(min(event.step, event.total)))
+        else:
+            self.bar.setRange(0, 0)
+        self.status.setText(format_event(event))
+
+    def _on_returned(self, value: Any, on_result: Callable[[Any], None]) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+        self.worker = None
+        self.cancel_button.setEnabled(False)
+        self.bar.setRange(0, 1)
+        if isinstance(value, _Failure):
+            self.bar.setValue(0)
+            self._report(value.error)
+            self.finished.emit(None)
+            return
+        self.bar.setValue(1)
+        self.status.setText(f"{self._description}: done")
+        try:
+            on_result(value)
+        except Exception as err:  # noqa: BLE001 - turning results into layers must not crash
+            self._report(err)
+            self.finished.emit(None)
+            return
+        self.finished.emit(value)
+
+    def _report(self, err: BaseException) -> None:
+        self.last_error = err
+        if isinstance(err, Cancelled):
+            self.status.setText(f"{getattr(self, '_description', 'task')}: cancelled")
+            show_info(f"{getattr(self, '_description', 'Task')} cancelled.")
+            return
+        message = error_message(err)
+        self.status.setText(f"error: {message}")
+        show_error(message)
+
+
+def run_guarded(action: Callable[[], Any]) -> Any:
+    """Run a quick GUI-thread action; engine errors become a notification instead of a crash.
+
+    Returns the action's value, or ``None`` after an error.
+    """
+    try:
+        return action()
+    except Exception as err:  # noqa: BLE001 - the user sees the message, the viewer survives
+        show_error(error_message(err))
+        return None

@@ -1,0 +1,146 @@
+"""Domains widget: cluster spots (predicted expression or image embeddings), colour them by domain with a
+legend, and show ARI/NMI against reference labels when there are any."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from ..io.export import category_colors
+from ..progress import CancelToken, Progress
+from ._colorbar import Legend
+from ._common import LayerCombo, add_layer_tuples, button
+from ._layers import KEY, layer_adata, spots_layer
+from ._worker import TaskPanel
+
+SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
+NO_TRUTH = "(none)"
+
+
+def domains_task(adata, k: int, source: str, truth=None, cancel: CancelToken | None = None):
+    """Generator: domain labels (int, 0..k-1) and scores (``{}`` without ``truth``)."""
+    from ..analysis.domains import domain_features, find_domains, score_domains
+
+    yield Progress("domains", 0, 2, message="clustering")
+    labels = find_domains(domain_features(adata, source), int(k))
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    yield Progress("domains", 1, 2, message="scoring")
+    scores = score_domains(labels, truth) if truth is not None else {}
+    yield Progress("domains", 2, 2)
+    return labels, scores
+
+
+class DomainsWidget(QWidget):
+    """Find k spatial domains; adds a categorical Points layer with a legend."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.target = LayerCombo(napari_viewer, ["predicted"])
+        self.target.currentIndexChanged.connect(lambda *_: self.refresh_truth())
+        self.k = QSpinBox()
+        self.k.setRange(2, 50)
+        self.k.setValue(4)
+        self.source = QComboBox()
+        self.source.addItems(list(SOURCES))
+        self.truth = QComboBox()
+        form = QFormLayout()
+        form.addRow("Predictions", self.target)
+        form.addRow("Domains (k)", self.k)
+        form.addRow("From", self.source)
+        form.addRow("Reference labels", self.truth)
+        self.task = TaskPanel()
+        self.scores = QLabel("")
+        self.legend = Legend()
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(button("Find domains", self.run))
+        layout.addWidget(self.task)
+        layout.addWidget(self.scores)
+        layout.addWidget(self.legend)
+        layout.addStretch(1)
+        self.labels: np.ndarray | None = None
+        self.score_values: dict = {}
+        self.refresh_truth()
+
+    def _truth_frames(self) -> list[pd.DataFrame]:
+        layer = self.target.layer()
+        if layer is None:
+            return []
+        adata = layer_adata(layer)
+        frames = [adata.obs]
+        source = layer.metadata[KEY].get("source")
+        if source and source in self.viewer.layers:
+            measured = layer_adata(self.viewer.layers[source])
+            if measured is not None and measured.n_obs == adata.n_obs:
+                frames.append(measured.obs)
+        return frames
+
+    def refresh_truth(self) -> None:
+        """List label-like ``obs`` columns of the predictions and their measured sample."""
+        self.truth.clear()
+        self.truth.addItem(NO_TRUTH)
+        seen: list[str] = []
+        for obs in self._truth_frames():
+            for name in obs.columns:
+                col = obs[name]
+                if name in seen or name in ("section", "patient", "uncertainty", "domain"):
+                    continue
+                if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object:
+                    seen.append(name)
+        self.truth.addItems(seen)
+        for preferred in ("annotation", "cluster_ref"):
+            if preferred in seen:
+                self.truth.setCurrentText(preferred)
+                break
+
+    def _truth(self):
+        name = self.truth.currentText()
+        if not name or name == NO_TRUTH:
+            return None
+        for obs in self._truth_frames():
+            if name in obs:
+                return obs[name].to_numpy()
+        return None
+
+    def run(self):
+        """Start clustering with the widget's parameters; returns the worker or ``None``."""
+        layer = self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        k, source, truth = self.k.value(), SOURCES[self.source.currentText()], self._truth()
+        self._layer = layer
+
+        def make(token: CancelToken):
+            from ..errors import InputError
+
+            if adata is None:
+                raise InputError("predict first: no predictions to cluster")
+            return domains_task(adata, k, source, truth, token)
+
+        return self.task.start(make, self._show, description="Domains")
+
+    def _show(self, result) -> None:
+        labels, scores = result
+        self.labels, self.score_values = np.asarray(labels), scores
+        adata = layer_adata(self._layer)
+        names = [f"Domain {i}" for i in range(int(labels.max()) + 1)]
+        colors = category_colors(len(names))
+        name = f"{self._layer.name} domains"
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        (layer,) = add_layer_tuples(self.viewer, [
+            spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))
+        ])
+        layer.metadata[KEY]["source"] = self._layer.metadata[KEY].get("source")
+        # categorical column and direct colours: never switch this layer to a numeric colour mode
+        layer.features = pd.DataFrame({"domain": pd.Categorical(labels)})
+        with layer.events.face_color.blocker():
+            layer.face_color = np.concatenate([colors[labels] / 255.0, np.ones((len(labels), 1))], axis=1)
+        counts = np.bincount(labels, minlength=len(names))
+        self.legend.set(names, colors, counts.tolist())
+        if scores:
+            self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}")
+        else:
+            self.scores.setText(f"{len(names)} domains")

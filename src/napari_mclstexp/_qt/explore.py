@@ -1,0 +1,230 @@
+"""Explore widget: searchable gene list, colormap, contrast limits, colorbar, measured vs predicted side
+by side, uncertainty, value on hover, and region review.
+
+The expression matrix stays in the engine (the layer's AnnData); a gene switch writes one features
+column (hover) and one RGBA array (see :mod:`._colors`), or swaps the data of a dense Image layer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QSortFilterProxyModel, QStringListModel, Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListView,
+    QVBoxLayout,
+    QWidget,
+)
+from scipy import sparse
+
+from ._colorbar import ColorBar
+from ._colors import auto_limits, set_points_values
+from ._common import LayerCombo, button
+from ._layers import KEY, layer_adata, layers_with_role, role
+from ._region_panel import RegionPanel
+
+COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "cividis", "gray")
+
+
+def column(adata, gene: str) -> np.ndarray:
+    """One gene's values as a float32 vector (dense or sparse ``X``)."""
+    j = adata.var_names.get_loc(gene)
+    col = adata.X[:, j]
+    col = col.toarray() if sparse.issparse(col) else np.asarray(col)
+    return col.ravel().astype(np.float32, copy=False)
+
+
+class ExploreWidget(QWidget):
+    """Colour predictions (and the measured spots beside them) by a gene."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.target = LayerCombo(napari_viewer, ["predicted", "dense", "spots"])
+        self.target.currentIndexChanged.connect(lambda *_: self.refresh_genes())
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("search genes…")
+        self.model = QStringListModel()
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.gene_list = QListView()
+        self.gene_list.setModel(self.proxy)
+        self.gene_list.setMinimumHeight(160)
+        self.gene_list.selectionModel().currentChanged.connect(
+            lambda cur, _prev: cur.isValid() and self.set_gene(cur.data()))
+        self.colormap = QComboBox()
+        self.colormap.addItems(COLORMAPS)
+        self.colormap.currentTextChanged.connect(lambda *_: self.redraw())
+        self.low, self.high = QDoubleSpinBox(), QDoubleSpinBox()
+        for box in (self.low, self.high):
+            box.setRange(-1e9, 1e9)
+            box.setDecimals(4)
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(lambda *_: self.redraw(auto=False))
+        limits = QHBoxLayout()
+        limits.addWidget(self.low)
+        limits.addWidget(self.high)
+        limits.addWidget(button("Auto", lambda: self.redraw(auto=True)))
+        self.side_by_side = QCheckBox("measured beside predicted")
+        self.side_by_side.toggled.connect(self.show_side_by_side)
+        self.show_uncertainty = QCheckBox("uncertainty layer")
+        self.show_uncertainty.toggled.connect(self._toggle_uncertainty)
+        self.colorbar = ColorBar()
+        form = QFormLayout()
+        form.addRow("Layer", self.target)
+        form.addRow("Gene", self.search)
+        form.addRow("", self.gene_list)
+        form.addRow("Colormap", self.colormap)
+        form.addRow("Limits", limits)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.colorbar)
+        layout.addWidget(self.side_by_side)
+        layout.addWidget(self.show_uncertainty)
+        self.regions = RegionPanel(napari_viewer, self.target.layer)
+        layout.addWidget(self.regions)
+        self.gene: str | None = None
+        self.limits: tuple[float, float] = (0.0, 1.0)
+        self.last_switch_ms: float = float("nan")
+        self._measured_cache: dict[int, tuple[list[str], np.ndarray]] = {}
+        self.refresh_genes()
+
+    # --- genes -------------------------------------------------------------------------------
+    def refresh_genes(self) -> None:
+        """Fill the gene list from the chosen layer's AnnData."""
+        layer = self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        genes = [] if adata is None else list(map(str, adata.var_names))
+        if genes != self.model.stringList():
+            self.model.setStringList(genes)
+
+    def values(self, layer, gene: str) -> np.ndarray | None:
+        """Values of ``gene`` for ``layer``: predictions as they are, measured counts normalised
+        like the predictions (``log10_1e4`` over the predicted panel)."""
+        adata = layer_adata(layer)
+        if adata is None or gene not in adata.var_names:
+            return None
+        if role(layer) != "spots":
+            return column(adata, gene)
+        panel = self._panel() or list(adata.var_names)
+        key = id(adata)
+        if key not in self._measured_cache or self._measured_cache[key][0] != panel:
+            from ..data.genes import expression_matrix
+
+            self._measured_cache[key] = (panel, expression_matrix(adata, panel, self._normalization()))
+        names, matrix = self._measured_cache[key]
+        return matrix[:, names.index(gene)] if gene in names else None
+
+    def _panel(self) -> list[str] | None:
+        predicted = layers_with_role(self.viewer, "predicted")
+        return list(map(str, layer_adata(predicted[-1]).var_names)) if predicted else None
+
+    def _normalization(self) -> str:
+        predicted = layers_with_role(self.viewer, "predicted")
+        if predicted:
+            info = layer_adata(predicted[-1]).uns.get("mclstexp", {})
+            norm = info.get("normalization") or info.get("config", {}).get("normalization")
+            if isinstance(norm, str):
+                return norm
+        return "log10_1e4"
+
+    def set_gene(self, gene: str, *, auto: bool = True) -> float:
+        """Colour the target layer (and its measured pair when side by side) by ``gene``.
+
+        Returns
+        -------
+        float
+            Milliseconds of our own work (values, colours, features), excluding the redraw.
+        """
+        self.gene = str(gene)
+        return self.redraw(auto=auto)
+
+    def redraw(self, auto: bool = True) -> float:
+        """Recolour with the current gene, colormap and limits (``auto``: robust percentiles)."""
+        layer = self.target.layer()
+        if layer is None or self.gene is None:
+            return float("nan")
+        t0 = time.perf_counter()
+        values = self.values(layer, self.gene)
+        if values is None:
+            show_error(f"{self.gene} is not in {layer.name}")
+            return float("nan")
+        pair = self._measured_pair(layer) if self.side_by_side.isChecked() else None
+        pair_values = self.values(pair, self.gene) if pair is not None else None
+        if auto:
+            both = values if pair_values is None else np.concatenate([values, pair_values])
+            self.limits = auto_limits(both)
+            for box, v in ((self.low, self.limits[0]), (self.high, self.limits[1])):
+                box.blockSignals(True)
+                box.setValue(v)
+                box.blockSignals(False)
+        else:
+            self.limits = (self.low.value(), self.high.value())
+        cmap = self.colormap.currentText()
+        self._paint(layer, values, cmap)
+        if pair is not None and pair_values is not None:
+            self._paint(pair, pair_values, cmap)
+        self.last_switch_ms = 1e3 * (time.perf_counter() - t0)
+        self.colorbar.set(cmap, self.limits, f"{self.gene} (normalised expression)")
+        return self.last_switch_ms
+
+    def _paint(self, layer, values: np.ndarray, cmap: str) -> None:
+        if layer._type_string == "points":
+            set_points_values(layer, values, cmap, self.limits)
+            return
+        meta = layer.metadata[KEY]
+        from ._layers import tiles_to_grid
+
+        image, _ = tiles_to_grid(np.asarray(layer_adata(layer).obsm["spatial"]), values, meta["step_px"])
+        layer.data = image
+        layer.colormap = cmap
+        layer.contrast_limits = self.limits
+        layer.name = f"predicted {self.gene}"
+
+    # --- companions --------------------------------------------------------------------------
+    def _measured_pair(self, layer):
+        source = layer.metadata.get(KEY, {}).get("source")
+        return self.viewer.layers[source] if source and source in self.viewer.layers else None
+
+    def _uncertainty_layer(self, layer):
+        source = layer.metadata.get(KEY, {}).get("source") if layer is not None else None
+        for candidate in layers_with_role(self.viewer, "uncertainty"):
+            if candidate.metadata[KEY].get("source") == source:
+                return candidate
+        return None
+
+    def show_side_by_side(self, on: bool) -> None:
+        """Show the measured spots beside the predictions (napari grid mode, linked display)."""
+        layer = self.target.layer()
+        pair = self._measured_pair(layer) if layer is not None else None
+        if on and pair is None:
+            show_error("No measured spots for these predictions.")
+            self.side_by_side.setChecked(False)
+            return
+        self.viewer.grid.enabled = bool(on)
+        if on:
+            from napari.experimental import link_layers
+
+            try:
+                link_layers([layer, pair], ("opacity", "size", "visible"))
+            except ValueError:
+                pass  # already linked
+            self.redraw(auto=True)
+
+    def _toggle_uncertainty(self, on: bool) -> None:
+        unc = self._uncertainty_layer(self.target.layer())
+        if unc is None:
+            if on:
+                show_error("No uncertainty layer for these predictions.")
+            return
+        unc.visible = bool(on)

@@ -1,0 +1,103 @@
+"""Load widget: a whole-slide image (lazy multiscale) plus optional spots from h5ad/Visium/her2st."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from ..errors import InputError, MissingInputError
+from ..progress import CancelToken, Progress
+from ._common import PathEdit, add_layer_tuples, button
+from ._layers import slide_layer, spots_layer
+from ._worker import TaskPanel
+
+
+def read_spots(path: str | Path) -> list:
+    """Samples (AnnData) from a ``.h5ad`` file, a her2st folder (sections with images) or a Visium folder."""
+    from .._reader import her2st_sections_with_images, is_her2st_folder, is_visium_folder
+
+    p = Path(path)
+    if not p.exists():
+        raise MissingInputError("does not exist", p)
+    if p.name.lower().endswith(".h5ad"):
+        from ..io.h5ad import read_sample
+
+        return [read_sample(p)]
+    if is_her2st_folder(p):
+        from ..io.her2st import read_her2st
+
+        return list(read_her2st(p, sections=her2st_sections_with_images(p)).values())
+    if is_visium_folder(p):
+        from ..io.visium import read_visium
+
+        return [read_visium(p)]
+    raise InputError("not a .h5ad file, a Visium folder or a her2st folder", p)
+
+
+def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None = None):
+    """Generator: read spots and open the slide; returns layer data tuples (slide first).
+
+    When no slide is given, each sample's own image (``source_image_path``) is opened if it exists.
+    """
+    from .. import sample as sample_mod
+
+    if not slide and not spots:
+        raise InputError("choose a slide, spots, or both")
+    yield Progress("load", 0, 2, message="reading spots")
+    samples = read_spots(spots) if spots else []
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    yield Progress("load", 1, 2, message="opening slide")
+    layers: list[tuple] = []
+    mpp = None
+    if slide:
+        layers.append(slide_layer(slide))
+        mpp = layers[-1][1]["metadata"]["mclstexp"]["mpp"]
+    for adata in samples:
+        image = sample_mod.image_path(adata)
+        sample_mpp = sample_mod.microns_per_pixel(adata)
+        if not slide and image is not None and Path(image).exists():
+            layers.append(slide_layer(image, mpp=sample_mpp))
+        layers.append(spots_layer(adata, mpp=sample_mpp or mpp))
+    yield Progress("load", 2, 2)
+    return layers
+
+
+class LoadWidget(QWidget):
+    """Open a slide and/or spots; adds a lazy multiscale Image and Points layers."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.slide_edit = PathEdit("slide (.tif, .svs, .ndpi, .ome.tif, .jpg, .png)",
+                                   filter="Slides (*.tif *.tiff *.svs *.ndpi *.jpg *.jpeg *.png)")
+        self.spots_edit = PathEdit("spots (.h5ad file)", filter="AnnData (*.h5ad)")
+        self.folder_edit = PathEdit("or a Visium / her2st folder", mode="folder")
+        form = QFormLayout()
+        form.addRow("Slide", self.slide_edit)
+        form.addRow("Spots", self.spots_edit)
+        form.addRow("Folder", self.folder_edit)
+        self.task = TaskPanel()
+        self.info = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(button("Load", self.load))
+        layout.addWidget(self.task)
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+        self.added: list = []
+
+    def load(self, slide: str | None = None, spots: str | None = None):
+        """Load ``slide`` and/or ``spots`` (defaults: the fields); returns the worker or ``None``."""
+        slide = slide if slide is not None else self.slide_edit.text()
+        spots = spots if spots is not None else (self.spots_edit.text() or self.folder_edit.text())
+        return self.task.start(lambda token: load_layers(slide or None, spots or None, token),
+                               self._add, description="Load")
+
+    def _add(self, layers: list[tuple]) -> None:
+        self.added = add_layer_tuples(self.viewer, layers)
+        n_spots = sum(len(layer.data) for layer in self.added if layer._type_string == "points")
+        self.info.setText(f"{len(self.added)} layers, {n_spots} spots")
+        if self.added:
+            self.viewer.reset_view()

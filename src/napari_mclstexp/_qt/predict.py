@@ -1,0 +1,215 @@
+"""Predict widget: a bundle → predictions at a sample's spots, or over a whole slide (streamed tiles)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from ..errors import InputError
+from ..progress import CancelToken
+from ._common import LayerCombo, PathEdit, add_layer_tuples, button
+from ._devices import device_combo, release_gpu_memory
+from ._layers import KEY, layer_adata, spots_layer, world_scale
+from ._worker import TaskPanel, run_guarded
+
+MODES = ("at spots", "whole slide")
+
+
+class TileBuffer:
+    """Thread-safe inbox for tiles the engine streams from the worker (``on_tile``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __call__(self, *args, **kwargs) -> None:
+        """Accept an AnnData chunk, or ``(xy, prediction)`` arrays (full-res px, (N, G))."""
+        chunk = args[0] if args else kwargs.get("tile") or kwargs.get("adata")
+        if hasattr(chunk, "obsm"):
+            xy, values = np.asarray(chunk.obsm["spatial"]), np.asarray(chunk.X)
+        else:
+            xy = np.asarray(kwargs.get("xy", args[0] if args else None))
+            values = np.asarray(kwargs.get("prediction", args[1] if len(args) > 1 else None))
+        with self._lock:
+            self._items.append((xy, values))
+
+    def drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+
+class PredictWidget(QWidget):
+    """Run a trained bundle at spots or over a slide; adds predicted, uncertainty or dense layers."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.bundle_path = PathEdit("model.mclst", filter="mclSTExp bundle (*.mclst)")
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.spots = LayerCombo(napari_viewer, ["spots"])
+        self.slide = LayerCombo(napari_viewer, ["slide"])
+        self.step = QSpinBox()
+        self.step.setRange(0, 100000)
+        self.step.setSpecialValueText("auto")
+        self.step.setSuffix(" px")
+        self.device = device_combo()
+        form = QFormLayout()
+        form.addRow("Bundle", self.bundle_path)
+        form.addRow("Where", self.mode)
+        form.addRow("Spots", self.spots)
+        form.addRow("Slide", self.slide)
+        form.addRow("Tile step", self.step)
+        form.addRow("Device", self.device)
+        self.task = TaskPanel()
+        self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
+        self.info = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(button("Predict", self.predict))
+        layout.addWidget(button("Release GPU memory", self.release_memory))
+        layout.addWidget(self.task)
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+        self._bundle = None
+        self._bundle_key: tuple | None = None
+        self._tiles = TileBuffer()
+        self._stream = None
+        self.result = None
+
+    def load_bundle(self):
+        """The chosen bundle (cached while the file is unchanged)."""
+        from ..bundle import load_bundle
+
+        path = Path(self.bundle_path.text())
+        if not self.bundle_path.text():
+            raise InputError("choose a model bundle (.mclst) first")
+        key = (str(path), path.stat().st_mtime_ns) if path.exists() else (str(path), None)
+        if self._bundle is None or self._bundle_key != key:
+            self._bundle, self._bundle_key = load_bundle(path), key
+        return self._bundle
+
+    def predict(self):
+        """Start predicting with the widget's parameters; returns the worker or ``None``."""
+        bundle = run_guarded(self.load_bundle)
+        if bundle is None:
+            return None
+        device = self.device.currentText()
+        if self.mode.currentText() == "at spots":
+            layer = self.spots.layer()
+            if layer is None:
+                show_error("Load spots first (Load widget).")
+                return None
+            adata = layer_adata(layer)
+            self._source = layer
+
+            def make(token: CancelToken):
+                from ..predict.spots import predict_at_spots
+
+                return predict_at_spots(bundle, adata, device=device, cancel=token)
+
+            return self.task.start(make, self._add_spot_predictions, description="Predict")
+        slide_layer = self.slide.layer()
+        if slide_layer is None:
+            show_error("Open a slide first (Load widget).")
+            return None
+        meta = slide_layer.metadata[KEY]
+        step = self.step.value() or None
+        self._start_stream(slide_layer, bundle, step)
+
+        def make_slide(token: CancelToken):
+            from ..predict.slide import predict_whole_slide
+
+            return predict_whole_slide(bundle, meta["slide_path"], step_px=step, device=device,
+                                       cancel=token, on_tile=self._tiles)
+
+        return self.task.start(make_slide, self._add_dense, description="Predict slide")
+
+    def _add_spot_predictions(self, pred) -> None:
+        self.result = pred
+        mpp = self._source.metadata[KEY].get("mpp")
+        first = np.asarray(pred.X[:, 0]).ravel() if pred.n_vars else None
+        added = add_layer_tuples(self.viewer, [
+            spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=first),
+            spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
+        ])
+        for layer in added:
+            layer.metadata[KEY]["source"] = self._source.name
+        unc = added[1]
+        unc.visible = False
+        if "uncertainty" in pred.obs:
+            from ._colors import auto_limits, set_points_values
+
+            values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
+            set_points_values(unc, values, "magma", auto_limits(values))
+        self.info.setText(f"{pred.n_obs} spots × {pred.n_vars} genes predicted")
+
+    def _start_stream(self, slide_layer, bundle, step: int | None) -> None:
+        """An Image layer (one pixel per tile) that fills in as tiles arrive."""
+        from ..io.wsi import open_slide
+
+        self._tiles.drain()
+        meta = slide_layer.metadata[KEY]
+        slide = meta.get("slide") or open_slide(meta["slide_path"])
+        step = step or int(bundle.config.get("patch_px", 224) if isinstance(bundle.config, dict)
+                           else getattr(bundle.config, "patch_px", 224))
+        h, w = slide.shape
+        grid = np.full((int(np.ceil(h / step)), int(np.ceil(w / step))), np.nan, np.float32)
+        px = np.asarray(world_scale(meta.get("mpp")))
+        name = f"{slide_layer.name} {bundle.genes[0]} (streaming)"
+        self._stream = self.viewer.add_image(grid, name=name, colormap="viridis", opacity=0.7,
+                                             scale=px * step, translate=px * step / 2,
+                                             contrast_limits=(0, 1), blending="translucent")
+        self._stream_step = step
+
+    def _flush_tiles(self) -> None:
+        if self._stream is None:
+            return
+        items = self._tiles.drain()
+        if not items:
+            return
+        grid = self._stream.data
+        for xy, values in items:
+            cols = np.clip((xy[:, 0] // self._stream_step).astype(int), 0, grid.shape[1] - 1)
+            rows = np.clip((xy[:, 1] // self._stream_step).astype(int), 0, grid.shape[0] - 1)
+            grid[rows, cols] = np.asarray(values, np.float32).reshape(len(xy), -1)[:, 0]
+        finite = grid[np.isfinite(grid)]
+        if finite.size:
+            lo, hi = float(finite.min()), float(finite.max())
+            self._stream.contrast_limits = (lo, hi if hi > lo else lo + 1)
+        self._stream.refresh()
+
+    def _add_dense(self, pred) -> None:
+        from ._layers import infer_step, tiles_to_grid
+
+        self._flush_tiles()
+        if self._stream is not None:
+            self.viewer.layers.remove(self._stream)
+            self._stream = None
+        self.result = pred
+        xy = np.asarray(pred.obsm["spatial"], float)
+        step = float(pred.uns.get("mclstexp", {}).get("step_px", 0) or infer_step(xy))
+        values = np.asarray(pred.X[:, 0]).ravel()
+        image, (r0, c0) = tiles_to_grid(xy, values, step)
+        mpp = self.slide.layer().metadata[KEY].get("mpp") if self.slide.layer() else None
+        px = np.asarray(world_scale(mpp))
+        finite = image[np.isfinite(image)]
+        limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
+        layer = self.viewer.add_image(
+            image, name=f"predicted {pred.var_names[0]}", colormap="viridis", opacity=0.7,
+            scale=px * step, translate=px * np.array([r0, c0]), contrast_limits=limits,
+            blending="translucent",
+            metadata={KEY: {"role": "dense", "adata": pred, "step_px": step, "mpp": mpp}},
+        )
+        layer.colorbar.visible = True
+        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted")
+
+    def release_memory(self) -> None:
+        """Drop the cached bundle/model and free accelerator memory."""
+        self._bundle, self._bundle_key = None, None
+        self.info.setText(release_gpu_memory())

@@ -1,0 +1,166 @@
+"""Train widget: sections (spots layers or files), gene panel, preset, epochs, device → a bundle file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import InputError
+from ..progress import CancelToken
+from ._common import PathEdit, button
+from ._devices import device_combo
+from ._layers import layer_adata, layers_with_role
+from ._worker import TaskPanel
+
+PRESETS = ("quick", "default", "paper")
+
+
+def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any, device: str,
+                   out: str, overrides: dict | None = None, cancel: CancelToken | None = None):
+    """Generator: train on ``samples``, build the bundle (with its reference bank) and save it.
+
+    Returns the saved :class:`~napari_mclstexp.bundle.Bundle`.
+    """
+    from ..bundle import make_bundle, save_bundle
+    from ..model.presets import get_preset
+    from ..train.trainer import train
+
+    if not samples:
+        raise InputError("tick at least one section to train on")
+    if any(isinstance(s, str) for s in samples):
+        from ..io.h5ad import read_sample
+
+        samples = [read_sample(s, require_image=True) if isinstance(s, str) else s for s in samples]
+    if not out:
+        raise InputError("choose where to save the model bundle (.mclst)")
+    changes = dict(overrides or {})
+    if epochs is not None:
+        changes["epochs"] = int(epochs)
+    config = get_preset(preset).replace(**changes)
+    result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
+    bundle = make_bundle(result, samples, device=result.device)
+    save_bundle(bundle, out)
+    return bundle
+
+
+class TrainWidget(QWidget):
+    """Train an mclSTExp model in the background; Cancel stops within one step."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.sections = QListWidget()
+        self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
+        self.files = PathEdit("add a .h5ad section…", filter="AnnData (*.h5ad)")
+        self.genes = QLineEdit()
+        self.genes.setPlaceholderText("all common genes | hvg:N | gene list file")
+        self.preset = QComboBox()
+        self.preset.addItems(PRESETS)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(5)
+        self.device = device_combo()
+        self.out = PathEdit("model.mclst", mode="save", filter="mclSTExp bundle (*.mclst)")
+        form = QFormLayout()
+        form.addRow("Sections", self.sections)
+        form.addRow("", self.files)
+        form.addRow("", button("Add file", self._add_file))
+        form.addRow("Genes", self.genes)
+        form.addRow("Preset", self.preset)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Device", self.device)
+        form.addRow("Save to", self.out)
+        self.task = TaskPanel()
+        self.result_label = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(button("Train", self.train))
+        layout.addWidget(self.task)
+        layout.addWidget(self.result_label)
+        layout.addStretch(1)
+        #: Extra :class:`TrainConfig` fields (e.g. tiny patches in tests); not shown in the UI.
+        self.config_overrides: dict = {}
+        self.bundle = None
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self.refresh_sections)
+        self.refresh_sections()
+
+    def refresh_sections(self, *_args) -> None:
+        """List the viewer's spots layers (ticked by default) and keep added files."""
+        ticked = {self.sections.item(i).text(): self.sections.item(i).checkState()
+                  for i in range(self.sections.count())}
+        files = [t for t in ticked if t.startswith("file: ")]
+        self.sections.clear()
+        for name in [layer.name for layer in layers_with_role(self.viewer, "spots")] + files:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(ticked.get(name, Qt.CheckState.Checked))
+            self.sections.addItem(item)
+
+    def _add_file(self) -> None:
+        if self.files.text():
+            self.sections.addItem(f"file: {self.files.text()}")
+            item = self.sections.item(self.sections.count() - 1)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked)
+            self.files.setText("")
+
+    def set_checked(self, names: list[str]) -> None:
+        """Tick exactly the sections named ``names``."""
+        for i in range(self.sections.count()):
+            item = self.sections.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    def selected_samples(self) -> list:
+        """The ticked sections: AnnData for layers, paths (``str``) for files (read by the worker)."""
+        samples: list = []
+        for i in range(self.sections.count()):
+            item = self.sections.item(i)
+            if item.checkState() != Qt.CheckState.Checked:
+                continue
+            name = item.text()
+            if name.startswith("file: "):
+                samples.append(name[len("file: "):])
+            elif name in self.viewer.layers:
+                samples.append(layer_adata(self.viewer.layers[name]))
+        return samples
+
+    def _genes_spec(self) -> Any:
+        text = self.genes.text().strip()
+        return text or None
+
+    def train(self):
+        """Start training with the widget's parameters; returns the worker or ``None``."""
+        out = self.out.text()
+        preset, epochs, device = self.preset.currentText(), self.epochs.value(), self.device.currentText()
+        overrides, genes = dict(self.config_overrides), self._genes_spec()
+
+        sources = self.selected_samples()
+
+        def make(token: CancelToken):
+            return train_and_save(sources, preset, epochs=epochs, genes=genes, device=device,
+                                  out=out, overrides=overrides, cancel=token)
+
+        return self.task.start(make, self._done, description="Train")
+
+    def _done(self, bundle) -> None:
+        self.bundle = bundle
+        event = self.task.last_event
+        loss = event.metrics.get("loss") if event is not None else None
+        self.result_label.setText(
+            f"saved {Path(self.out.text()).name} · {len(bundle.genes)} genes"
+            + (f" · last loss {loss:.4g}" if loss is not None else "")
+        )
