@@ -1,0 +1,98 @@
+"""Open napari on the demo's results: the slide, its spots, a predicted gene and the plugin's widgets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ._layers import spots_layer
+
+PLUGIN = "napari-mclstexp"
+log = logging.getLogger(__name__)
+
+
+def widget_names() -> list[str]:
+    """Display names of the plugin's dock widgets, in manifest order (from ``napari.yaml``)."""
+    from npe2 import PluginManager
+
+    manifest = PluginManager.instance().get_manifest(PLUGIN)
+    return [w.display_name for w in (manifest.contributions.widgets or [])]
+
+
+def gene_colours(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """RGBA (N, 4) colours of ``values`` scaled between their 1st and 99th percentiles."""
+    from napari.utils.colormaps import ensure_colormap
+
+    values = np.asarray(values, dtype=np.float32)
+    lo, hi = np.nanpercentile(values, [1, 99]) if values.size else (0.0, 1.0)
+    scaled = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
+    return np.asarray(ensure_colormap(cmap).map(scaled), dtype=np.float32)
+
+
+def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> dict[str, Any]:
+    """Add the demo slide, the true-region spots, the predicted gene and the plugin's dock widgets.
+
+    Parameters
+    ----------
+    viewer
+        A ``napari.Viewer``.
+    result
+        :class:`~napari_mclstexp.demo.DemoResult` (with ``sample`` and ``prediction``).
+    dock_widgets
+        Also dock the plugin's widgets (tabbed).
+
+    Returns
+    -------
+    dict
+        ``layers`` (names added), ``widgets`` (docked display names), ``gene`` (the overlaid gene).
+    """
+    from .._sample_data import _layers_for
+
+    added = []
+    for data, kwargs, kind in _layers_for(result.sample, "demo spots (true regions)"):
+        layer = getattr(viewer, f"add_{kind}")(data, **kwargs)
+        added.append(layer.name)
+    pred = result.prediction
+    gene = result.genes_shown[0] if result.genes_shown else str(pred.var_names[0])
+    column = list(pred.var_names).index(gene)
+    x = pred.X.toarray() if hasattr(pred.X, "toarray") else np.asarray(pred.X)
+    values = np.asarray(x[:, column], dtype=np.float32)
+    data, kwargs, _ = spots_layer(pred, role="predicted", name=f"predicted {gene}", values=values)
+    kwargs["face_color"] = gene_colours(values)
+    added.append(viewer.add_points(data, **kwargs).name)
+    docked: list[str] = []
+    if dock_widgets:
+        for i, name in enumerate(widget_names()):
+            try:
+                viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 0)
+                docked.append(name)
+            except Exception as err:  # noqa: BLE001 - one broken widget must not stop the demo
+                log.warning("could not open the %s widget: %s", name, err)
+    viewer.reset_view()
+    return {"layers": added, "widgets": docked, "gene": gene}
+
+
+def launch_demo(result: Any, *, block: bool = True) -> Any:
+    """Open a napari window on the demo's results (see :func:`populate_viewer`).
+
+    Parameters
+    ----------
+    result
+        :class:`~napari_mclstexp.demo.DemoResult`.
+    block
+        Run napari's event loop until the window closes.
+
+    Returns
+    -------
+    napari.Viewer
+    """
+    import napari
+
+    viewer = napari.Viewer(title="mclSTExp demo: predicted gene expression")
+    info = populate_viewer(viewer, result)
+    print(f"napari: showing predicted {info['gene']}; widgets: {', '.join(info['widgets']) or 'none'}")
+    if block:
+        napari.run()
+    return viewer
