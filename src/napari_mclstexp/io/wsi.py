@@ -343,6 +343,8 @@ def _open_tiff(path: Path) -> Slide:
 def _open_pillow(path: Path) -> Slide:
     from PIL import Image, UnidentifiedImageError
 
+    # Slide-sized JPEGs (e.g. 9,300 × 9,900 px) exceed Pillow's decompression-bomb guard.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 2_000_000_000)
     try:
         with Image.open(path) as im:
             size = im.size
