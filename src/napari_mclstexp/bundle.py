@@ -95,19 +95,15 @@ class Bundle:
 
 
 def _versions() -> dict[str, str]:
-    import anndata
-    import safetensors
+    from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
-
-    return {
-        "napari_mclstexp": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "anndata": anndata.__version__,
-        "safetensors": safetensors.__version__,
-    }
+    out = {"python": platform.python_version()}
+    for name in ("napari-mclstexp", "torch", "numpy", "anndata", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
 
 
 def _jsonable(value: Any) -> Any:

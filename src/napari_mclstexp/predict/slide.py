@@ -1,0 +1,293 @@
+"""Whole-slide prediction without any ST data: a tile grid over the tissue, batched, streamed.
+
+Pipeline: tissue mask on the slide thumbnail (:mod:`.tissue`) → the grid tiles with enough tissue →
+blocks of neighbouring tiles read lazily from the pyramid level that matches the encoder's input
+resolution by a small pool of worker threads (bounded prefetch) → batched image embeddings
+(bf16 autocast on CUDA) → retrieval on the same device → ``on_tile`` callback per batch.  The result is
+an AnnData of tile centres on a regular grid, so it can be shown as an image with one pixel per tile
+(:func:`grid_image`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..progress import CancelToken, Progress, ProgressGen
+from .retrieval import retrieve
+from .spots import DEFAULT_BATCH, embed_batch, patch_px_for, prediction_anndata, prepare_model, provenance, resolve
+from .tissue import slide_tissue_mask, tile_tissue_fraction
+
+#: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
+OnTile = Callable[[np.ndarray, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """A regular grid of tiles over a slide.
+
+    Attributes
+    ----------
+    step_px
+        Distance between neighbouring tile centres (full-res px).
+    origin_xy
+        Centre of tile (col 0, row 0) in full-res px (x, y).
+    shape
+        ``(rows, cols)``.
+    patch_px
+        Edge of the image crop read around each centre (full-res px).
+    """
+
+    step_px: int
+    origin_xy: tuple[float, float]
+    shape: tuple[int, int]
+    patch_px: int
+
+    def centres(self, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` full-res (x, y) centres of tiles at grid ``cols``, ``rows``."""
+        return np.stack([self.origin_xy[0] + cols * self.step_px, self.origin_xy[1] + rows * self.step_px], 1)
+
+    def indices(self, xy: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`centres`: ``(N, 2)`` int (col, row) of tile centres ``xy``."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        return np.rint((xy - np.asarray(self.origin_xy)) / self.step_px).astype(np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/h5ad-friendly form stored in ``uns['mclstexp']['grid']``."""
+        return {
+            "step_px": int(self.step_px), "origin_xy": [float(v) for v in self.origin_xy],
+            "shape": [int(v) for v in self.shape], "patch_px": int(self.patch_px),
+        }
+
+
+def tile_grid(slide_shape: tuple[int, int], step_px: int, patch_px: int) -> TileGrid:
+    """Grid covering a ``(height, width)`` slide with one tile per ``step_px`` square block."""
+    step_px = int(step_px)
+    if step_px < 1:
+        raise ValueError(f"step must be at least 1 px, got {step_px}")
+    h, w = slide_shape
+    shape = (max(1, math.ceil(h / step_px)), max(1, math.ceil(w / step_px)))
+    return TileGrid(step_px, (step_px / 2.0, step_px / 2.0), shape, int(patch_px))
+
+
+def grid_image(pred: Any, values: np.ndarray | str, fill: float = np.nan) -> np.ndarray:
+    """Scatter per-tile values of a whole-slide prediction into a ``(rows, cols)`` float32 image.
+
+    Parameters
+    ----------
+    pred
+        AnnData returned by :func:`predict_whole_slide`.
+    values
+        ``(N,)`` values per tile, or a gene name (a column of ``pred.X``), or ``"uncertainty"``.
+    fill
+        Value of grid cells without a prediction (background).
+
+    Returns
+    -------
+    np.ndarray
+        One pixel per tile; pixel (row, col) covers full-res pixels
+        ``[origin + (col - 1/2)·step, origin + (col + 1/2)·step)`` (napari: ``scale=(step, step)``,
+        ``translate=(origin_y, origin_x)``).
+    """
+    grid = pred.uns["mclstexp"]["grid"]
+    if isinstance(values, str):
+        if values == "uncertainty":
+            values = pred.obs["uncertainty"].to_numpy()
+        else:
+            values = np.asarray(pred[:, values].X).ravel()
+    img = np.full(tuple(int(v) for v in grid["shape"]), fill, dtype=np.float32)
+    img[pred.obs["array_row"].to_numpy(), pred.obs["array_col"].to_numpy()] = np.asarray(values, np.float32)
+    return img
+
+
+def _blocks(cols: np.ndarray, rows: np.ndarray, block_tiles: int) -> list[np.ndarray]:
+    """Group selected tiles into square blocks of ``block_tiles`` grid cells (row-major order)."""
+    key = (rows // block_tiles) * (cols.max(initial=0) // block_tiles + 1) + cols // block_tiles
+    order = np.argsort(key, kind="stable")
+    splits = np.flatnonzero(np.diff(key[order])) + 1
+    return np.split(order, splits) if len(order) else []
+
+
+def _read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int) -> np.ndarray:
+    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``."""
+    from PIL import Image
+
+    ds = float(slide.downsamples[level])
+    corners = np.floor(xy).astype(np.int64) - patch_px // 2  # same centring as data.patches
+    size_l = max(1, int(round(patch_px / ds)))
+    cl = np.floor(corners / ds).astype(np.int64)
+    x0, y0 = cl.min(axis=0)
+    x1, y1 = cl.max(axis=0) + size_l
+    region = slide.read_region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), level)
+    out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
+    for i, (cx, cy) in enumerate(cl - (x0, y0)):
+        crop = region[cy : cy + size_l, cx : cx + size_l]
+        if size_l != out_px:  # Pillow LANCZOS, like the training patches (data.patches)
+            crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS))
+        out[i] = crop
+    return out
+
+
+def predict_whole_slide(
+    bundle: Any,
+    image_path: str | os.PathLike,
+    *,
+    step_px: int | None = None,
+    device: str | torch.device = "auto",
+    k: int | None = None,
+    distance: str | None = None,
+    batch_size: int | None = None,
+    precision: str = "bf16",
+    min_tissue: float = 0.25,
+    detect_tissue: bool = True,
+    workers: int = 4,
+    block_tiles: int = 8,
+    use_pyramid: bool = True,
+    cancel: CancelToken | None = None,
+    on_tile: OnTile | None = None,
+) -> ProgressGen[Any]:
+    """Predict expression on a tile grid over the tissue of a whole-slide image.
+
+    Parameters
+    ----------
+    bundle
+        A loaded :class:`~napari_mclstexp.bundle.Bundle`.
+    image_path
+        The slide (any format :func:`~napari_mclstexp.io.wsi.open_slide` reads).
+    step_px
+        Distance between tile centres in full-res px; default: the patch size (tiles touch).
+    device, k, distance, batch_size, precision
+        As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
+    min_tissue
+        Tiles whose square of ``patch`` px holds less tissue than this fraction are skipped.
+    detect_tissue
+        ``False`` predicts every tile.
+    workers
+        Threads reading tiles (each reads blocks of ``block_tiles`` × ``block_tiles`` tiles with one
+        region read); at most ``2 × workers`` blocks are read ahead.
+    use_pyramid
+        Read from the coarsest pyramid level not coarser than the encoder's input scale
+        (``patch_px / input_px``); ``False`` reads level 0 and downsizes.
+    cancel
+        Checked between batches.
+    on_tile
+        Called as ``on_tile(xy, prediction)`` after each batch: tile centres ``(B, 2)`` in full-res
+        px and predictions ``(B, G)`` float32 (grid indices: ``TileGrid.indices(xy)``).
+
+    Yields
+    ------
+    Progress
+        Stage ``"tissue"`` then ``"predict"`` (metrics ``tiles_per_s``, ``eta_s``).
+
+    Returns
+    -------
+    anndata.AnnData
+        One observation per predicted tile: ``X`` predicted normalised expression, ``obsm['spatial']``
+        tile centres (full-res px), ``obs['array_col'/'array_row']`` grid indices,
+        ``obs['tissue_fraction']``, ``obs['uncertainty']``, ``obsm['embedding']``, and
+        ``uns['mclstexp']['grid']`` (``step_px``, ``origin_xy``, ``shape`` (rows, cols), ``patch_px``).
+    """
+    from ..io.wsi import open_slide
+
+    dev = resolve(device)
+    k = int(k or bundle.config["k"])
+    distance = distance or bundle.config["distance"]
+    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    input_px = int(bundle.config["input_px"])
+    path = Path(image_path)
+    with open_slide(path) as slide:
+        patch_px = patch_px_for(bundle, slide.mpp)
+        grid = tile_grid(slide.shape, int(step_px or patch_px), patch_px)
+        rows, cols = np.indices(grid.shape).reshape(2, -1)
+        xy = grid.centres(cols, rows)
+        yield Progress("tissue", 0, 1, message="finding tissue")
+        if detect_tissue:
+            mask, scale = slide_tissue_mask(slide)
+            frac = tile_tissue_fraction(mask, scale, xy, patch_px)
+        else:
+            frac = np.ones(len(xy))
+        keep = frac >= min_tissue
+        rows, cols, xy, frac = rows[keep], cols[keep], xy[keep], frac[keep]
+        yield Progress("tissue", 1, 1, message=f"{len(xy)} of {keep.size} tiles on tissue")
+        if not len(xy):
+            warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
+        level = slide.best_level(patch_px / input_px) if use_pyramid else 0
+        model = prepare_model(bundle, dev) if len(xy) else None
+
+        n, g = len(xy), len(bundle.genes)
+        pred = np.zeros((n, g), np.float32)
+        unc = np.zeros(n, np.float32)
+        emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
+        blocks = _blocks(cols, rows, max(1, int(block_tiles)))
+        done, t0 = 0, time.perf_counter()
+        pending_idx = np.zeros(0, np.int64)
+        pending_px = np.zeros((0, input_px, input_px, 3), np.uint8)
+
+        def run_batch(idx: np.ndarray, px: np.ndarray) -> None:
+            e = embed_batch(model, px, dev, precision)
+            r = retrieve(e, bundle.bank, k, distance)
+            p = r.prediction.cpu().numpy()
+            pred[idx], unc[idx], emb[idx] = p, r.uncertainty.cpu().numpy(), e.cpu().numpy()
+            if on_tile is not None:
+                on_tile(xy[idx], p)
+
+        n_ahead = 2 * max(1, int(workers))
+        with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="mclstexp-tiles") as pool:
+            queue: deque = deque()
+            todo = iter(blocks)
+            try:
+                while True:
+                    while len(queue) < n_ahead:  # bounded read-ahead
+                        block = next(todo, None)
+                        if block is None:
+                            break
+                        queue.append((block, pool.submit(_read_block, slide, xy[block], patch_px, input_px, level)))
+                    if not queue and not len(pending_idx):
+                        break
+                    if queue:
+                        block, future = queue.popleft()
+                        pending_idx = np.concatenate([pending_idx, block])
+                        pending_px = np.concatenate([pending_px, future.result()])
+                    while len(pending_idx) >= batch_size or (not queue and len(pending_idx)):
+                        if cancel is not None:
+                            cancel.raise_if_cancelled()
+                        run_batch(pending_idx[:batch_size], pending_px[:batch_size])
+                        done += len(pending_idx[:batch_size])
+                        pending_idx, pending_px = pending_idx[batch_size:], pending_px[batch_size:]
+                        rate = done / max(time.perf_counter() - t0, 1e-9)
+                        yield Progress(
+                            "predict", done, n, message=f"tiles of {path.name}",
+                            metrics={"tiles_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)},
+                        )
+            finally:
+                for _, future in queue:
+                    future.cancel()
+
+        info = provenance(
+            bundle, k, distance, mode="whole_slide", source_image_path=str(path.resolve()),
+            patch_px=int(patch_px), input_px=input_px, level=int(level), min_tissue=float(min_tissue),
+            grid=grid.to_dict(),
+        )
+        lib = path.stem
+        meta: dict[str, Any] = {"source_image_path": str(path.resolve())}
+        if slide.mpp:
+            meta["microns_per_pixel"] = float(slide.mpp)
+        uns_spatial = {lib: {"scalefactors": {"spot_diameter_fullres": float(grid.step_px)}, "metadata": meta}}
+    obs = pd.DataFrame(
+        {"array_col": cols.astype(np.int64), "array_row": rows.astype(np.int64), "section": lib,
+         "tissue_fraction": frac.astype(np.float32)},
+        index=pd.Index([f"tile_{c}x{r}" for c, r in zip(cols, rows, strict=True)], dtype=str),
+    )
+    return prediction_anndata(bundle, pred, unc, emb, obs, xy, info, uns_spatial)

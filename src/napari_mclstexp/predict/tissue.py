@@ -1,0 +1,137 @@
+"""Tissue detection on a low-resolution copy of a slide, so whole-slide prediction skips background.
+
+H&E tissue is coloured (pink/purple) while glass is white and padding black: both have near-zero
+saturation.  The mask is an Otsu threshold of the (lightly smoothed) HSV saturation, clamped to a
+plausible range so that an all-tissue or all-glass image is not split in two, optionally combined with
+an optical-density threshold; small specks are removed and small holes filled (scikit-image).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from skimage import color, filters, morphology
+
+#: Otsu threshold on saturation is clamped into this range (saturation in [0, 1]).
+SATURATION_RANGE = (0.04, 0.12)
+#: Otsu threshold on optical density (sum over RGB of -log10(I/255)) is clamped into this range.
+OD_RANGE = (0.15, 0.6)
+METHODS = ("saturation", "od", "both")
+
+
+def _clamped_otsu(values: np.ndarray, lo: float, hi: float) -> float:
+    """Otsu's threshold of ``values`` clamped into ``[lo, hi]`` (``hi`` when the values are constant)."""
+    if values.size == 0 or float(values.max() - values.min()) < 1e-6:
+        return hi
+    return float(np.clip(filters.threshold_otsu(values), lo, hi))
+
+
+def tissue_mask(
+    rgb: np.ndarray,
+    *,
+    method: str = "saturation",
+    min_object_px: int = 64,
+    max_hole_px: int = 64,
+    smooth_px: float = 1.0,
+) -> np.ndarray:
+    """Boolean tissue mask of a (low-resolution) RGB image.
+
+    Parameters
+    ----------
+    rgb
+        ``(H, W, 3)`` uint8 image, e.g. a slide thumbnail.
+    method
+        ``"saturation"`` (HSV saturation > clamped Otsu), ``"od"`` (optical density > clamped Otsu,
+        black padding excluded) or ``"both"`` (either).
+    min_object_px
+        Connected tissue pieces of at most this many pixels (of ``rgb``) are dropped.
+    max_hole_px
+        Background holes of at most this many pixels inside tissue are filled.
+    smooth_px
+        Gaussian sigma (pixels of ``rgb``) applied before thresholding.
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` bool, True on tissue.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    rgb = np.asarray(rgb)[..., :3]
+    mask = np.zeros(rgb.shape[:2], dtype=bool)
+    if method in ("saturation", "both"):
+        sat = color.rgb2hsv(rgb)[..., 1]
+        if smooth_px:
+            sat = filters.gaussian(sat, sigma=smooth_px)
+        mask |= sat > _clamped_otsu(sat, *SATURATION_RANGE)
+    if method in ("od", "both"):
+        values = rgb.astype(np.float32)
+        od = -np.log10(np.clip(values, 1.0, 255.0) / 255.0).sum(axis=-1)
+        padding = rgb.max(axis=-1) < 16  # zero padding outside the scanned area is not tissue
+        od[padding] = 0.0  # before smoothing, so padding does not bleed into its neighbours
+        if smooth_px:
+            od = filters.gaussian(od, sigma=smooth_px)
+        mask |= (od > _clamped_otsu(od[~padding], *OD_RANGE)) & ~padding
+    if min_object_px > 0:
+        mask = morphology.remove_small_objects(mask, max_size=int(min_object_px))
+    if max_hole_px > 0:
+        mask = morphology.remove_small_holes(mask, max_size=int(max_hole_px))
+    return mask
+
+
+def slide_tissue_mask(slide: Any, *, max_px: int = 1024, **kwargs: Any) -> tuple[np.ndarray, float]:
+    """Tissue mask of a slide computed on its thumbnail.
+
+    Parameters
+    ----------
+    slide
+        An open :class:`~napari_mclstexp.io.wsi.Slide` (uses ``thumbnail`` and ``shape``).
+    max_px
+        Longer side of the thumbnail (px); the pyramid's nearest level is read, never level 0 of a
+        large slide.
+    **kwargs
+        Passed to :func:`tissue_mask`.
+
+    Returns
+    -------
+    mask, scale
+        The bool mask and ``scale`` = mask pixels per full-resolution pixel (≤ 1).
+    """
+    thumb = slide.thumbnail(max_px)
+    h, _ = slide.shape
+    return tissue_mask(thumb, **kwargs), thumb.shape[0] / float(h)
+
+
+def tile_tissue_fraction(mask: np.ndarray, scale: float, xy: np.ndarray, size_px: float) -> np.ndarray:
+    """Fraction of tissue inside square tiles, from a low-resolution mask (exact box sums).
+
+    Parameters
+    ----------
+    mask
+        ``(h, w)`` bool tissue mask.
+    scale
+        Mask pixels per full-resolution pixel.
+    xy
+        ``(N, 2)`` tile centres in full-resolution px (x, y).
+    size_px
+        Tile edge in full-resolution px.
+
+    Returns
+    -------
+    np.ndarray
+        ``(N,)`` float in [0, 1]; parts of a tile outside the image count as background.
+    """
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    h, w = mask.shape
+    integral = np.zeros((h + 1, w + 1), dtype=np.int64)
+    integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+    half = size_px / 2.0
+    # tile footprint in mask pixels (outward rounding), before and after clipping to the mask
+    fx0, fx1 = np.floor((xy[:, 0] - half) * scale), np.ceil((xy[:, 0] + half) * scale)
+    fy0, fy1 = np.floor((xy[:, 1] - half) * scale), np.ceil((xy[:, 1] + half) * scale)
+    x0, x1 = (np.clip(v, 0, w).astype(int) for v in (fx0, fx1))
+    y0, y1 = (np.clip(v, 0, h).astype(int) for v in (fy0, fy1))
+    inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    footprint = np.maximum((fx1 - fx0) * (fy1 - fy0), 1.0)
+    return np.clip(inside / footprint, 0.0, 1.0)
