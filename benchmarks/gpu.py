@@ -1,0 +1,454 @@
+#!/usr/bin/env python
+"""One GPU speed benchmark, under 5 minutes: our training, the reference's, whole-slide inference.
+
+Measured in one run on one device (each part guarded; the JSON is rewritten after every part):
+
+``trunk``
+    DenseNet-121 trunk alone, bf16 autocast + channels_last (cuDNN autotuned), forward + backward on
+    random images: the ceiling our training can approach.
+``train``
+    ``napari_mclstexp.train.trainer.train`` as shipped (the paper model — DenseNet-121, spot
+    Transformer over the batch, 256-d heads, hard CLIP loss, Adam — with our pipeline: uint8 patches
+    cached once, device augmentation, bf16, channels_last, data-sized position tables) on synthetic
+    sections; steady-state spots/s from the trainer's per-step events, warm-up excluded.
+``reference``
+    ``reference_pipeline.benchmark_reference``: fp32, per-sample PIL crop + torchvision transforms in
+    the main process, 2 × 65,536-row tables.
+``infer``
+    ``predict.slide.predict_whole_slide`` on a synthetic pyramidal OME-TIFF against a ~30k-spot bank,
+    after a warm-up call on a small slide: predicted patches / wall-clock s (reading, tissue
+    detection, encoding, retrieval and assembly included).
+``direct``
+    (last, if time is left) the trainer's building blocks in a bare loop with cuDNN autotuning and
+    GPU-resident patches: shows how much the trainer itself costs.
+
+Usage: ``PYTHONUNBUFFERED=1 python benchmarks/gpu.py [--budget-s 285] [--compile] [--tiny]``.
+On a machine without CUDA ``--tiny`` is implied (tiny sizes, proves the script runs end to end).
+Writes ``benchmarks/results/gpu-<card>-<date>.json`` (keys ``device``, ``train_spots_per_s``,
+``reference_spots_per_s``, ``infer_patches_per_s``, ``peak_mem_gb``, ``details``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if (HERE.parent / "src").is_dir():
+    sys.path.insert(1, str(HERE.parent / "src"))
+
+#: Sizes per mode.  Full: HER2+ panel (785 genes), batch 128, 224 px; tiny: seconds on a CPU.
+SIZES = {
+    "full": dict(n_genes=785, batch=128, patch_px=224, train_image_px=1536, train_spacing_px=13.0,
+                 train_sections=2, trunk_batches=(128, 256), trunk_s=8.0, train_s=75.0, ref_s=30.0,
+                 ref_image_px=4096, slide_px=16384, warm_slide_px=2048, step_px=112, bank_spots=30000,
+                 infer_s=25.0, direct_s=15.0, direct_spots=8192),
+    "tiny": dict(n_genes=16, batch=8, patch_px=32, train_image_px=192, train_spacing_px=24.0,
+                 train_sections=2, trunk_batches=(8,), trunk_s=1.0, train_s=3.0, ref_s=1.5,
+                 ref_image_px=256, slide_px=512, warm_slide_px=128, step_px=32, bank_spots=2000,
+                 infer_s=1.0, direct_s=1.0, direct_spots=64),
+}
+#: Seconds kept for the parts after ``train`` (reference, infer, margins).
+RESERVE_AFTER_TRAIN = {"full": 120.0, "tiny": 8.0}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def reset_peak(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_gb(dev: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
+
+
+def autocast(dev: torch.device):
+    import contextlib
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
+
+def our_config(s: dict, epochs: int = 1000):
+    """The paper model with our pipeline (random weights: offline, and speed does not depend on them)."""
+    from napari_mclstexp.model.presets import get_preset
+
+    return get_preset("paper").replace(weights="none", patch_px=s["patch_px"], input_px=s["patch_px"],
+                                       precision="bf16", channels_last=True, pos_table="data",
+                                       batch_size=s["batch"], epochs=epochs)
+
+
+def make_train_samples(s: dict, work: Path) -> list:
+    from napari_mclstexp.synthetic import make_synthetic_sample
+
+    px = s["train_image_px"]
+    return [make_synthetic_sample(work, image_px=(px, px), spot_spacing_px=s["train_spacing_px"],
+                                  n_genes=s["n_genes"], seed=i, section=f"BENCH{i}", patient=f"P{i}")
+            for i in range(s["train_sections"])]
+
+
+def part_trunk(dev: torch.device, s: dict, args) -> dict:
+    from napari_mclstexp.model.encoders import make_image_encoder
+
+    torch.backends.cudnn.benchmark = True
+    enc, _ = make_image_encoder("densenet121", "none")
+    enc = enc.to(dev).train()
+    if dev.type == "cuda":
+        enc = enc.to(memory_format=torch.channels_last)
+    net = torch.compile(enc) if args.compile else enc
+    out = {}
+    for b in s["trunk_batches"]:
+        x = torch.rand(b, 3, s["patch_px"], s["patch_px"], device=dev)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def step(x=x) -> None:
+            enc.zero_grad(set_to_none=True)
+            with autocast(dev):
+                y = net(x)
+            y.float().square().mean().backward()
+
+        for _ in range(3):
+            step()
+        sync(dev)
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < s["trunk_s"] or n == 0:
+            for _ in range(4):
+                step()
+            n += 4
+            sync(dev)
+        rate = n * b / (time.perf_counter() - t0)
+        out[str(b)] = rate
+        log(f"  trunk batch {b}: {rate:.0f} images/s")
+    torch.backends.cudnn.benchmark = False
+    return {"images_per_s": out, "precision": "bf16" if dev.type == "cuda" else "fp32",
+            "channels_last": dev.type == "cuda", "compile": bool(args.compile)}
+
+
+def steady_rate(events: list[tuple[float, int]], batch: int, t_end: float, warm_s: float) -> tuple[float, int]:
+    """Spots/s between the first event after ``warm_s`` s of training and ``t_end`` (last step done)."""
+    t_first = events[0][0]
+    later = [e for e in events[2:] if e[0] - t_first >= warm_s] or events[1:] or events
+    t_a, step_a = later[0]
+    step_b = events[-1][1]
+    if step_b <= step_a or t_end <= t_a:
+        return float("nan"), 0
+    return (step_b - step_a) * batch / (t_end - t_a), step_b - step_a
+
+
+def part_train(dev: torch.device, s: dict, args, samples: list, seconds: float) -> dict:
+    from napari_mclstexp.errors import Cancelled
+    from napari_mclstexp.progress import CancelToken
+    from napari_mclstexp.train.trainer import train
+
+    cfg = our_config(s)
+    if args.compile and "compile" in cfg.to_dict():
+        cfg = cfg.replace(compile=True)
+    cancel = CancelToken()
+    gen = train(samples, cfg, device=str(dev), cancel=cancel)
+    t0 = time.perf_counter()
+    t_train0 = None
+    events: list[tuple[float, int]] = []
+    last_log, reported, result = t0, {}, None
+    try:
+        while True:
+            ev = next(gen)
+            now = time.perf_counter()
+            if ev.stage != "train":
+                continue
+            if t_train0 is None:
+                t_train0 = now
+                log(f"  train: patches ready after {now - t0:.1f} s; first step done")
+            events.append((now, int(ev.step)))
+            reported = dict(ev.metrics)
+            if now - last_log > 10:
+                last_log = now
+                log(f"  train: step {ev.step}, epoch {reported.get('epoch')}, "
+                    f"trainer says {reported.get('spots_per_s', float('nan')):.0f} spots/s")
+            if now - t_train0 >= seconds and len(events) >= 4:
+                cancel.cancel()
+    except StopIteration as stop:
+        result = stop.value
+    except Cancelled:
+        pass
+    sync(dev)
+    t_end = time.perf_counter()
+    if len(events) < 2:
+        raise RuntimeError(f"trainer made only {len(events)} step(s) in the time given")
+    rate, steps = steady_rate(events, s["batch"], t_end, warm_s=min(10.0, 0.15 * seconds))
+    n_spots = sum(a.n_obs for a in samples)
+    log(f"  train: {rate:.0f} spots/s steady over {steps} steps")
+    return {"spots_per_s": rate, "timed_steps": steps, "n_train_spots": n_spots,
+            "patch_stage_s": (t_train0 or t_end) - t0, "train_s": t_end - (t_train0 or t_end),
+            "trainer_reported": reported,
+            "history": result.history if result is not None else None,
+            "config": cfg.to_dict(), "method": "train.trainer.train as shipped, cancelled after the "
+            "time budget; rate between the first step after warm-up and the last step (GPU synced)"}
+
+
+def part_reference(dev: torch.device, s: dict, seconds: float) -> dict:
+    from reference_pipeline import benchmark_reference
+
+    torch.backends.cudnn.benchmark = False  # the reference code does not turn it on
+    n_spots = s["batch"] * (2 + 10) if s is SIZES["tiny"] else None
+    out = benchmark_reference(dev, n_genes=s["n_genes"], batch_size=s["batch"], patch_px=s["patch_px"],
+                              seconds=seconds, image_px=s["ref_image_px"], n_spots=n_spots,
+                              log=lambda m: log(m) if "0 steps" in m else None)
+    log(f"  reference: {out['spots_per_s']:.0f} spots/s (loader {out['loader_ms_per_patch']:.2f} ms/patch, "
+        f"model {out['model_ms_per_step']:.1f} ms/step)")
+    return out
+
+
+def synthetic_slide(edge_px: int, seed: int = 0) -> np.ndarray:
+    """H&E-like (edge_px, edge_px, 3) uint8 image: one rendered tile repeated (cheap at any size)."""
+    from napari_mclstexp.synthetic import region_map, render_he
+
+    rng = np.random.default_rng(seed)
+    tile = min(edge_px, 2048)
+    base = render_he(region_map((tile, tile), 4, rng, smooth_px=tile / 4), rng)
+    reps = -(-edge_px // tile)
+    return np.tile(base, (reps, reps, 1))[:edge_px, :edge_px]
+
+
+def make_bank_bundle(dev: torch.device, s: dict, samples: list):
+    """A bundle of the paper model (random weights) with a bank of ≥ ``bank_spots`` spots."""
+    from napari_mclstexp.bundle import make_bundle
+    from napari_mclstexp.data.genes import select_genes
+    from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
+    from napari_mclstexp.predict.bank import ReferenceBank
+
+    cfg = our_config(s, epochs=1)
+    genes = list(select_genes(samples, None))
+    pos_shape = pos_shape_for(samples, cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, len(genes), pos_shape).to(dev).eval()
+    fake = SimpleNamespace(model=model, config=cfg, genes=genes, history=[], pos_shape=pos_shape,
+                           train_sections=[str(a.obs["section"].iloc[0]) for a in samples])
+    bundle = make_bundle(fake, samples, dev)
+    missing = s["bank_spots"] - len(bundle.bank)
+    if missing > 0:  # pad with resampled rows + noise: retrieval cost depends on the size only
+        rng = np.random.default_rng(0)
+        rows = rng.integers(0, len(bundle.bank), missing)
+        emb = bundle.bank.embeddings[rows] + rng.normal(0, 0.05, (missing, bundle.bank.dim)).astype(np.float32)
+        extra = ReferenceBank(emb, bundle.bank.expression[rows], genes, np.full(missing, "PAD"),
+                              np.array([f"pad{i}" for i in range(missing)]))
+        bundle.bank = ReferenceBank.concatenate([bundle.bank, extra])
+    return bundle
+
+
+def part_infer(dev: torch.device, s: dict, samples: list, work: Path, seconds: float) -> dict:
+    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
+    from napari_mclstexp.predict.slide import predict_whole_slide
+    from napari_mclstexp.progress import run
+
+    torch.backends.cudnn.benchmark = False  # whatever predict_whole_slide does itself
+    bundle = make_bank_bundle(dev, s, samples)
+    t = time.perf_counter()
+    big = write_pyramid_tiff(work / "bench_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
+    small = write_pyramid_tiff(work / "warm_slide.ome.tif", synthetic_slide(s["warm_slide_px"], 1), mpp=1.0)
+    log(f"  infer: slides written in {time.perf_counter() - t:.1f} s; bank {len(bundle.bank)} spots")
+    warm = run(predict_whole_slide(bundle, small, step_px=s["step_px"], device=str(dev)))
+    log(f"  infer: warm-up predicted {warm.n_obs} patches")
+    runs = []
+    t_part = time.perf_counter()
+    while not runs or time.perf_counter() - t_part < seconds:
+        sync(dev)
+        t0 = time.perf_counter()
+        pred = run(predict_whole_slide(bundle, big, step_px=s["step_px"], device=str(dev)))
+        sync(dev)
+        wall = time.perf_counter() - t0
+        runs.append({"patches": int(pred.n_obs), "seconds": wall, "patches_per_s": pred.n_obs / wall})
+        log(f"  infer: {pred.n_obs} patches in {wall:.2f} s = {pred.n_obs / wall:.0f} patches/s")
+        if pred.n_obs == 0:
+            raise RuntimeError("whole-slide prediction found no tissue on the synthetic slide")
+    rates = sorted(r["patches_per_s"] for r in runs)
+    return {"patches_per_s": float(np.median(rates)), "runs": runs, "bank_spots": len(bundle.bank),
+            "n_genes": len(bundle.genes), "slide_px": s["slide_px"], "step_px": s["step_px"],
+            "patch_px": s["patch_px"], "warmup_patches": int(warm.n_obs)}
+
+
+def part_direct(dev: torch.device, s: dict, args, seconds: float) -> dict:
+    from napari_mclstexp.data.augment import augment_batch
+    from napari_mclstexp.model.mclstexp import build_model
+
+    torch.backends.cudnn.benchmark = True
+    cfg = our_config(s)
+    n, g, b = s["direct_spots"], s["n_genes"], s["batch"]
+    torch.manual_seed(0)
+    model = build_model(cfg, g, (64, 64)).to(dev).train()
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+    if args.compile:
+        model.image_encoder = torch.compile(model.image_encoder)
+    patches = torch.randint(0, 256, (n, s["patch_px"], s["patch_px"], 3), dtype=torch.uint8, device=dev)
+    expr = torch.rand(n, g, device=dev)
+    pos = torch.randint(0, 64, (n, 2), device=dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3,
+                           **({"fused": True} if dev.type == "cuda" else {}))
+
+    def step() -> None:
+        idx = torch.randint(0, n, (b,), device=dev)
+        x = augment_batch(model.to_input(patches[idx]), flips=True, rot90=False, rotate_deg=cfg.rotate_deg,
+                          jitter=tuple(cfg.color_jitter))
+        with autocast(dev):
+            img, spot = model(x, expr[idx], pos[idx])
+        loss = model.loss(img, spot)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    sync(dev)
+    t0, steps = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds or steps == 0:
+        for _ in range(4):
+            step()
+        steps += 4
+        sync(dev)
+    rate = steps * b / (time.perf_counter() - t0)
+    torch.backends.cudnn.benchmark = False
+    log(f"  direct: {rate:.0f} spots/s")
+    return {"spots_per_s": rate, "steps": steps, "cudnn_benchmark": True, "compile": bool(args.compile)}
+
+
+def card_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+
+
+def write_json(path: Path, report: dict) -> None:
+    from napari_mclstexp.atomic import atomic_write_path
+
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1, default=float))
+
+
+def summarise(report: dict, s: dict) -> None:
+    d = report["details"]
+    report["train_spots_per_s"] = d.get("train", {}).get("spots_per_s")
+    report["reference_spots_per_s"] = d.get("reference", {}).get("spots_per_s")
+    report["infer_patches_per_s"] = d.get("infer", {}).get("patches_per_s")
+    peaks = [v.get("peak_mem_gb") for v in d.values() if isinstance(v, dict)]
+    peaks = [p for p in peaks if p is not None]
+    report["peak_mem_gb"] = max(peaks) if peaks else None
+    tr, ref = report["train_spots_per_s"], report["reference_spots_per_s"]
+    trunk = d.get("trunk", {}).get("images_per_s", {}).get(str(s["batch"]))
+    report["speedup_vs_reference"] = tr / ref if tr and ref else None
+    report["train_fraction_of_trunk"] = tr / trunk if tr and trunk else None
+    if not report["tiny"]:
+        inf = report["infer_patches_per_s"]
+        report["goals"] = {
+            "train_ge_2200": bool(tr and tr >= 2200), "train_ge_85pct_trunk": bool(tr and trunk and tr >= 0.85 * trunk),
+            "train_ge_5x_reference": bool(tr and ref and tr >= 5 * ref), "infer_ge_8000": bool(inf and inf >= 8000)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--budget-s", type=float, default=285.0, help="total wall-clock budget (s)")
+    p.add_argument("--device", default="auto", help="auto, cuda, cuda:K or cpu")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the image encoder (trunk, direct)")
+    p.add_argument("--parts", default="trunk,train,reference,infer,direct")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)")
+    args = p.parse_args(argv)
+    t_begin = time.perf_counter()
+    from napari_mclstexp.train.device import resolve_device
+
+    dev = resolve_device(args.device)
+    tiny = args.tiny or dev.type != "cuda"
+    mode = "tiny" if tiny else "full"
+    if args.threads or tiny:
+        torch.set_num_threads(args.threads or 1)
+    s = SIZES[mode]
+    card = card_name(dev)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", card).strip("-") + ("-tiny" if tiny else "")
+    out = args.out / f"gpu-{slug}-{dt.date.today().isoformat()}.json"
+    report = {"device": card, "train_spots_per_s": None, "reference_spots_per_s": None,
+              "infer_patches_per_s": None, "peak_mem_gb": None, "tiny": tiny, "budget_s": args.budget_s,
+              "torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0],
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "sizes": s,
+              "compile": bool(args.compile), "details": {}, "errors": {}}
+    log(f"device {card} ({dev}), mode {mode}, budget {args.budget_s:.0f} s, torch {torch.__version__}")
+    work = Path(tempfile.mkdtemp(prefix="mclstexp-bench-"))
+
+    def left() -> float:
+        return args.budget_s - (time.perf_counter() - t_begin)
+
+    state: dict = {}
+
+    def samples() -> list:
+        if "samples" not in state:
+            t = time.perf_counter()
+            state["samples"] = make_train_samples(s, work)
+            log(f"  synthetic sections: {sum(a.n_obs for a in state['samples'])} spots, "
+                f"{time.perf_counter() - t:.1f} s")
+        return state["samples"]
+
+    parts = {
+        "trunk": lambda: part_trunk(dev, s, args),
+        "train": lambda: part_train(dev, s, args, samples(),
+                                    max(s["train_s"] / 5, min(s["train_s"], left() - RESERVE_AFTER_TRAIN[mode]))),
+        "reference": lambda: part_reference(dev, s, max(s["ref_s"] / 3, min(s["ref_s"], left() - 60.0 * (not tiny)))),
+        "infer": lambda: part_infer(dev, s, samples(), work, max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny)))),
+        "direct": lambda: part_direct(dev, s, args, max(1.0, min(s["direct_s"], left() - 5.0))),
+    }
+    wanted = [w.strip() for w in args.parts.split(",") if w.strip()]
+    for name in wanted:
+        if name not in parts:
+            p.error(f"unknown part {name!r}; choose from {', '.join(parts)}")
+        if left() < (2.0 if tiny else 15.0):
+            log(f"{name}: skipped, budget spent")
+            report["errors"][name] = "skipped: budget spent"
+            continue
+        log(f"{name}: start ({left():.0f} s left)")
+        reset_peak(dev)
+        t = time.perf_counter()
+        try:
+            result = parts[name]()
+            result["peak_mem_gb"] = peak_gb(dev)
+            result["part_s"] = time.perf_counter() - t
+            report["details"][name] = result
+            log(f"{name}: done in {result['part_s']:.1f} s, peak {result['peak_mem_gb'] or 0:.1f} GB")
+        except Exception as err:  # one failing part must not lose the others
+            report["errors"][name] = "".join(traceback.format_exception(type(err), err, err.__traceback__))[-4000:]
+            log(f"{name}: FAILED: {type(err).__name__}: {err}")
+        finally:
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+        summarise(report, s)
+        report["elapsed_s"] = time.perf_counter() - t_begin
+        write_json(out, report)
+    summarise(report, s)
+    report["elapsed_s"] = time.perf_counter() - t_begin
+    write_json(out, report)
+    keys = ("device", "train_spots_per_s", "reference_spots_per_s", "infer_patches_per_s", "peak_mem_gb",
+            "speedup_vs_reference", "train_fraction_of_trunk", "goals")
+    log("summary: " + json.dumps({k: report.get(k) for k in keys}, default=float))
+    log(f"wrote {out} in {report['elapsed_s']:.0f} s")
+    return 0 if not report["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
