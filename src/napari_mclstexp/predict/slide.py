@@ -27,7 +27,15 @@ import torch
 
 from ..progress import CancelToken, Progress, ProgressGen
 from .retrieval import retrieve
-from .spots import DEFAULT_BATCH, embed_batch, patch_px_for, prediction_anndata, prepare_model, provenance, resolve
+from .spots import (
+    DEFAULT_BATCH,
+    embed_batch,
+    patch_px_for,
+    prediction_anndata,
+    prepare_model,
+    provenance,
+    resolve,
+)
 from .tissue import slide_tissue_mask, tile_tissue_fraction
 
 #: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
