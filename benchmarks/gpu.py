@@ -174,6 +174,8 @@ def part_train(dev: torch.device, s: dict, args, samples: list, seconds: float) 
             ev = next(gen)
             now = time.perf_counter()
             if ev.stage != "train":
+                if now - t0 > seconds + 60.0:  # patch extraction far slower than expected
+                    cancel.cancel()
                 continue
             if t_train0 is None:
                 t_train0 = now
@@ -255,7 +257,35 @@ def make_bank_bundle(dev: torch.device, s: dict, samples: list):
     return bundle
 
 
-def part_infer(dev: torch.device, s: dict, samples: list, work: Path, seconds: float) -> dict:
+def timed_prediction(dev: torch.device, bundle, slide: Path, step_px: int, hard_limit_s: float) -> dict:
+    """One ``predict_whole_slide`` call, cancelled after ``hard_limit_s`` s (rate from its events then)."""
+    from napari_mclstexp.errors import Cancelled
+    from napari_mclstexp.predict.slide import predict_whole_slide
+    from napari_mclstexp.progress import CancelToken, run
+
+    cancel = CancelToken()
+    seen = [0, 0.0]
+    sync(dev)
+    t0 = time.perf_counter()
+
+    def on_event(ev) -> None:
+        if ev.stage == "predict":
+            seen[:] = [int(ev.step), time.perf_counter() - t0]
+            if seen[1] > hard_limit_s:
+                cancel.cancel()
+
+    try:
+        pred = run(predict_whole_slide(bundle, slide, step_px=step_px, device=str(dev), cancel=cancel), on_event)
+    except Cancelled:
+        n, wall = seen
+        return {"patches": n, "seconds": wall, "patches_per_s": n / max(wall, 1e-9), "cancelled": True}
+    sync(dev)
+    wall = time.perf_counter() - t0
+    return {"patches": int(pred.n_obs), "seconds": wall, "patches_per_s": pred.n_obs / wall, "cancelled": False}
+
+
+def part_infer(dev: torch.device, s: dict, samples: list, work: Path, seconds: float,
+               hard_limit_s: float) -> dict:
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.progress import run
@@ -271,15 +301,14 @@ def part_infer(dev: torch.device, s: dict, samples: list, work: Path, seconds: f
     runs = []
     t_part = time.perf_counter()
     while not runs or time.perf_counter() - t_part < seconds:
-        sync(dev)
-        t0 = time.perf_counter()
-        pred = run(predict_whole_slide(bundle, big, step_px=s["step_px"], device=str(dev)))
-        sync(dev)
-        wall = time.perf_counter() - t0
-        runs.append({"patches": int(pred.n_obs), "seconds": wall, "patches_per_s": pred.n_obs / wall})
-        log(f"  infer: {pred.n_obs} patches in {wall:.2f} s = {pred.n_obs / wall:.0f} patches/s")
-        if pred.n_obs == 0:
+        runs.append(timed_prediction(dev, bundle, big, s["step_px"], hard_limit_s))
+        r = runs[-1]
+        log(f"  infer: {r['patches']} patches in {r['seconds']:.2f} s = {r['patches_per_s']:.0f} patches/s"
+            + (" (cut short)" if r["cancelled"] else ""))
+        if r["patches"] == 0:
             raise RuntimeError("whole-slide prediction found no tissue on the synthetic slide")
+        if r["cancelled"]:
+            break
     rates = sorted(r["patches_per_s"] for r in runs)
     return {"patches_per_s": float(np.median(rates)), "runs": runs, "bank_spots": len(bundle.bank),
             "n_genes": len(bundle.genes), "slide_px": s["slide_px"], "step_px": s["step_px"],
@@ -411,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         "train": lambda: part_train(dev, s, args, samples(),
                                     max(s["train_s"] / 5, min(s["train_s"], left() - RESERVE_AFTER_TRAIN[mode]))),
         "reference": lambda: part_reference(dev, s, max(s["ref_s"] / 3, min(s["ref_s"], left() - 60.0 * (not tiny)))),
-        "infer": lambda: part_infer(dev, s, samples(), work, max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny)))),
+        "infer": lambda: part_infer(dev, s, samples(), work, max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny))),
+                                    hard_limit_s=max(10.0, left() - 40.0 * (not tiny))),
         "direct": lambda: part_direct(dev, s, args, max(1.0, min(s["direct_s"], left() - 5.0))),
     }
     wanted = [w.strip() for w in args.parts.split(",") if w.strip()]
