@@ -1,0 +1,105 @@
+"""``mclstexp predict``: expression at a sample's spots, or over a whole slide without ST data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "predict gene expression from H&E: at a sample's spots, or on a tile grid over a whole slide"
+
+DESCRIPTION = """\
+Predict spatial gene expression with a trained model bundle (.mclst).
+
+At spots:     mclstexp predict MODEL.mclst SAMPLE.h5ad --out PRED.h5ad
+Whole slide:  mclstexp predict MODEL.mclst --image SLIDE --out PRED.h5ad [--step-px N]
+
+Each spot's (or tile's) image patch is embedded and the k most similar training spots are
+retrieved from the bundle's reference bank; the prediction is their expression weighted by 1/d².
+The output AnnData holds the predicted normalised expression (X), the spot/tile centres
+(obsm['spatial'], full-resolution px), a per-spot uncertainty (obs['uncertainty']: weighted std of
+the neighbours' expression, averaged over genes) and provenance (uns['mclstexp']).  Whole-slide
+predictions skip background (tissue detection) and record the tile grid in uns['mclstexp']['grid'].
+"""
+
+EPILOG = """\
+examples:
+  mclstexp predict model.mclst B4.h5ad --out B4_pred.h5ad
+  mclstexp predict model.mclst --image slide.ome.tif --out slide_pred.h5ad --step-px 112 --device cuda
+"""
+
+
+def register(subparsers) -> None:
+    """Add the ``predict`` sub-command."""
+    p = subparsers.add_parser(
+        "predict", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL.mclst", help="trained model bundle")
+    p.add_argument("sample", nargs="?", metavar="SAMPLE.h5ad", help="sample whose spots to predict")
+    p.add_argument("--image", metavar="SLIDE", help="whole-slide image to predict on a tile grid (instead of a sample)")
+    p.add_argument("--out", required=True, metavar="PRED.h5ad", help="output AnnData (written atomically)")
+    p.add_argument("--step-px", type=int, default=None, metavar="N",
+                   help="whole slide: distance between tile centres in full-resolution px (default: the patch size)")
+    p.add_argument("--min-tissue", type=float, default=0.25, metavar="F",
+                   help="whole slide: skip tiles with less tissue than this fraction (default: %(default)s)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--k", type=int, default=None, metavar="K", help="neighbours retrieved (default: the model's preset)")
+    p.add_argument("--distance", choices=("l1", "l2"), default=None,
+                   help="distance for the 1/d² weights (default: the model's preset)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="patches per forward pass (default: 256 on CUDA, 64 on CPU)")
+    p.set_defaults(run=run)
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    from ..errors import InputError, OutputError
+
+    if (args.sample is None) == (args.image is None):
+        raise InputError("give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither")
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise OutputError("output path is a folder; give a .h5ad file name", out)
+    inputs = [p for p in (args.model, args.sample, args.image) if p]
+    for item in inputs:
+        src = Path(item).expanduser()
+        same = out.resolve() == src.resolve()
+        if not same and out.exists() and src.exists():
+            same = os.path.samefile(out, src)
+        if same:
+            raise OutputError("the output would overwrite an input file; choose another --out", out)
+    if args.k is not None and args.k < 1:
+        raise InputError(f"--k must be at least 1, not {args.k}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.step_px is not None and args.step_px < 1:
+        raise InputError(f"--step-px must be at least 1, not {args.step_px}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the bundle, predict, write the AnnData atomically; print a one-line summary."""
+    from ..bundle import load_bundle
+    from ..io.h5ad import read_sample, write_h5ad
+    from ..progress import run_with_progress
+
+    _check_paths(args)
+    bundle = load_bundle(args.model)
+    quiet = bool(getattr(args, "quiet", False))
+    options = dict(device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size)
+    if args.image:
+        from ..predict.slide import predict_whole_slide
+
+        gen = predict_whole_slide(bundle, args.image, step_px=args.step_px, min_tissue=args.min_tissue, **options)
+        what = "tiles"
+    else:
+        from ..predict.spots import predict_at_spots
+
+        sample = read_sample(args.sample, require_image=True)
+        gen = predict_at_spots(bundle, sample, **options)
+        what = "spots"
+    pred = run_with_progress(gen, disable=quiet)
+    write_h5ad(pred, args.out)
+    if not quiet:
+        print(f"predicted {pred.n_vars} genes at {pred.n_obs} {what} → {args.out}")
+    return 0
