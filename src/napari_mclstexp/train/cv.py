@@ -1,0 +1,457 @@
+"""Cross-validation without leakage: fold plans, per-fold train → bank → predict → evaluate, resumable.
+
+Schemes (one fold per test section):
+
+``slide``
+    Leave-one-slide-out, the paper's protocol: every other image section trains the model and fills
+    the reference bank; sections of the test patient stay in (serial sections share tissue, so
+    this is optimistic).
+``patient``
+    Leave-one-patient-out: every section of the test section's patient is excluded from training
+    **and** from the reference bank (the leakage guard).
+
+Expression-only sections (``extra``) never train or get tested; they only add spots to the bank, under
+the same patient rule.  The results file is rewritten atomically after every fold and a rerun skips the
+folds it already holds, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from ..errors import InputError, SampleFormatError
+from ..progress import CancelToken, Progress, ProgressGen
+
+SCHEMES = ("slide", "patient")
+FORMAT_NAME = "napari-mclstexp-cv"
+FORMAT_VERSION = 1
+#: Metrics averaged over folds.
+MEAN_KEYS = ("acg", "heg50", "hvg50", "mse", "mae", "domain_ari", "domain_nmi")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-validation fold (section names only: a pure plan).
+
+    Attributes
+    ----------
+    test
+        The held-out section.
+    train
+        Image sections that train the model; their spots fill the bank.
+    bank_extra
+        Expression-only sections added to the bank.
+    excluded
+        Sections left out besides ``test`` (other sections of the test patient, ``patient`` scheme).
+    """
+
+    test: str
+    train: tuple[str, ...]
+    bank_extra: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def bank(self) -> tuple[str, ...]:
+        """Every section whose spots are in the fold's reference bank."""
+        return self.train + self.bank_extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def plan_folds(
+    sections: Mapping[str, str],
+    scheme: str,
+    *,
+    test_sections: Sequence[str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> list[Fold]:
+    """Plan the folds of a cross-validation.
+
+    Parameters
+    ----------
+    sections
+        Image sections (trainable, testable): section name → patient.
+    scheme
+        ``"slide"`` (leave-one-slide-out) or ``"patient"`` (leave-one-patient-out).
+    test_sections
+        Sections to test (default: all of ``sections``), in the order given.
+    extra
+        Expression-only sections for the bank: name → patient.
+
+    Returns
+    -------
+    list[Fold]
+
+    Raises
+    ------
+    InputError
+        Unknown scheme or test section, or a fold left without training sections.
+    """
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown cross-validation scheme {scheme!r}: use 'slide' or 'patient'")
+    extra = {s: p for s, p in (extra or {}).items() if s not in sections}
+    tests = list(sections) if test_sections is None else [str(s) for s in test_sections]
+    unknown = [s for s in tests if s not in sections]
+    if unknown:
+        raise InputError(
+            f"test section(s) {', '.join(unknown)} not among the image sections ({', '.join(sections)})"
+        )
+    folds = []
+    for test in tests:
+        patient = sections[test]
+        if scheme == "slide":
+            train = tuple(s for s in sections if s != test)
+            bank_extra = tuple(extra)
+            excluded: tuple[str, ...] = ()
+        else:
+            train = tuple(s for s, p in sections.items() if p != patient)
+            bank_extra = tuple(s for s, p in extra.items() if p != patient)
+            excluded = tuple(s for s, p in {**sections, **extra}.items() if p == patient and s != test)
+        if not train:
+            raise InputError(
+                f"fold {test}: no section left to train on under the {scheme!r} scheme "
+                f"(all sections belong to patient {patient!r})"
+            )
+        folds.append(Fold(test, train, bank_extra, excluded))
+    return folds
+
+
+def section_of(adata: Any, position: int = 0) -> str:
+    """A sample's section name: ``obs['section']`` when unique, else its library id."""
+    if "section" in adata.obs and adata.n_obs:
+        values = adata.obs["section"].astype(str).unique()
+        if len(values) == 1:
+            return str(values[0])
+    spatial = adata.uns.get("spatial")
+    if isinstance(spatial, dict) and len(spatial) == 1:
+        return str(next(iter(spatial)))
+    return f"sample{position}"
+
+
+def patients_of(samples: Sequence[Any], scheme: str) -> dict[str, str]:
+    """Section → patient of ``samples`` (``obs['patient']``); unique section names required."""
+    out: dict[str, str] = {}
+    for i, adata in enumerate(samples):
+        name = section_of(adata, i)
+        if name in out:
+            raise SampleFormatError(f"two samples are both section {name!r}: section names must be unique")
+        if "patient" in adata.obs and adata.n_obs and adata.obs["patient"].nunique() == 1:
+            out[name] = str(adata.obs["patient"].iloc[0])
+        elif scheme == "patient":
+            raise SampleFormatError(
+                f"section {name!r} has no single obs['patient']: the patient scheme needs it"
+            )
+        else:
+            out[name] = name
+    return out
+
+
+def data_hash(samples: Sequence[Any]) -> str:
+    """SHA-256 (hex, 16 chars) of the samples' names, spots, genes, counts and positions."""
+    h = hashlib.sha256()
+    for i, adata in enumerate(samples):
+        h.update(section_of(adata, i).encode())
+        h.update("\0".join(map(str, adata.obs_names)).encode())
+        h.update("\0".join(map(str, adata.var_names)).encode())
+        X = adata.X
+        if sparse.issparse(X):
+            X = X.tocsr()
+            for part in (X.data, X.indices, X.indptr):
+                h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(np.ascontiguousarray(X).tobytes())
+        h.update(np.ascontiguousarray(adata.obsm["spatial"], dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that shape the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    out = {"napari_mclstexp": __version__, "python": platform.python_version()}
+    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.generic):
+        return _finite(v.item())
+    return v
+
+
+def write_results(results: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write the results JSON atomically (NaN as ``null``)."""
+    from ..atomic import atomic_write_path
+
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def mean_metrics(folds: Mapping[str, Any], keys: Sequence[str] = MEAN_KEYS) -> dict[str, Any]:
+    """Mean and standard deviation over folds of each metric (``None``/NaN folds skipped)."""
+    out: dict[str, Any] = {"n_folds": len(folds)}
+    for prefix in ("", "baseline_"):
+        for key in keys:
+            values = [f.get(prefix + "metrics", {}).get(key) for f in folds.values()]
+            values = np.array([v for v in values if v is not None], dtype=float)
+            values = values[np.isfinite(values)]
+            if values.size:
+                out[prefix + key] = float(values.mean())
+                out[prefix + key + "_std"] = float(values.std())
+    return out
+
+
+def domain_scores(pred: Any, truth: Any, key: str, seed: int = 0) -> dict[str, float]:
+    """Domains (k = number of reference labels) on predicted expression vs ``truth.obs[key]``."""
+    from ..analysis.domains import add_domains, determined_mask
+    from ..analysis.metrics import match_spots
+
+    p_idx, t_idx, _ = match_spots(pred, truth)
+    labels = np.full(pred.n_obs, None, dtype=object)
+    labels[p_idx] = truth.obs[key].astype(object).to_numpy()[t_idx]
+    k = len(set(labels[determined_mask(labels)]))
+    if k < 2:
+        return {}
+    res = add_domains(pred, k, truth=labels, seed=seed)
+    return {"domain_ari": res["ari"], "domain_nmi": res["nmi"], "domain_k": k}
+
+
+def run_fold(
+    fold: Fold,
+    samples: Mapping[str, Any],
+    config: Any,
+    *,
+    genes: list[str],
+    device: str = "auto",
+    domain_key: str | None = None,
+    baseline: bool = False,
+    predictions_dir: str | os.PathLike | None = None,
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[dict[str, Any]]:
+    """Train on ``fold.train``, bank ``fold.bank``, predict and evaluate ``fold.test``.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (:func:`~napari_mclstexp.analysis.metrics.summary` plus domain scores),
+        ``per_gene_r``, ``timings`` (s), ``device``, ``n_bank_spots``, ``final_loss`` and, with
+        ``baseline``, ``baseline_metrics`` (colour-histogram kNN over the training spots).
+    """
+    from ..analysis.metrics import evaluate, summary
+    from ..bundle import make_bundle
+    from ..predict.spots import predict_at_spots
+    from .trainer import train
+
+    test = samples[fold.test]
+    train_samples = [samples[s] for s in fold.train]
+    extra_samples = [samples[s] for s in fold.bank_extra]
+    t0 = time.perf_counter()
+    result = yield from train(train_samples, config, genes=genes, device=device, cancel=cancel,
+                              patch_cache=patch_cache)
+    t1 = time.perf_counter()
+    bundle = make_bundle(result, train_samples, result.device, extra_samples=extra_samples)
+    t2 = time.perf_counter()
+    pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache,
+                                       cancel=cancel)
+    t3 = time.perf_counter()
+    scores = evaluate(pred, test, normalization=bundle.config["normalization"])
+    metrics = summary(scores)
+    if domain_key and domain_key in test.obs:
+        metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
+    t4 = time.perf_counter()
+    if predictions_dir is not None:
+        from ..atomic import atomic_write_path
+
+        with atomic_write_path(Path(predictions_dir) / f"{fold.test}.h5ad") as tmp:
+            pred.write_h5ad(tmp)
+    history = list(result.history or [])
+    record: dict[str, Any] = {
+        "metrics": metrics,
+        "per_gene_r": {str(g): float(r) for g, r in scores["per_gene"]["r"].items()},
+        "timings": {"train_s": t1 - t0, "bank_s": t2 - t1, "predict_s": t3 - t2, "evaluate_s": t4 - t3},
+        "device": str(result.device),
+        "epochs": len(history),
+        "final_loss": history[-1].get("loss") if history else None,
+        "n_bank_spots": len(bundle.bank),
+    }
+    if baseline:
+        tb = time.perf_counter()
+        record["baseline_metrics"] = _baseline_metrics(
+            bundle, train_samples, test, pred, patch_cache, cancel
+        )
+        record["timings"]["baseline_s"] = time.perf_counter() - tb
+    return record
+
+
+def _baseline_metrics(bundle, train_samples, test, pred, patch_cache, cancel) -> dict[str, Any]:
+    """Colour-histogram kNN over the training spots, on the same patches, scored like the model."""
+    from ..analysis.metrics import evaluate, summary
+    from ..data.genes import expression_matrix
+    from ..data.patches import sample_patches
+    from ..predict.baseline import histogram_knn_predict
+
+    cfg = bundle.config
+    size, out_px = int(cfg["patch_px"]), int(cfg["input_px"])
+    tr_p = np.concatenate([sample_patches(a, size, out_px, patch_cache, cancel) for a in train_samples])
+    tr_x = np.concatenate([expression_matrix(a, bundle.genes, cfg["normalization"]) for a in train_samples])
+    te_p = sample_patches(test, size, out_px, patch_cache, cancel)
+    base = pred.copy()
+    base.X = np.asarray(histogram_knn_predict(tr_p, tr_x, te_p, int(cfg["k"])), dtype=np.float32)
+    return summary(evaluate(base, test, normalization=cfg["normalization"]))
+
+
+def _header(scheme, cfg, genes, samples, extras, plan) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "scheme": scheme,
+        "preset": cfg.preset,
+        "config": cfg.to_dict(),
+        "genes": list(genes),
+        "data_hash": data_hash(list(samples) + list(extras)),
+        "plan": [f.to_dict() for f in plan],
+    }
+
+
+def run_cv(
+    samples: Sequence[Any],
+    scheme: str = "slide",
+    config: Any = "quick",
+    *,
+    out: str | os.PathLike | None = None,
+    folds: Sequence[str] | None = None,
+    extra: Sequence[Any] = (),
+    genes: Any = None,
+    device: str = "auto",
+    domain_key: str | None = None,
+    baseline: bool = False,
+    predictions_dir: str | os.PathLike | None = None,
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[dict[str, Any]]:
+    """Cross-validate: one fold per test section, resumable through ``out``.
+
+    Parameters
+    ----------
+    samples
+        Image sections (AnnData with raw counts and images); ``obs['patient']`` needed for the
+        ``patient`` scheme.
+    scheme
+        ``"slide"`` or ``"patient"`` (see module docstring).
+    config
+        :class:`~napari_mclstexp.model.presets.TrainConfig`, its dict, or a preset name.
+    out
+        Results JSON, rewritten atomically after every fold; folds already in it are not recomputed
+        (its scheme, configuration, genes and data hash must match, else :class:`InputError`).
+    folds
+        Test sections (default: every sample).
+    extra
+        Expression-only sections added to the bank (patient rule applies).
+    genes
+        Gene panel spec (:func:`~napari_mclstexp.data.genes.select_genes`), resolved once over all
+        sections so every fold predicts the same panel.
+    device
+        Training / prediction device.
+    domain_key
+        ``obs`` column of reference labels: adds domain ARI/NMI per fold (k = number of labels).
+    baseline
+        Also score the colour-histogram kNN reference per fold.
+    predictions_dir
+        Write each fold's prediction as ``<test>.h5ad`` there.
+    patch_cache, cancel
+        Passed on to training and prediction.
+
+    Yields
+    ------
+    Progress
+        Stage ``"cv"`` (one step per fold) and the inner stages of training and prediction.
+
+    Returns
+    -------
+    dict
+        The results: header (scheme, config, genes, data hash, plan), ``folds`` (test → record),
+        ``mean``, ``versions``, ``device``, ``created``, ``updated``.
+    """
+    from ..data.genes import select_genes
+    from ..model.presets import as_config
+
+    samples, extras = list(samples), list(extra)
+    cfg = as_config(config)
+    sections = patients_of(samples, scheme)
+    extra_sections = patients_of(extras, scheme) if extras else {}
+    plan = plan_folds(sections, scheme, test_sections=folds, extra=extra_sections)
+    by_name = dict(zip(sections, samples, strict=True)) | dict(zip(extra_sections, extras, strict=True))
+    panel = [str(g) for g in select_genes(samples + extras, genes)]
+    header = _header(scheme, cfg, panel, samples, extras, plan)
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    results: dict[str, Any] = {**header, "folds": {}, "created": now}
+    if out is not None and Path(out).is_file():
+        try:
+            previous = json.loads(Path(out).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot resume: not a readable results file ({err})", out) from err
+        for key in ("format", "scheme", "config", "genes", "data_hash"):
+            if previous.get(key) != header[key]:
+                raise InputError(
+                    f"cannot resume: this file holds a different run ({key} differs); "
+                    "choose another --out or delete it",
+                    out,
+                )
+        results["folds"] = dict(previous.get("folds", {}))
+        results["created"] = previous.get("created", now)
+    results["versions"] = versions()
+    todo = [f for f in plan if f.test not in results["folds"]]
+    done = len(plan) - len(todo)
+    yield Progress("cv", done, len(plan), message=f"{done} fold(s) already done")
+    for fold in todo:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        t0 = time.perf_counter()
+        record = yield from run_fold(
+            fold, by_name, cfg, genes=panel, device=device, domain_key=domain_key, baseline=baseline,
+            predictions_dir=predictions_dir, patch_cache=patch_cache, cancel=cancel,
+        )
+        record = {**fold.to_dict(), **record}
+        record["timings"] = {**record.get("timings", {}), "total_s": time.perf_counter() - t0}
+        record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        results["folds"][fold.test] = record
+        results["device"] = record.get("device")
+        results["mean"] = mean_metrics(results["folds"])
+        results["updated"] = record["finished"]
+        if out is not None:
+            write_results(results, out)
+        done += 1
+        yield Progress("cv", done, len(plan), message=f"fold {fold.test}: ACG {record['metrics'].get('acg')}")
+    results["mean"] = mean_metrics(results["folds"])
+    results.setdefault("device", None)
+    results["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if out is not None:
+        write_results(results, out)
+    return _finite(results)
