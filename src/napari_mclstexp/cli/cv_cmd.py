@@ -1,0 +1,112 @@
+"""``mclstexp cv SAMPLE.h5ad... --scheme slide|patient --out CV.json``: resumable cross-validation."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --scheme slide --preset quick --out cv.json
+  mclstexp cv *.h5ad --scheme patient --preset default --device cuda --out cv_patient.json
+  mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --folds C2 --bank-extra A*.h5ad --out cv.json
+
+Rerunning the same command continues an interrupted run: folds already in --out are kept.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``cv`` command."""
+    p = subparsers.add_parser(
+        "cv",
+        help="cross-validate (leave one slide or one patient out): per-fold and mean ACG, HEG, ...",
+        description=(
+            "Leave-one-slide-out (the paper's protocol) or leave-one-patient-out cross-validation: "
+            "per test section, train on the other image sections, fill the reference bank, predict "
+            "the test section from its image and score it. Under --scheme patient every section of "
+            "the test patient is kept out of training and out of the bank."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("samples", nargs="+", metavar="SAMPLE.h5ad", help="image sections (with images)")
+    p.add_argument("--scheme", choices=["slide", "patient"], required=True)
+    p.add_argument("--out", metavar="CV.json", required=True, help="results (resumed when it exists)")
+    p.add_argument("--preset", default="quick", choices=["paper", "default", "quick"],
+                   help="training preset (default: %(default)s)")
+    p.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the preset's)")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the preset's)")
+    p.add_argument("--weights", metavar="imagenet|none|PATH", help="encoder weights (default: the preset's)")
+    p.add_argument("--folds", metavar="SECTION,...", help="test only these sections")
+    p.add_argument("--bank-extra", nargs="+", default=[], metavar="SAMPLE.h5ad",
+                   help="expression-only sections added to the reference bank")
+    p.add_argument("--genes", metavar="FILE|hvg:N", help="gene panel (default: genes common to all sections)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--domain-key", metavar="COLUMN",
+                   help="obs column of reference labels: adds domain ARI/NMI per fold")
+    p.add_argument("--baseline", action="store_true", help="also score the colour-histogram kNN reference")
+    p.add_argument("--predictions", metavar="DIR", help="write each fold's prediction as DIR/<section>.h5ad")
+    p.add_argument("--cache", metavar="DIR", help="patch cache folder (default: $MCLSTEXP_CACHE or ~/.cache)")
+    p.set_defaults(run=run)
+
+
+def read_samples(paths: list[str]) -> list[Any]:
+    """Read and validate sample ``.h5ad`` files."""
+    try:
+        from ..io.h5ad import read_sample
+    except ImportError:  # io/h5ad.py not there yet: same checks by hand
+        from ..sample import validate_sample
+        from .evaluate_cmd import read_h5ad
+
+        def read_sample(path: str, *, require_image: bool = False) -> Any:
+            adata = read_h5ad(path)
+            validate_sample(adata, path, require_image=require_image)
+            return adata
+
+    return [read_sample(p) for p in paths]
+
+
+def print_table(results: dict[str, Any]) -> None:
+    """Per-fold and mean metrics as a small text table."""
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, int | float) else "  -   "
+
+    keys = ["acg", "heg50", "hvg50", "mse", "mae"]
+    print(f"{'fold':<10}" + "".join(f"{k.upper():>9}" for k in keys) + f"{'train s':>10}")
+    for name, fold in results["folds"].items():
+        m = fold.get("metrics", {})
+        train_s = fold.get("timings", {}).get("train_s")
+        print(f"{name:<10}" + "".join(f"{fmt(m.get(k)):>9}" for k in keys)
+              + f"{(f'{train_s:.1f}' if train_s is not None else '-'):>10}")
+    mean = results.get("mean", {})
+    print(f"{'mean':<10}" + "".join(f"{fmt(mean.get(k)):>9}" for k in keys))
+    if "baseline_acg" in mean:
+        print(f"{'baseline':<10}" + "".join(f"{fmt(mean.get('baseline_' + k)):>9}" for k in keys))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the cross-validation and print the table; returns 0."""
+    from ..data.patches import PatchCache
+    from ..model.presets import get_preset
+    from ..progress import run_with_progress
+    from ..train.cv import run_cv
+    from .evaluate_cmd import check_output
+
+    check_output(args.out, [*args.samples, *args.bank_extra])
+    cfg = get_preset(args.preset)
+    changes = {k: getattr(args, k) for k in ("epochs", "seed", "weights") if getattr(args, k) is not None}
+    if changes:
+        cfg = cfg.replace(**changes)
+    samples = read_samples(args.samples)
+    extra = read_samples(args.bank_extra) if args.bank_extra else []
+    folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
+    gen = run_cv(
+        samples, args.scheme, cfg, out=args.out, folds=folds, extra=extra, genes=args.genes,
+        device=args.device, domain_key=args.domain_key, baseline=args.baseline,
+        predictions_dir=args.predictions, patch_cache=PatchCache(args.cache),
+    )
+    results = run_with_progress(gen, disable=getattr(args, "quiet", False))
+    print_table(results)
+    print(f"results: {Path(args.out).resolve()}")
+    return 0
