@@ -117,6 +117,28 @@ class MclSTExp(nn.Module):
         emb = self.spot_head(feats)
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb
 
+    def forward(
+        self, images: torch.Tensor, expr: torch.Tensor, pos: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both embeddings in one call (what DDP wraps).
+
+        Parameters
+        ----------
+        images
+            uint8 (N, H, W, 3) patches, or float (N, 3, H, W) images in [0, 1] (already augmented).
+        expr, pos
+            (N, G) normalised expression and (N, 2) long position indices of the same spots.
+
+        Returns
+        -------
+        (img_emb, spot_emb), each (N, D).
+        """
+        if images.dtype == torch.uint8:
+            img = self.encode_images(images)
+        else:
+            img = self.forward_images(images)
+        return img, self.encode_spots(expr, pos)
+
     def loss(self, img_emb: torch.Tensor, spot_emb: torch.Tensor) -> torch.Tensor:
         """Contrastive loss of matched image/spot embeddings (hard or soft targets per config)."""
         return clip_loss(img_emb, spot_emb, self.temperature, self.config.targets)

@@ -1,0 +1,140 @@
+"""Batch augmentation on tensors, on whatever device the batch lives (no per-sample Python work).
+
+All randomness comes from torch's generator of the batch's device (or ``generator``), so a seeded run
+is reproducible and its state can be checkpointed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: ITU-R 601 luma weights (as torchvision's rgb_to_grayscale).
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(n, device=x.device, generator=generator, dtype=torch.float32)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """``ratio·x + (1 − ratio)·other`` clamped to [0, 1] (torchvision's colour-jitter blend)."""
+    return (ratio.view(-1, 1, 1, 1) * x + (1 - ratio.view(-1, 1, 1, 1)) * other).clamp_(0.0, 1.0)
+
+
+def color_jitter(
+    x: torch.Tensor,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    saturation: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Per-image random brightness, contrast and saturation (torchvision ``ColorJitter`` semantics).
+
+    Factors are drawn uniformly from ``[1 − v, 1 + v]`` and applied in this fixed order.
+
+    Parameters
+    ----------
+    x
+        float (N, 3, H, W) in [0, 1].
+    brightness, contrast, saturation
+        Jitter strengths (0 disables).
+    """
+    n = x.shape[0]
+
+    def factor(v: float) -> torch.Tensor:
+        return 1.0 + (2.0 * _rand(n, x, generator) - 1.0) * v
+
+    if brightness > 0:
+        x = _blend(x, torch.zeros_like(x), factor(brightness))
+    if contrast > 0:
+        mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+        x = _blend(x, mean.expand_as(x), factor(contrast))
+    if saturation > 0:
+        x = _blend(x, _grey(x).expand_as(x), factor(saturation))
+    return x
+
+
+def flip_rot90(
+    x: torch.Tensor, flips: bool = True, rot90: bool = True, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random horizontal/vertical flips and multiples of 90° rotation per image (square images).
+
+    Together they draw uniformly from the 8 symmetries of the square (dihedral group D4).
+    """
+    n = x.shape[0]
+    out = x
+    if flips:
+        h = _rand(n, x, generator) < 0.5
+        v = _rand(n, x, generator) < 0.5
+        out = torch.where(h.view(-1, 1, 1, 1), out.flip(-1), out)
+        out = torch.where(v.view(-1, 1, 1, 1), out.flip(-2), out)
+    if rot90:
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"90° rotations need square images, got {tuple(x.shape[-2:])}")
+        k = (_rand(n, x, generator) * 4).long().clamp_(max=3)
+        base = out
+        for turns in (1, 2, 3):
+            out = torch.where((k == turns).view(-1, 1, 1, 1), base.rot90(turns, dims=(2, 3)), out)
+    return out
+
+
+def rotate(x: torch.Tensor, max_deg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rotate each image by a random angle in ``[−max_deg, max_deg]`` about its centre.
+
+    Bilinear, zero fill outside (as torchvision ``RandomRotation(max_deg)`` with fill 0).
+    """
+    n = x.shape[0]
+    angle = (2.0 * _rand(n, x, generator) - 1.0) * math.radians(max_deg)
+    cos, sin = angle.cos(), angle.sin()
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment_batch(
+    x: torch.Tensor,
+    *,
+    flips: bool = True,
+    rot90: bool = True,
+    rotate_deg: float = 0.0,
+    jitter: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training augmentation of a batch: colour jitter, flips, 90° and/or arbitrary rotation.
+
+    Parameters
+    ----------
+    x
+        float (N, 3, H, W) images in [0, 1] (any device).
+    flips, rot90
+        Random horizontal/vertical flips and 90° rotations.
+    rotate_deg
+        Arbitrary rotation range in degrees (0 disables; paper: 180).
+    jitter
+        (brightness, contrast, saturation) strengths.
+    generator
+        Optional torch generator on ``x``'s device (default: the device's global generator).
+
+    Returns
+    -------
+    torch.Tensor
+        Augmented float batch, same shape, in [0, 1].
+    """
+    if x.shape[0] == 0:
+        return x
+    if any(v > 0 for v in jitter):
+        x = color_jitter(x, *jitter, generator=generator)
+    if flips or rot90:
+        x = flip_rot90(x, flips, rot90, generator=generator)
+    if rotate_deg > 0:
+        x = rotate(x, rotate_deg, generator=generator)
+    return x

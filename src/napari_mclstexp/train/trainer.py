@@ -1,0 +1,310 @@
+"""Training loop of mclSTExp: patches once into one uint8 tensor, batches by index, device augmentation.
+
+``train`` is a generator: it yields :class:`~napari_mclstexp.progress.Progress` events (stage
+``"patches"`` then ``"train"``) and returns a :class:`TrainResult`.  It checks ``cancel`` before every
+step, writes a checkpoint atomically after every epoch (rank 0) and can resume from it with results
+identical to an uninterrupted seeded run on the CPU.  Under ``torchrun`` it trains with DDP through
+:mod:`napari_mclstexp.train.distributed` (global batch = per-rank batch × world size, contrastive
+logits over the gathered embeddings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.augment import augment_batch
+from ..errors import InputError
+from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
+from ..model.presets import TrainConfig, as_config
+from ..progress import CancelToken, Progress, ProgressGen
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+log = logging.getLogger(__name__)
+
+#: Share of free GPU memory the patch tensor may take to live on the GPU (else pinned host memory).
+GPU_PATCH_FRACTION = 0.3
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model
+        The trained :class:`~napari_mclstexp.model.mclstexp.MclSTExp` (eval mode, on ``device``).
+    config
+        The configuration used.
+    genes
+        The gene panel, in model order.
+    train_sections
+        Section names of the training samples.
+    history
+        One dict per epoch: ``epoch``, ``loss``, ``seconds``, ``spots_per_s``, ``lr``, ``temperature``.
+    pos_shape
+        Rows of the (x, y) position tables.
+    device
+        Device the model trained on (str).
+    is_main
+        False on the non-zero ranks of a distributed run (they must not write files).
+    """
+
+    model: MclSTExp
+    config: TrainConfig
+    genes: list[str]
+    train_sections: list[str]
+    history: list[dict[str, float]] = field(default_factory=list)
+    pos_shape: tuple[int, int] = (1, 1)
+    device: str = "cpu"
+    is_main: bool = True
+
+    @property
+    def train_seconds(self) -> float:
+        """Summed wall time of the training epochs (s)."""
+        return float(sum(h.get("seconds", 0.0) for h in self.history))
+
+
+def section_name(adata: Any, position: int) -> str:
+    """``obs['section']`` when unique, else the library id, else ``sample<position>``."""
+    if "section" in adata.obs and adata.n_obs:
+        values = adata.obs["section"].astype(str).unique()
+        if len(values) == 1:
+            return str(values[0])
+    spatial = adata.uns.get("spatial", {})
+    if isinstance(spatial, dict) and len(spatial) == 1:
+        return str(next(iter(spatial)))
+    return f"sample{position}"
+
+
+class _BatchSource:
+    """Serves uint8 patch batches by index on the training device.
+
+    CPU: plain indexing.  CUDA: the whole tensor on the GPU when it fits, else pinned host memory with
+    two pinned staging buffers (gather on the host, asynchronous copy, no reuse before the copy ends).
+    """
+
+    def __init__(self, patches: np.ndarray, device: torch.device, batch: int) -> None:
+        host = torch.from_numpy(np.ascontiguousarray(patches))
+        self.device = device
+        self.staging: list[torch.Tensor] = []
+        self.events: list[Any] = []
+        self.turn = 0
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if host.numel() < GPU_PATCH_FRACTION * free:
+                self.data = host.to(device)
+            else:
+                self.data = host.pin_memory()
+                shape = (batch, *host.shape[1:])
+                self.staging = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(2)]
+                self.events = [None, None]
+        else:
+            self.data = host.to(device)
+
+    def get(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.staging:
+            return self.data[idx.to(self.data.device, non_blocking=True)]
+        slot = self.turn % 2
+        self.turn += 1
+        if self.events[slot] is not None:
+            self.events[slot].synchronize()
+        buf = self.staging[slot][: len(idx)]
+        torch.index_select(self.data, 0, idx, out=buf)
+        out = buf.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.events[slot] = event
+        return out
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    extra = {"fused": True} if device.type == "cuda" else {}
+    return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    if cfg.scheduler == "cosine" and total_steps > 0:
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
+        )
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
+    from ..data.genes import expression_matrix, select_genes
+    from ..data.patches import iter_sample_patches
+
+    gene_list = list(select_genes(samples, genes))
+    patches, expr, pos = [], [], []
+    for i, adata in enumerate(samples):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        p = yield from iter_sample_patches(adata, cfg.patch_px, cfg.input_px, patch_cache, cancel)
+        patches.append(np.asarray(p))
+        expr.append(np.asarray(expression_matrix(adata, gene_list, cfg.normalization), dtype=np.float32))
+        pos.append(spot_positions(adata, cfg))
+        yield Progress("patches", i + 1, len(samples), message=f"section {section_name(adata, i)}")
+    return gene_list, np.concatenate(patches), np.concatenate(expr), np.concatenate(pos)
+
+
+def train(
+    samples: Sequence[Any],
+    config: TrainConfig | dict[str, Any] | str,
+    *,
+    genes: Any = None,
+    device: str | torch.device = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    cancel: CancelToken | None = None,
+    patch_cache: Any = None,
+) -> ProgressGen[TrainResult]:
+    """Train an mclSTExp model on samples with images (generator).
+
+    Parameters
+    ----------
+    samples
+        Training sections (AnnData with raw counts and ``source_image_path``).
+    config
+        A :class:`TrainConfig`, its dict, or a preset name.
+    genes
+        Gene panel spec for :func:`~napari_mclstexp.data.genes.select_genes` (None, ``"hvg:N"``, a
+        path or a list).
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:K"``, ``"mps"`` (under torchrun: the rank's GPU).
+    checkpoint
+        File written atomically after every epoch (rank 0); ``resume=True`` continues from it.
+    resume
+        Continue from ``checkpoint`` if it exists (same data and options required).
+    cancel
+        Checked before every step; raises :class:`~napari_mclstexp.errors.Cancelled`.
+    patch_cache
+        Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
+
+    Yields
+    ------
+    Progress
+        ``"patches"`` events, then one ``"train"`` event per step with metrics ``epoch``, ``step``,
+        ``loss`` (latest synchronised mean), ``spots_per_s`` and ``eta_s`` (s).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from .distributed import init_distributed
+
+    cfg = as_config(config)
+    samples = list(samples)
+    if not samples:
+        raise InputError("no training samples given")
+    ctx = init_distributed(device)
+    dev = ctx.device
+    gene_list, patches, expr, pos = yield from _load_data(samples, cfg, genes, cancel, patch_cache)
+    pos_shape = pos_shape_for(samples, cfg)
+    n = len(expr)
+    cuda = dev.type == "cuda"
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    model = build_model(cfg, len(gene_list), pos_shape).to(dev)
+    if cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+    net = ctx.wrap(model)
+    per_rank = max(1, cfg.batch_size // ctx.world_size)
+    local_n = len(ctx.shard(np.arange(n)))
+    batch = min(per_rank, local_n)
+    steps_per_epoch = max(1, local_n // batch)
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = _optimizer(model, cfg, dev)
+    sched = _scheduler(opt, cfg, total_steps)
+    np_rng = np.random.default_rng(cfg.seed)  # permutations: identical on every rank
+    torch.manual_seed(cfg.seed + 1 + 1000 * ctx.rank)  # augmentation and dropout: per rank
+
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    meta = {"genes": gene_list, "config": cfg.to_dict(), "pos_shape": list(pos_shape), "n_spots": n}
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint)
+        for key in ("genes", "pos_shape", "n_spots"):
+            if state["meta"].get(key) != meta[key]:
+                raise InputError(f"checkpoint was written for other data ({key} differs); "
+                                 "remove it or drop --resume", checkpoint)
+        changed = [k for k, v in meta["config"].items() if k != "epochs" and state["meta"]["config"].get(k) != v]
+        if changed:
+            raise InputError(f"checkpoint was written with other options ({', '.join(changed)})", checkpoint)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], np_rng)
+        start_epoch = int(state["epoch"])
+        history = list(state["history"])
+
+    source = _BatchSource(patches, dev, batch)
+    expr_t = torch.from_numpy(expr).to(dev)
+    pos_t = torch.from_numpy(pos).to(dev)
+    use_bf16 = cuda and cfg.precision == "bf16"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    jitter = tuple(cfg.color_jitter)
+    t_start = time.perf_counter()
+    done = 0
+    last_loss = float("nan")
+    log_every = max(1, steps_per_epoch // 10) if cuda else 1  # .item() syncs the GPU
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        order = ctx.shard(np_rng.permutation(n))
+        t_epoch = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        for s in range(steps_per_epoch):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            idx = torch.from_numpy(order[s * batch:(s + 1) * batch])
+            idx_dev = idx.to(dev, non_blocking=True)
+            x = model.to_input(source.get(idx))
+            x = augment_batch(x, flips=cfg.flips, rot90=cfg.rot90, rotate_deg=cfg.rotate_deg, jitter=jitter)
+            with autocast:
+                img, spot = net(x, expr_t[idx_dev], pos_t[idx_dev])
+            loss = model.loss(ctx.gather(img), ctx.gather(spot))
+            opt.zero_grad(set_to_none=True)
+            (loss * ctx.world_size).backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach()
+            done += 1
+            if s % log_every == 0 or s == steps_per_epoch - 1:
+                last_loss = float(loss.item())
+            elapsed = time.perf_counter() - t_start
+            step = epoch * steps_per_epoch + s + 1
+            yield Progress("train", step, total_steps, message=f"epoch {epoch + 1}/{cfg.epochs}", metrics={
+                "epoch": epoch + 1, "step": step, "loss": last_loss,
+                "spots_per_s": done * batch * ctx.world_size / max(elapsed, 1e-9),
+                "eta_s": elapsed / done * (total_steps - step),
+            })
+        seconds = time.perf_counter() - t_epoch
+        history.append({
+            "epoch": epoch + 1,
+            "loss": ctx.all_reduce_mean(float(loss_sum.item()) / steps_per_epoch),
+            "seconds": seconds,
+            "spots_per_s": steps_per_epoch * batch * ctx.world_size / max(seconds, 1e-9),
+            "lr": float(opt.param_groups[0]["lr"]),
+            "temperature": float(model.temperature.detach()),
+        })
+        if checkpoint is not None and ctx.is_main:
+            save_checkpoint(checkpoint, {
+                "meta": meta, "epoch": epoch + 1, "history": history, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(np_rng),
+            })
+        ctx.barrier()
+    model.eval()
+    sections = [section_name(a, i) for i, a in enumerate(samples)]
+    return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main)
