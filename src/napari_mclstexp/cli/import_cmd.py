@@ -1,0 +1,138 @@
+"""``mclstexp import her2st DIR --out OUTDIR`` and ``mclstexp import visium DIR --out FILE.h5ad``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingInputError, OutputError
+from ..progress import Progress, ProgressGen, run_with_progress
+
+DESCRIPTION = """\
+Convert spatial transcriptomics data into the .h5ad sample files every other command reads
+(AnnData: raw counts, spot centres in full-resolution image pixels, grid coordinates, section and
+patient names, the path of the H&E image, pixel size).  The input files are only read, never changed.
+"""
+
+EPILOG = """\
+examples:
+  mclstexp import her2st ../shared/data/her2st --out samples/
+      one <section>.h5ad per section (A1.h5ad ... H3.h5ad); sections without an H&E image
+      are kept as expression-only reference data.
+  mclstexp import her2st ../shared/data/her2st --sections B4,C2 --out samples/
+  mclstexp import visium V1_Breast/outs --out V1_Breast.h5ad --image V1_Breast_image.tif
+      --image is the full-resolution H&E picture the spot coordinates refer to (TIFF, SVS, JPEG ...).
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``import`` command with its ``her2st`` and ``visium`` sub-commands."""
+    p = subparsers.add_parser(
+        "import",
+        help="convert her2st (legacy ST) or 10x Visium folders into .h5ad samples",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    h = kinds.add_parser(
+        "her2st",
+        help="her2st / legacy Spatial Transcriptomics folder (ST-cnts, ST-spotfiles, ST-imgs, ...)",
+        description=(
+            "Read a her2st-layout folder: counts ST-cnts/<section>.tsv.gz, spot positions "
+            "ST-spotfiles/<section>_selection.tsv, H&E images ST-imgs/<patient>/<section>/*.jpg, "
+            "pathologist labels ST-pat/lbl and reference clusters ST-cluster (when present). "
+            "Writes one <section>.h5ad per section into OUTDIR."
+        ),
+    )
+    h.add_argument("folder", metavar="DIR", help="the her2st folder")
+    h.add_argument("--out", metavar="OUTDIR", required=True, help="folder for the .h5ad files (created)")
+    h.add_argument("--sections", metavar="S1,S2,...", help="only these sections (default: all with counts)")
+    h.add_argument("--overwrite", action="store_true", help="replace .h5ad files that already exist")
+    h.set_defaults(run=run)
+    v = kinds.add_parser(
+        "visium",
+        help="10x Genomics Visium Space Ranger output folder",
+        description=(
+            "Read a Space Ranger 'outs' folder: filtered_feature_bc_matrix.h5, "
+            "spatial/tissue_positions(_list).csv, spatial/scalefactors_json.json and the hires/lowres "
+            "images. Only spots under tissue are kept. Writes one .h5ad file."
+        ),
+    )
+    v.add_argument("folder", metavar="DIR", help="the Space Ranger output folder")
+    v.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
+    v.add_argument("--image", metavar="FULLRES",
+                   help="full-resolution H&E image of the section (needed to train or predict from pixels)")
+    v.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
+    v.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
+    v.set_defaults(run=run)
+
+
+def _check_output(path: Path, inputs: list[Path], overwrite: bool) -> None:
+    resolved = path.resolve()
+    if any(resolved == item.resolve() for item in inputs):
+        raise OutputError("output would overwrite an input", path)
+    if path.exists() and not overwrite:
+        raise OutputError("already exists (add --overwrite to replace it)", path)
+
+
+def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[list[tuple[str, Any]]]:
+    """Read and write one section at a time (memory stays at one section); returns (section, summary)."""
+    from ..io.h5ad import write_h5ad
+    from ..io.her2st import read_her2st_section
+
+    done = []
+    for i, section in enumerate(sections):
+        yield Progress("import", i, len(sections), message=section)
+        adata = read_her2st_section(folder, section)
+        write_h5ad(adata, out / f"{section}.h5ad")
+        has_image = bool(adata.uns["spatial"][section]["metadata"].get("source_image_path"))
+        done.append((section, (adata.n_obs, adata.n_vars, has_image)))
+    yield Progress("import", len(sections), len(sections))
+    return done
+
+
+def run_her2st(args: argparse.Namespace) -> int:
+    """Import a her2st folder: one ``<section>.h5ad`` per section."""
+    from ..io.her2st import list_her2st_sections
+
+    folder, out = Path(args.folder), Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError("--out must be a folder for her2st (one .h5ad per section)", out)
+    available = list_her2st_sections(folder)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else available
+    unknown = [s for s in sections if s not in available]
+    if unknown:
+        raise MissingInputError(f"no counts for sections {', '.join(unknown)}", folder / "ST-cnts")
+    for section in sections:
+        _check_output(out / f"{section}.h5ad", [folder], args.overwrite)
+    quiet = bool(getattr(args, "quiet", False))
+    done = run_with_progress(_her2st_job(folder, out, sections), disable=quiet)
+    if not quiet:
+        for section, (n_obs, n_vars, has_image) in done:
+            note = "with image" if has_image else "expression only"
+            print(f"{section}: {n_obs} spots × {n_vars} genes, {note} -> {out / f'{section}.h5ad'}")
+    return 0
+
+
+def run_visium(args: argparse.Namespace) -> int:
+    """Import one Visium folder into one ``.h5ad``."""
+    from ..io.h5ad import write_h5ad
+    from ..io.visium import read_visium
+
+    folder, out = Path(args.folder), Path(args.out)
+    if out.suffix.lower() != ".h5ad":
+        raise OutputError("--out must end in .h5ad", out)
+    inputs = [folder] + ([Path(args.image)] if args.image else [])
+    _check_output(out, inputs, args.overwrite)
+    adata = read_visium(folder, image=args.image, library_id=args.library_id)
+    write_h5ad(adata, out)
+    if not getattr(args, "quiet", False):
+        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} spots × {adata.n_vars} genes → {out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch on ``args.kind``; returns the exit status."""
+    return run_her2st(args) if args.kind == "her2st" else run_visium(args)
