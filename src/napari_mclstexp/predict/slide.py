@@ -10,13 +10,12 @@ an AnnData of tile centres on a regular grid, so it can be shown as an image wit
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from .spots import (
     provenance,
     resolve,
 )
+from .tiles import group_blocks, tile_batches
 from .tissue import slide_tissue_mask, tile_tissue_fraction
 
 #: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
@@ -120,32 +120,43 @@ def grid_image(pred: Any, values: np.ndarray | str, fill: float = np.nan) -> np.
     return img
 
 
-def _blocks(cols: np.ndarray, rows: np.ndarray, block_tiles: int) -> list[np.ndarray]:
-    """Group selected tiles into square blocks of ``block_tiles`` grid cells (row-major order)."""
-    key = (rows // block_tiles) * (cols.max(initial=0) // block_tiles + 1) + cols // block_tiles
-    order = np.argsort(key, kind="stable")
-    splits = np.flatnonzero(np.diff(key[order])) + 1
-    return np.split(order, splits) if len(order) else []
 
 
-def _read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int) -> np.ndarray:
-    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``."""
-    from PIL import Image
+@dataclass
+class _InFlight:
+    """One batch launched on the device whose results are being copied back."""
 
-    ds = float(slide.downsamples[level])
-    corners = np.floor(xy).astype(np.int64) - patch_px // 2  # same centring as data.patches
-    size_l = max(1, int(round(patch_px / ds)))
-    cl = np.floor(corners / ds).astype(np.int64)
-    x0, y0 = cl.min(axis=0)
-    x1, y1 = cl.max(axis=0) + size_l
-    region = slide.read_region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), level)
-    out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
-    for i, (cx, cy) in enumerate(cl - (x0, y0)):
-        crop = region[cy : cy + size_l, cx : cx + size_l]
-        if size_l != out_px:  # Pillow LANCZOS, like the training patches (data.patches)
-            crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS))
-        out[i] = crop
-    return out
+    idx: np.ndarray
+    prediction: torch.Tensor
+    uncertainty: torch.Tensor
+    embedding: torch.Tensor
+    event: Any = None
+
+    def wait(self) -> None:
+        if self.event is not None:
+            self.event.synchronize()
+
+
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """Start copying ``t`` to (pinned) host memory without waiting."""
+    if t.device.type != "cuda":
+        return t.detach().cpu()
+    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    return out.copy_(t, non_blocking=True)
+
+
+def _launch(model: Any, batch: torch.Tensor, idx: np.ndarray, bank: Any, k: int, distance: str,
+            device: torch.device, precision: str) -> _InFlight:
+    """Embed and retrieve one batch; on CUDA this only queues the work and the copies back."""
+    e = embed_batch(model, batch, device, precision)
+    r = retrieve(e, bank, k, distance)
+    item = _InFlight(idx, _to_host(r.prediction), _to_host(r.uncertainty), _to_host(e))
+    if device.type == "cuda":
+        item.event = torch.cuda.Event()
+        item.event.record()
+    return item
+
+
 
 
 def predict_whole_slide(
@@ -160,7 +171,7 @@ def predict_whole_slide(
     precision: str = "bf16",
     min_tissue: float = 0.25,
     detect_tissue: bool = True,
-    workers: int = 4,
+    workers: int | None = None,
     block_tiles: int = 8,
     use_pyramid: bool = True,
     cancel: CancelToken | None = None,
@@ -183,7 +194,7 @@ def predict_whole_slide(
     detect_tissue
         ``False`` predicts every tile.
     workers
-        Threads reading tiles (each reads blocks of ``block_tiles`` × ``block_tiles`` tiles with one
+        Threads reading tiles (default: CPU count, at most 8) (each reads blocks of ``block_tiles`` × ``block_tiles`` tiles with one
         region read); at most ``2 × workers`` blocks are read ahead.
     use_pyramid
         Read from the coarsest pyramid level not coarser than the encoder's input scale
@@ -238,50 +249,41 @@ def predict_whole_slide(
         pred = np.zeros((n, g), np.float32)
         unc = np.zeros(n, np.float32)
         emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
-        blocks = _blocks(cols, rows, max(1, int(block_tiles)))
+        # sparse grids: one read per tile instead of reading the gaps between tiles
+        blocks = group_blocks(cols, rows, 1 if grid.step_px > 2 * patch_px else max(1, int(block_tiles)))
+        workers = int(workers or min(8, os.cpu_count() or 1))
         done, t0 = 0, time.perf_counter()
-        pending_idx = np.zeros(0, np.int64)
-        pending_px = np.zeros((0, input_px, input_px, 3), np.uint8)
 
-        def run_batch(idx: np.ndarray, px: np.ndarray) -> None:
-            e = embed_batch(model, px, dev, precision)
-            r = retrieve(e, bundle.bank, k, distance)
-            p = r.prediction.cpu().numpy()
-            pred[idx], unc[idx], emb[idx] = p, r.uncertainty.cpu().numpy(), e.cpu().numpy()
+        def finish(item: _InFlight) -> None:
+            item.wait()
+            p = item.prediction.numpy()
+            pred[item.idx], unc[item.idx], emb[item.idx] = p, item.uncertainty.numpy(), item.embedding.numpy()
             if on_tile is not None:
-                on_tile(xy[idx], p)
+                on_tile(xy[item.idx], p)
 
-        n_ahead = 2 * max(1, int(workers))
-        with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="mclstexp-tiles") as pool:
-            queue: deque = deque()
-            todo = iter(blocks)
-            try:
-                while True:
-                    while len(queue) < n_ahead:  # bounded read-ahead
-                        block = next(todo, None)
-                        if block is None:
-                            break
-                        queue.append((block, pool.submit(_read_block, slide, xy[block], patch_px, input_px, level)))
-                    if not queue and not len(pending_idx):
-                        break
-                    if queue:
-                        block, future = queue.popleft()
-                        pending_idx = np.concatenate([pending_idx, block])
-                        pending_px = np.concatenate([pending_px, future.result()])
-                    while len(pending_idx) >= batch_size or (not queue and len(pending_idx)):
-                        if cancel is not None:
-                            cancel.raise_if_cancelled()
-                        run_batch(pending_idx[:batch_size], pending_px[:batch_size])
-                        done += len(pending_idx[:batch_size])
-                        pending_idx, pending_px = pending_idx[batch_size:], pending_px[batch_size:]
-                        rate = done / max(time.perf_counter() - t0, 1e-9)
-                        yield Progress(
-                            "predict", done, n, message=f"tiles of {path.name}",
-                            metrics={"tiles_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)},
-                        )
-            finally:
-                for _, future in queue:
-                    future.cancel()
+        batches = tile_batches(slide, xy, blocks, patch_px, input_px, level, batch_size, workers,
+                                pin=dev.type == "cuda")
+        previous: _InFlight | None = None
+        with contextlib.closing(batches):
+            for idx, batch in batches:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                # launch this batch on the device, then collect the previous one while it runs
+                current = _launch(model, batch, idx, bundle.bank, k, distance, dev, precision)
+                if previous is not None:
+                    finish(previous)
+                    done += len(previous.idx)
+                previous = current
+                if done:
+                    rate = done / max(time.perf_counter() - t0, 1e-9)
+                    yield Progress("predict", done, n, message=f"tiles of {path.name}",
+                                   metrics={"tiles_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)})
+            if previous is not None:
+                finish(previous)
+                done += len(previous.idx)
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                yield Progress("predict", done, n, message=f"tiles of {path.name}",
+                               metrics={"tiles_per_s": rate, "eta_s": 0.0})
 
         info = provenance(
             bundle, k, distance, mode="whole_slide", source_image_path=str(path.resolve()),

@@ -22,14 +22,10 @@ DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
 
 
 def resolve(device: str | torch.device) -> torch.device:
-    """``"auto"`` → cuda > mps > cpu (via :func:`napari_mclstexp.train.device.resolve_device`)."""
-    try:
-        from ..train.device import resolve_device
-    except ImportError:  # trainer not installed yet: same rule, minimal
-        if str(device) != "auto":
-            return torch.device(device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return resolve_device(str(device))
+    """``"auto"`` → cuda > mps > cpu; an unusable device raises ``InputError`` (train.device)."""
+    from ..train.device import resolve_device
+
+    return resolve_device(device)
 
 
 def autocast(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
@@ -45,6 +41,7 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         model.channels_last = True
+        torch.backends.cudnn.benchmark = True  # fixed patch size: let cuDNN pick the fastest kernels
     return model
 
 
@@ -53,7 +50,7 @@ def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, devi
     """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device``."""
     x = torch.as_tensor(patches)
     if device.type == "cuda" and not x.is_cuda:
-        x = x.pin_memory().to(device, non_blocking=True)
+        x = (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
     with torch.inference_mode(), autocast(device, precision):
         return model.encode_images(x).float()
 
