@@ -137,3 +137,9 @@ def her2st_all(her2st_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return read_her2st(her2st_dir)
+
+
+@pytest.fixture
+def make_visium_dir():
+    """The :func:`write_visium_dir` builder (conftest modules are not importable under importlib mode)."""
+    return write_visium_dir
