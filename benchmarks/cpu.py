@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""CPU speed figures (``make bench``): the patch pipeline and the quick preset's time to a model.
+
+``patch_pipeline``
+    Training patches per second on the CPU, three ways:
+
+    * ``pil_per_sample`` — the reference code's loader: per-sample PIL crop of a 224 px patch from the
+      full slide + ``ColorJitter(.5, .5, .5)``, ``RandomHorizontalFlip``, ``RandomRotation(180)``,
+      ``ToTensor`` (``reference_pipeline.ReferenceDataset``);
+    * ``cached_tensor_paper`` — what the trainer does: uint8 patches extracted once (cached), a batch
+      gathered by index, converted to float and augmented as a tensor with the same transforms
+      (``data.augment.augment_batch``: jitter .5, flips, rotation 180°);
+    * ``cached_tensor_default`` — the same with the ``default`` preset's augmentation (flips, 90°
+      rotations, jitter .2).
+
+    Plus ``extract_once`` — the one-off cost of cutting the patches out of the slide
+    (``data.patches.extract_patches``).
+``quick_preset``
+    Wall-clock seconds from synthetic samples on disk to a bundle with the ``quick`` preset
+    (patches, training, reference bank), and the held-out ACG of that bundle (sanity: it learned).
+
+Writes ``benchmarks/results/cpu-<date>.json``.  ``--tiny`` shrinks everything (used by the tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if (HERE.parent / "src").is_dir():
+    sys.path.insert(1, str(HERE.parent / "src"))
+
+SIZES = {
+    "full": dict(patch_px=224, batch=128, n_patches=1024, pil_patches=384, image_px=2048, quick_image_px=512,
+                 quick_sections=3, quick_epochs=None),
+    "tiny": dict(patch_px=64, batch=16, n_patches=64, pil_patches=32, image_px=256, quick_image_px=256,
+                 quick_sections=3, quick_epochs=2),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def bench_pil(s: dict) -> dict:
+    """Reference loader: per-sample PIL crop + torchvision transforms, patches/s."""
+    from reference_pipeline import ReferenceDataset, make_reference_data
+
+    data = make_reference_data(s["pil_patches"], 8, image_px=s["image_px"], seed=0)
+    ds = ReferenceDataset(data, s["patch_px"])
+    ds[0]
+    t0 = time.perf_counter()
+    for i in range(len(ds)):
+        item = ds[i]
+    wall = time.perf_counter() - t0
+    assert item["image"].shape == (3, s["patch_px"], s["patch_px"])
+    return {"patches_per_s": len(ds) / wall, "ms_per_patch": 1e3 * wall / len(ds), "patches": len(ds)}
+
+
+def bench_tensor(s: dict, patches: torch.Tensor, *, rotate_deg: float, rot90: bool,
+                 jitter: tuple[float, float, float]) -> dict:
+    """Cached uint8 patches → batch by index → float → ``augment_batch``, patches/s."""
+    from napari_mclstexp.data.augment import augment_batch
+
+    gen = torch.Generator().manual_seed(0)
+    n, b = len(patches), s["batch"]
+
+    def batch() -> torch.Tensor:
+        idx = torch.randint(0, n, (b,), generator=gen)
+        x = patches[idx].permute(0, 3, 1, 2).float().div_(255.0)
+        return augment_batch(x, flips=True, rot90=rot90, rotate_deg=rotate_deg, jitter=jitter, generator=gen)
+
+    batch()
+    t0, done = time.perf_counter(), 0
+    while done < n or time.perf_counter() - t0 < 1.0:
+        out = batch()
+        done += b
+    wall = time.perf_counter() - t0
+    assert out.shape == (b, 3, s["patch_px"], s["patch_px"]) and 0.0 <= float(out.min()) <= float(out.max()) <= 1.0
+    return {"patches_per_s": done / wall, "ms_per_patch": 1e3 * wall / done, "patches": done,
+            "batch": b, "rotate_deg": rotate_deg, "rot90": rot90, "jitter": list(jitter)}
+
+
+def bench_patch_pipeline(s: dict, work: Path) -> dict:
+    from napari_mclstexp.data.patches import extract_patches
+    from napari_mclstexp.sample import image_path, spot_xy
+    from napari_mclstexp.synthetic import make_synthetic_sample
+
+    adata = make_synthetic_sample(work, image_px=(s["image_px"], s["image_px"]),
+                                  spot_spacing_px=s["image_px"] / np.sqrt(s["n_patches"]) * 0.93,
+                                  n_genes=8, section="PATCHES")
+    xy = spot_xy(adata)
+    t0 = time.perf_counter()
+    cached = extract_patches(image_path(adata), xy, s["patch_px"])
+    extract = time.perf_counter() - t0
+    log(f"  extract once: {len(xy) / extract:.0f} patches/s ({len(xy)} patches)")
+    pil = bench_pil(s)
+    log(f"  per-sample PIL: {pil['patches_per_s']:.0f} patches/s ({pil['ms_per_patch']:.2f} ms/patch)")
+    patches = torch.from_numpy(cached)
+    paper = bench_tensor(s, patches, rotate_deg=180.0, rot90=False, jitter=(0.5, 0.5, 0.5))
+    log(f"  cached + tensor augmentation (paper transforms): {paper['patches_per_s']:.0f} patches/s")
+    default = bench_tensor(s, patches, rotate_deg=0.0, rot90=True, jitter=(0.2, 0.2, 0.2))
+    log(f"  cached + tensor augmentation (default preset): {default['patches_per_s']:.0f} patches/s")
+    return {
+        "patch_px": s["patch_px"],
+        "extract_once": {"patches_per_s": len(xy) / extract, "patches": len(xy)},
+        "pil_per_sample": pil, "cached_tensor_paper": paper, "cached_tensor_default": default,
+        "speedup_paper_transforms": paper["patches_per_s"] / pil["patches_per_s"],
+        "speedup_default": default["patches_per_s"] / pil["patches_per_s"],
+    }
+
+
+def bench_quick(s: dict, work: Path) -> dict:
+    """Quick preset: synthetic sections → trained bundle; ACG on a held-out synthetic section."""
+    from napari_mclstexp.analysis.metrics import evaluate
+    from napari_mclstexp.bundle import make_bundle
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.predict.spots import predict_at_spots
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.synthetic import make_synthetic_sample
+    from napari_mclstexp.train.trainer import train
+
+    px = s["quick_image_px"]
+    samples = [make_synthetic_sample(work / "quick", image_px=(px, px), seed=i, section=f"Q{i}", patient=f"P{i}")
+               for i in range(s["quick_sections"] + 1)]
+    held_out, train_set = samples[-1], samples[:-1]
+    cfg = get_preset("quick")
+    if s["quick_epochs"] is not None:
+        cfg = cfg.replace(epochs=s["quick_epochs"])
+    t0 = time.perf_counter()
+    result = run(train(train_set, cfg, device="cpu"))
+    t_train = time.perf_counter() - t0
+    bundle = make_bundle(result, train_set, "cpu")
+    t_model = time.perf_counter() - t0
+    log(f"  quick preset: model in {t_model:.1f} s ({sum(a.n_obs for a in train_set)} spots, "
+        f"{cfg.epochs} epochs)")
+    pred = run(predict_at_spots(bundle, held_out, device="cpu"))
+    metrics = evaluate(pred, held_out)
+    log(f"  quick preset: held-out ACG {metrics['acg']:.3f}")
+    return {"time_to_model_s": t_model, "train_s": t_train, "epochs": cfg.epochs,
+            "train_spots": int(sum(a.n_obs for a in train_set)), "n_genes": len(bundle.genes),
+            "image_px": px, "held_out_acg": float(metrics["acg"]), "held_out_heg50": float(metrics["heg50"]),
+            "final_loss": float(result.history[-1]["loss"]) if result.history else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="CPU speed figures: patch pipeline and quick-preset time to a model")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (seconds; for tests)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--parts", default="patches,quick")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    s = SIZES["tiny" if args.tiny else "full"]
+    from napari_mclstexp.atomic import atomic_write_path
+
+    report = {"device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "tiny": args.tiny,
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "errors": {}}
+    work = Path(tempfile.mkdtemp(prefix="mclstexp-cpubench-"))
+    parts = {"patches": ("patch_pipeline", bench_patch_pipeline), "quick": ("quick_preset", bench_quick)}
+    for name in [w.strip() for w in args.parts.split(",") if w.strip()]:
+        key, fn = parts[name]
+        log(f"{key}: start")
+        try:
+            report[key] = fn(s, work)
+        except Exception as err:  # keep the other figures
+            report["errors"][key] = f"{type(err).__name__}: {err}"
+            log(f"{key}: FAILED: {type(err).__name__}: {err}")
+    out = args.out / f"cpu{'-tiny' if args.tiny else ''}-{dt.date.today().isoformat()}.json"
+    with atomic_write_path(out) as tmp:
+        tmp.write_text(json.dumps(report, indent=1, default=float))
+    log(f"wrote {out}")
+    return 0 if not report["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
