@@ -97,7 +97,7 @@ def test_lazy_open_reads_one_tile_without_loading_level0(tmp_path):
     path = tmp_path / "big.ome.tif"
     script = textwrap.dedent(
         f"""
-        import numpy as np, psutil, gc
+        import numpy as np, psutil, gc, zarr, tifffile  # imported before measuring
         from napari_mclstexp.io.wsi_write import write_pyramid_tiff
         from napari_mclstexp.io.wsi import open_slide
         tile = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
@@ -206,3 +206,13 @@ def test_openslide_only_format_without_openslide(tmp_path):
     else:
         with pytest.raises(ImageReadError):
             open_slide(path)
+
+
+def test_jpeg_thumbnail_without_full_decode(tmp_path):
+    image = _gradient(400, 600)
+    Image.fromarray(image).save(tmp_path / "big.jpg", quality=95)
+    with open_slide(tmp_path / "big.jpg") as slide:
+        thumb = slide.thumbnail(max_px=75)
+        assert not slide.levels[0].decoded  # DCT-scaled decode, level 0 never materialised
+        assert thumb.shape == (50, 75, 3)
+        assert thumb[:, :3, 0].mean() < 20 and thumb[:, -3:, 0].mean() > 235

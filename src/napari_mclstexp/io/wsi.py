@@ -126,6 +126,21 @@ class _PillowLevel:
     def __getitem__(self, key: Any) -> np.ndarray:
         return self._load()[key]
 
+    def reduced(self, max_px: int) -> np.ndarray | None:
+        """A copy with the longer side at most ``max_px`` px, via JPEG DCT scaling when not yet decoded."""
+        if self._pixels is not None:
+            return None
+        from PIL import Image
+
+        try:
+            with Image.open(self._path) as im:
+                im.draft("RGB", (max(1, im.width * max_px // max(im.size)), max(1, im.height * max_px // max(im.size))))
+                im = im.convert("RGB")
+                im.thumbnail((max_px, max_px), Image.Resampling.BOX)
+                return np.asarray(im)
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ImageReadError(f"cannot decode image (truncated or corrupt?): {err}", self._path) from err
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self._load()
         return out.astype(dtype) if dtype is not None else out
@@ -241,6 +256,10 @@ class Slide:
         """A downscaled RGB copy whose longer side is at most ``max_px`` pixels (uint8 (h, w, 3))."""
         from PIL import Image
 
+        if isinstance(self.levels[0], _PillowLevel) and len(self.levels) == 1:
+            small = self.levels[0].reduced(max_px)
+            if small is not None:
+                return small
         h, w = self.shape
         factor = max(h, w) / max_px
         level = self.best_level(max(1.0, factor))
