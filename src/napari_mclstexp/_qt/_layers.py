@@ -131,38 +131,3 @@ def layer_adata(layer):
 def layers_with_role(viewer, *roles: str) -> list:
     """Layers of the viewer whose role is one of ``roles`` (in layer-list order)."""
     return [layer for layer in viewer.layers if role(layer) in roles]
-
-
-def tiles_to_grid(xy: np.ndarray, values: np.ndarray, step_px: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Scatter per-tile values on a regular grid: one pixel per tile (NaN where no tile).
-
-    Parameters
-    ----------
-    xy
-        ``(N, 2)`` tile centres, full-res px ``(x, y)``, on a grid of pitch ``step_px``.
-    values
-        ``(N,)`` or ``(N, C)`` per-tile values.
-    step_px
-        Grid pitch in full-res px.
-
-    Returns
-    -------
-    image, translate
-        ``(H, W)`` (or ``(H, W, C)``) float32 image and the ``(row, col)`` full-res px of pixel
-        ``(0, 0)``'s centre; show it with ``scale = step_px × px scale`` and that translate.
-    """
-    xy = np.asarray(xy, dtype=float)
-    origin = xy.min(axis=0)
-    idx = np.rint((xy - origin) / step_px).astype(int)
-    h, w = idx[:, 1].max() + 1, idx[:, 0].max() + 1
-    values = np.asarray(values, dtype=np.float32)
-    image = np.full((h, w, *values.shape[1:]), np.nan, dtype=np.float32)
-    image[idx[:, 1], idx[:, 0]] = values
-    return image, (float(origin[1]), float(origin[0]))
-
-
-def infer_step(xy: np.ndarray) -> float:
-    """Grid pitch (px) of tile centres: the smallest non-zero coordinate difference."""
-    diffs = [np.diff(np.unique(np.round(np.asarray(xy, float)[:, a], 3))) for a in (0, 1)]
-    diffs = np.concatenate([d[d > 0] for d in diffs]) if any(d.size for d in diffs) else np.array([1.0])
-    return float(diffs.min()) if diffs.size else 1.0

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 
 from ..errors import Cancelled, MclstexpError
 from ..progress import CancelToken, Progress
+from ._llvm_guard import guard_triton
 
 
 class _Failure:
@@ -123,6 +124,7 @@ class TaskPanel(QWidget):
             return None
         self.token = CancelToken()
         self.last_error = None
+        guard_triton()
         try:
             gen = make_gen(self.token)
         except Exception as err:  # noqa: BLE001 - bad parameters become a notification

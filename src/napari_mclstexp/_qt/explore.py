@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from napari.layers import Points
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QSortFilterProxyModel, QStringListModel, Qt
 from qtpy.QtWidgets import (
@@ -179,14 +180,12 @@ class ExploreWidget(QWidget):
         return self.last_switch_ms
 
     def _paint(self, layer, values: np.ndarray, cmap: str) -> None:
-        if layer._type_string == "points":
+        if isinstance(layer, Points):
             set_points_values(layer, values, cmap, self.limits)
             return
-        meta = layer.metadata[KEY]
-        from ._layers import tiles_to_grid
+        from ..predict.slide import grid_image
 
-        image, _ = tiles_to_grid(np.asarray(layer_adata(layer).obsm["spatial"]), values, meta["step_px"])
-        layer.data = image
+        layer.data = grid_image(layer_adata(layer), values)
         layer.colormap = cmap
         layer.contrast_limits = self.limits
         layer.name = f"predicted {self.gene}"
@@ -217,8 +216,8 @@ class ExploreWidget(QWidget):
 
             try:
                 link_layers([layer, pair], ("opacity", "size", "visible"))
-            except ValueError:
-                pass  # already linked
+            except Exception:  # noqa: BLE001 - already linked, or a proxy napari will not link
+                pass
             self.redraw(auto=True)
 
     def _toggle_uncertainty(self, on: bool) -> None:

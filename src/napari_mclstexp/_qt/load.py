@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari.layers import Points
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..errors import InputError, MissingInputError
@@ -97,7 +98,7 @@ class LoadWidget(QWidget):
 
     def _add(self, layers: list[tuple]) -> None:
         self.added = add_layer_tuples(self.viewer, layers)
-        n_spots = sum(len(layer.data) for layer in self.added if layer._type_string == "points")
+        n_spots = sum(len(layer.data) for layer in self.added if isinstance(layer, Points))
         self.info.setText(f"{len(self.added)} layers, {n_spots} spots")
         if self.added:
             self.viewer.reset_view()

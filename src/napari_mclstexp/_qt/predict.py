@@ -150,22 +150,23 @@ class PredictWidget(QWidget):
         self.info.setText(f"{pred.n_obs} spots × {pred.n_vars} genes predicted")
 
     def _start_stream(self, slide_layer, bundle, step: int | None) -> None:
-        """An Image layer (one pixel per tile) that fills in as tiles arrive."""
+        """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive."""
         from ..io.wsi import open_slide
+        from ..predict.slide import tile_grid
+        from ..predict.spots import patch_px_for
 
         self._tiles.drain()
         meta = slide_layer.metadata[KEY]
         slide = meta.get("slide") or open_slide(meta["slide_path"])
-        step = step or int(bundle.config.get("patch_px", 224) if isinstance(bundle.config, dict)
-                           else getattr(bundle.config, "patch_px", 224))
-        h, w = slide.shape
-        grid = np.full((int(np.ceil(h / step)), int(np.ceil(w / step))), np.nan, np.float32)
+        patch_px = patch_px_for(bundle, slide.mpp)
+        self._grid = tile_grid(slide.shape, int(step or patch_px), patch_px)
+        grid = np.full(self._grid.shape, np.nan, np.float32)
         px = np.asarray(world_scale(meta.get("mpp")))
         name = f"{slide_layer.name} {bundle.genes[0]} (streaming)"
-        self._stream = self.viewer.add_image(grid, name=name, colormap="viridis", opacity=0.7,
-                                             scale=px * step, translate=px * step / 2,
-                                             contrast_limits=(0, 1), blending="translucent")
-        self._stream_step = step
+        self._stream = self.viewer.add_image(
+            grid, name=name, colormap="viridis", opacity=0.7, scale=px * self._grid.step_px,
+            translate=px * np.asarray(self._grid.origin_xy[::-1]), contrast_limits=(0, 1),
+            blending="translucent")
 
     def _flush_tiles(self) -> None:
         if self._stream is None:
@@ -175,9 +176,9 @@ class PredictWidget(QWidget):
             return
         grid = self._stream.data
         for xy, values in items:
-            cols = np.clip((xy[:, 0] // self._stream_step).astype(int), 0, grid.shape[1] - 1)
-            rows = np.clip((xy[:, 1] // self._stream_step).astype(int), 0, grid.shape[0] - 1)
-            grid[rows, cols] = np.asarray(values, np.float32).reshape(len(xy), -1)[:, 0]
+            cols, rows = self._grid.indices(xy).T
+            ok = (rows >= 0) & (rows < grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])
+            grid[rows[ok], cols[ok]] = np.asarray(values, np.float32).reshape(len(xy), -1)[ok, 0]
         finite = grid[np.isfinite(grid)]
         if finite.size:
             lo, hi = float(finite.min()), float(finite.max())
@@ -185,26 +186,24 @@ class PredictWidget(QWidget):
         self._stream.refresh()
 
     def _add_dense(self, pred) -> None:
-        from ._layers import infer_step, tiles_to_grid
+        from ..predict.slide import grid_image
 
         self._flush_tiles()
         if self._stream is not None:
             self.viewer.layers.remove(self._stream)
             self._stream = None
         self.result = pred
-        xy = np.asarray(pred.obsm["spatial"], float)
-        step = float(pred.uns.get("mclstexp", {}).get("step_px", 0) or infer_step(xy))
-        values = np.asarray(pred.X[:, 0]).ravel()
-        image, (r0, c0) = tiles_to_grid(xy, values, step)
+        grid = pred.uns["mclstexp"]["grid"]
+        step, (x0, y0) = float(grid["step_px"]), grid["origin_xy"]
+        image = grid_image(pred, str(pred.var_names[0]))
         mpp = self.slide.layer().metadata[KEY].get("mpp") if self.slide.layer() else None
         px = np.asarray(world_scale(mpp))
         finite = image[np.isfinite(image)]
         limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
         layer = self.viewer.add_image(
             image, name=f"predicted {pred.var_names[0]}", colormap="viridis", opacity=0.7,
-            scale=px * step, translate=px * np.array([r0, c0]), contrast_limits=limits,
-            blending="translucent",
-            metadata={KEY: {"role": "dense", "adata": pred, "step_px": step, "mpp": mpp}},
+            scale=px * step, translate=px * np.array([y0, x0]), contrast_limits=limits,
+            blending="translucent", metadata={KEY: {"role": "dense", "adata": pred, "mpp": mpp}},
         )
         layer.colorbar.visible = True
         self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted")

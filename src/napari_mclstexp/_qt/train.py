@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +52,27 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     if epochs is not None:
         changes["epochs"] = int(epochs)
     config = get_preset(preset).replace(**changes)
-    result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
+    with _spare_one_core(device):
+        result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
     bundle = make_bundle(result, samples, device=result.device)
     save_bundle(bundle, out)
     return bundle
+
+
+@contextlib.contextmanager
+def _spare_one_core(device: str):
+    """On CPU, leave one core to the GUI thread so the viewer keeps drawing while torch trains."""
+    import torch
+
+    if not str(device).startswith("cpu") or (os.cpu_count() or 1) < 2:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class TrainWidget(QWidget):

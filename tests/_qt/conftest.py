@@ -1,0 +1,51 @@
+"""Fixtures for widget tests: capture napari notifications."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def notes():
+    """List of napari notifications (``Notification``) dispatched during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list = []
+
+    def keep(event) -> None:
+        seen.append(event.value if hasattr(event, "value") else event)
+
+    notification_manager.notification_ready.connect(keep)
+    yield seen
+    notification_manager.notification_ready.disconnect(keep)
+
+
+#: Tiny ``quick`` configuration: trains an epoch on the synthetic sections in seconds.
+TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10}
+
+
+@pytest.fixture(scope="session")
+def h5ad_paths(synthetic_samples, tmp_path_factory):
+    """The three synthetic sections written as ``.h5ad`` files (images beside them)."""
+    out = tmp_path_factory.mktemp("h5ad")
+    paths = []
+    for adata in synthetic_samples:
+        path = out / f"{adata.obs['section'].iloc[0]}.h5ad"
+        adata.write_h5ad(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(synthetic_samples, tmp_path_factory):
+    """A bundle trained for one epoch on the first two synthetic sections (engine only, no Qt)."""
+    from napari_mclstexp.bundle import make_bundle, save_bundle
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.train.trainer import train
+
+    config = get_preset("quick").replace(epochs=1, **TINY)
+    result = run(train(synthetic_samples[:2], config, device="cpu"))
+    path = tmp_path_factory.mktemp("bundle") / "tiny.mclst"
+    save_bundle(make_bundle(result, synthetic_samples[:2], device="cpu"), path)
+    return path
