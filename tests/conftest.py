@@ -67,3 +67,12 @@ def synthetic_samples(synthetic_dir: Path):
 def synthetic_sample(synthetic_samples):
     """One synthetic section (a copy: tests may modify it)."""
     return synthetic_samples[0].copy()
+
+
+def pytest_configure(config):
+    # torch.optim imports torch._dynamo, which loads Triton's LLVM; if a napari viewer has already
+    # mapped Mesa's LLVM (software OpenGL under Xvfb) the process segfaults. Loading it first is safe.
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:  # noqa: BLE001 - torch missing or broken: the tests that need it will say so
+        pass
