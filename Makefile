@@ -43,8 +43,11 @@ demo: setup
 	  $(BIN)/mclstexp demo --out mclstexp-demo; \
 	fi
 
+# CPU speed figures (patch pipeline, quick-preset time to model) → benchmarks/results/cpu-<date>.json.
+# The GPU figures: PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/gpu.py on a CUDA machine (< 5 min).
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python benchmarks/cpu.py
+	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/cpu.py $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
