@@ -11,7 +11,9 @@
       gathered by index, converted to float and augmented as a tensor with the same transforms
       (``data.augment.augment_batch``: jitter .5, flips, rotation 180°);
     * ``cached_tensor_default`` — the same with the ``default`` preset's augmentation (flips, 90°
-      rotations, jitter .2).
+      rotations, jitter .2);
+    * ``cached_tensor_quick_64px`` — what the CPU trainer pays with the ``quick`` preset (64 px inputs,
+      flips, 90° rotations, jitter .1).
 
     Plus ``extract_once`` — the one-off cost of cutting the patches out of the slide
     (``data.patches.extract_patches``).
@@ -113,8 +115,13 @@ def bench_patch_pipeline(s: dict, work: Path) -> dict:
     log(f"  cached + tensor augmentation (paper transforms): {paper['patches_per_s']:.0f} patches/s")
     default = bench_tensor(s, patches, rotate_deg=0.0, rot90=True, jitter=(0.2, 0.2, 0.2))
     log(f"  cached + tensor augmentation (default preset): {default['patches_per_s']:.0f} patches/s")
+    small = torch.nn.functional.interpolate(patches.permute(0, 3, 1, 2).float(), size=(64, 64), mode="bilinear",
+                                            antialias=True).round_().clamp_(0, 255).byte().permute(0, 2, 3, 1)
+    quick = bench_tensor({**s, "patch_px": 64}, small.contiguous(), rotate_deg=0.0, rot90=True,
+                         jitter=(0.1, 0.1, 0.1))
+    log(f"  cached 64 px + tensor augmentation (quick preset): {quick['patches_per_s']:.0f} patches/s")
     return {
-        "patch_px": s["patch_px"],
+        "patch_px": s["patch_px"], "cached_tensor_quick_64px": quick,
         "extract_once": {"patches_per_s": len(xy) / extract, "patches": len(xy)},
         "pil_per_sample": pil, "cached_tensor_paper": paper, "cached_tensor_default": default,
         "speedup_paper_transforms": paper["patches_per_s"] / pil["patches_per_s"],
