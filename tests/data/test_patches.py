@@ -139,3 +139,13 @@ def test_sample_patches_without_image(synthetic_sample):
     del synthetic_sample.uns["spatial"]
     with pytest.raises(SampleFormatError, match="no image"):
         sample_patches(synthetic_sample, size_px=8)
+
+
+def test_cache_unwritable_root_is_a_clear_error(coded_png, tmp_path):
+    from napari_mclstexp.errors import OutputError
+
+    path, _ = coded_png
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(OutputError, match="patch cache"):
+        PatchCache(blocker / "cache").get(path, np.array([[5.0, 5.0]]), size_px=4)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write_path
-from ..errors import InputError, SampleFormatError
+from ..errors import InputError, OutputError, SampleFormatError
 from ..progress import CancelToken, Progress, ProgressGen, run
 from ..sample import image_path, spot_xy
 
@@ -165,8 +165,11 @@ class PatchCache:
         if not target.is_file():
             with open_slide(slide_path) as slide:
                 patches = yield from iter_extract_patches(slide, xy, size_px, out_px, cancel=cancel)
-            with atomic_write_path(target) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, patches, allow_pickle=False)
+            try:
+                with atomic_write_path(target) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, patches, allow_pickle=False)
+            except OSError as err:
+                raise OutputError(f"cannot write the patch cache ({err.strerror or err}); set $MCLSTEXP_CACHE", target) from err
         return np.load(target, mmap_mode="r", allow_pickle=False)
 
     def get(
