@@ -81,6 +81,8 @@ class PredictWidget(QWidget):
         self._tiles = TileBuffer()
         self._stream = None
         self.result = None
+        #: Tiles drawn into the streaming layer during the last whole-slide run.
+        self.streamed_tiles = 0
 
     def load_bundle(self):
         """The chosen bundle (cached while the file is unchanged)."""
@@ -156,6 +158,7 @@ class PredictWidget(QWidget):
         from ..predict.spots import patch_px_for
 
         self._tiles.drain()
+        self.streamed_tiles = 0
         meta = slide_layer.metadata[KEY]
         slide = meta.get("slide") or open_slide(meta["slide_path"])
         patch_px = patch_px_for(bundle, slide.mpp)
@@ -175,6 +178,7 @@ class PredictWidget(QWidget):
         if not items:
             return
         grid = self._stream.data
+        self.streamed_tiles += sum(len(xy) for xy, _ in items)
         for xy, values in items:
             cols, rows = self._grid.indices(xy).T
             ok = (rows >= 0) & (rows < grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])

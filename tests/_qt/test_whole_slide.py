@@ -1,0 +1,39 @@
+"""Whole-slide prediction from the widget: tiles stream into an Image layer; Explore swaps genes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_whole_slide_streams_tiles_and_explore_swaps(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
+    from napari_mclstexp.predict.slide import grid_image
+    from napari_mclstexp.sample import image_path
+
+    viewer = make_napari_viewer()
+    load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
+    with qtbot.waitSignal(load.task.finished, timeout=60_000):
+        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
+    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    predict.mode.setCurrentText("whole slide")
+    predict.step.setValue(32)
+    with qtbot.waitSignal(predict.task.finished, timeout=120_000) as blocker:
+        assert predict.predict() is not None
+    pred = blocker.args[0]
+    assert pred is not None and pred.n_obs > 0
+    assert predict.streamed_tiles == pred.n_obs  # every tile was drawn while streaming
+    names = [layer.name for layer in viewer.layers]
+    assert not any("streaming" in n for n in names)
+    dense = viewer.layers[f"predicted {pred.var_names[0]}"]
+    grid = pred.uns["mclstexp"]["grid"]
+    assert dense.data.shape == tuple(grid["shape"]) == (16, 16)
+    assert np.isfinite(dense.data).sum() == pred.n_obs
+    assert np.allclose(dense.scale, [32, 32]) and np.allclose(dense.translate, [16, 16])
+    assert dense.colorbar.visible
+
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    explore.target.select(dense)
+    explore.refresh_genes()
+    explore.set_gene("MARK2_1")
+    assert np.array_equal(dense.data, grid_image(pred, "MARK2_1"), equal_nan=True)
+    assert dense.contrast_limits == list(explore.limits) and dense.name == "predicted MARK2_1"
