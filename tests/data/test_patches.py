@@ -149,3 +149,16 @@ def test_cache_unwritable_root_is_a_clear_error(coded_png, tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(OutputError, match="patch cache"):
         PatchCache(blocker / "cache").get(path, np.array([[5.0, 5.0]]), size_px=4)
+
+
+def test_block_reads_equal_single_patch_reads(coded_png, monkeypatch, rng):
+    import napari_mclstexp.data.patches as patches_mod
+
+    path, _ = coded_png
+    xy = rng.uniform(-10, 130, size=(60, 2))
+    monkeypatch.setattr(patches_mod, "BLOCK_PX", 16)  # many blocks, some spots off the image
+    with open_slide(path) as slide:
+        blocked = extract_patches(slide, xy, size_px=9)
+        single = np.stack([slide.read_region(int(np.floor(x)) - 4, int(np.floor(y)) - 4, 9, 9) for x, y in xy])
+    assert len(patches_mod._blocks(np.floor(xy).astype(int) - 4, 16)) > 20
+    np.testing.assert_array_equal(blocked, single)
