@@ -217,6 +217,9 @@ def part_reference(dev: torch.device, s: dict, seconds: float) -> dict:
     out = benchmark_reference(dev, n_genes=s["n_genes"], batch_size=s["batch"], patch_px=s["patch_px"],
                               seconds=seconds, image_px=s["ref_image_px"], n_spots=n_spots,
                               log=lambda m: log(m) if "0 steps" in m else None)
+    out["settings"].update(cudnn_benchmark=torch.backends.cudnn.benchmark,
+                           tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                           tf32_cudnn=torch.backends.cudnn.allow_tf32)
     log(f"  reference: {out['spots_per_s']:.0f} spots/s (loader {out['loader_ms_per_patch']:.2f} ms/patch, "
         f"model {out['model_ms_per_step']:.1f} ms/step)")
     return out
@@ -386,7 +389,8 @@ def summarise(report: dict, s: dict) -> None:
     report["train_spots_per_s"] = d.get("train", {}).get("spots_per_s")
     report["reference_spots_per_s"] = d.get("reference", {}).get("spots_per_s")
     report["infer_patches_per_s"] = d.get("infer", {}).get("patches_per_s")
-    peaks = [v.get("peak_mem_gb") for v in d.values() if isinstance(v, dict)]
+    # Our product's pipeline only (train, infer); every part's own peak is in its details.
+    peaks = [d[k].get("peak_mem_gb") for k in ("train", "infer") if k in d]
     peaks = [p for p in peaks if p is not None]
     report["peak_mem_gb"] = max(peaks) if peaks else None
     tr, ref = report["train_spots_per_s"], report["reference_spots_per_s"]

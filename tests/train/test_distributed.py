@@ -74,6 +74,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             "loss": ctx.all_reduce_mean(loss.item() / ctx.world_size),
             "mean_rank": ctx.all_reduce_mean(float(rank)),
             "grads": grads,
+            "split": ctx.split(np.arange(7)),
+            "objects": ctx.gather_objects({"rank": rank}),
         }
         ctx.barrier()
         torch.save(result, f"{out_dir}/rank{rank}.pt")
@@ -105,6 +107,9 @@ def test_contexts_under_torchrun_env(ranks):
     assert [r["mean_rank"] for r in ranks] == [0.5, 0.5]
     np.testing.assert_array_equal(ranks[0]["shard"], [0, 1, 2, 3])
     np.testing.assert_array_equal(ranks[1]["shard"], [4, 5, 6, 7])
+    np.testing.assert_array_equal(np.concatenate([r["split"] for r in ranks]), np.arange(7))
+    assert [len(r["split"]) for r in ranks] == [4, 3]
+    assert ranks[0]["objects"] == ranks[1]["objects"] == [{"rank": 0}, {"rank": 1}]
 
 
 def test_gathered_logits_equal_single_process(ranks, single):
@@ -134,6 +139,8 @@ def test_single_process_context_is_identity(monkeypatch):
     t = torch.arange(6.0).reshape(3, 2)
     assert ctx.gather(t) is t and gather_with_grad(t) is t
     assert ctx.all_reduce_mean(2.5) == 2.5
+    np.testing.assert_array_equal(ctx.split(idx), idx)
+    assert ctx.gather_objects("x") == ["x"]
     ctx.barrier()
     ctx.shutdown()
 

@@ -21,6 +21,9 @@ of one big batch of ``N × B`` spots (B = per-rank batch):
    rank holds exactly the single-process gradient of L over the global batch (tested in
    ``tests/train/test_distributed.py``).  Log ``loss.item() / ctx.world_size``.
 
+Distributed prediction: ``ctx.split(tile_indices)`` gives each rank a contiguous share of the tiles
+(nothing dropped) and ``ctx.gather_objects(result)`` collects the per-rank results in rank order.
+
 Caveats of equivalence: BatchNorm statistics are per rank (use ``nn.SyncBatchNorm.convert_sync_batchnorm``
 for exact equality; DenseNet-121 otherwise normalises over B patches, which is fine in practice), and the
 spot encoder's attention context (the whole mini-batch as one sequence in the ``paper`` preset) is the
@@ -154,6 +157,25 @@ class DistContext:
             return indices
         usable = len(indices) - len(indices) % self.world_size
         return indices[:usable][self.rank :: self.world_size]
+
+    def split(self, indices: np.ndarray) -> np.ndarray:
+        """This rank's contiguous part of ``indices`` with nothing dropped (for prediction).
+
+        Parts differ in length by at most one (``np.array_split``); concatenating the parts of ranks
+        0 … N-1 gives ``indices`` back.
+        """
+        indices = np.asarray(indices)
+        if not self.distributed:
+            return indices
+        return np.array_split(indices, self.world_size)[self.rank]
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's picklable ``obj``, in rank order, on every rank (``[obj]`` for one process)."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
 
     def gather(self, t: Tensor) -> Tensor:
         """All-gather on dim 0 keeping gradients for the local rows (see :func:`gather_with_grad`)."""
