@@ -270,6 +270,8 @@ def predict_whole_slide(
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
                 current = _launch(model, batch, idx, bundle.bank, k, distance, dev, precision)
+                if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
+                    previous, current = current, None
                 if previous is not None:
                     finish(previous)
                     done += len(previous.idx)
