@@ -1,0 +1,27 @@
+"""Device resolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_mclstexp.errors import InputError
+from napari_mclstexp.train.device import available_devices, resolve_device
+
+
+def test_auto_and_cpu():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else available_devices()[0]
+    assert resolve_device("auto").type == expected
+    assert available_devices()[-1] == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_missing_cuda_is_input_error():
+    with pytest.raises(InputError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+def test_unknown_device():
+    with pytest.raises(InputError, match="device"):
+        resolve_device("tpu-9000")

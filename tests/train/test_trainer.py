@@ -1,0 +1,130 @@
+"""Trainer: events, determinism, cancel within one step, checkpoints and exact resume (CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_mclstexp.errors import Cancelled, InputError
+from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.progress import CancelToken, run
+from napari_mclstexp.train.checkpoint import load_checkpoint
+from napari_mclstexp.train.trainer import TrainResult, train
+
+
+def tiny_config(**changes):
+    base = dict(input_px=16, patch_px=48, batch_size=48, epochs=3, seed=7, lr=3e-3)
+    return get_preset("quick").replace(**{**base, **changes})
+
+
+def weights(result: TrainResult) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference(synthetic_samples, tmp_path_factory):
+    """An uninterrupted seeded 3-epoch run with its events and checkpoint."""
+    ckpt = tmp_path_factory.mktemp("ref") / "run.ckpt"
+    events = []
+    result = run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=ckpt), events.append)
+    return result, events, ckpt
+
+
+def test_events_history_and_result(reference, synthetic_samples):
+    result, events, _ = reference
+    stages = [e.stage for e in events]
+    assert stages[0] == "patches" and stages[-1] == "train"
+    assert stages.index("train") > max(i for i, s in enumerate(stages) if s == "patches")
+    n = sum(a.n_obs for a in synthetic_samples)
+    steps = n // 48
+    train_events = [e for e in events if e.stage == "train"]
+    assert len(train_events) == 3 * steps and train_events[-1].step == train_events[-1].total
+    assert set(train_events[0].metrics) >= {"epoch", "step", "loss", "spots_per_s", "eta_s"}
+    assert train_events[-1].metrics["eta_s"] == 0 and train_events[0].metrics["spots_per_s"] > 0
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]  # it learns
+    assert result.genes == list(synthetic_samples[0].var_names)
+    assert result.train_sections == ["SYN1", "SYN2", "SYN3"]
+    assert result.device == "cpu" and not result.model.training and result.is_main
+
+
+def test_seeded_runs_are_identical(reference, synthetic_samples):
+    again = run(train(synthetic_samples, tiny_config(), device="cpu"))
+    assert_same_weights(weights(reference[0]), weights(again))
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in reference[0].history]
+    other = run(train(synthetic_samples, tiny_config(seed=8, epochs=1), device="cpu"))
+    assert not torch.equal(other.model.image_head.projection.weight, again.model.image_head.projection.weight)
+
+
+def test_checkpoint_written_every_epoch(reference):
+    _, _, ckpt = reference
+    state = load_checkpoint(ckpt)
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "meta"}
+    assert not list(ckpt.parent.glob("*.part"))  # atomic: no temporary left behind
+
+
+def test_resume_after_interruption_gives_identical_weights(reference, synthetic_samples, tmp_path):
+    ckpt = tmp_path / "resume.ckpt"
+    token = CancelToken()
+
+    def interrupt(event):  # cancel in the middle of epoch 2
+        if event.stage == "train" and event.metrics["epoch"] == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=ckpt, cancel=token), interrupt)
+    assert load_checkpoint(ckpt)["epoch"] == 1
+    torch.manual_seed(12345)  # the process RNG state must not matter: it comes from the checkpoint
+    resumed = run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=ckpt, resume=True))
+    assert_same_weights(weights(reference[0]), weights(resumed))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference[0].history]
+
+
+def test_cancel_stops_within_one_step(synthetic_samples):
+    token = CancelToken()
+    seen = []
+
+    def on_event(event):
+        if event.stage == "train":
+            seen.append(event.step)
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run(train(synthetic_samples, tiny_config(), device="cpu", cancel=token), on_event)
+    assert seen == [1]
+
+
+def test_resume_refuses_other_data_or_options(reference, synthetic_samples, tmp_path):
+    _, _, ckpt = reference
+    copy = tmp_path / "c.ckpt"
+    copy.write_bytes(ckpt.read_bytes())
+    genes = list(synthetic_samples[0].var_names[:10])
+    with pytest.raises(InputError, match="genes differs"):
+        run(train(synthetic_samples, tiny_config(), genes=genes, device="cpu", checkpoint=copy, resume=True))
+    with pytest.raises(InputError, match="lr"):
+        run(train(synthetic_samples, tiny_config(lr=1e-2), device="cpu", checkpoint=copy, resume=True))
+    (tmp_path / "bad.ckpt").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="checkpoint"):
+        run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=tmp_path / "bad.ckpt", resume=True))
+
+
+def test_paper_context_trains_on_cpu(synthetic_samples):
+    cfg = get_preset("paper").replace(
+        encoder="smallcnn", weights="none", input_px=16, patch_px=48, epochs=1, batch_size=64, pos_rows=64
+    )
+    result = run(train(synthetic_samples[:1], cfg, device="cpu"))
+    assert np.isfinite(result.history[0]["loss"])
+    assert result.pos_shape == (64, 64)
+
+
+def test_no_samples():
+    with pytest.raises(InputError, match="no training samples"):
+        run(train([], tiny_config(), device="cpu"))
