@@ -74,3 +74,30 @@ def test_cancel_stops(tiny_bundle, half_blank_slide):
     token.cancel()
     with pytest.raises(Cancelled):
         run(gen)
+
+
+class _FakeDist:
+    """Two ranks run one after the other: rank 1 records its part, rank 0 gathers it."""
+
+    def __init__(self, rank: int, store: dict):
+        self.rank, self.world_size, self.store = rank, 2, store
+
+    def split(self, indices):
+        return np.array_split(np.asarray(indices), 2)[self.rank]
+
+    def gather_objects(self, obj):
+        self.store[self.rank] = obj
+        return [self.store.get(0, obj), self.store.get(1, obj)]
+
+
+def test_tiles_split_across_ranks_gather_to_the_single_process_result(tiny_bundle, half_blank_slide):
+    single = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu"))
+    store: dict = {}
+    seen = []
+    run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", dist=_FakeDist(1, store),
+                            on_tile=lambda xy, p: seen.append(len(xy))))
+    assert sum(seen) == single.n_obs // 2  # rank 1 predicted only its half
+    merged = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", dist=_FakeDist(0, store)))
+    np.testing.assert_array_equal(merged.obs_names, single.obs_names)
+    np.testing.assert_allclose(merged.X, single.X, atol=1e-6)
+    np.testing.assert_allclose(merged.obs["uncertainty"], single.obs["uncertainty"], atol=1e-6)

@@ -176,6 +176,7 @@ def predict_whole_slide(
     use_pyramid: bool = True,
     cancel: CancelToken | None = None,
     on_tile: OnTile | None = None,
+    dist: Any = None,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -204,6 +205,11 @@ def predict_whole_slide(
     on_tile
         Called as ``on_tile(xy, prediction)`` after each batch: tile centres ``(B, 2)`` in full-res
         px and predictions ``(B, G)`` float32 (grid indices: ``TileGrid.indices(xy)``).
+    dist
+        A :class:`~napari_mclstexp.train.distributed.DistContext` under ``torchrun``: each rank
+        predicts its contiguous share of the tissue tiles (``dist.split``) on its own device, then
+        the parts are gathered so every rank returns the whole result (``on_tile`` sees only the
+        rank's own tiles).  Pass ``device=dist.device``.
 
     Yields
     ------
@@ -246,11 +252,14 @@ def predict_whole_slide(
         model = prepare_model(bundle, dev) if len(xy) else None
 
         n, g = len(xy), len(bundle.genes)
+        mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles
+        n_mine = len(mine)
         pred = np.zeros((n, g), np.float32)
         unc = np.zeros(n, np.float32)
         emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
         # sparse grids: one read per tile instead of reading the gaps between tiles
-        blocks = group_blocks(cols, rows, 1 if grid.step_px > 2 * patch_px else max(1, int(block_tiles)))
+        bt = 1 if grid.step_px > 2 * patch_px else max(1, int(block_tiles))
+        blocks = [mine[b] for b in group_blocks(cols[mine], rows[mine], bt)]
         workers = int(workers or min(8, os.cpu_count() or 1))
         done, t0 = 0, time.perf_counter()
 
@@ -278,14 +287,17 @@ def predict_whole_slide(
                 previous = current
                 if done:
                     rate = done / max(time.perf_counter() - t0, 1e-9)
-                    yield Progress("predict", done, n, message=f"tiles of {path.name}",
-                                   metrics={"tiles_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)})
+                    yield Progress("predict", done, n_mine, message=f"tiles of {path.name}",
+                                   metrics={"tiles_per_s": rate, "eta_s": (n_mine - done) / max(rate, 1e-9)})
             if previous is not None:
                 finish(previous)
                 done += len(previous.idx)
                 rate = done / max(time.perf_counter() - t0, 1e-9)
-                yield Progress("predict", done, n, message=f"tiles of {path.name}",
+                yield Progress("predict", done, n_mine, message=f"tiles of {path.name}",
                                metrics={"tiles_per_s": rate, "eta_s": 0.0})
+        if dist is not None and getattr(dist, "world_size", 1) > 1:
+            for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
+                pred[part], unc[part], emb[part] = p, u, e
 
         info = provenance(
             bundle, k, distance, mode="whole_slide", source_image_path=str(path.resolve()),
