@@ -22,7 +22,13 @@ from scipy import sparse
 
 from ..errors import CountsError, MissingInputError, SpotMatchError
 from ..progress import CancelToken, Progress, ProgressGen, run
-from ..sample import check_counts, drop_spots_outside, make_var_names_unique, spatial_uns
+from ..sample import (
+    check_counts,
+    drop_spots_outside,
+    make_var_names_unique,
+    spatial_uns,
+    validate_sample,
+)
 
 #: Legacy ST geometry (µm).
 SPOT_SPACING_UM = 200.0
@@ -254,6 +260,7 @@ def read_her2st_section(root: str | os.PathLike, section: str) -> Any:
         with open_slide(image) as slide:
             shape = slide.shape
         adata = drop_spots_outside(adata, shape, image)
+    validate_sample(adata, counts_path)
     return adata
 
 

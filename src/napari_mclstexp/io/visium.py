@@ -19,7 +19,13 @@ import pandas as pd
 from scipy import sparse
 
 from ..errors import CountsError, ImageReadError, MissingInputError, SpotMatchError
-from ..sample import check_counts, drop_spots_outside, make_var_names_unique, spatial_uns
+from ..sample import (
+    check_counts,
+    drop_spots_outside,
+    make_var_names_unique,
+    spatial_uns,
+    validate_sample,
+)
 
 #: Visium spot diameter (µm); with Space Ranger's ``spot_diameter_fullres`` it gives µm per pixel.
 VISIUM_SPOT_UM = 55.0
@@ -216,4 +222,5 @@ def read_visium(folder: str | os.PathLike, image: str | os.PathLike | None = Non
     )
     if image is not None:
         adata = drop_spots_outside(adata, shape, image)
+    validate_sample(adata, matrix_path)
     return adata
