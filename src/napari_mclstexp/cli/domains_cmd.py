@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_path
 from .evaluate_cmd import check_output, read_h5ad, write_json
 
 
@@ -62,6 +61,7 @@ def truth_labels(pred: Any, truth: Any, key: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Cluster, print sizes and scores, save the labels; returns 0."""
     from ..analysis.domains import add_domains
+    from ..train.cv import write_h5ad_any_pandas
 
     out = args.out or args.pred
     check_output(args.json, [args.pred] + ([args.truth] if args.truth else []))
@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if "ari" in result:
         print(f"ARI {result['ari']:.4f}  NMI {result['nmi']:.4f}  ({result['n_spots']} labelled spots, "
               f"{result['n_dropped']} undetermined dropped)")
-    with atomic_write_path(out, suffix=".h5ad") as tmp:
-        pred.write_h5ad(tmp)
+    write_h5ad_any_pandas(pred, out)
     if args.json:
         write_json({**result, "pred": str(Path(args.pred).resolve()), "out": str(Path(out).resolve())}, args.json)
     return 0

@@ -205,6 +205,24 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def write_h5ad_any_pandas(adata: Any, path: str | os.PathLike) -> None:
+    """Write ``.h5ad`` atomically, also under pandas ≥ 3 (whose default string arrays anndata
+    refuses to write unless allowed)."""
+    import contextlib
+
+    import anndata as ad
+
+    from ..atomic import atomic_write_path
+
+    allow = (
+        ad.settings.override(allow_write_nullable_strings=True)
+        if hasattr(ad.settings, "allow_write_nullable_strings")
+        else contextlib.nullcontext()
+    )
+    with allow, atomic_write_path(path, suffix=".h5ad") as tmp:
+        adata.write_h5ad(tmp)
+
+
 def write_results(results: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the results JSON atomically (NaN as ``null``)."""
     from ..atomic import atomic_write_path
@@ -287,10 +305,7 @@ def run_fold(
         metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
     t4 = time.perf_counter()
     if predictions_dir is not None:
-        from ..atomic import atomic_write_path
-
-        with atomic_write_path(Path(predictions_dir) / f"{fold.test}.h5ad") as tmp:
-            pred.write_h5ad(tmp)
+        write_h5ad_any_pandas(pred, Path(predictions_dir) / f"{fold.test}.h5ad")
     history = list(result.history or [])
     record: dict[str, Any] = {
         "metrics": metrics,
