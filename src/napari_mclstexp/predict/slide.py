@@ -310,8 +310,8 @@ def predict_whole_slide(
             meta["microns_per_pixel"] = float(slide.mpp)
         uns_spatial = {lib: {"scalefactors": {"spot_diameter_fullres": float(grid.step_px)}, "metadata": meta}}
     obs = pd.DataFrame(
-        {"array_col": cols.astype(np.int64), "array_row": rows.astype(np.int64), "section": lib,
+        {"array_col": cols.astype(np.int64), "array_row": rows.astype(np.int64), "section": pd.Categorical([lib] * len(cols)),
          "tissue_fraction": frac.astype(np.float32)},
-        index=pd.Index([f"tile_{c}x{r}" for c, r in zip(cols, rows, strict=True)], dtype=str),
+        index=pd.Index([f"tile_{c}x{r}" for c, r in zip(cols, rows, strict=True)], dtype=object),
     )
     return prediction_anndata(bundle, pred, unc, emb, obs, xy, info, uns_spatial)

@@ -127,7 +127,8 @@ def prediction_anndata(
     out = ad.AnnData(
         X=np.asarray(prediction, dtype=np.float32),
         obs=obs,
-        var=pd.DataFrame(index=pd.Index(list(bundle.genes), dtype=str)),
+        # object dtype: pandas ≥ 3 would infer its "str" dtype, which anndata does not write by default
+        var=pd.DataFrame(index=pd.Index(list(bundle.genes), dtype=object)),
     )
     out.obsm["spatial"] = np.asarray(spatial, dtype=np.float64).copy()
     out.obsm["embedding"] = np.asarray(embedding, dtype=np.float32)
