@@ -53,7 +53,16 @@ def test_reference_dataset_crops_pads_and_augments(ref):
     np.testing.assert_array_equal(item["position"].numpy(), data.pos[0])
 
 
-def test_reference_model_has_dense_65536_row_tables_and_trains(ref):
+@pytest.fixture
+def one_thread():
+    """One torch thread: on shared cores OpenMP spin-waiting makes tiny models 10x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_reference_model_has_dense_65536_row_tables_and_trains(ref, one_thread):
     torch.manual_seed(0)
     out = ref.benchmark_reference("cpu", n_genes=6, batch_size=4, patch_px=32, seconds=1e6,
                                   warmup_steps=1, max_steps=2, image_px=128, log=lambda m: None)
