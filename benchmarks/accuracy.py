@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             summary["mean"][f"domain_{kind}_nmi"] = float(np.mean([v["nmi"] for v in vals]))
     summary["table_markdown"] = table(summary)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from napari_mclstexp.train.cv import write_results
+    from napari_mclstexp.analysis.report import write_json
 
-    write_results(summary, out)
+    write_json(summary, out)
     print(summary["table_markdown"])
     print(f"domains (mean ARI/NMI): embedding {summary['mean'].get('domain_embedding_ari')}/"
           f"{summary['mean'].get('domain_embedding_nmi')}, measured expression "

@@ -163,3 +163,32 @@ def add_domains(
     if truth is not None:
         result.update(score_domains(labels, truth))
     return result
+
+
+def reference_labels(pred, truth, key: str) -> np.ndarray:
+    """Labels of ``truth.obs[key]`` aligned to ``pred``'s spots (``None`` where unmatched)."""
+    from .metrics import match_spots
+
+    if key not in truth.obs:
+        cols = ", ".join(map(str, truth.obs.columns)) or "none"
+        raise SampleFormatError(f"no obs column {key!r} in the reference sample (columns: {cols})")
+    p_idx, t_idx, _ = match_spots(pred, truth)
+    labels = np.full(pred.n_obs, None, dtype=object)
+    labels[p_idx] = truth.obs[key].astype(object).to_numpy()[t_idx]
+    return labels
+
+
+def domain_scores(pred, truth, key: str, *, seed: int = 0) -> dict[str, float | int]:
+    """Domains of the predicted expression, k = number of reference labels, scored against them.
+
+    Returns
+    -------
+    dict
+        ``domain_ari``, ``domain_nmi``, ``domain_k``; empty when fewer than 2 labels exist.
+    """
+    labels = reference_labels(pred, truth, key)
+    k = len(set(labels[determined_mask(labels)]))
+    if k < 2:
+        return {}
+    res = add_domains(pred, k, truth=labels, seed=seed)
+    return {"domain_ari": res["ari"], "domain_nmi": res["nmi"], "domain_k": k}

@@ -53,16 +53,7 @@ def register(subparsers: Any) -> None:
 
 def read_samples(paths: list[str]) -> list[Any]:
     """Read and validate sample ``.h5ad`` files."""
-    try:
-        from ..io.h5ad import read_sample
-    except ImportError:  # io/h5ad.py not there yet: same checks by hand
-        from ..sample import validate_sample
-        from .evaluate_cmd import read_h5ad
-
-        def read_sample(path: str, *, require_image: bool = False) -> Any:
-            adata = read_h5ad(path)
-            validate_sample(adata, path, require_image=require_image)
-            return adata
+    from ..io.h5ad import read_sample
 
     return [read_sample(p) for p in paths]
 

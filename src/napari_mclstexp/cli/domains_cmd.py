@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .evaluate_cmd import check_output, read_h5ad, write_json
+from ..analysis.report import write_json
+from .evaluate_cmd import check_output, read_h5ad
 
 
 def register(subparsers: Any) -> None:
@@ -42,26 +43,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def truth_labels(pred: Any, truth: Any, key: str) -> Any:
-    """Labels of ``truth.obs[key]`` aligned to ``pred``'s spots (missing where unmatched)."""
-    import numpy as np
-
-    from ..analysis.metrics import match_spots
-    from ..errors import SampleFormatError
-
-    if key not in truth.obs:
-        cols = ", ".join(map(str, truth.obs.columns)) or "none"
-        raise SampleFormatError(f"no obs column {key!r} in the truth sample (columns: {cols})")
-    p_idx, t_idx, _ = match_spots(pred, truth)
-    labels = np.full(pred.n_obs, None, dtype=object)
-    labels[p_idx] = truth.obs[key].astype(object).to_numpy()[t_idx]
-    return labels
-
-
 def run(args: argparse.Namespace) -> int:
     """Cluster, print sizes and scores, save the labels; returns 0."""
-    from ..analysis.domains import add_domains
-    from ..train.cv import write_h5ad_any_pandas
+    from ..analysis.domains import add_domains, reference_labels
+    from ..analysis.report import write_h5ad
 
     out = args.out or args.pred
     check_output(args.json, [args.pred] + ([args.truth] if args.truth else []))
@@ -70,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     pred = read_h5ad(args.pred)
     truth = None
     if args.truth:
-        truth = truth_labels(pred, read_h5ad(args.truth), args.truth_key or "annotation")
+        truth = reference_labels(pred, read_h5ad(args.truth), args.truth_key or "annotation")
     result = add_domains(
         pred,
         args.k,
@@ -85,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if "ari" in result:
         print(f"ARI {result['ari']:.4f}  NMI {result['nmi']:.4f}  ({result['n_spots']} labelled spots, "
               f"{result['n_dropped']} undetermined dropped)")
-    write_h5ad_any_pandas(pred, out)
+    write_h5ad(pred, out)
     if args.json:
         write_json({**result, "pred": str(Path(args.pred).resolve()), "out": str(Path(out).resolve())}, args.json)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from ..analysis.report import write_json
 from ..atomic import atomic_write_path
 from ..errors import InputError, MissingInputError, OutputError
 
@@ -33,25 +33,6 @@ def check_output(out: str | os.PathLike | None, inputs: list[str | os.PathLike])
     for i in inputs:
         if Path(i).resolve() == o:
             raise OutputError("the output would overwrite an input file", out)
-
-
-def write_json(data: dict, path: str | os.PathLike) -> None:
-    """Write ``data`` as indented JSON, atomically (NaN written as ``null``)."""
-    import math
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if hasattr(v, "item") and callable(v.item):  # numpy scalars
-            return clean(v.item())
-        return v
-
-    with atomic_write_path(path) as tmp:
-        tmp.write_text(json.dumps(clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def register(subparsers: Any) -> None:

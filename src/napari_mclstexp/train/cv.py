@@ -18,10 +18,8 @@ folds it already holds, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
+from ..analysis import report as _report
 from ..errors import InputError, SampleFormatError
 from ..progress import CancelToken, Progress, ProgressGen
 
@@ -161,74 +159,8 @@ def patients_of(samples: Sequence[Any], scheme: str) -> dict[str, str]:
 
 
 def data_hash(samples: Sequence[Any]) -> str:
-    """SHA-256 (hex, 16 chars) of the samples' names, spots, genes, counts and positions."""
-    h = hashlib.sha256()
-    for i, adata in enumerate(samples):
-        h.update(section_of(adata, i).encode())
-        h.update("\0".join(map(str, adata.obs_names)).encode())
-        h.update("\0".join(map(str, adata.var_names)).encode())
-        X = adata.X
-        if sparse.issparse(X):
-            X = X.tocsr()
-            for part in (X.data, X.indices, X.indptr):
-                h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(np.ascontiguousarray(X).tobytes())
-        h.update(np.ascontiguousarray(adata.obsm["spatial"], dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that shape the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .. import __version__
-
-    out = {"napari_mclstexp": __version__, "python": platform.python_version()}
-    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover
-            pass
-    return out
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _finite(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite(x) for x in v]
-    if isinstance(v, np.generic):
-        return _finite(v.item())
-    return v
-
-
-def write_h5ad_any_pandas(adata: Any, path: str | os.PathLike) -> None:
-    """Write ``.h5ad`` atomically, also under pandas ≥ 3 (whose default string arrays anndata
-    refuses to write unless allowed)."""
-    import contextlib
-
-    import anndata as ad
-
-    from ..atomic import atomic_write_path
-
-    allow = (
-        ad.settings.override(allow_write_nullable_strings=True)
-        if hasattr(ad.settings, "allow_write_nullable_strings")
-        else contextlib.nullcontext()
-    )
-    with allow, atomic_write_path(path, suffix=".h5ad") as tmp:
-        adata.write_h5ad(tmp)
-
-
-def write_results(results: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write the results JSON atomically (NaN as ``null``)."""
-    from ..atomic import atomic_write_path
-
-    with atomic_write_path(path) as tmp:
-        tmp.write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    """SHA-256 (hex, 16 chars) of the samples' section names, spots, genes, counts and positions."""
+    return _report.data_hash(samples, [section_of(a, i) for i, a in enumerate(samples)])
 
 
 def mean_metrics(folds: Mapping[str, Any], keys: Sequence[str] = MEAN_KEYS) -> dict[str, Any]:
@@ -243,21 +175,6 @@ def mean_metrics(folds: Mapping[str, Any], keys: Sequence[str] = MEAN_KEYS) -> d
                 out[prefix + key] = float(values.mean())
                 out[prefix + key + "_std"] = float(values.std())
     return out
-
-
-def domain_scores(pred: Any, truth: Any, key: str, seed: int = 0) -> dict[str, float]:
-    """Domains (k = number of reference labels) on predicted expression vs ``truth.obs[key]``."""
-    from ..analysis.domains import add_domains, determined_mask
-    from ..analysis.metrics import match_spots
-
-    p_idx, t_idx, _ = match_spots(pred, truth)
-    labels = np.full(pred.n_obs, None, dtype=object)
-    labels[p_idx] = truth.obs[key].astype(object).to_numpy()[t_idx]
-    k = len(set(labels[determined_mask(labels)]))
-    if k < 2:
-        return {}
-    res = add_domains(pred, k, truth=labels, seed=seed)
-    return {"domain_ari": res["ari"], "domain_nmi": res["nmi"], "domain_k": k}
 
 
 def run_fold(
@@ -282,6 +199,7 @@ def run_fold(
         ``per_gene_r``, ``timings`` (s), ``device``, ``n_bank_spots``, ``final_loss`` and, with
         ``baseline``, ``baseline_metrics`` (colour-histogram kNN over the training spots).
     """
+    from ..analysis.domains import domain_scores
     from ..analysis.metrics import evaluate, summary
     from ..bundle import make_bundle
     from ..predict.spots import predict_at_spots
@@ -305,7 +223,7 @@ def run_fold(
         metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
     t4 = time.perf_counter()
     if predictions_dir is not None:
-        write_h5ad_any_pandas(pred, Path(predictions_dir) / f"{fold.test}.h5ad")
+        _report.write_h5ad(pred, Path(predictions_dir) / f"{fold.test}.h5ad")
     history = list(result.history or [])
     record: dict[str, Any] = {
         "metrics": metrics,
@@ -422,7 +340,8 @@ def run_cv(
     sections = patients_of(samples, scheme)
     extra_sections = patients_of(extras, scheme) if extras else {}
     plan = plan_folds(sections, scheme, test_sections=folds, extra=extra_sections)
-    by_name = dict(zip(sections, samples, strict=True)) | dict(zip(extra_sections, extras, strict=True))
+    # an expression-only copy of an image section never replaces the image section
+    by_name = dict(zip(extra_sections, extras, strict=True)) | dict(zip(sections, samples, strict=True))
     panel = [str(g) for g in select_genes(samples + extras, genes)]
     header = _header(scheme, cfg, panel, samples, extras, plan)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -441,7 +360,9 @@ def run_cv(
                 )
         results["folds"] = dict(previous.get("folds", {}))
         results["created"] = previous.get("created", now)
-    results["versions"] = versions()
+        planned = {f["test"] for f in results["plan"]}
+        results["plan"] = [f for f in previous.get("plan", []) if f.get("test") not in planned] + results["plan"]
+    results["versions"] = _report.versions()
     todo = [f for f in plan if f.test not in results["folds"]]
     done = len(plan) - len(todo)
     yield Progress("cv", done, len(plan), message=f"{done} fold(s) already done")
@@ -461,12 +382,12 @@ def run_cv(
         results["mean"] = mean_metrics(results["folds"])
         results["updated"] = record["finished"]
         if out is not None:
-            write_results(results, out)
+            _report.write_json(results, out)
         done += 1
         yield Progress("cv", done, len(plan), message=f"fold {fold.test}: ACG {record['metrics'].get('acg')}")
     results["mean"] = mean_metrics(results["folds"])
     results.setdefault("device", None)
     results["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     if out is not None:
-        write_results(results, out)
-    return _finite(results)
+        _report.write_json(results, out)
+    return _report.json_safe(results)
