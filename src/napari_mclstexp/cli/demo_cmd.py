@@ -24,7 +24,7 @@ and writes:
 EPILOG = """\
 examples:
   mclstexp demo --out mclstexp-demo
-  mclstexp demo --out mclstexp-demo --train --epochs 20     # retrain the model first
+  mclstexp demo --out mclstexp-demo --train --epochs 5      # retrain the model first
   mclstexp demo --out mclstexp-demo --napari                # then open napari with the results
 """
 
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--train", action="store_true",
                    help="train the 'quick' model again on the left two thirds instead of using the bundled one")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
-                   help="training epochs with --train (default: the preset's)")
+                   help="training epochs with --train (default: 8)")
     p.add_argument("--device", default="auto", metavar="DEVICE",
                    help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--napari", action="store_true",
