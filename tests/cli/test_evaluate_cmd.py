@@ -76,3 +76,13 @@ def test_evaluate_errors_are_one_line(files, tmp_path, synthetic_samples, capsys
     assert "not found" in capsys.readouterr().out
     assert run_cli("evaluate", [str(pred), "--truth", str(pred), "--json", str(pred)]) == 2
     assert "overwrite" in capsys.readouterr().out
+
+
+def test_through_cli_main(files, tmp_path, capsys):
+    from napari_mclstexp.cli import main
+
+    pred, truth, _ = files
+    assert main(["evaluate", str(pred), "--truth", str(truth), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["n_genes"] == 24
+    assert main(["evaluate", str(pred), "--truth", str(tmp_path / "nope.h5ad")]) == 2
+    assert "mclstexp evaluate: error:" in capsys.readouterr().err
