@@ -81,3 +81,21 @@ def test_writers_from_foreign_points_layer(tmp_path):
     csv = pd.read_csv(_writer.write_csv(str(tmp_path / "f.csv"), data, meta)[0])
     assert csv[["x", "y"]].to_numpy().tolist() == [[20.0, 10.0], [40.0, 30.0]]
     assert csv["domain"].tolist() == ["a", "b"]
+
+
+@pytest.mark.shared_data
+def test_visium_folder_reader(visium_tiny_dir):
+    folder = visium_tiny_dir / "1.0.0"
+    reader = _reader.get_folder_reader(str(folder))
+    assert reader is _reader.read_visium_layers
+    layers = reader(str(folder))
+    points = [t for t in layers if t[2] == "points"][0]
+    assert points[0].shape == (100, 2) and points[1]["size"] > 0
+    adata = points[1]["metadata"]["mclstexp"]["adata"]
+    assert np.allclose(points[0], adata.obsm["spatial"][:, ::-1])
+
+
+@pytest.mark.shared_data
+def test_her2st_sections_with_images(her2st_dir):
+    assert _reader.get_folder_reader(str(her2st_dir)) is _reader.read_her2st_layers
+    assert _reader.her2st_sections_with_images(her2st_dir) == ["B4", "C2", "C3", "C4"]
