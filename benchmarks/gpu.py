@@ -22,7 +22,7 @@ Measured in one run on one device (each part guarded; the JSON is rewritten afte
     (last, if time is left) the trainer's building blocks in a bare loop with cuDNN autotuning and
     GPU-resident patches: shows how much the trainer itself costs.
 
-Usage: ``PYTHONUNBUFFERED=1 python benchmarks/gpu.py [--budget-s 285] [--compile] [--tiny]``.
+Usage: ``PYTHONUNBUFFERED=1 python benchmarks/gpu.py [--budget-s 270] [--compile] [--tiny]``.
 On a machine without CUDA ``--tiny`` is implied (tiny sizes, proves the script runs end to end).
 Writes ``benchmarks/results/gpu-<card>-<date>.json`` (keys ``device``, ``train_spots_per_s``,
 ``reference_spots_per_s``, ``infer_patches_per_s``, ``peak_mem_gb``, ``details``, ...).
@@ -35,6 +35,7 @@ import datetime as dt
 import json
 import multiprocessing
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -406,7 +407,7 @@ def summarise(report: dict, s: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--budget-s", type=float, default=285.0, help="total wall-clock budget (s)")
+    p.add_argument("--budget-s", type=float, default=270.0, help="total wall-clock budget (s)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:K or cpu")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoder (trunk, direct)")
@@ -497,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         report["elapsed_s"] = time.perf_counter() - t_begin
         write_json(out, report)
     pool.shutdown(cancel_futures=True)
+    shutil.rmtree(work, ignore_errors=True)
     summarise(report, s)
     report["elapsed_s"] = time.perf_counter() - t_begin
     write_json(out, report)
