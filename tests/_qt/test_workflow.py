@@ -4,6 +4,7 @@ load → train 1 epoch → predict → explore (switch genes, side by side, regi
 from __future__ import annotations
 
 import json
+import re
 
 import anndata as ad
 import numpy as np
@@ -85,6 +86,10 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
         assert np.allclose(predicted.face_color, values_to_rgba(values, "viridis", explore.limits), atol=1e-6)
         assert ms < 100
     assert explore.colorbar.title.text().startswith("MARK1_2")
+    # the value under the mouse is the current gene's prediction
+    status = predicted.get_status(position=tuple(predicted.data[5]), world=False)
+    shown = re.search(r"value: ([-+.\deE]+)", status["coordinates"]).group(1)
+    assert float(shown) == pytest.approx(values[5], rel=1e-2)
     explore.side_by_side.setChecked(True)
     assert viewer.grid.enabled
     measured = viewer.layers["SYN3 spots"]
@@ -127,4 +132,8 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     first = geo["features"][0]["properties"]
     assert first["classification"]["name"] == f"Domain {labels[0]}"
     assert first["measurements"]["MARK0_0"] == pytest.approx(float(pred.X[0, 0]), rel=1e-5)
+    shot = export.screenshot(str(tmp_path / "shot.png"), canvas_only=True)
+    from PIL import Image
+
+    assert Image.open(shot).size[0] > 0
     assert not [n for n in notes if getattr(n, "severity", "") == "error"], notes
