@@ -116,6 +116,7 @@ def cv_run(gen):
     return run(gen)
 
 
+@pytest.mark.slow
 def test_one_real_patient_fold(synthetic_samples, tmp_path):
     pytest.importorskip("napari_mclstexp.train.trainer")
     from napari_mclstexp.data.patches import PatchCache
