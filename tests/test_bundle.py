@@ -30,6 +30,20 @@ def bundle(synthetic_samples):
     return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=synthetic_samples[2:])
 
 
+def test_expression_only_extra_sample_needs_no_image(synthetic_samples):
+    from napari_mclstexp.predict.bank import build_bank
+
+    cfg = get_preset("quick").replace(embed_dim=8, input_px=32, patch_px=64)
+    genes = list(synthetic_samples[0].var_names)
+    model = build_model(cfg, len(genes), pos_shape_for(synthetic_samples, cfg))
+    extra = synthetic_samples[2].copy()
+    del extra.uns["spatial"]  # no image at all
+    bank = build_bank(model, synthetic_samples[:1], genes, cfg, "cpu", extra=[extra])
+    assert len(bank) == synthetic_samples[0].n_obs + extra.n_obs
+    assert set(bank.sections) == {"SYN1", "SYN3"}
+    assert np.isfinite(bank.embeddings).all() and bank.expression.shape == (len(bank), len(genes))
+
+
 def test_make_bundle_metadata_and_bank(bundle, synthetic_samples):
     meta = bundle.metadata
     assert meta["format_version"] == FORMAT_VERSION and meta["preset"] == "quick"

@@ -95,3 +95,14 @@ def test_bad_distance_rejected(rng):
     bank = _bank(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32))
     with pytest.raises(ValueError, match="distance"):
         retrieve(np.eye(3, dtype=np.float32), bank, k=1, distance="cos")
+
+
+def test_blocks_stay_bounded_for_100k_by_100k():
+    from napari_mclstexp.predict.retrieval import DEFAULT_MAX_ELEMENTS, block_size
+
+    n_keys, k, dim, genes = 100_000, 200, 256, 785
+    b = block_size(n_keys, k, dim, genes, DEFAULT_MAX_ELEMENTS)
+    assert 1 <= b < 1000
+    assert b * n_keys <= DEFAULT_MAX_ELEMENTS  # similarity block
+    assert b * k * genes <= DEFAULT_MAX_ELEMENTS  # gathered neighbour expression
+    assert block_size(10**9, k, dim, genes, DEFAULT_MAX_ELEMENTS) == 1  # never zero

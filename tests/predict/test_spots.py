@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
@@ -40,3 +42,16 @@ def test_training_spot_retrieves_itself_when_embeddings_match(tiny_bundle, synth
     r = retrieve(keys, tiny_bundle.bank, k=1, distance="l2")
     np.testing.assert_array_equal(r.indices[:, 0], np.arange(10))
     np.testing.assert_allclose(r.prediction, tiny_bundle.bank.expression[:10])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_padding_of_short_batches_changes_nothing(tiny_bundle, rng):
+    from napari_mclstexp.predict.spots import embed_batch, prepare_model
+
+    dev = torch.device("cuda")
+    model = prepare_model(tiny_bundle, dev)
+    patches = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    a = embed_batch(model, patches, dev, "fp32")
+    b = embed_batch(model, patches, dev, "fp32", pad_to=16)
+    assert b.shape == (5, 16)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

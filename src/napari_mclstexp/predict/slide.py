@@ -146,9 +146,9 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
 
 
 def _launch(model: Any, batch: torch.Tensor, idx: np.ndarray, bank: Any, k: int, distance: str,
-            device: torch.device, precision: str) -> _InFlight:
+            device: torch.device, precision: str, pad_to: int) -> _InFlight:
     """Embed and retrieve one batch; on CUDA this only queues the work and the copies back."""
-    e = embed_batch(model, batch, device, precision)
+    e = embed_batch(model, batch, device, precision, pad_to=pad_to)
     r = retrieve(e, bank, k, distance)
     item = _InFlight(idx, _to_host(r.prediction), _to_host(r.uncertainty), _to_host(e))
     if device.type == "cuda":
@@ -278,7 +278,7 @@ def predict_whole_slide(
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
-                current = _launch(model, batch, idx, bundle.bank, k, distance, dev, precision)
+                current = _launch(model, batch, idx, bundle.bank, k, distance, dev, precision, batch_size)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:

@@ -46,13 +46,20 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
 
 
 def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
-                precision: str = "bf16") -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device``."""
+                precision: str = "bf16", pad_to: int | None = None) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device``.
+
+    On CUDA a short batch is zero-padded to ``pad_to`` rows so cuDNN's autotuned kernels (one set per
+    input shape) are reused instead of being tuned again for the last batch.
+    """
     x = torch.as_tensor(patches)
     if device.type == "cuda" and not x.is_cuda:
         x = (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
+    n = x.shape[0]
+    if device.type == "cuda" and pad_to and n < pad_to:
+        x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])
     with torch.inference_mode(), autocast(device, precision):
-        return model.encode_images(x).float()
+        return model.encode_images(x).float()[:n]
 
 
 def embed_patches(
@@ -70,7 +77,8 @@ def embed_patches(
     for start in range(0, n, batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        out.append(embed_batch(model, np.ascontiguousarray(patches[start : start + batch_size]), device, precision))
+        batch = np.ascontiguousarray(patches[start : start + batch_size])
+        out.append(embed_batch(model, batch, device, precision, pad_to=batch_size))
         yield Progress("embed", min(start + batch_size, n), n, message="image embeddings")
     if not out:
         return torch.zeros((0, int(model.config.embed_dim)), dtype=torch.float32, device=device)
