@@ -99,3 +99,19 @@ def test_visium_folder_reader(visium_tiny_dir):
 def test_her2st_sections_with_images(her2st_dir):
     assert _reader.get_folder_reader(str(her2st_dir)) is _reader.read_her2st_layers
     assert _reader.her2st_sections_with_images(her2st_dir) == ["B4", "C2", "C3", "C4"]
+
+
+def test_train_without_sections_or_output_notifies(make_napari_viewer, qtbot, notes, tmp_path):
+    viewer = make_napari_viewer()
+    train = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
+    train.out.setText(str(tmp_path / "m.mclst"))
+    with qtbot.waitSignal(train.task.finished, timeout=30_000) as blocker:
+        train.train()
+    assert blocker.args == [None] and "tick at least one section" in str(notes[-1].message)
+    train.files.setText(str(tmp_path / "missing.h5ad"))
+    train._add_file()
+    assert train.selected_samples() == [str(tmp_path / "missing.h5ad")]
+    with qtbot.waitSignal(train.task.finished, timeout=30_000):
+        train.train()
+    assert "missing.h5ad" in str(notes[-1].message)
+    assert not (tmp_path / "m.mclst").exists()
