@@ -76,3 +76,15 @@ def test_demo_train_path_on_a_tiny_slide(tmp_path):
     assert result.metrics["train_spots"] == int((adata.obs["demo_split"] == "train").sum())
     assert {"train", "demo"} <= {e.stage for e in events}
     assert np.isfinite(result.metrics["mse"])
+
+
+def test_stale_demo_model_says_how_to_retrain(monkeypatch):
+    from napari_mclstexp.bundle import Bundle
+    from napari_mclstexp.errors import BundleError
+
+    def stale(self, device="cpu"):
+        raise BundleError("weights do not fit the model described by the metadata: size mismatch ...")
+
+    monkeypatch.setattr(Bundle, "build_model", stale)
+    with pytest.raises(BundleError, match="make_sample_data.py --model-only"):
+        demo.load_demo_bundle(demo.sample_data_dir() / demo.SAMPLE_BUNDLE)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write_path
-from .errors import MissingInputError, SampleFormatError
+from .errors import BundleError, MissingInputError, SampleFormatError
 from .progress import CancelToken, Progress, ProgressGen
 
 #: Files of the sample folder.
@@ -166,6 +166,28 @@ def train_demo_bundle(
     return bundle
 
 
+def load_demo_bundle(path: str | os.PathLike):
+    """Load the bundled demo model, checking that its weights fit this version's model code.
+
+    Raises
+    ------
+    BundleError
+        With the commands that retrain it, when the model code changed since it was made.
+    """
+    from .bundle import load_bundle
+
+    bundle = load_bundle(path)
+    try:
+        bundle.build_model("cpu")
+    except BundleError as err:
+        raise BundleError(
+            "the bundled demo model does not fit this version's model code; retrain it with "
+            "'mclstexp demo --train' or 'python scripts/make_sample_data.py --model-only'",
+            path,
+        ) from err
+    return bundle
+
+
 @dataclass
 class DemoResult:
     """What :func:`run_demo` wrote and measured."""
@@ -243,7 +265,7 @@ def run_demo(
     """
     from .analysis.domains import find_domains, score_domains
     from .analysis.metrics import evaluate, measured_matrix, summary
-    from .bundle import load_bundle, save_bundle
+    from .bundle import save_bundle
     from .io.h5ad import write_h5ad
     from .predict.spots import predict_at_spots
 
@@ -263,7 +285,7 @@ def run_demo(
         save_bundle(bundle, bundle_path)
     else:
         bundle_path = folder / SAMPLE_BUNDLE
-        bundle = load_bundle(bundle_path)
+        bundle = load_demo_bundle(bundle_path)
     yield Progress("demo", 1, 4, "predicting the held-out spots from the image")
     pred = yield from predict_at_spots(bundle, test_part, device=device, cancel=cancel)
 
