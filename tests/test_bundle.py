@@ -109,6 +109,10 @@ def test_newer_or_unknown_version_rejected(bundle, tmp_path):
     with pytest.raises(BundleError, match="newer") as err:
         load_bundle(tmp_path / "new.mclst")
     assert "new.mclst" in str(err.value)
+    config = dict(bundle.config, future_option=1)
+    _rewrite_metadata(good, tmp_path / "opt.mclst", config=config)
+    with pytest.raises(BundleError, match="opt.mclst.*future_option"):
+        load_bundle(tmp_path / "opt.mclst")
     _rewrite_metadata(good, tmp_path / "odd.mclst", format="something-else")
     with pytest.raises(BundleError, match="not a model bundle"):
         load_bundle(tmp_path / "odd.mclst")

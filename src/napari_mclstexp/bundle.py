@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write_path
-from .errors import BundleError, MissingInputError
+from .errors import BundleError, InputError, MissingInputError
 from .predict.bank import ReferenceBank, build_bank
 
 FORMAT_NAME = "napari-mclstexp-bundle"
@@ -302,4 +302,10 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         _ = meta["pos_shape"]
     except (KeyError, IndexError, TypeError, ValueError) as err:
         raise BundleError(f"bundle content is inconsistent: {err!r}", path) from err
+    from .model.presets import as_config
+
+    try:
+        as_config(config)
+    except InputError as err:
+        raise BundleError(f"bundle hyperparameters are not understood by this version: {err}", path) from err
     return Bundle(config, genes, state, bank, meta, path.resolve())
