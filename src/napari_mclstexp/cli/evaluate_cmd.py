@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     for out in (args.json, args.genes_csv, args.figure):
         check_output(out, [args.pred, args.truth])
-    pred, truth = read_h5ad(args.pred), read_h5ad(args.truth)
+    from ..io.h5ad import read_sample
+
+    # the measured sample is read as a sample: validated, relative image path resolved (figure)
+    pred, truth = read_h5ad(args.pred), read_sample(args.truth)
     result = evaluate(pred, truth, normalization=args.normalization)
     scores = summary(result)
     ranked = rank_genes(result["per_gene"])
