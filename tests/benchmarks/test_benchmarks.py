@@ -74,7 +74,7 @@ def test_reference_model_has_dense_65536_row_tables_and_trains(ref, one_thread):
 
 
 def test_steady_rate_skips_warmup_and_uses_synced_end():
-    gpu = _load("gpu")
+    gpu = _load("gpu_parts")
     # 10 s of warm-up at 1 step/s, then steps every 0.5 s; the last step finishes at t_end.
     events = [(float(t), t) for t in range(1, 11)] + [(10 + 0.5 * i, 10 + i) for i in range(1, 21)]
     rate, steps = gpu.steady_rate(events, batch=128, t_end=20.0, warm_s=9.5)
