@@ -149,3 +149,22 @@ def test_cache_dir_honours_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("MCLSTEXP_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert _sample_data.cache_dir() == tmp_path / "x" / "napari-mclstexp"
+
+
+def test_her2st_sample_from_a_filled_cache(her2st_dir, tmp_path, monkeypatch):
+    """With the files already cached (here: links to the shared data), nothing is downloaded."""
+    root = tmp_path / "cache" / "her2st"
+    for local in _sample_data.HER2ST_FILES:
+        (root / local).parent.mkdir(parents=True, exist_ok=True)
+        (root / local).symlink_to(her2st_dir / local)
+
+    def no_network(url, timeout=None):
+        raise AssertionError(f"tried to download {url}")
+
+    monkeypatch.setattr(_sample_data, "urlopen", no_network)
+    monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))
+    layers = _sample_data.her2st_sample()
+    assert [kind for _, _, kind in layers] == ["image", "points"]
+    points, kwargs, _ = layers[1]
+    assert len(points) == 283  # B4's spots under tissue
+    assert kwargs["name"] == "her2st B4 spots"
