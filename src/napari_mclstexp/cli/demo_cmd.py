@@ -9,7 +9,8 @@ import sys
 HELP = "run the offline demo: predict genes on the held-out part of a bundled synthetic slide"
 
 DESCRIPTION = """\
-Run the whole method on the bundled synthetic H&E slide, offline, in about a minute on a laptop CPU.
+Run the whole method on the bundled synthetic H&E slide, offline, in under a minute on a laptop CPU
+(retraining with --train takes minutes).
 
 The slide's left two thirds trained the small bundled 'quick' model; the demo predicts the gene
 expression of the right third from the image alone, compares it with the measured counts (ACG: mean
