@@ -24,14 +24,15 @@ class PairModel(nn.Module):
         super().__init__()
         self.img = nn.Sequential(nn.Linear(8, 6), nn.GELU(), nn.Linear(6, 5))
         self.spot = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5))
+        self.log_temperature = nn.Parameter(torch.tensor(0.3))  # used by the loss only (as CLIP's)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.img(x), self.spot(e)
 
 
-def clip_loss(img: torch.Tensor, spot: torch.Tensor) -> torch.Tensor:
-    """mclSTExp loss: logits = spot @ img.T, symmetric CE with identity targets."""
-    logits = spot @ img.T
+def clip_loss(img: torch.Tensor, spot: torch.Tensor, log_t: torch.Tensor) -> torch.Tensor:
+    """mclSTExp loss: logits = spot @ img.T / T, symmetric CE with identity targets."""
+    logits = spot @ img.T / log_t.exp()
     target = torch.arange(len(logits))
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
@@ -63,8 +64,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         mine = ctx.shard(np.arange(WORLD * LOCAL_B).reshape(WORLD, LOCAL_B).T.ravel())
         img, spot = ddp(x[mine], e[mine])
         img_all, spot_all = ctx.gather(img), ctx.gather(spot)
-        loss = clip_loss(img_all, spot_all) * ctx.world_size
+        loss = clip_loss(img_all, spot_all, model.log_temperature) * ctx.world_size
         loss.backward()
+        t_grad_before = model.log_temperature.grad.detach().clone()
+        ctx.unscale_shared_grads([model.log_temperature])
         grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
         result = {
             "ctx": (ctx.rank, ctx.world_size, ctx.local_rank, str(ctx.device), ctx.is_main),
@@ -74,6 +77,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             "loss": ctx.all_reduce_mean(loss.item() / ctx.world_size),
             "mean_rank": ctx.all_reduce_mean(float(rank)),
             "grads": grads,
+            "t_grad_before": t_grad_before,
             "split": ctx.split(np.arange(7)),
             "objects": ctx.gather_objects({"rank": rank}),
         }
@@ -96,7 +100,7 @@ def single() -> dict:
     model = PairModel()
     x, e = global_batch()
     img, spot = model(x, e)
-    loss = clip_loss(img, spot)
+    loss = clip_loss(img, spot, model.log_temperature)
     loss.backward()
     return {"logits": (spot @ img.T).detach(), "loss": loss.item(),
             "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()}}
@@ -128,6 +132,15 @@ def test_ddp_gradients_equal_single_process_global_batch(ranks, single):
             torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-6)
 
 
+def test_shared_parameter_gradient_is_world_size_times_until_unscaled(ranks, single):
+    # Every rank differentiates the whole loss w.r.t. the temperature: N x before the correction.
+    g_one = single["grads"]["log_temperature"]
+    assert g_one.abs() > 0
+    for r in ranks:
+        torch.testing.assert_close(r["t_grad_before"], WORLD * g_one, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(r["grads"]["log_temperature"], g_one, rtol=1e-4, atol=1e-7)
+
+
 def test_single_process_context_is_identity(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     ctx = init_distributed("cpu")
@@ -141,6 +154,10 @@ def test_single_process_context_is_identity(monkeypatch):
     assert ctx.all_reduce_mean(2.5) == 2.5
     np.testing.assert_array_equal(ctx.split(idx), idx)
     assert ctx.gather_objects("x") == ["x"]
+    p = nn.Parameter(torch.ones(2))
+    p.grad = torch.full((2,), 3.0)
+    ctx.unscale_shared_grads([p])
+    assert torch.equal(p.grad, torch.full((2,), 3.0))
     ctx.barrier()
     ctx.shutdown()
 

@@ -21,6 +21,11 @@ of one big batch of ``N × B`` spots (B = per-rank batch):
    rank holds exactly the single-process gradient of L over the global batch (tested in
    ``tests/train/test_distributed.py``).  Log ``loss.item() / ctx.world_size``.
 
+Parameters that enter the loss directly on every rank rather than through the gathered embeddings
+(a learnable temperature) receive ``world_size ×`` their gradient under this scheme, because every rank
+differentiates the whole loss with respect to them: call ``ctx.unscale_shared_grads([log_temperature])``
+after ``backward()`` and before ``optimizer.step()`` (tested too).
+
 Distributed prediction: ``ctx.split(tile_indices)`` gives each rank a contiguous share of the tiles
 (nothing dropped) and ``ctx.gather_objects(result)`` collects the per-rank results in rank order.
 
@@ -157,6 +162,21 @@ class DistContext:
             return indices
         usable = len(indices) - len(indices) % self.world_size
         return indices[:usable][self.rank :: self.world_size]
+
+    def unscale_shared_grads(self, params) -> None:
+        """Divide the gradients of loss-level shared parameters by ``world_size`` (after backward).
+
+        Parameters
+        ----------
+        params
+            Parameters used by the loss itself on every rank (e.g. a learnable temperature), not only
+            through this rank's embeddings; see the module docstring.  No-op for one process.
+        """
+        if not self.distributed:
+            return
+        for p in params:
+            if p is not None and getattr(p, "grad", None) is not None:
+                p.grad.div_(self.world_size)
 
     def split(self, indices: np.ndarray) -> np.ndarray:
         """This rank's contiguous part of ``indices`` with nothing dropped (for prediction).
