@@ -91,9 +91,19 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     shown = re.search(r"value: ([-+.\deE]+)", status["coordinates"]).group(1)
     assert float(shown) == pytest.approx(values[5], rel=1e-2)
     explore.side_by_side.setChecked(True)
-    assert viewer.grid.enabled
     measured = viewer.layers["SYN3 spots"]
+    assert viewer.grid.enabled and viewer.grid.stride == -2
+    visible = [layer.name for layer in viewer.layers if layer.visible]
+    assert visible == ["SYN3.png (beside)", "SYN3 spots predicted", "SYN3.png", "SYN3 spots"]
+    layers = list(viewer.layers)
+    assert viewer.grid.actual_shape(layers) in ((1, 2), (2, 1))
+    cells = {name: viewer.grid.position(layers.index(viewer.layers[name]), layers) for name in visible}
+    assert cells["SYN3.png"] == cells["SYN3 spots"] != cells["SYN3 spots predicted"] == cells["SYN3.png (beside)"]
     assert not np.allclose(measured.face_color, measured.face_color[0])  # coloured by the gene too
+    assert np.allclose(measured.features["value"], explore.values(measured, "MARK1_2"))
+    explore.side_by_side.setChecked(False)
+    assert not viewer.grid.enabled and "SYN3.png (beside)" not in viewer.layers
+    assert viewer.layers["SYN1 spots"].visible
     explore.show_uncertainty.setChecked(True)
     assert uncertainty.visible
 

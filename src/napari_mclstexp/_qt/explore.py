@@ -31,6 +31,7 @@ from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button
 from ._layers import KEY, layer_adata, layers_with_role, role
 from ._region_panel import RegionPanel
+from ._side_by_side import SideBySide
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "cividis", "gray")
 
@@ -93,6 +94,7 @@ class ExploreWidget(QWidget):
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
         self.regions = RegionPanel(napari_viewer, self.target.layer)
+        self.side = SideBySide(napari_viewer)
         layout.addWidget(self.regions)
         self.gene: str | None = None
         self.limits: tuple[float, float] = (0.0, 1.0)
@@ -209,22 +211,18 @@ class ExploreWidget(QWidget):
         return None
 
     def show_side_by_side(self, on: bool) -> None:
-        """Show the measured spots beside the predictions (napari grid mode, linked display)."""
+        """Show the measured spots beside the predictions (two grid cells over the slide)."""
         layer = self.target.layer()
         pair = self._measured_pair(layer) if layer is not None else None
-        if on and pair is None:
+        if not on:
+            self.side.disable()
+            return
+        if pair is None:
             show_error("No measured spots for these predictions.")
             self.side_by_side.setChecked(False)
             return
-        self.viewer.grid.enabled = bool(on)
-        if on:
-            from napari.experimental import link_layers
-
-            try:
-                link_layers([layer, pair], ("opacity", "size", "visible"))
-            except Exception:  # noqa: BLE001 - already linked, or a proxy napari will not link
-                pass
-            self.redraw(auto=True)
+        self.side.enable(pair, layer)
+        self.redraw(auto=True)
 
     def _toggle_uncertainty(self, on: bool) -> None:
         unc = self._uncertainty_layer(self.target.layer())

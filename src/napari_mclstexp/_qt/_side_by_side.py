@@ -1,0 +1,99 @@
+"""Measured beside predicted: two grid cells, each with the slide under its spots, colours linked.
+
+napari's grid puts ``|stride|`` consecutive layers in one cell (counted from the top of the list when the
+stride is negative), so the top of the layer list becomes ``[slide twin, predicted, slide, measured]`` with
+``stride = -2`` (measured in the first cell, predicted in the second); other visible layers are hidden
+while the view is on and shown again when it is turned off.  The twin shares the slide's lazy arrays (no copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._layers import KEY, layer_adata, layers_with_role
+
+
+def slide_for(viewer, *layers):
+    """The slide layer under ``layers``' sample (same image file), else the newest slide, else ``None``."""
+    from ..sample import image_path
+
+    slides = layers_with_role(viewer, "slide")
+    for layer in layers:
+        adata = layer_adata(layer) if layer is not None else None
+        path = image_path(adata) if adata is not None else None
+        if path is None:
+            continue
+        for slide in slides:
+            if Path(slide.metadata[KEY]["slide_path"]) == Path(path).resolve():
+                return slide
+    return slides[-1] if slides else None
+
+
+class SideBySide:
+    """Turns the measured-beside-predicted view on and off for one viewer."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.twin = None
+        self._hidden: list = []
+        self._linked: list = []
+        self._stride = 1
+        self.active = False
+
+    def enable(self, measured, predicted) -> None:
+        """Show ``measured`` and ``predicted`` in two cells, each over the slide."""
+        if self.active:
+            self.disable()
+        viewer = self.viewer
+        slide = slide_for(viewer, predicted, measured)
+        keep = [layer for layer in (slide, measured, predicted) if layer is not None]
+        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in keep]
+        for layer in self._hidden:
+            layer.visible = False
+        order = [predicted, measured]
+        if slide is not None:
+            self.twin = viewer.add_image(
+                slide.data, rgb=slide.rgb, multiscale=slide.multiscale, scale=slide.scale,
+                translate=slide.translate, name=f"{slide.name} (beside)",
+                metadata={KEY: {"role": "twin"}},
+            )
+            order = [self.twin, predicted, slide, measured]
+        for layer in keep + ([self.twin] if self.twin is not None else []):
+            layer.visible = True
+        for layer in order:  # move each to the top in turn: they end up in this order
+            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        self._stride = viewer.grid.stride
+        viewer.grid.stride = -2 if slide is not None else 1
+        viewer.grid.enabled = True
+        self._link(measured, predicted)
+        self.active = True
+
+    def _link(self, measured, predicted) -> None:
+        from napari.experimental import link_layers
+
+        try:
+            self._linked = link_layers([measured, predicted], ("opacity", "size", "visible"))
+        except Exception:  # noqa: BLE001 - already linked, or napari refuses the proxies
+            self._linked = []
+
+    def disable(self) -> None:
+        """Back to one view: twin removed, hidden layers shown again, grid off."""
+        viewer = self.viewer
+        viewer.grid.enabled = False
+        viewer.grid.stride = self._stride
+        if self.twin is not None and self.twin in viewer.layers:
+            viewer.layers.remove(self.twin)
+        self.twin = None
+        for layer in self._hidden:
+            if layer in viewer.layers:
+                layer.visible = True
+        self._hidden = []
+        if self._linked:
+            from napari.experimental import unlink_layers
+
+            try:
+                unlink_layers(self._linked)
+            except Exception:  # noqa: BLE001 - a linked layer was deleted meanwhile
+                pass
+            self._linked = []
+        self.active = False
