@@ -43,3 +43,21 @@ def test_widget_opens_from_plugin(make_napari_viewer, name):
     # napari hands plugins a public-only proxy of the viewer
     assert getattr(widget.viewer, "__wrapped__", widget.viewer) is viewer
     assert dock.isVisible() or not viewer.window._qt_window.isVisible()
+
+
+def test_closed_widgets_stop_listening(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")
+
+    def listeners() -> int:
+        return sum("LayerCombo" in repr(cb) for cb in viewer.layers.events.inserted.callbacks)
+
+    assert listeners() >= 1
+    viewer.window.remove_dock_widget(dock)
+    dock.deleteLater()
+    widget.deleteLater()
+    QApplication.sendPostedEvents(None, 0)
+    qtbot.wait(50)
+    assert listeners() == 0

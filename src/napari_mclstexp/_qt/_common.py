@@ -50,9 +50,8 @@ class LayerCombo(QComboBox):
     def __init__(self, viewer, roles: Iterable[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.roles = viewer, tuple(roles)
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
-                      viewer.layers.events.reordered):
-            event.connect(self.refresh)
+        connect_while_alive(self, self.refresh, viewer.layers.events.inserted,
+                            viewer.layers.events.removed, viewer.layers.events.reordered)
         self.refresh()
 
     def layers(self) -> list[Layer]:
@@ -83,6 +82,21 @@ class LayerCombo(QComboBox):
         index = self.findText(layer.name)
         if index >= 0:
             self.setCurrentIndex(index)
+
+
+def connect_while_alive(widget: QWidget, slot: Callable, *events) -> None:
+    """Connect napari ``events`` to ``slot`` until ``widget`` is destroyed (closed docks stop listening)."""
+    for event in events:
+        event.connect(slot)
+
+    def disconnect(*_args) -> None:
+        for event in events:
+            try:
+                event.disconnect(slot)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+
+    widget.destroyed.connect(disconnect)
 
 
 def add_layer_tuples(viewer, tuples: Iterable[tuple]) -> list[Layer]:

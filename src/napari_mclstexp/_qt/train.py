@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import InputError
 from ..progress import CancelToken
-from ._common import PathEdit, button
+from ._common import PathEdit, button, connect_while_alive
 from ._devices import device_combo
 from ._layers import layer_adata, layers_with_role
 from ._worker import TaskPanel
@@ -113,8 +113,8 @@ class TrainWidget(QWidget):
         #: Extra :class:`TrainConfig` fields (e.g. tiny patches in tests); not shown in the UI.
         self.config_overrides: dict = {}
         self.bundle = None
-        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(self.refresh_sections)
+        connect_while_alive(self, self.refresh_sections, napari_viewer.layers.events.inserted,
+                            napari_viewer.layers.events.removed)
         self.refresh_sections()
 
     def refresh_sections(self, *_args) -> None:
