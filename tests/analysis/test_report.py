@@ -8,7 +8,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from napari_mclstexp.analysis.report import data_hash, json_safe, versions, write_h5ad, write_json
+from napari_mclstexp.analysis.report import data_hash, json_safe, versions, write_json
+from napari_mclstexp.io.h5ad import write_h5ad
 
 
 def test_json_safe_and_write_json(tmp_path):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,26 +33,6 @@ def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
 
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-@contextlib.contextmanager
-def nullable_strings_allowed() -> Iterator[None]:
-    """Let anndata write pandas ≥ 3 string arrays (the default ``str`` dtype there) to ``.h5ad``."""
-    import anndata as ad
-
-    if hasattr(ad.settings, "allow_write_nullable_strings"):
-        with ad.settings.override(allow_write_nullable_strings=True):
-            yield
-    else:  # pragma: no cover - older anndata
-        yield
-
-
-def write_h5ad(adata: Any, path: str | os.PathLike) -> None:
-    """:func:`napari_mclstexp.io.h5ad.write_h5ad` (atomic) that also works under pandas ≥ 3."""
-    from ..io.h5ad import write_h5ad as _write
-
-    with nullable_strings_allowed():
-        _write(adata, path)
 
 
 def versions() -> dict[str, str]:

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Cluster, print sizes and scores, save the labels; returns 0."""
     from ..analysis.domains import add_domains, reference_labels
-    from ..analysis.report import write_h5ad
+    from ..io.h5ad import write_h5ad
 
     out = args.out or args.pred
     check_output(args.json, [args.pred] + ([args.truth] if args.truth else []))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,18 @@ def write_h5ad(adata: Any, path: str | os.PathLike) -> Path:
         raise OutputError("refusing to overwrite the sample's own image", dest)
     if dest.is_dir():
         raise OutputError("output path is a folder; give a .h5ad file name", dest)
-    with atomic_write_path(dest) as tmp:
+    with atomic_write_path(dest) as tmp, _nullable_strings_allowed():
         adata.write_h5ad(tmp)
     return dest
+
+
+@contextlib.contextmanager
+def _nullable_strings_allowed() -> Iterator[None]:
+    """Let anndata write pandas ≥ 3 string columns (the default ``str`` dtype there)."""
+    import anndata as ad
+
+    if hasattr(ad.settings, "allow_write_nullable_strings"):
+        with ad.settings.override(allow_write_nullable_strings=True):
+            yield
+    else:  # pragma: no cover - older anndata
+        yield

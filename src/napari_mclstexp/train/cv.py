@@ -30,6 +30,7 @@ import numpy as np
 
 from ..analysis import report as _report
 from ..errors import InputError, SampleFormatError
+from ..io.h5ad import write_h5ad
 from ..progress import CancelToken, Progress, ProgressGen
 
 SCHEMES = ("slide", "patient")
@@ -223,7 +224,7 @@ def run_fold(
         metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
     t4 = time.perf_counter()
     if predictions_dir is not None:
-        _report.write_h5ad(pred, Path(predictions_dir) / f"{fold.test}.h5ad")
+        write_h5ad(pred, Path(predictions_dir) / f"{fold.test}.h5ad")
     history = list(result.history or [])
     record: dict[str, Any] = {
         "metrics": metrics,
