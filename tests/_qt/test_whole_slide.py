@@ -37,3 +37,10 @@ def test_whole_slide_streams_tiles_and_explore_swaps(make_napari_viewer, qtbot, 
     explore.set_gene("MARK2_1")
     assert np.array_equal(dense.data, grid_image(pred, "MARK2_1"), equal_nan=True)
     assert dense.contrast_limits == list(explore.limits) and dense.name == "predicted MARK2_1"
+    # a cancelled run keeps what it drew, labelled as partial, and says so
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        assert predict.predict() is not None
+        predict.task.cancel_button.click()
+    assert blocker.args == [None] and "cancelled" in predict.task.status.text()
+    partial = [layer for layer in viewer.layers if layer.name.endswith("(partial)")]
+    assert len(partial) == 1 and np.isfinite(partial[0].data).sum() < pred.n_obs

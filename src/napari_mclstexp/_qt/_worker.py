@@ -150,7 +150,22 @@ class TaskPanel(QWidget):
         self.cancel_button.setEnabled(False)
 
     def _on_event(self, event: Progress) -> None:
+        if self.worker is None:
+            return  # a late event of a task already finished
         self.last_event = event
+        now = time.perf_counter()
+        done = event.total is not None and event.step >= event.total
+        if now - self._t_last_ui >= 0.05 or done:  # no faster than the eye reads
+            self._t_last_ui = now
+            if event.total:
+                self.bar.setRange(0, int(event.total))
+                self.bar.setValue(int(min(event.step, event.total)))
+            else:
+                self.bar.setRange(0, 0)
+            self.status.setText(format_event(event))
+        self._napari_progress(event)  # last: napari's activity dock may run the event loop
+
+    def _napari_progress(self, event: Progress) -> None:
         bar = self._bars.get(event.stage)
         if bar is None:
             bar = napari_progress(total=event.total or 0, desc=f"{self._description}: {event.stage}")
@@ -159,17 +174,9 @@ class TaskPanel(QWidget):
             bar.total = event.total
         if event.step > bar.n:
             bar.update(event.step - bar.n)
-        now = time.perf_counter()
-        done = event.total is not None and event.step >= event.total
-        if now - self._t_last_ui < 0.05 and not done:
-            return  # keep the GUI thread free when events come faster than the eye reads them
-        self._t_last_ui = now
-        if event.total:
-            self.bar.setRange(0, int(event.total))
-            self.bar.setValue(int(min(event.step, event.total)))
-        else:
-            self.bar.setRange(0, 0)
-        self.status.setText(format_event(event))
+        if self.worker is None:  # the task ended while napari updated its bars
+            bar.close()
+            self._bars.pop(event.stage, None)
 
     def _on_returned(self, value: Any, on_result: Callable[[Any], None]) -> None:
         for bar in self._bars.values():

@@ -68,6 +68,7 @@ class PredictWidget(QWidget):
         form.addRow("Device", self.device)
         self.task = TaskPanel()
         self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
+        self.task.finished.connect(self._keep_partial)
         self.info = QLabel("")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -98,6 +99,9 @@ class PredictWidget(QWidget):
 
     def predict(self):
         """Start predicting with the widget's parameters; returns the worker or ``None``."""
+        if self.task.running:
+            show_error("A prediction is already running: wait for it or press Cancel.")
+            return None
         bundle = run_guarded(self.load_bundle)
         if bundle is None:
             return None
@@ -142,11 +146,13 @@ class PredictWidget(QWidget):
         ])
         for layer in added:
             layer.metadata[KEY]["source"] = self._source.name
+        from ._colors import auto_limits, set_points_values
+
+        if first is not None:
+            set_points_values(added[0], first, "viridis", auto_limits(first))
         unc = added[1]
         unc.visible = False
         if "uncertainty" in pred.obs:
-            from ._colors import auto_limits, set_points_values
-
             values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
             set_points_values(unc, values, "magma", auto_limits(values))
         self.info.setText(f"{pred.n_obs} spots × {pred.n_vars} genes predicted")
@@ -188,6 +194,13 @@ class PredictWidget(QWidget):
             lo, hi = float(finite.min()), float(finite.max())
             self._stream.contrast_limits = (lo, hi if hi > lo else lo + 1)
         self._stream.refresh()
+
+    def _keep_partial(self, result) -> None:
+        """After a failed or cancelled whole-slide run, keep the tiles drawn so far, labelled."""
+        if result is None and self._stream is not None:
+            self._flush_tiles()
+            self._stream.name = self._stream.name.replace("(streaming)", "(partial)")
+            self._stream = None
 
     def _add_dense(self, pred) -> None:
         from ..predict.slide import grid_image
