@@ -61,17 +61,31 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
     values = np.asarray(x[:, column], dtype=np.float32)
     data, kwargs, _ = spots_layer(pred, role="predicted", name=f"predicted {gene}", values=values)
     kwargs["face_color"] = gene_colours(values)
-    added.append(viewer.add_points(data, **kwargs).name)
-    docked: list[str] = []
+    predicted = viewer.add_points(data, **kwargs)
+    added.append(predicted.name)
+    docked: dict[str, tuple[Any, Any]] = {}
     if dock_widgets:
         for i, name in enumerate(widget_names()):
             try:
-                viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 0)
-                docked.append(name)
+                docked[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 0)
             except Exception as err:  # noqa: BLE001 - one broken widget must not stop the demo
                 log.warning("could not open the %s widget: %s", name, err)
+        if "Explore" in docked:
+            _show_in_explore(*docked["Explore"], predicted, gene)
+    viewer.layers.selection.active = predicted
     viewer.reset_view()
-    return {"layers": added, "widgets": docked, "gene": gene}
+    return {"layers": added, "widgets": list(docked), "gene": gene}
+
+
+def _show_in_explore(dock: Any, widget: Any, layer: Any, gene: str) -> None:
+    """Bring the Explore tab to the front with the predicted layer and gene selected."""
+    dock.raise_()
+    try:
+        widget.target.select(layer)
+        widget.refresh_genes()
+        widget.set_gene(gene)
+    except Exception as err:  # noqa: BLE001 - the overlay is already drawn; this is a nicety
+        log.warning("could not select %s in the Explore widget: %s", gene, err)
 
 
 def launch_demo(result: Any, *, block: bool = True) -> Any:
