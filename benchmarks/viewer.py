@@ -87,7 +87,14 @@ def training_stall(viewer, app, epochs: int) -> dict:
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    stages: list[str] = []
+
+    def tick() -> None:
+        ticks.append(time.perf_counter())
+        event = train.task.last_event
+        stages.append(f"{event.stage} {event.step}/{event.total}" if event is not None else "start")
+
+    timer.timeout.connect(tick)
     loop = QEventLoop()
     done: list = []
     train.task.finished.connect(lambda value: (done.append(value), loop.quit()))
@@ -103,6 +110,8 @@ def training_stall(viewer, app, epochs: int) -> dict:
     return {"epochs": epochs, "wall_s": time.perf_counter() - t0, "ok": done[0] is not None,
             "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
             "ticks": len(ticks), "longest_stall_ms": float(gaps.max()),
+            "longest_stall_after": stages[int(np.argmax(gaps))],
+            "longest_stall_at_s": float(ticks[int(np.argmax(gaps))] - t0),
             "p99_gap_ms": float(np.percentile(gaps, 99))}
 
 

@@ -84,6 +84,8 @@ class PredictWidget(QWidget):
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
         self.streamed_tiles = 0
+        # import the predictors now rather than from the worker (long GIL-holding extension loads)
+        from ..predict import slide, spots  # noqa: F401
 
     def load_bundle(self):
         """The chosen bundle (cached while the file is unchanged)."""

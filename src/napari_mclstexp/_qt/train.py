@@ -59,6 +59,13 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     return bundle
 
 
+def _preload_engine() -> None:
+    """Import the trainer now, in the GUI thread while nothing runs: importing it from the worker
+    later would hold the GIL through long extension loads and freeze the viewer for a moment."""
+    from .. import bundle  # noqa: F401
+    from ..train import trainer  # noqa: F401
+
+
 @contextlib.contextmanager
 def _spare_one_core(device: str):
     """On CPU, leave one core to the GUI thread so the viewer keeps drawing while torch trains."""
@@ -116,6 +123,7 @@ class TrainWidget(QWidget):
         connect_while_alive(self, self.refresh_sections, napari_viewer.layers.events.inserted,
                             napari_viewer.layers.events.removed)
         self.refresh_sections()
+        _preload_engine()
 
     def refresh_sections(self, *_args) -> None:
         """List the viewer's spots layers (ticked by default) and keep added files."""
