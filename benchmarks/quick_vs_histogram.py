@@ -59,8 +59,8 @@ def acg(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 @torch.inference_mode()
-def embed(model, patches: np.ndarray, batch: int = 256) -> torch.Tensor:
-    return torch.cat([model.encode_images(torch.from_numpy(np.array(patches[i:i + batch])))
+def embed(model, patches: np.ndarray, batch: int = 128, tta: bool | None = None) -> torch.Tensor:
+    return torch.cat([model.encode_images(torch.from_numpy(np.array(patches[i:i + batch])), tta=tta)
                       for i in range(0, len(patches), batch)])
 
 
@@ -72,6 +72,8 @@ def save(out: Path, payload: dict) -> None:
 def summarise(runs: list[dict], reference: dict[str, dict]) -> dict:
     """Means over folds (per seed, then over seeds) and the goal check."""
     tests = sorted(reference)
+    if not tests:
+        return {}
     ref = {k: float(np.mean([reference[t][f"acg_k{k}"] for t in tests])) for k in (50, 200)}
     best_k = max(ref, key=ref.get)
     seeds = sorted({r["seed"] for r in runs})
@@ -81,6 +83,7 @@ def summarise(runs: list[dict], reference: dict[str, dict]) -> dict:
         if sorted(r["test"] for r in rows) == tests:
             per_seed.append({"seed": s, "acg_k200": float(np.mean([r["acg_k200"] for r in rows])),
                              "acg_k50": float(np.mean([r["acg_k50"] for r in rows])),
+                             "acg_k200_no_tta": float(np.mean([r.get("acg_k200_no_tta", np.nan) for r in rows])),
                              "train_wall_s": float(np.mean([r["train_wall_s"] for r in rows]))})
     out = {"reference_mean_acg": ref, "reference_best_k": best_k, "complete_seeds": len(per_seed)}
     if per_seed:
@@ -89,6 +92,7 @@ def summarise(runs: list[dict], reference: dict[str, dict]) -> dict:
             "quick_per_seed": per_seed,
             "quick_mean_acg_k200": quick,
             "quick_mean_acg_k50": float(np.mean([p["acg_k50"] for p in per_seed])),
+            "quick_mean_acg_k200_no_tta": float(np.mean([p["acg_k200_no_tta"] for p in per_seed])),
             "quick_std_over_seeds_k200": float(np.std([p["acg_k200"] for p in per_seed])),
             "relative_gain_vs_best_reference": quick / ref[best_k] - 1.0,
             "goal_10pct_met": bool(quick >= 1.10 * ref[best_k]),
@@ -96,11 +100,27 @@ def summarise(runs: list[dict], reference: dict[str, dict]) -> dict:
     return out
 
 
+def merge(files: list[str], out: Path) -> int:
+    """Combine result files of the same benchmark run in parallel (e.g. one process per seed)."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    payload = dict(parts[0])
+    payload["runs"] = [r for p in parts for r in p["runs"]]
+    payload["merged_from"] = [Path(f).name for f in files]
+    for p in parts[1:]:
+        payload["reference"].update(p["reference"])
+        if "all_four_sections" in p:
+            payload["all_four_sections"] = p["all_four_sections"]
+    payload["summary"] = summarise(payload["runs"], payload["reference"])
+    save(out, payload)
+    print(json.dumps(payload["summary"], indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--her2st", default=None, help="her2st folder (default: shared data)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--tests", nargs="+", default=["C2", "C3", "C4"])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--tests", nargs="*", default=["C2", "C3", "C4"])
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     ap.add_argument("--genes", default=None, help="gene list (default: her_hvg_785.npy) or hvg:N")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target machine has 2)")
@@ -111,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="override config fields, e.g. --set weight_decay=0.05 color_jitter=[0.3,0.3,0.3]")
     ap.add_argument("--out", default=None, help="JSON (default: benchmarks/results/<preset>_vs_histogram[_<device>].json)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="only merge the runs of earlier result files (e.g. one per seed) into --out")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out or REPO / "benchmarks" / "results" / "quick_vs_histogram.json"))
     name = f"{args.preset}_vs_histogram" + ("" if args.device == "cpu" else f"_{args.device.split(':')[0]}")
     args.out = args.out or str(REPO / "benchmarks" / "results" / f"{name}.json")
     torch.set_num_threads(args.threads)
@@ -170,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                    "temperature": result.history[-1]["temperature"]}
             for k in (50, 200):
                 row[f"acg_k{k}"] = acg(retrieve(queries, bank, k, cfg.distance).prediction, truth)
+            if cfg.tta:  # ablation: the same model without test-time augmentation
+                plain = embed(result.model, patches[test], tta=False)
+                row["acg_k200_no_tta"] = acg(retrieve(plain, bank, 200, cfg.distance).prediction, truth)
             payload["runs"].append(row)
             payload["summary"] = summarise(payload["runs"], payload["reference"])
             save(out, payload)

@@ -131,3 +131,19 @@ def test_encode_spot_bank_follows_training_context():
     with torch.no_grad():
         single = torch.cat([quick.encode_spots(expr[i:i + 1], pos[i:i + 1]) for i in range(70)])
     torch.testing.assert_close(encode_spot_bank(quick, expr, pos, batch_size=16), single, atol=1e-5, rtol=1e-5)
+
+
+def test_test_time_augmentation_is_orientation_invariant():
+    torch.manual_seed(5)
+    model = build_model(tiny(), 4, (3, 3)).eval()
+    assert model.config.tta  # quick uses it
+    x = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    turned = x.rot90(1, dims=(1, 2)).flip(2).contiguous()
+    with torch.no_grad():
+        a, b = model.encode_images(x), model.encode_images(turned)
+        plain_a, plain_b = model.encode_images(x, tta=False), model.encode_images(turned, tta=False)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert (plain_a - plain_b).abs().max() > 1e-4  # without TTA the embedding depends on orientation
+    assert torch.allclose(a.norm(dim=1), torch.ones(4), atol=1e-5)
+    model.train()
+    assert not torch.allclose(model.encode_images(x), a, atol=1e-4)  # never in training

@@ -102,9 +102,22 @@ class MclSTExp(nn.Module):
         emb = self.image_head(self.image_encoder(x))
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb
 
-    def encode_images(self, patches: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) patches → (N, D) image embeddings (resizing and normalisation included)."""
-        return self.forward_images(self.to_input(patches))
+    def encode_images(self, patches: torch.Tensor | np.ndarray, tta: bool | None = None) -> torch.Tensor:
+        """uint8 (N, H, W, 3) patches → (N, D) image embeddings (resizing and normalisation included).
+
+        With test-time augmentation (``tta``, default ``config.tta``; only in eval mode) the
+        embedding is the mean over the 8 flips/90° rotations of each patch (re-normalised when the
+        model uses L2-normalised embeddings): tissue has no orientation, so this removes noise.
+        """
+        x = self.to_input(patches)
+        use_tta = self.config.tta if tta is None else tta
+        if not use_tta or self.training or len(x) == 0:
+            return self.forward_images(x)
+        views = [x.rot90(k, dims=(2, 3)) for k in range(4)]
+        views += [v.flip(-1) for v in views]
+        n = len(x)
+        emb = self.forward_images(torch.cat(views)).float().view(len(views), n, -1).mean(0)
+        return F.normalize(emb, dim=-1) if self.config.l2_normalize else emb
 
     def encode_spots(
         self, expr: torch.Tensor, pos: torch.Tensor, context: str | None = None

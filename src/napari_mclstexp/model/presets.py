@@ -96,6 +96,7 @@ class TrainConfig:
     rot90: bool = True
     rotate_deg: float = 0.0  #: arbitrary rotation range ±deg (paper: 180)
     color_jitter: tuple[float, float, float] = (0.2, 0.2, 0.2)  #: brightness, contrast, saturation
+    tta: bool = False  #: at inference, average image embeddings over the 8 flips/90° rotations
     # data and retrieval
     normalization: str = "log10_1e4"  #: "log10_1e4" or "ln_cpm"
     k: int = 200
@@ -185,6 +186,6 @@ def get_preset(name: str) -> TrainConfig:
             l2_normalize=True, temperature=0.1, learn_temperature=True, optimizer="adamw", lr=1e-3,
             weight_decay=1e-4, scheduler="cosine", batch_size=64, epochs=40, precision="fp32",
             channels_last=False, flips=True, rot90=True, rotate_deg=0.0,
-            color_jitter=(0.1, 0.1, 0.1), k=200, distance="l2",
+            color_jitter=(0.1, 0.1, 0.1), tta=True, k=200, distance="l2",
         )
     raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
