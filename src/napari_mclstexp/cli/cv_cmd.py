@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._paths import check_output
+
 EPILOG = """\
 examples:
   mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --scheme slide --preset quick --out cv.json
@@ -82,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from ..model.presets import get_preset
     from ..progress import run_with_progress
     from ..train.cv import run_cv
-    from .evaluate_cmd import check_output
 
     check_output(args.out, [*args.samples, *args.bank_extra])
     cfg = get_preset(args.preset)

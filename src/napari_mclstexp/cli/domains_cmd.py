@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.report import write_json
-from .evaluate_cmd import check_output, read_h5ad
+from ._paths import check_output
+from .evaluate_cmd import read_h5ad
 
 
 def register(subparsers: Any) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..analysis.report import write_json
 from ..atomic import atomic_write_path
-from ..errors import InputError, MissingInputError, OutputError
+from ..errors import InputError, MissingInputError
+from ._paths import check_output
 
 
 def read_h5ad(path: str | os.PathLike) -> Any:
@@ -23,16 +24,6 @@ def read_h5ad(path: str | os.PathLike) -> Any:
         return ad.read_h5ad(p)
     except Exception as err:  # noqa: BLE001 - h5py/anndata raise many types
         raise InputError(f"not a readable .h5ad file ({type(err).__name__}: {err})", p) from err
-
-
-def check_output(out: str | os.PathLike | None, inputs: list[str | os.PathLike]) -> None:
-    """Refuse an output path that would overwrite one of the inputs."""
-    if out is None:
-        return
-    o = Path(out).resolve()
-    for i in inputs:
-        if Path(i).resolve() == o:
-            raise OutputError("the output would overwrite an input file", out)
 
 
 def register(subparsers: Any) -> None:

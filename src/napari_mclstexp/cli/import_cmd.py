@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import MissingInputError, OutputError
 from ..progress import Progress, ProgressGen, run_with_progress
+from ._paths import check_output
 
 DESCRIPTION = """\
 Convert spatial transcriptomics data into the .h5ad sample files every other command reads
@@ -69,14 +70,6 @@ def register(subparsers: Any) -> None:
     v.set_defaults(run=run)
 
 
-def _check_output(path: Path, inputs: list[Path], overwrite: bool) -> None:
-    resolved = path.resolve()
-    if any(resolved == item.resolve() for item in inputs):
-        raise OutputError("output would overwrite an input", path)
-    if path.exists() and not overwrite:
-        raise OutputError("already exists (add --overwrite to replace it)", path)
-
-
 def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[list[tuple[str, Any]]]:
     """Read and write one section at a time (memory stays at one section); returns (section, summary)."""
     from ..io.h5ad import write_h5ad
@@ -106,7 +99,7 @@ def run_her2st(args: argparse.Namespace) -> int:
     if unknown:
         raise MissingInputError(f"no counts for sections {', '.join(unknown)}", folder / "ST-cnts")
     for section in sections:
-        _check_output(out / f"{section}.h5ad", [folder], args.overwrite)
+        check_output(out / f"{section}.h5ad", [folder], overwrite=args.overwrite)
     quiet = bool(getattr(args, "quiet", False))
     done = run_with_progress(_her2st_job(folder, out, sections), disable=quiet)
     if not quiet:
@@ -125,7 +118,7 @@ def run_visium(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".h5ad":
         raise OutputError("--out must end in .h5ad", out)
     inputs = [folder] + ([Path(args.image)] if args.image else [])
-    _check_output(out, inputs, args.overwrite)
+    check_output(out, inputs, overwrite=args.overwrite, suffix=".h5ad")
     adata = read_visium(folder, image=args.image, library_id=args.library_id)
     write_h5ad(adata, out)
     if not getattr(args, "quiet", False):

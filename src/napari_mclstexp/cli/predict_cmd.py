@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+
+from ._paths import check_output
 
 HELP = "predict gene expression from H&E: at a sample's spots, or on a tile grid over a whole slide"
 
@@ -54,21 +54,11 @@ def register(subparsers) -> None:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    from ..errors import InputError, OutputError
+    from ..errors import InputError
 
     if (args.sample is None) == (args.image is None):
         raise InputError("give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither")
-    out = Path(args.out).expanduser()
-    if out.is_dir():
-        raise OutputError("output path is a folder; give a .h5ad file name", out)
-    inputs = [p for p in (args.model, args.sample, args.image) if p]
-    for item in inputs:
-        src = Path(item).expanduser()
-        same = out.resolve() == src.resolve()
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
-            raise OutputError("the output would overwrite an input file; choose another --out", out)
+    check_output(args.out, (args.model, args.sample, args.image), suffix=".h5ad")
     if args.k is not None and args.k < 1:
         raise InputError(f"--k must be at least 1, not {args.k}")
     if args.batch_size is not None and args.batch_size < 1:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from ._paths import check_output
 
 HELP = "train an mclSTExp model on spatial transcriptomics samples with H&E images"
 
@@ -57,21 +58,6 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def check_output(out: Path, inputs: list[str]) -> None:
-    """Refuse an output path that is a folder or one of the inputs (:class:`OutputError`)."""
-    from ..errors import OutputError
-
-    if out.is_dir():
-        raise OutputError("output path is a folder; give a .mclst file name", out)
-    for item in inputs:
-        src = Path(item).expanduser()
-        same = out.resolve() == src.resolve()
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
-            raise OutputError("the output would overwrite an input file; choose another --out", out)
-
-
 def config_from_args(args: argparse.Namespace):
     """The preset with the command line's overrides applied (a :class:`TrainConfig`)."""
     from ..errors import InputError
@@ -101,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else out.with_name(out.name + ".ckpt")
-    check_output(out, list(args.samples))
-    check_output(checkpoint, list(args.samples))
+    check_output(out, args.samples, suffix=".mclst")
+    check_output(checkpoint, args.samples)
     config = config_from_args(args)
     samples = [read_sample(p, require_image=True) for p in args.samples]
     quiet = bool(getattr(args, "quiet", False))
