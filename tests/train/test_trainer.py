@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from napari_mclstexp.errors import Cancelled, InputError
 from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.progress import CancelToken, run
 from napari_mclstexp.train.checkpoint import load_checkpoint
-from napari_mclstexp.train.trainer import TrainResult, train
+from napari_mclstexp.train.trainer import TrainResult, backward_step, configure_backend, train
 
 
 def tiny_config(**changes):
@@ -128,3 +131,97 @@ def test_paper_context_trains_on_cpu(synthetic_samples):
 def test_no_samples():
     with pytest.raises(InputError, match="no training samples"):
         run(train([], tiny_config(), device="cpu"))
+
+
+def test_cudnn_autotuning_on_cuda_only(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    configure_backend(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    configure_backend(torch.device("cuda", 0))  # sets a flag only: no GPU needed
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_batch_indices_reach_the_device_once_per_epoch(synthetic_samples, monkeypatch):
+    """Index tensors are moved once per epoch and sliced, not copied (twice) per step."""
+    original = torch.Tensor.to
+    moved = []
+
+    def counting_to(self, *args, **kwargs):
+        if self.dtype == torch.int64 and self.ndim == 1:
+            moved.append(len(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    cfg = tiny_config(epochs=2)
+    result = run(train(synthetic_samples, cfg, device="cpu"))
+    n = sum(a.n_obs for a in synthetic_samples)
+    steps = n // cfg.batch_size
+    assert steps >= 3 and len(result.history) == 2
+    assert len(moved) <= 2 * 2  # before: 2 copies per step (6 steps × 2 epochs)
+    assert all(m == n for m in moved)  # whole epoch permutations, never per-step batches
+
+
+# --- learnable temperature under DDP (2 gloo processes) -------------------------------------------
+
+WORLD, LOCAL_B, N_GENES = 2, 6, 5
+
+
+def _ddp_inputs():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(WORLD * LOCAL_B, 3, 16, 16, generator=g)
+    expr = torch.rand(WORLD * LOCAL_B, N_GENES, generator=g)
+    pos = torch.randint(0, 8, (WORLD * LOCAL_B, 2), generator=g)
+    return x, expr, pos
+
+
+def _ddp_model():
+    from napari_mclstexp.model.mclstexp import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_config(temperature=0.2, learn_temperature=True), N_GENES, (8, 8))
+    return model.eval()  # no dropout, BatchNorm on running statistics: ranks = halves of one batch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _temperature_worker(rank: int, port: int, out_dir: str) -> None:
+    import os
+
+    from napari_mclstexp.train.distributed import init_distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    ctx = init_distributed("cpu")
+    try:
+        model = _ddp_model()
+        net = ctx.wrap(model)
+        x, expr, pos = _ddp_inputs()
+        rows = slice(rank * LOCAL_B, (rank + 1) * LOCAL_B)
+        img, spot = net(x[rows], expr[rows], pos[rows])
+        backward_step(model.loss(ctx.gather(img), ctx.gather(spot)), model, ctx)
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        torch.save(grads, f"{out_dir}/grads{rank}.pt")
+    finally:
+        ctx.shutdown()
+
+
+def test_learnable_temperature_gradient_under_ddp_equals_single_process(tmp_path):
+    mp.spawn(_temperature_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    model = _ddp_model()
+    x, expr, pos = _ddp_inputs()
+    parts = [model(x[r * LOCAL_B:(r + 1) * LOCAL_B], expr[r * LOCAL_B:(r + 1) * LOCAL_B],
+                   pos[r * LOCAL_B:(r + 1) * LOCAL_B]) for r in range(WORLD)]
+    img, spot = (torch.cat([p[i] for p in parts]) for i in range(2))
+    model.loss(img, spot).backward()
+    single = model.log_temperature.grad
+    assert single.abs() > 1e-6
+    for rank in range(WORLD):
+        grads = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)
+        torch.testing.assert_close(grads["log_temperature"], single, rtol=1e-4, atol=1e-7)  # not 2×
+        torch.testing.assert_close(grads["image_head.projection.weight"],
+                                   model.image_head.projection.weight.grad, rtol=1e-4, atol=1e-6)

@@ -112,9 +112,15 @@ class _BatchSource:
         else:
             self.data = host.to(device)
 
+    @property
+    def index_device(self) -> torch.device:
+        """Device the indices given to :meth:`get` must live on (where the patch tensor is)."""
+        return self.data.device
+
     def get(self, idx: torch.Tensor) -> torch.Tensor:
+        """Patches ``idx`` (int64 on :attr:`index_device`) as uint8 (B, H, W, 3) on the training device."""
         if not self.staging:
-            return self.data[idx.to(self.data.device, non_blocking=True)]
+            return self.data[idx]
         slot = self.turn % 2
         self.turn += 1
         if self.events[slot] is not None:
@@ -140,6 +146,33 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
             opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
         )
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+def configure_backend(device: torch.device) -> None:
+    """Backend flags for training on ``device``: cuDNN autotuning on CUDA (fixed input shapes)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def backward_step(loss: torch.Tensor, model: MclSTExp, ctx: Any) -> None:
+    """``backward()`` of the global contrastive loss with the DDP recipe of :mod:`.distributed`.
+
+    The loss over gathered embeddings is scaled by ``world_size`` (DDP averages gradients); a
+    learnable temperature enters the loss on every rank, so its gradient is unscaled afterwards to the
+    single-process value.
+
+    Parameters
+    ----------
+    loss
+        Loss over the gathered (global-batch) embeddings.
+    model
+        The unwrapped model (its ``log_temperature`` is a parameter when the temperature is learnt).
+    ctx
+        The :class:`~napari_mclstexp.train.distributed.DistContext`.
+    """
+    (loss * ctx.world_size).backward()
+    if isinstance(model.log_temperature, torch.nn.Parameter):
+        ctx.unscale_shared_grads([model.log_temperature])
 
 
 def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
@@ -214,6 +247,7 @@ def train(
     pos_shape = pos_shape_for(samples, cfg)
     n = len(expr)
     cuda = dev.type == "cuda"
+    configure_backend(dev)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_model(cfg, len(gene_list), pos_shape).to(dev)
@@ -262,21 +296,23 @@ def train(
     log_every = max(1, steps_per_epoch // 10) if cuda else 1  # .item() syncs the GPU
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        order = ctx.shard(np_rng.permutation(n))
+        order = torch.from_numpy(np.ascontiguousarray(ctx.shard(np_rng.permutation(n))))
+        order_src = order.to(source.index_device, non_blocking=True)  # one copy per epoch, sliced per step
+        order_dev = order.to(dev, non_blocking=True)
         t_epoch = time.perf_counter()
         loss_sum = torch.zeros((), device=dev)
         for s in range(steps_per_epoch):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            idx = torch.from_numpy(order[s * batch:(s + 1) * batch])
-            idx_dev = idx.to(dev, non_blocking=True)
-            x = model.to_input(source.get(idx))
+            rows = slice(s * batch, (s + 1) * batch)
+            idx_dev = order_dev[rows]
+            x = model.to_input(source.get(order_src[rows]))
             x = augment_batch(x, flips=cfg.flips, rot90=cfg.rot90, rotate_deg=cfg.rotate_deg, jitter=jitter)
             with autocast:
                 img, spot = net(x, expr_t[idx_dev], pos_t[idx_dev])
             loss = model.loss(ctx.gather(img), ctx.gather(spot))
             opt.zero_grad(set_to_none=True)
-            (loss * ctx.world_size).backward()
+            backward_step(loss, model, ctx)
             opt.step()
             sched.step()
             loss_sum += loss.detach()
