@@ -24,9 +24,17 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(dim=1, keepdim=True)
 
 
-def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """``ratio·x + (1 − ratio)·other`` clamped to [0, 1] (torchvision's colour-jitter blend)."""
-    return (ratio.view(-1, 1, 1, 1) * x + (1 - ratio.view(-1, 1, 1, 1)) * other).clamp_(0.0, 1.0)
+#: Images per chunk of the in-place colour jitter on a CPU (working set in cache); GPUs: whole batch.
+JITTER_CHUNK = 16
+
+
+def _blend_(y: torch.Tensor, other: torch.Tensor | None, ratio: torch.Tensor) -> torch.Tensor:
+    """In place ``y ← ratio·y + (1 − ratio)·other`` clamped to [0, 1] (torchvision's blend; None = 0)."""
+    r = ratio.view(-1, 1, 1, 1)
+    y.mul_(r)
+    if other is not None:
+        y.addcmul_(other, 1 - r)
+    return y.clamp_(0.0, 1.0)
 
 
 def color_jitter(
@@ -38,7 +46,8 @@ def color_jitter(
 ) -> torch.Tensor:
     """Per-image random brightness, contrast and saturation (torchvision ``ColorJitter`` semantics).
 
-    Factors are drawn uniformly from ``[1 − v, 1 + v]`` and applied in this fixed order.
+    Factors are drawn uniformly from ``[1 − v, 1 + v]`` and applied in this fixed order.  The blends run
+    in place on chunks of :data:`JITTER_CHUNK` images (CPU) of one output copy (``x`` is not modified).
 
     Parameters
     ----------
@@ -46,20 +55,32 @@ def color_jitter(
         float (N, 3, H, W) in [0, 1].
     brightness, contrast, saturation
         Jitter strengths (0 disables).
+
+    Returns
+    -------
+    torch.Tensor
+        Jittered copy of ``x``, in [0, 1].
     """
     n = x.shape[0]
 
-    def factor(v: float) -> torch.Tensor:
-        return 1.0 + (2.0 * _rand(n, x, generator) - 1.0) * v
+    def factor(v: float) -> torch.Tensor | None:
+        return 1.0 + (2.0 * _rand(n, x, generator) - 1.0) * v if v > 0 else None
 
-    if brightness > 0:
-        x = _blend(x, torch.zeros_like(x), factor(brightness))
-    if contrast > 0:
-        mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
-        x = _blend(x, mean.expand_as(x), factor(contrast))
-    if saturation > 0:
-        x = _blend(x, _grey(x).expand_as(x), factor(saturation))
-    return x
+    fb, fc, fs = factor(brightness), factor(contrast), factor(saturation)  # drawn in this order
+    out = x.clone()
+    if fb is None and fc is None and fs is None:
+        return out
+    chunk = JITTER_CHUNK if x.device.type == "cpu" else max(n, 1)
+    for i in range(0, n, chunk):
+        rows = slice(i, i + chunk)
+        y = out[rows]
+        if fb is not None:
+            _blend_(y, None, fb[rows])
+        if fc is not None:
+            _blend_(y, _grey(y).mean(dim=(1, 2, 3), keepdim=True), fc[rows])
+        if fs is not None:
+            _blend_(y, _grey(y), fs[rows])
+    return out
 
 
 def flip_rot90(
@@ -67,22 +88,40 @@ def flip_rot90(
 ) -> torch.Tensor:
     """Random horizontal/vertical flips and multiples of 90° rotation per image (square images).
 
-    Together they draw uniformly from the 8 symmetries of the square (dihedral group D4).
+    Together they draw uniformly from the 8 symmetries of the square (dihedral group D4): a horizontal
+    flip with probability 1/2, a vertical flip with probability 1/2, then ``k`` ∈ {0..3} quarter turns.
+    Each image's draw is reduced to one of the 8 symmetries (vertical flip = horizontal flip + half
+    turn) and every symmetry is applied only to the images that drew it (one host sync for the counts).
     """
     n = x.shape[0]
-    out = x
+    flip = torch.zeros(n, dtype=torch.bool, device=x.device)
+    turns = torch.zeros(n, dtype=torch.long, device=x.device)
     if flips:
         h = _rand(n, x, generator) < 0.5
         v = _rand(n, x, generator) < 0.5
-        out = torch.where(h.view(-1, 1, 1, 1), out.flip(-1), out)
-        out = torch.where(v.view(-1, 1, 1, 1), out.flip(-2), out)
+        flip = h ^ v
+        turns = 2 * v.long()
     if rot90:
         if x.shape[-1] != x.shape[-2]:
             raise ValueError(f"90° rotations need square images, got {tuple(x.shape[-2:])}")
-        k = (_rand(n, x, generator) * 4).long().clamp_(max=3)
-        base = out
-        for turns in (1, 2, 3):
-            out = torch.where((k == turns).view(-1, 1, 1, 1), base.rot90(turns, dims=(2, 3)), out)
+        turns = turns + (_rand(n, x, generator) * 4).long().clamp_(max=3)
+    if not (flips or rot90) or n == 0:
+        return x
+    symmetry = flip.long() * 4 + turns % 4  # rot90^k ∘ hflip^flip
+    order = torch.argsort(symmetry, stable=True)
+    counts = torch.bincount(symmetry, minlength=8).tolist()
+    out = torch.empty_like(x)
+    start = 0
+    for sym, count in enumerate(counts):
+        if count:
+            idx = order[start:start + count]
+            part = x[idx]
+            if sym >= 4:
+                part = part.flip(-1)
+            if sym % 4:
+                part = part.rot90(sym % 4, dims=(2, 3))
+            out.index_copy_(0, idx, part)
+            start += count
     return out
 
 
