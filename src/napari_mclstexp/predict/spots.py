@@ -52,6 +52,8 @@ def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, devi
     On CUDA a short batch is zero-padded to ``pad_to`` rows so cuDNN's autotuned kernels (one set per
     input shape) are reused instead of being tuned again for the last batch.
     """
+    if isinstance(patches, np.ndarray) and not patches.flags.writeable:
+        patches = np.array(patches)  # cached patches are read-only memory maps; torch needs writable memory
     x = torch.as_tensor(patches)
     if device.type == "cuda" and not x.is_cuda:
         x = (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)

@@ -95,7 +95,8 @@ class _BatchSource:
     """
 
     def __init__(self, patches: np.ndarray, device: torch.device, batch: int) -> None:
-        host = torch.from_numpy(np.ascontiguousarray(patches))
+        # a real copy: cached patches are read-only memory maps, which torch must not alias
+        host = torch.from_numpy(np.array(patches, order="C", copy=True))
         self.device = device
         self.staging: list[torch.Tensor] = []
         self.events: list[Any] = []
