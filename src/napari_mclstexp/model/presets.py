@@ -44,14 +44,15 @@ Three presets are offered (``get_preset``):
     (``benchmarks/results/quick_vs_histogram.json``, leave-one-section-out on the four shared HER2+
     sections, 3 seeds × held-out C2/C3/C4, CPU, one thread per run): mean ACG 0.200 ± 0.002 (k = 200)
     vs 0.176 for the colour-histogram kNN at its better k (200): +13.7 %; at k = 50 for both, 0.185 vs
-    0.168.  Training on all four sections (834 spots) is timed in that file's ``all_four_sections``
-    (2 threads; well under the 5-minute budget).  Tuning (pick by the mean over the three folds; files
-    ``quick_vs_histogram_*.json``): batch 64 gave 0.193 ± 0.004 over 3 seeds (+9.9 %, ``_b64``);
-    batch 32 won seed 0 by +0.012 (0.201 vs 0.189) and was then confirmed on seeds 1 and 2.  No
-    better on seed 0 (stopped early): 60 epochs (C2/C3 −0.005/−0.001), BLEEP soft targets (C3
-    −0.024), no colour jitter (C2 −0.004), 256-d embeddings (mean equal), lr 2e-3 (C2 +0.007,
-    C3 −0.005).  Earlier, with batch 64: 20 epochs instead of 40 lost 0.010 ACG on C3; 64-d
-    embeddings + stronger jitter (0.3) + wd 0.05 lost 0.002–0.017.  TTA changes ACG by ≈ 0.001.
+    0.168.  Training on all four sections (834 spots, 2 threads) took 91 s wall / 180 s CPU
+    (168 s wall with another training process running), within the 5-minute budget.  Tuning (picked
+    by the mean over the three folds; files ``quick_vs_histogram_*.json``): batch 64 gave
+    0.193 ± 0.004 over 3 seeds (+9.9 %, ``_b64``); batch 32 won seed 0 by +0.012 (0.201 vs 0.189)
+    and was then confirmed on seeds 1 and 2 (0.198, 0.201).  Not better, each tried with batch 64 on
+    seed 0 and stopped early: 60 epochs (C2/C3 −0.005/−0.001), BLEEP soft targets (C3 −0.024), no
+    colour jitter (C2 −0.004), 256-d embeddings (mean equal), lr 2e-3 (C2 +0.007, C3 −0.005).
+    Earlier: 20 epochs instead of 40 lost 0.010 ACG on C3; 64-d embeddings + stronger jitter (0.3)
+    + wd 0.05 lost 0.002–0.017.  TTA changes ACG by ≈ 0.001.
 """
 
 from __future__ import annotations
