@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from napari_mclstexp.cli import cv_cmd
-from napari_mclstexp.errors import MclstexpError
+from napari_mclstexp.cli import main
 from napari_mclstexp.train import cv
-
-
-def run_cli(argv: list[str]) -> int:
-    """Run ``cv`` through its ``register``/``run`` with ``cli.main``'s error handling."""
-    parser = argparse.ArgumentParser(prog="mclstexp")
-    cv_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["cv", *argv])
-    args.quiet = True
-    try:
-        return int(args.run(args) or 0)
-    except MclstexpError as err:
-        print(f"mclstexp cv: error: {err}")
-        return 2
 
 
 @pytest.fixture
@@ -47,7 +32,7 @@ def test_cv_command_passes_options_and_resumes(files, tmp_path, monkeypatch, cap
     out = tmp_path / "cv.json"
     argv = [*files, "--scheme", "patient", "--epochs", "1", "--folds", "SYN3,SYN1", "--device", "cpu",
             "--out", str(out), "--cache", str(tmp_path / "cache")]
-    assert run_cli(argv) == 0
+    assert main(["cv", *argv]) == 0
     assert seen == [("SYN3", ("SYN1", "SYN2"), 1, "quick", "cpu"), ("SYN1", ("SYN3",), 1, "quick", "cpu")]
     data = json.loads(out.read_text())
     assert data["scheme"] == "patient" and data["config"]["epochs"] == 1
@@ -55,14 +40,14 @@ def test_cv_command_passes_options_and_resumes(files, tmp_path, monkeypatch, cap
     table = capsys.readouterr().out
     assert "SYN3" in table and "mean" in table and "0.2500" in table
     seen.clear()
-    assert run_cli(argv) == 0 and seen == []  # resumed: nothing left to do
+    assert main(["cv", *argv]) == 0 and seen == []  # resumed: nothing left to do
 
 
 def test_cv_command_errors(files, tmp_path, capsys):
     out = str(tmp_path / "cv.json")
-    assert run_cli([*files[:2], "--scheme", "patient", "--out", out]) == 2  # SYN1, SYN2: one patient
-    assert "no section left" in capsys.readouterr().out
-    assert run_cli([*files, "--scheme", "slide", "--folds", "XX", "--out", out]) == 2
-    assert "XX" in capsys.readouterr().out
-    assert run_cli([*files, "--scheme", "slide", "--out", files[0]]) == 2
-    assert "overwrite" in capsys.readouterr().out
+    assert main(["cv", *files[:2], "--scheme", "patient", "--out", out]) == 2  # SYN1, SYN2: one patient
+    assert "no section left" in capsys.readouterr().err
+    assert main(["cv", *files, "--scheme", "slide", "--folds", "XX", "--out", out]) == 2
+    assert "XX" in capsys.readouterr().err
+    assert main(["cv", *files, "--scheme", "slide", "--out", files[0]]) == 2
+    assert "overwrite" in capsys.readouterr().err

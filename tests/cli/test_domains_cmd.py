@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import anndata as ad
 import numpy as np
 import pytest
 
-from napari_mclstexp.cli import domains_cmd
-from napari_mclstexp.errors import MclstexpError
-
-
-def run_cli(name: str, argv: list[str]) -> int:
-    """Run the command through its ``register``/``run`` with ``cli.main``'s error handling."""
-    parser = argparse.ArgumentParser(prog="mclstexp")
-    domains_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([name, *argv])
-    try:
-        return int(args.run(args) or 0)
-    except MclstexpError as err:
-        print(f"mclstexp {name}: error: {err}")
-        return 2
+from napari_mclstexp.cli import main
 
 
 @pytest.fixture
@@ -43,7 +29,7 @@ def pred_file(tmp_path, rng):
 
 
 def test_domains_in_place_with_scores(pred_file, tmp_path, capsys):
-    rc = run_cli("domains", [str(pred_file), "--k", "3", "--truth-key", "annotation", "--json", str(tmp_path / "d.json")])
+    rc = main(["domains", str(pred_file), "--k", "3", "--truth-key", "annotation", "--json", str(tmp_path / "d.json")])
     assert rc == 0
     a = ad.read_h5ad(pred_file)
     assert sorted(a.obs["domain"].astype(str).unique()) == ["0", "1", "2"]
@@ -57,7 +43,7 @@ def test_embedding_clusters_to_new_file_with_external_truth(pred_file, tmp_path)
     truth.obs["ref"] = truth.obs["annotation"]
     truth.write_h5ad(tmp_path / "truth.h5ad")
     out = tmp_path / "out.h5ad"
-    rc = run_cli("domains", [str(pred_file), "--k", "3", "--source", "embedding", "--truth", str(tmp_path / "truth.h5ad"),
+    rc = main(["domains", str(pred_file), "--k", "3", "--source", "embedding", "--truth", str(tmp_path / "truth.h5ad"),
                              "--truth-key", "ref", "--out", str(out), "--json", str(tmp_path / "d.json")])
     assert rc == 0
     assert "embedding_cluster" in ad.read_h5ad(out).obs
@@ -66,6 +52,6 @@ def test_embedding_clusters_to_new_file_with_external_truth(pred_file, tmp_path)
 
 
 def test_domains_errors(pred_file, capsys):
-    assert run_cli("domains", [str(pred_file), "--k", "3", "--truth-key", "nope"]) == 2
-    assert "no obs column 'nope'" in capsys.readouterr().out
-    assert run_cli("domains", [str(pred_file), "--k", "500"]) == 2
+    assert main(["domains", str(pred_file), "--k", "3", "--truth-key", "nope"]) == 2
+    assert "no obs column 'nope'" in capsys.readouterr().err
+    assert main(["domains", str(pred_file), "--k", "500"]) == 2

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from napari_mclstexp.errors import MclstexpError
-
-
-def run_cli(name: str, argv: list[str]) -> int:
-    """Run one command through its own ``register``/``run`` (as ``cli.main`` does)."""
-    parser = argparse.ArgumentParser(prog="mclstexp")
-    sub = parser.add_subparsers(dest="command", required=True)
-    importlib.import_module(f"napari_mclstexp.cli.{name}_cmd").register(sub)
-    args = parser.parse_args([name, *argv])
-    try:
-        return int(args.run(args) or 0)
-    except MclstexpError as err:
-        print(f"mclstexp {name}: error: {err}")
-        return 2
+from napari_mclstexp.cli import main
 
 
 @pytest.fixture
@@ -43,7 +28,7 @@ def files(synthetic_sample, tmp_path, rng):
 
 def test_evaluate_writes_json_and_gene_table(files, tmp_path, capsys):
     pred, truth, norm = files
-    rc = run_cli("evaluate", [str(pred), "--truth", str(truth), "--json", str(tmp_path / "m.json"),
+    rc = main(["evaluate", str(pred), "--truth", str(truth), "--json", str(tmp_path / "m.json"),
                               "--genes-csv", str(tmp_path / "g.csv")])
     assert rc == 0
     data = json.loads((tmp_path / "m.json").read_text())
@@ -60,7 +45,7 @@ def test_evaluate_writes_json_and_gene_table(files, tmp_path, capsys):
 def test_evaluate_figure(files, tmp_path):
     pytest.importorskip("matplotlib")
     pred, truth, _ = files
-    rc = run_cli("evaluate", [str(pred), "--truth", str(truth), "--figure", str(tmp_path / "f.png"),
+    rc = main(["evaluate", str(pred), "--truth", str(truth), "--figure", str(tmp_path / "f.png"),
                               "--figure-genes", "MARK0_0"])
     assert rc == 0 and (tmp_path / "f.png").stat().st_size > 1000
 
@@ -70,12 +55,12 @@ def test_evaluate_errors_are_one_line(files, tmp_path, synthetic_samples, capsys
     other = synthetic_samples[2].copy()
     other.obsm["spatial"] = other.obsm["spatial"] + 5000.0
     other.write_h5ad(tmp_path / "other.h5ad")
-    assert run_cli("evaluate", [str(pred), "--truth", str(tmp_path / "other.h5ad")]) == 2
-    assert "share no spot" in capsys.readouterr().out
-    assert run_cli("evaluate", [str(pred), "--truth", str(tmp_path / "missing.h5ad")]) == 2
-    assert "not found" in capsys.readouterr().out
-    assert run_cli("evaluate", [str(pred), "--truth", str(pred), "--json", str(pred)]) == 2
-    assert "overwrite" in capsys.readouterr().out
+    assert main(["evaluate", str(pred), "--truth", str(tmp_path / "other.h5ad")]) == 2
+    assert "share no spot" in capsys.readouterr().err
+    assert main(["evaluate", str(pred), "--truth", str(tmp_path / "missing.h5ad")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["evaluate", str(pred), "--truth", str(pred), "--json", str(pred)]) == 2
+    assert "overwrite" in capsys.readouterr().err
 
 
 def test_through_cli_main(files, tmp_path, capsys):
