@@ -76,3 +76,30 @@ def pytest_configure(config):
         import torch._dynamo  # noqa: F401
     except Exception:  # noqa: BLE001 - torch missing or broken: the tests that need it will say so
         pass
+
+
+@pytest.fixture(scope="session")
+def make_tiny_bundle(synthetic_samples):
+    """Factory: a bundle from an untrained, seeded quick-preset model (16-d embeddings, 64 px crops → 32 px)
+    built on SYN1 and SYN2; ``history`` and ``extra_samples`` go into the bundle as given."""
+
+    def make(history=(), extra_samples=()):
+        from types import SimpleNamespace
+
+        import torch
+
+        from napari_mclstexp.bundle import make_bundle
+        from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
+        from napari_mclstexp.model.presets import get_preset
+
+        torch.manual_seed(0)
+        cfg = get_preset("quick").replace(embed_dim=16, input_px=32, patch_px=64, k=8)
+        genes = list(synthetic_samples[0].var_names)
+        pos_shape = pos_shape_for(synthetic_samples[:2], cfg)
+        result = SimpleNamespace(
+            model=build_model(cfg, len(genes), pos_shape), config=cfg, genes=genes,
+            train_sections=["SYN1", "SYN2"], history=list(history), pos_shape=pos_shape,
+        )
+        return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=extra_samples)
+
+    return make

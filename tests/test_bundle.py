@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import zipfile
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from napari_mclstexp.bundle import FORMAT_VERSION, load_bundle, make_bundle, save_bundle
+from napari_mclstexp.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from napari_mclstexp.errors import BundleError, MissingInputError
 from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
 from napari_mclstexp.model.presets import get_preset
@@ -18,16 +17,8 @@ from napari_mclstexp.progress import run
 
 
 @pytest.fixture(scope="module")
-def bundle(synthetic_samples):
-    torch.manual_seed(0)
-    cfg = get_preset("quick").replace(embed_dim=16, input_px=32, patch_px=64, k=8)
-    genes = list(synthetic_samples[0].var_names)
-    pos_shape = pos_shape_for(synthetic_samples[:2], cfg)
-    result = SimpleNamespace(
-        model=build_model(cfg, len(genes), pos_shape), config=cfg, genes=genes,
-        train_sections=["SYN1", "SYN2"], history=[{"epoch": 1, "loss": 3.5}], pos_shape=pos_shape,
-    )
-    return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=synthetic_samples[2:])
+def bundle(make_tiny_bundle, synthetic_samples):
+    return make_tiny_bundle(history=[{"epoch": 1, "loss": 3.5}], extra_samples=synthetic_samples[2:])
 
 
 def test_expression_only_extra_sample_needs_no_image(synthetic_samples):
