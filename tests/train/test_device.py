@@ -25,3 +25,15 @@ def test_missing_cuda_is_input_error():
 def test_unknown_device():
     with pytest.raises(InputError, match="device"):
         resolve_device("tpu-9000")
+
+
+def test_release_gpu_memory_reports_what_it_did():
+    import torch
+
+    from napari_mclstexp.train.device import release_gpu_memory
+
+    msg = release_gpu_memory()
+    if torch.cuda.is_available():
+        assert msg.startswith("released") and "MiB" in msg
+    else:
+        assert msg in ("no GPU here; caches cleared", "released MPS cache")

@@ -11,8 +11,9 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout
 
 from ..errors import InputError
 from ..progress import CancelToken
+from ..train.device import release_gpu_memory
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button
-from ._devices import device_combo, release_gpu_memory
+from ._devices import device_combo
 from ._layers import KEY, layer_adata, spots_layer, world_scale
 from ._worker import TaskPanel, run_guarded
 

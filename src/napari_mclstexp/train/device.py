@@ -55,3 +55,20 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"unsupported device {name!r}; choose one of auto, {', '.join(available_devices())}")
     return dev
+
+
+def release_gpu_memory() -> str:
+    """Free cached accelerator memory (after dropping model references); returns a summary."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        before = torch.cuda.memory_reserved()
+        torch.cuda.empty_cache()
+        freed = (before - torch.cuda.memory_reserved()) / 2**20
+        return f"released {freed:.0f} MiB of GPU memory"
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        mps.empty_cache()
+        return "released MPS cache"
+    return "no GPU here; caches cleared"
