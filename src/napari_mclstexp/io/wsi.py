@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ImageReadError, MissingInputError
 from .wsi_levels import OpenSlideLevel, PillowLevel, RGBLevel
+from .wsi_tiles import TileCache, TiledLevel, TileFile, direct_tiled_page
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Formats only OpenSlide reads (tried when the ``openslide`` extra is installed).
@@ -90,6 +91,8 @@ class Slide:
         xb, yb = min(x0 + width, w), min(y0 + height, h)
         if xb > xa and yb > ya:
             try:
+                if isinstance(arr, TiledLevel):  # decodes straight into ``out``, no intermediate copy
+                    return arr.read_into(out, y0, x0)
                 data = np.asarray(arr[ya:yb, xa:xb])
             except ImageReadError:
                 raise
@@ -123,10 +126,12 @@ class Slide:
         return data
 
     def close(self) -> None:
-        """Release the file handle."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Release the file handle(s) (``handle`` may be a list: the TIFF file and the tile descriptor)."""
+        handles = self._handle if isinstance(self._handle, list) else [self._handle]
+        self._handle = None
+        for handle in handles:
+            if handle is not None:
+                handle.close()
 
     def __enter__(self) -> Slide:
         return self
@@ -179,6 +184,7 @@ def _open_tiff(path: Path) -> Slide:
     import tifffile
     import zarr
 
+    tiles = None
     try:
         tif = tifffile.TiffFile(path)
         series = tif.series[0]
@@ -193,8 +199,14 @@ def _open_tiff(path: Path) -> Slide:
             arrays = [root]
         axes = series.axes
         levels: list[Any] = []
-        for arr in arrays:
-            if axes == "YXS" and arr.shape[2] == 3 and arr.dtype == np.uint8:
+        # Tiled levels are read directly (parallel decoding, see wsi_tiles); others through zarr.
+        pages = [direct_tiled_page(lv) for lv in series.levels[: len(arrays)]]
+        tiles = TileFile(path) if any(p is not None for p in pages) else None
+        cache = TileCache()
+        for i, arr in enumerate(arrays):
+            if tiles is not None and pages[i] is not None:
+                levels.append(TiledLevel(pages[i], tiles, cache, key=i))
+            elif axes == "YXS" and arr.shape[2] == 3 and arr.dtype == np.uint8:
                 levels.append(arr)
             elif "Y" in axes and "X" in axes:
                 levels.append(RGBLevel(arr, axes))
@@ -203,11 +215,15 @@ def _open_tiff(path: Path) -> Slide:
         mpp = _tiff_mpp(tif)
     except ImageReadError:
         tif.close()
+        if tiles is not None:
+            tiles.close()
         raise
     except Exception as err:
         tif.close()
+        if tiles is not None:
+            tiles.close()
         raise ImageReadError(f"cannot read TIFF image: {err}", path) from err
-    return Slide(path, levels, mpp, "tifffile", handle=tif)
+    return Slide(path, levels, mpp, "tifffile", handle=[tif, tiles])
 
 
 def _open_pillow(path: Path) -> Slide:
