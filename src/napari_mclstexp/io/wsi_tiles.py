@@ -147,7 +147,8 @@ def direct_tiled_page(level: Any) -> Any | None:
             and int(np.prod(level.shape)) == kf.imagelength * kf.imagewidth * kf.samplesperpixel
             and fh.is_file
             and not getattr(fh, "_offset", 0)
-            and len(page.dataoffsets) == len(page.databytecounts) >= kf.chunked[-3] * kf.chunked[-2]
+            and len(page.dataoffsets) == len(page.databytecounts)
+            >= -(-kf.imagelength // kf.tilelength) * -(-kf.imagewidth // kf.tilewidth)
         )
     except Exception:
         return None
