@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from napari_mclstexp.data.augment import augment_batch, color_jitter, flip_rot90, rotate
@@ -108,3 +109,26 @@ def test_color_jitter_in_place_blends_match_torchvision_formula():
     ref = (fs.view(-1, 1, 1, 1) * ref + (1 - fs.view(-1, 1, 1, 1)) * grey).clamp(0, 1)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
     assert not torch.allclose(out, x, atol=1e-3)
+
+
+@pytest.mark.parametrize("flips,rot90,shape", [(True, True, (40, 3, 6, 6)), (True, False, (40, 3, 5, 7)),
+                                                (False, True, (40, 3, 6, 6))])
+def test_sync_free_symmetries_equal_the_grouped_ones(flips, rot90, shape):
+    """The accelerator path (whole-batch selects, no host sync) gives the CPU path's result exactly."""
+    from napari_mclstexp.data import augment
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(4))
+    sym = torch.randint(0, 8, (shape[0],), generator=torch.Generator().manual_seed(5))
+    if not rot90:
+        sym = (sym // 4) * 4 + 2 * (sym % 2)  # flips only: 0, 2, 4 or 6 (half turns)
+    elif not flips:
+        sym = sym % 4
+    assert torch.equal(augment._apply_masked(x, sym, rot90), augment._apply_grouped(x, sym))
+
+
+def test_grey_uses_luma_weights():
+    from napari_mclstexp.data import augment
+
+    x = torch.rand(3, 3, 4, 4, generator=torch.Generator().manual_seed(6))
+    expected = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    assert torch.allclose(augment._grey(x), expected, atol=1e-6)

@@ -52,6 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B", help="global batch size (default: the preset's)")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="run every training step eagerly instead of replaying a captured CUDA graph")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="checkpoint written every epoch (default: MODEL.mclst.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
@@ -70,6 +72,8 @@ def config_from_args(args: argparse.Namespace):
             changes[key] = value
     if getattr(args, "fp32", False):
         changes["precision"] = "fp32"
+    if getattr(args, "no_cuda_graph", False):
+        changes["cuda_graph"] = False
     if changes.get("epochs", 1) < 1:
         raise InputError(f"--epochs must be at least 1, not {changes['epochs']}")
     if changes.get("encoder") == "smallcnn" and "weights" not in changes:

@@ -20,8 +20,9 @@ def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.T
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    # scalar weights: no host → device copy (not allowed while a CUDA graph is being captured)
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return (r * _LUMA[0]).add_(g, alpha=_LUMA[1]).add_(b, alpha=_LUMA[2])
 
 
 #: Images per chunk of the in-place colour jitter on a CPU (working set in cache); GPUs: whole batch.
@@ -91,7 +92,8 @@ def flip_rot90(
     Together they draw uniformly from the 8 symmetries of the square (dihedral group D4): a horizontal
     flip with probability 1/2, a vertical flip with probability 1/2, then ``k`` ∈ {0..3} quarter turns.
     Each image's draw is reduced to one of the 8 symmetries (vertical flip = horizontal flip + half
-    turn) and every symmetry is applied only to the images that drew it (one host sync for the counts).
+    turn).  On a CPU every symmetry is applied only to the images that drew it (one host sync for the
+    counts); elsewhere whole-batch selects give the same result without a sync.
     """
     n = x.shape[0]
     flip = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -108,6 +110,13 @@ def flip_rot90(
     if not (flips or rot90) or n == 0:
         return x
     symmetry = flip.long() * 4 + turns % 4  # rot90^k ∘ hflip^flip
+    if x.device.type == "cpu":
+        return _apply_grouped(x, symmetry)
+    return _apply_masked(x, symmetry, rot90)
+
+
+def _apply_grouped(x: torch.Tensor, symmetry: torch.Tensor) -> torch.Tensor:
+    """Apply each image's symmetry by groups: least memory traffic (CPU); one host sync for the counts."""
     order = torch.argsort(symmetry, stable=True)
     counts = torch.bincount(symmetry, minlength=8).tolist()
     out = torch.empty_like(x)
@@ -123,6 +132,21 @@ def flip_rot90(
             out.index_copy_(0, idx, part)
             start += count
     return out
+
+
+def _apply_masked(x: torch.Tensor, symmetry: torch.Tensor, rot90: bool) -> torch.Tensor:
+    """Same result as :func:`_apply_grouped` with whole-batch selects: no host sync, fixed shapes
+    (GPUs, where the extra memory traffic is cheap and a sync would stall the step or a CUDA graph)."""
+    def where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask.view(-1, 1, 1, 1), a, b)
+
+    out = where(symmetry >= 4, x.flip(-1), x)
+    turns = symmetry % 4
+    res = where(turns == 2, out.rot90(2, dims=(2, 3)), out)
+    if rot90:  # odd quarter turns only exist with rot90 (square images)
+        res = where(turns == 1, out.rot90(1, dims=(2, 3)), res)
+        res = where(turns == 3, out.rot90(3, dims=(2, 3)), res)
+    return res
 
 
 def rotate(x: torch.Tensor, max_deg: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -109,6 +109,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "bf16"  #: "bf16" (autocast on CUDA) or "fp32"
     channels_last: bool = True  #: on CUDA only
+    cuda_graph: bool = True  #: one CUDA device, no DDP: replay each training step from a CUDA graph
     # augmentation (applied on the device, see data/augment.py)
     flips: bool = True
     rot90: bool = True

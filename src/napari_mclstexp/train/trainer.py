@@ -10,7 +10,6 @@ logits over the gathered embeddings).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -23,12 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.augment import augment_batch
 from ..errors import InputError
 from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
 from ..model.presets import TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .step import TrainStep, backward_step, optimizer_state, scheduler_state
+
+__all__ = ["TrainResult", "backward_step", "configure_backend", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class TrainResult:
         Device the model trained on (str).
     is_main
         False on the non-zero ranks of a distributed run (they must not write files).
+    step_mode
+        ``"graph"`` when the steps were replayed from a captured CUDA graph, else ``"eager"``.
     """
 
     model: MclSTExp
@@ -68,6 +71,7 @@ class TrainResult:
     pos_shape: tuple[int, int] = (1, 1)
     device: str = "cpu"
     is_main: bool = True
+    step_mode: str = "eager"
 
     @property
     def train_seconds(self) -> float:
@@ -153,27 +157,6 @@ def configure_backend(device: torch.device) -> None:
     """Backend flags for training on ``device``: cuDNN autotuning on CUDA (fixed input shapes)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def backward_step(loss: torch.Tensor, model: MclSTExp, ctx: Any) -> None:
-    """``backward()`` of the global contrastive loss with the DDP recipe of :mod:`.distributed`.
-
-    The loss over gathered embeddings is scaled by ``world_size`` (DDP averages gradients); a
-    learnable temperature enters the loss on every rank, so its gradient is unscaled afterwards to the
-    single-process value.
-
-    Parameters
-    ----------
-    loss
-        Loss over the gathered (global-batch) embeddings.
-    model
-        The unwrapped model (its ``log_temperature`` is a parameter when the temperature is learnt).
-    ctx
-        The :class:`~napari_mclstexp.train.distributed.DistContext`.
-    """
-    (loss * ctx.world_size).backward()
-    if isinstance(model.log_temperature, torch.nn.Parameter):
-        ctx.unscale_shared_grads([model.log_temperature])
 
 
 def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
@@ -288,9 +271,7 @@ def train(
     source = _BatchSource(patches, dev, batch)
     expr_t = torch.from_numpy(expr).to(dev)
     pos_t = torch.from_numpy(pos).to(dev)
-    use_bf16 = cuda and cfg.precision == "bf16"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    jitter = tuple(cfg.color_jitter)
+    step_fn = TrainStep(model, net, opt, ctx, source, expr_t, pos_t, cfg, batch, use_graph=cfg.cuda_graph)
     t_start = time.perf_counter()
     done = 0
     last_loss = float("nan")
@@ -306,17 +287,9 @@ def train(
             if cancel is not None:
                 cancel.raise_if_cancelled()
             rows = slice(s * batch, (s + 1) * batch)
-            idx_dev = order_dev[rows]
-            x = model.to_input(source.get(order_src[rows]))
-            x = augment_batch(x, flips=cfg.flips, rot90=cfg.rot90, rotate_deg=cfg.rotate_deg, jitter=jitter)
-            with autocast:
-                img, spot = net(x, expr_t[idx_dev], pos_t[idx_dev])
-            loss = model.loss(ctx.gather(img), ctx.gather(spot))
-            opt.zero_grad(set_to_none=True)
-            backward_step(loss, model, ctx)
-            opt.step()
+            loss = step_fn(order_src[rows], order_dev[rows])
             sched.step()
-            loss_sum += loss.detach()
+            loss_sum += loss
             done += 1
             if s % log_every == 0 or s == steps_per_epoch - 1:
                 last_loss = float(loss.item())
@@ -339,9 +312,10 @@ def train(
         if checkpoint is not None and ctx.is_main:
             save_checkpoint(checkpoint, {
                 "meta": meta, "epoch": epoch + 1, "history": history, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(np_rng),
+                "optimizer": optimizer_state(opt), "scheduler": scheduler_state(sched), "rng": rng_state(np_rng),
             })
         ctx.barrier()
     model.eval()
     sections = [section_name(a, i) for i, a in enumerate(samples)]
-    return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main)
+    return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main,
+                       step_fn.mode)
