@@ -43,11 +43,13 @@ demo: setup
 	  $(BIN)/mclstexp demo --out mclstexp-demo; \
 	fi
 
-# CPU speed figures (patch pipeline, quick-preset time to model) → benchmarks/results/cpu-<date>.json.
+# CPU speed figures (patch pipeline, quick-preset time to model) → benchmarks/results/cpu-<date>.json;
+# slide region reads (zarr vs direct tile decoding) → benchmarks/results/region_read-cpu.json.
 # The GPU figures: PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/gpu.py on a CUDA machine (< 5 min).
 BENCH_ARGS ?=
 bench: setup
 	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/cpu.py $(BENCH_ARGS)
+	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/region_read.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -1,7 +1,8 @@
 """Whole-slide images as lazy multiscale arrays.
 
-Backends, tried in order: tifffile + zarr for TIFF family files (tiled/pyramidal TIFF, OME-TIFF, SVS,
-NDPI; tiles are decoded on demand), Pillow for JPEG/PNG and other flat images (decoded on first pixel
+Backends, tried in order: tifffile for TIFF family files (tiled/pyramidal TIFF, OME-TIFF, SVS, NDPI;
+tiles are decoded on demand: tiled 8-bit levels by :mod:`.wsi_tiles` in the reading thread, so several
+threads decode in parallel; other levels through zarr), Pillow for JPEG/PNG and other flat images (decoded on first pixel
 access, never at open time), and OpenSlide (optional extra) for formats only it reads (MRXS, SCN, ...).
 Every level is exposed as an array-like of shape (H, W, 3) uint8, level 0 first.
 """
