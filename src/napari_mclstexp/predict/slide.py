@@ -25,10 +25,10 @@ import pandas as pd
 import torch
 
 from ..progress import CancelToken, Progress, ProgressGen
+from .embedder import ImageEmbedder
 from .retrieval import retrieve
 from .spots import (
     DEFAULT_BATCH,
-    embed_batch,
     patch_px_for,
     prediction_anndata,
     prepare_model,
@@ -145,10 +145,10 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
     return out.copy_(t, non_blocking=True)
 
 
-def _launch(model: Any, batch: torch.Tensor, idx: np.ndarray, bank: Any, k: int, distance: str,
-            device: torch.device, precision: str, pad_to: int) -> _InFlight:
+def _launch(embedder: ImageEmbedder, batch: torch.Tensor, idx: np.ndarray, bank: Any, k: int, distance: str,
+            device: torch.device) -> _InFlight:
     """Embed and retrieve one batch; on CUDA this only queues the work and the copies back."""
-    e = embed_batch(model, batch, device, precision, pad_to=pad_to)
+    e = embedder(batch)
     r = retrieve(e, bank, k, distance)
     item = _InFlight(idx, _to_host(r.prediction), _to_host(r.uncertainty), _to_host(e))
     if device.type == "cuda":
@@ -250,6 +250,7 @@ def predict_whole_slide(
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
         model = prepare_model(bundle, dev) if len(xy) else None
+        embedder = ImageEmbedder(model, dev, precision, batch_size)
 
         n, g = len(xy), len(bundle.genes)
         mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles
@@ -278,7 +279,7 @@ def predict_whole_slide(
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
-                current = _launch(model, batch, idx, bundle.bank, k, distance, dev, precision, batch_size)
+                current = _launch(embedder, batch, idx, bundle.bank, k, distance, dev)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:

@@ -6,7 +6,6 @@ bf16 autocast on CUDA) and the prediction AnnData layout (ARCHITECTURE.md, "pred
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from typing import Any
 
@@ -15,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..progress import CancelToken, Progress, ProgressGen
+from .embedder import ImageEmbedder
 from .retrieval import retrieve
 
 #: Image patches per forward pass by device type.
@@ -26,13 +26,6 @@ def resolve(device: str | torch.device) -> torch.device:
     from ..train.device import resolve_device
 
     return resolve_device(device)
-
-
-def autocast(device: torch.device, precision: str = "bf16") -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (unless ``precision="fp32"``); a no-op elsewhere."""
-    if device.type == "cuda" and precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
@@ -47,21 +40,13 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
 
 def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
                 precision: str = "bf16", pad_to: int | None = None) -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device``.
+    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device`` (one eager call).
 
     On CUDA a short batch is zero-padded to ``pad_to`` rows so cuDNN's autotuned kernels (one set per
-    input shape) are reused instead of being tuned again for the last batch.
+    input shape) are reused instead of being tuned again for the last batch.  Repeated calls should use
+    one :class:`~napari_mclstexp.predict.embedder.ImageEmbedder`, which also replays a CUDA graph.
     """
-    if isinstance(patches, np.ndarray) and not patches.flags.writeable:
-        patches = np.array(patches)  # cached patches are read-only memory maps; torch needs writable memory
-    x = torch.as_tensor(patches)
-    if device.type == "cuda" and not x.is_cuda:
-        x = (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
-    n = x.shape[0]
-    if device.type == "cuda" and pad_to and n < pad_to:
-        x = torch.cat([x, x.new_zeros((pad_to - n, *x.shape[1:]))])
-    with torch.inference_mode(), autocast(device, precision):
-        return model.encode_images(x).float()[:n]
+    return ImageEmbedder(model, device, precision, pad_to, use_graph=False)(patches)
 
 
 def embed_patches(
@@ -75,12 +60,13 @@ def embed_patches(
 ) -> ProgressGen[torch.Tensor]:
     """Embed patches in batches; yields ``Progress("embed")``; returns float32 ``(N, D)`` on ``device``."""
     n = len(patches)
+    embedder = ImageEmbedder(model, device, precision, batch_size)
     out = []
     for start in range(0, n, batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
         batch = np.ascontiguousarray(patches[start : start + batch_size])
-        out.append(embed_batch(model, batch, device, precision, pad_to=batch_size))
+        out.append(embedder(batch))
         yield Progress("embed", min(start + batch_size, n), n, message="image embeddings")
     if not out:
         return torch.zeros((0, int(model.config.embed_dim)), dtype=torch.float32, device=device)
