@@ -283,3 +283,14 @@ def test_cache_serves_repeated_reads(tmp_path):
         assert (cache.hits, cache.misses) == (0, 4)
         again = slide.read_region(20, 20, 30, 30)  # the same 4 tiles
         assert (cache.hits, cache.misses) == (4, 4) and np.array_equal(again, first[10:40, 10:40])
+
+
+def test_page_must_live_in_the_opened_file(tmp_path):
+    """A level whose page is stored in another file (multi-file OME sets) keeps the zarr path."""
+    path = _write(tmp_path / "a.tif", _image(), "zlib")
+    copy = tmp_path / "b.tif"
+    copy.write_bytes(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        level = tif.series[0].levels[0]
+        assert direct_tiled_page(level) is not None and direct_tiled_page(level, path) is not None
+        assert direct_tiled_page(level, copy) is None

@@ -201,7 +201,7 @@ def _open_tiff(path: Path) -> Slide:
         axes = series.axes
         levels: list[Any] = []
         # Tiled levels are read directly (parallel decoding, see wsi_tiles); others through zarr.
-        pages = [direct_tiled_page(lv) for lv in series.levels[: len(arrays)]]
+        pages = [direct_tiled_page(lv, path) for lv in series.levels[: len(arrays)]]
         tiles = TileFile(path) if any(p is not None for p in pages) else None
         cache = TileCache()
         for i, arr in enumerate(arrays):

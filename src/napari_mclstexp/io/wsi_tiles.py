@@ -27,6 +27,8 @@ from ..errors import ImageReadError
 
 #: Default bound of the decoded-tile cache of one slide, in bytes.
 CACHE_BYTES = 64 * 2**20
+#: TIFF compression codes of JPEG flavours (old-style, new-style, lossy DNG, Aperio).
+_JPEG = (6, 7, 34892, 33007)
 
 
 class TileFile:
@@ -116,7 +118,7 @@ class TileCache:
             self.nbytes = 0
 
 
-def direct_tiled_page(level: Any) -> Any | None:
+def direct_tiled_page(level: Any, path: str | os.PathLike | None = None) -> Any | None:
     """The page of a tifffile pyramid level when :class:`TiledLevel` can read it, else None.
 
     Qualifies: one tiled page (no depth) of 8-bit unsigned samples, 1, 3 or 4 samples per pixel
@@ -127,12 +129,13 @@ def direct_tiled_page(level: Any) -> Any | None:
     ----------
     level
         A ``tifffile.TiffPageSeries`` (one entry of ``series.levels``).
+    path
+        When given, the page must be stored in this file (not in another file of a multi-file OME set).
     """
     try:
-        pages = list(level.pages)
-        if len(pages) != 1 or pages[0] is None:
+        if len(level.pages) != 1 or level.pages[0] is None:
             return None
-        page = pages[0]
+        page = level.pages[0]
         kf = page.keyframe
         fh = page.parent.filehandle
         ok = (
@@ -143,10 +146,12 @@ def direct_tiled_page(level: Any) -> Any | None:
             and kf.bitspersample == 8
             and kf.samplesperpixel in (1, 3, 4)
             and (kf.planarconfig == 1 or kf.samplesperpixel == 1)
+            and (not kf.is_subsampled or kf.compression in _JPEG)
             and tuple(kf.shaped[:2]) == (1, 1)
             and int(np.prod(level.shape)) == kf.imagelength * kf.imagewidth * kf.samplesperpixel
             and fh.is_file
             and not getattr(fh, "_offset", 0)
+            and (path is None or os.path.samefile(fh.path, path))
             and len(page.dataoffsets) == len(page.databytecounts)
             >= -(-kf.imagelength // kf.tilelength) * -(-kf.imagewidth // kf.tilewidth)
         )
@@ -187,7 +192,7 @@ class TiledLevel:
         self._offsets = tuple(int(o) for o in page.dataoffsets)
         self._counts = tuple(int(c) for c in page.databytecounts)
         kwargs: dict[str, Any] = {}
-        if kf.compression in (6, 7, 34892, 33007):  # JPEG flavours: shared tables (SVS), NDPI headers
+        if kf.compression in _JPEG:  # JPEG flavours: shared tables (SVS), NDPI headers
             kwargs = {"jpegtables": getattr(page, "jpegtables", None) or kf.jpegtables, "jpegheader": kf.jpegheader}
         self._decode_kwargs = kwargs
         self.tile = (int(kf.tilelength), int(kf.tilewidth))
