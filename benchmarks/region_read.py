@@ -72,7 +72,7 @@ def open_as(path: Path, mode: str):
 
     if mode == "zarr":
         real = wsi.direct_tiled_page
-        wsi.direct_tiled_page = lambda level: None  # every level through zarr, as before wsi_tiles
+        wsi.direct_tiled_page = lambda level, path=None: None  # every level through zarr, as before wsi_tiles
         try:
             slide = wsi.open_slide(path)
         finally:
