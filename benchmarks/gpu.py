@@ -5,7 +5,8 @@ Measured in one run on one device (each part guarded; the JSON is rewritten afte
 
 ``trunk``
     DenseNet-121 trunk alone, bf16 autocast + channels_last (cuDNN autotuned), forward + backward on
-    random images: the ceiling our training can approach.
+    random images: the ceiling our training can approach; on CUDA also the same step replayed from a
+    CUDA graph at the training batch.
 ``train``
     ``napari_mclstexp.train.trainer.train`` as shipped (the paper model — DenseNet-121, spot
     Transformer over the batch, 256-d heads, hard CLIP loss, Adam — with our pipeline: uint8 patches
@@ -17,9 +18,11 @@ Measured in one run on one device (each part guarded; the JSON is rewritten afte
 ``infer``
     ``predict.slide.predict_whole_slide`` on a synthetic pyramidal OME-TIFF against a ~30k-spot bank,
     after a warm-up call on a small slide: predicted patches / wall-clock s (reading, tissue
-    detection, encoding, retrieval and assembly included).
+    detection, encoding, retrieval and assembly included); then tile reading alone, for diagnosis.
+``train_eager``
+    (last) the same trainer with ``cuda_graph=False``: what replaying the step from a CUDA graph gains.
 ``direct``
-    (last, if time is left) the trainer's building blocks in a bare loop with cuDNN autotuning and
+    (only with ``--parts ...,direct``) the trainer's building blocks in a bare loop with cuDNN autotuning and
     GPU-resident patches: shows how much the trainer itself costs.
 
 Usage: ``PYTHONUNBUFFERED=1 python benchmarks/gpu.py [--budget-s 270] [--compile] [--tiny]``.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import multiprocessing
 import re
 import shutil
@@ -53,11 +57,11 @@ if (HERE.parent / "src").is_dir():
 #: Sizes per mode.  Full: HER2+ panel (785 genes), batch 128, 224 px; tiny: seconds on a CPU.
 SIZES = {
     "full": dict(n_genes=785, batch=128, patch_px=224, train_image_px=1536, train_spacing_px=13.0,
-                 train_sections=2, trunk_batches=(128, 256), trunk_s=8.0, train_s=75.0, ref_s=30.0,
+                 train_sections=2, trunk_batches=(128, 256), trunk_s=8.0, train_s=50.0, train_eager_s=30.0, ref_s=30.0,
                  ref_image_px=4096, slide_px=16384, warm_slide_px=2048, step_px=112, bank_spots=30000,
                  infer_s=25.0, direct_s=15.0, direct_spots=8192),
     "tiny": dict(n_genes=16, batch=8, patch_px=32, train_image_px=192, train_spacing_px=24.0,
-                 train_sections=2, trunk_batches=(8,), trunk_s=1.0, train_s=3.0, ref_s=1.5,
+                 train_sections=2, trunk_batches=(8,), trunk_s=1.0, train_s=3.0, train_eager_s=2.0, ref_s=1.5,
                  ref_image_px=256, slide_px=512, warm_slide_px=128, step_px=32, bank_spots=2000,
                  infer_s=1.0, direct_s=1.0, direct_spots=64, ref_spots=96),
 }
@@ -98,6 +102,8 @@ def summarise(report: dict, s: dict) -> None:
     peaks = [d[k].get("peak_mem_gb") for k in ("train", "infer") if k in d]
     peaks = [p for p in peaks if p is not None]
     report["peak_mem_gb"] = max(peaks) if peaks else None
+    report["train_eager_spots_per_s"] = d.get("train_eager", {}).get("spots_per_s")
+    report["train_step_mode"] = d.get("train", {}).get("step_mode")
     tr, ref = report["train_spots_per_s"], report["reference_spots_per_s"]
     trunk = d.get("trunk", {}).get("images_per_s", {}).get(str(s["batch"]))
     report["speedup_vs_reference"] = tr / ref if tr and ref else None
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:K or cpu")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoder (trunk, direct)")
-    p.add_argument("--parts", default="trunk,train,reference,infer,direct")
+    p.add_argument("--parts", default="trunk,train,reference,infer,train_eager",
+                   help="comma-separated parts, in order (also: direct)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)")
@@ -138,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "sizes": s,
               "compile": bool(args.compile), "details": {}, "errors": {}}
     log(f"device {card} ({dev}), mode {mode}, budget {args.budget_s:.0f} s, torch {torch.__version__}")
+    messages = report["engine_log"] = []  # CUDA-graph captures and fallbacks of the engine
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: (messages.append(record.getMessage()), log(f"  engine: {record.getMessage()}"))
+    logging.getLogger("napari_mclstexp").addHandler(handler)
+    logging.getLogger("napari_mclstexp").setLevel(logging.INFO)
     work = Path(tempfile.mkdtemp(prefix="mclstexp-bench-"))
 
     def left() -> float:
@@ -171,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "trunk": lambda: part_trunk(dev, s, args),
         "train": lambda: part_train(dev, s, args, samples(),
                                     max(s["train_s"] / 5, min(s["train_s"], left() - RESERVE_AFTER_TRAIN[mode]))),
+        "train_eager": lambda: part_train(dev, s, args, samples(), max(s["train_s"] / 5, min(
+            s["train_eager_s"], left() - 20.0 * (not tiny))), cuda_graph=False),
         "reference": lambda: part_reference(dev, s, max(s["ref_s"] / 3, min(s["ref_s"], left() - 60.0 * (not tiny)))),
         "infer": lambda: part_infer(dev, s, samples(), lambda: prepared("slides"), max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny))),
                                     hard_limit_s=max(10.0, left() - 40.0 * (not tiny))),
@@ -206,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     summarise(report, s)
     report["elapsed_s"] = time.perf_counter() - t_begin
     write_json(out, report)
-    keys = ("device", "train_spots_per_s", "reference_spots_per_s", "infer_patches_per_s", "peak_mem_gb",
-            "speedup_vs_reference", "train_fraction_of_trunk", "goals")
+    keys = ("device", "train_spots_per_s", "train_step_mode", "train_eager_spots_per_s", "reference_spots_per_s",
+            "infer_patches_per_s", "peak_mem_gb", "speedup_vs_reference", "train_fraction_of_trunk", "goals")
     log("summary: " + json.dumps({k: report.get(k) for k in keys}, default=float))
     log(f"wrote {out} in {report['elapsed_s']:.0f} s")
     return 0 if not report["errors"] else 1

@@ -96,7 +96,9 @@ def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
     for key in ("train_spots_per_s", "reference_spots_per_s", "infer_patches_per_s"):
         assert report[key] > 0, key
     assert "peak_mem_gb" in report
-    assert set(report["details"]) == {"trunk", "train", "reference", "infer", "direct"}
+    assert set(report["details"]) == {"trunk", "train", "reference", "infer", "train_eager"}
+    assert report["train_step_mode"] == "eager" and report["train_eager_spots_per_s"] > 0  # no CUDA: no graph
+    assert report["details"]["infer"]["reader_patches_per_s"] > 0
     assert report["details"]["infer"]["bank_spots"] >= 2000
     assert report["details"]["train"]["timed_steps"] >= 2
     assert "summary:" in proc.stdout

@@ -223,6 +223,7 @@ class TrainStep:
                 make_capturable(self.opt, dev)
             if cuda:
                 torch.cuda.synchronize(dev)
+                torch.cuda.empty_cache()  # the warm-up's cached blocks: the graph gets its own pool
             self.graph = self._make_graph(step)
             self._static = static
             log.info("training step captured as a CUDA graph after %d eager steps", self.eager_steps)

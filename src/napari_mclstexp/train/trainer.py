@@ -213,7 +213,8 @@ def train(
     ------
     Progress
         ``"patches"`` events, then one ``"train"`` event per step with metrics ``epoch``, ``step``,
-        ``loss`` (latest synchronised mean), ``spots_per_s`` and ``eta_s`` (s).
+        ``loss`` (latest synchronised mean), ``spots_per_s``, ``eta_s`` (s) and ``cuda_graph`` (1.0
+        once steps are replayed from a CUDA graph).
 
     Returns
     -------
@@ -299,6 +300,7 @@ def train(
                 "epoch": epoch + 1, "step": step, "loss": last_loss,
                 "spots_per_s": done * batch * ctx.world_size / max(elapsed, 1e-9),
                 "eta_s": elapsed / done * (total_steps - step),
+                "cuda_graph": float(step_fn.mode == "graph"),
             })
         seconds = time.perf_counter() - t_epoch
         history.append({
