@@ -38,6 +38,9 @@ from .spots import (
 from .tiles import group_blocks, tile_batches
 from .tissue import slide_tissue_mask, tile_tissue_fraction
 
+#: Width (full-res px) of the vertical bands tiles are read in, row by row (see ``tiles.group_blocks``).
+BAND_PX = 8192
+
 #: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
 OnTile = Callable[[np.ndarray, np.ndarray], None]
 
@@ -260,7 +263,8 @@ def predict_whole_slide(
         emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
         # sparse grids: one read per tile instead of reading the gaps between tiles
         bt = 1 if grid.step_px > 2 * patch_px else max(1, int(block_tiles))
-        blocks = [mine[b] for b in group_blocks(cols[mine], rows[mine], bt)]
+        band = max(1, BAND_PX // (bt * grid.step_px))  # blocks per band: rows of a band share cached tiles
+        blocks = [mine[b] for b in group_blocks(cols[mine], rows[mine], bt, band)]
         workers = int(workers or min(8, os.cpu_count() or 1))
         done, t0 = 0, time.perf_counter()
 

@@ -16,9 +16,17 @@ import numpy as np
 import torch
 
 
-def group_blocks(cols: np.ndarray, rows: np.ndarray, block_tiles: int) -> list[np.ndarray]:
-    """Group selected tiles into square blocks of ``block_tiles`` grid cells (row-major order)."""
-    key = (rows // block_tiles) * (cols.max(initial=0) // block_tiles + 1) + cols // block_tiles
+def group_blocks(cols: np.ndarray, rows: np.ndarray, block_tiles: int, band_blocks: int | None = None) -> list[np.ndarray]:
+    """Group selected tiles into square blocks of ``block_tiles`` grid cells.
+
+    Blocks are ordered row by row within vertical bands ``band_blocks`` blocks wide (default: one
+    band), so consecutive block rows share the pyramid tiles a bounded tile cache still holds.
+    """
+    bc, br = cols // block_tiles, rows // block_tiles
+    band_blocks = int(band_blocks) if band_blocks else int(bc.max(initial=0)) + 1
+    n_bc = int(bc.max(initial=0)) + 1
+    n_br = int(br.max(initial=0)) + 1
+    key = ((bc // band_blocks) * n_br + br) * n_bc + bc
     order = np.argsort(key, kind="stable")
     splits = np.flatnonzero(np.diff(key[order])) + 1
     return np.split(order, splits) if len(order) else []
