@@ -132,6 +132,7 @@ class TrainStep:
         self.fallback_reason: str | None = None
         self._stream: Any = None
         self._static: dict[str, torch.Tensor] = {}
+        self._lr_tensors: list[torch.Tensor] = []
 
     @property
     def mode(self) -> str:
@@ -226,6 +227,7 @@ class TrainStep:
                 torch.cuda.empty_cache()  # the warm-up's cached blocks: the graph gets its own pool
             self.graph = self._make_graph(step)
             self._static = static
+            self._lr_tensors = [g["lr"] for g in self.opt.param_groups if torch.is_tensor(g["lr"])]
             log.info("training step captured as a CUDA graph after %d eager steps", self.eager_steps)
         except Exception as err:  # any capture problem: eager training stays correct
             if cuda:
@@ -238,6 +240,19 @@ class TrainStep:
             self.fallback_reason = f"{type(err).__name__}: {err}"
             log.warning("CUDA graph capture of the training step failed (%s); training eagerly",
                         self.fallback_reason)
+
+    def after_schedule(self) -> None:
+        """Call after ``scheduler.step()``: keep the captured lr tensors current.
+
+        Schedulers of recent torch versions update a tensor lr in place; one that assigns a float
+        instead would leave the graph reading a stale rate, so the float is copied into the tensor.
+        """
+        if self.graph is None or not self._lr_tensors:
+            return
+        for group, lr in zip(self.opt.param_groups, self._lr_tensors, strict=True):
+            if group["lr"] is not lr:
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
 
     def _replay(self, idx_src: torch.Tensor, idx_dev: torch.Tensor) -> torch.Tensor:
         s = self._static

@@ -290,6 +290,7 @@ def train(
             rows = slice(s * batch, (s + 1) * batch)
             loss = step_fn(order_src[rows], order_dev[rows])
             sched.step()
+            step_fn.after_schedule()
             loss_sum += loss
             done += 1
             if s % log_every == 0 or s == steps_per_epoch - 1:
