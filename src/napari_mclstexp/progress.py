@@ -96,25 +96,35 @@ def run(gen: Generator[Progress, Any, T], on_event: Callable[[Progress], None] |
 
 
 def run_with_progress(gen: Generator[Progress, Any, T], *, disable: bool = False) -> T:
-    """Drive a progress generator while showing a tqdm bar per stage (the CLI's face)."""
+    """Drive a progress generator while showing a tqdm bar per stage (the CLI's face).
+
+    Stages run one after the other, so a stage's bar is closed when the next stage starts (one live
+    bar, no nesting).  Without a terminal (logs, CI) bars refresh at most every 10 s.
+    """
+    import sys
+
     from tqdm.auto import tqdm
 
-    bars: dict[str, Any] = {}
+    interval = 0.1 if getattr(sys.stderr, "isatty", lambda: False)() else 10.0
+    current: dict[str, Any] = {}
 
     def show(event: Progress) -> None:
-        bar = bars.get(event.stage)
+        bar = current.get(event.stage)
         if bar is None:
-            bar = tqdm(total=event.total, desc=event.stage, disable=disable, leave=True)
-            bars[event.stage] = bar
+            for old in current.values():
+                old.close()
+            current.clear()
+            bar = tqdm(total=event.total, desc=event.stage, disable=disable, leave=True,
+                       mininterval=interval, maxinterval=max(interval, 10.0))
+            current[event.stage] = bar
         if event.total is not None and bar.total != event.total:
             bar.total = event.total
-        bar.n = event.step
         if event.metrics:
             bar.set_postfix({k: f"{v:.4g}" for k, v in event.metrics.items()}, refresh=False)
-        bar.refresh()
+        bar.update(event.step - bar.n)  # redraws only when mininterval has passed
 
     try:
         return run(gen, show)
     finally:
-        for bar in bars.values():
+        for bar in current.values():
             bar.close()
