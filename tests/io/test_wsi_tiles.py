@@ -294,3 +294,18 @@ def test_page_must_live_in_the_opened_file(tmp_path):
         level = tif.series[0].levels[0]
         assert direct_tiled_page(level) is not None and direct_tiled_page(level, path) is not None
         assert direct_tiled_page(level, copy) is None
+
+
+def test_levels_satisfy_napari_layer_data_protocol(tmp_path):
+    """napari's multiscale Image layers check shape, dtype, ndim, size and __getitem__ on every level."""
+    from napari.layers._data_protocols import LayerDataProtocol, assert_protocol
+
+    from napari_mclstexp.io.wsi import open_slide
+    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
+
+    img = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    path = write_pyramid_tiff(tmp_path / "p.ome.tif", img, mpp=1.0, tile=64)
+    with open_slide(path) as slide:
+        for level in slide.levels:
+            assert_protocol(level, LayerDataProtocol)
+            assert level.size == int(np.prod(level.shape))

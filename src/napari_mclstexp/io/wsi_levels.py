@@ -30,6 +30,11 @@ class RGBLevel:
         self.dtype = np.dtype(np.uint8)
         self.ndim = 3
 
+    @property
+    def size(self) -> int:
+        """Number of elements (napari's layer-data protocol needs it)."""
+        return int(np.prod(self.shape))
+
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
@@ -88,6 +93,11 @@ class PillowLevel:
         self._lock = threading.Lock()
 
     @property
+    def size(self) -> int:
+        """Number of elements (napari's layer-data protocol needs it)."""
+        return int(np.prod(self.shape))
+
+    @property
     def decoded(self) -> bool:
         """Whether the pixels have been decoded."""
         return self._pixels is not None
@@ -139,6 +149,11 @@ class OpenSlideLevel:
         self.shape = (h, w, 3)
         self.dtype = np.dtype(np.uint8)
         self.ndim = 3
+
+    @property
+    def size(self) -> int:
+        """Number of elements (napari's layer-data protocol needs it)."""
+        return int(np.prod(self.shape))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):

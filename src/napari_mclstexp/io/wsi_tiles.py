@@ -203,6 +203,11 @@ class TiledLevel:
         self.ndim = 3
 
     @property
+    def size(self) -> int:
+        """Number of elements (napari's layer-data protocol needs it)."""
+        return int(np.prod(self.shape))
+
+    @property
     def path(self) -> Path:
         """The TIFF file."""
         return self._file.path

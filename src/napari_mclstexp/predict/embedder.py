@@ -109,7 +109,8 @@ class ImageEmbedder:
         graph = torch.cuda.CUDAGraph()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            with torch.cuda.graph(graph):
+            # the warm-up's stream: cuBLAS workspaces and handles made there are reused, not created mid-capture
+            with torch.cuda.graph(graph, stream=self._stream):
                 fn()
         return graph.replay, graph
 

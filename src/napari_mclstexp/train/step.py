@@ -198,7 +198,8 @@ class TrainStep:
         graph = torch.cuda.CUDAGraph()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            with torch.cuda.graph(graph):
+            # the warm-up's stream: cuBLAS workspaces and handles made there are reused, not created mid-capture
+            with torch.cuda.graph(graph, stream=self._stream):
                 fn()
         self._graph_object = graph  # keeps the graph (and its memory pool) alive
         return graph.replay
