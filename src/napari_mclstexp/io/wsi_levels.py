@@ -15,7 +15,35 @@ import numpy as np
 from ..errors import ImageReadError
 
 
-class RGBLevel:
+class LevelArray:
+    """The array-like surface every slide level shares: ``shape`` (H, W, 3), ``dtype`` uint8, ``ndim``,
+    ``size``, ``__array__``; subclasses set ``shape`` and implement ``__getitem__``."""
+
+    shape: tuple[int, int, int]
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    @property
+    def size(self) -> int:
+        """Number of elements (napari's layer-data protocol needs it)."""
+        return int(np.prod(self.shape))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:, :]  # type: ignore[index]
+        return out.astype(dtype) if dtype is not None else out
+
+    @staticmethod
+    def finish(data: np.ndarray, key: tuple) -> np.ndarray:
+        """Apply the channel part of ``key`` to a (h, w, 3) block and drop the axes indexed by integers."""
+        data = data[:, :, key[2]]
+        if not isinstance(key[1], slice):
+            data = data[:, 0]
+        if not isinstance(key[0], slice):
+            data = data[0]
+        return data
+
+
+class RGBLevel(LevelArray):
     """Lazy (H, W, 3) uint8 view over a zarr/tiff array with other axes (``YX``, ``CYX``, ``YXS`` + alpha, ...)."""
 
     def __init__(self, array: Any, axes: str) -> None:
@@ -27,20 +55,12 @@ class RGBLevel:
         n_c = array.shape[self._c] if self._c is not None else 1
         self.shape = (array.shape[self._y], array.shape[self._x], 3)
         self._n_c = n_c
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
-
-    @property
-    def size(self) -> int:
-        """Number of elements (napari's layer-data protocol needs it)."""
-        return int(np.prod(self.shape))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
             key = (key,)
         key = key + (slice(None),) * (3 - len(key))
         ys, xs = (k if isinstance(k, slice) else slice(k, k + 1) for k in key[:2])
-        cs = key[2]
         index: list[Any] = [0] * self._array.ndim
         index[self._y], index[self._x] = ys, xs
         if self._c is not None:
@@ -55,17 +75,7 @@ class RGBLevel:
             data = data[..., None]
         if data.shape[-1] < 3:
             data = np.repeat(data[..., :1], 3, axis=-1)
-        data = to_uint8(data)
-        data = data[:, :, cs]
-        if not isinstance(key[1], slice):
-            data = data[:, 0]
-        if not isinstance(key[0], slice):
-            data = data[0]
-        return data
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out.astype(dtype) if dtype is not None else out
+        return self.finish(to_uint8(data), key)
 
 
 def to_uint8(data: np.ndarray) -> np.ndarray:
@@ -81,21 +91,14 @@ def to_uint8(data: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(data) * scale, 0, 255).astype(np.uint8)
 
 
-class PillowLevel:
+class PillowLevel(LevelArray):
     """Flat image decoded by Pillow on first pixel access (the header alone is read at open)."""
 
     def __init__(self, path: Path, size: tuple[int, int]) -> None:
         self._path = path
         self.shape = (size[1], size[0], 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
         self._pixels: np.ndarray | None = None
         self._lock = threading.Lock()
-
-    @property
-    def size(self) -> int:
-        """Number of elements (napari's layer-data protocol needs it)."""
-        return int(np.prod(self.shape))
 
     @property
     def decoded(self) -> bool:
@@ -138,7 +141,7 @@ class PillowLevel:
         return out.astype(dtype) if dtype is not None else out
 
 
-class OpenSlideLevel:
+class OpenSlideLevel(LevelArray):
     """One OpenSlide level as a lazy (H, W, 3) uint8 array-like (2-D slices only)."""
 
     def __init__(self, osr: Any, level: int) -> None:
@@ -147,13 +150,6 @@ class OpenSlideLevel:
         w, h = osr.level_dimensions[level]
         self._ds = float(osr.level_downsamples[level])
         self.shape = (h, w, 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
-
-    @property
-    def size(self) -> int:
-        """Number of elements (napari's layer-data protocol needs it)."""
-        return int(np.prod(self.shape))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -166,14 +162,4 @@ class OpenSlideLevel:
         region = self._osr.read_region(
             (int(x0 * self._ds), int(y0 * self._ds)), self._level, (int(x1 - x0), int(y1 - y0))
         )
-        rgb = np.asarray(region.convert("RGB"))
-        out = rgb
-        if not isinstance(key[0], slice):
-            out = out[0]
-        if not isinstance(key[1], slice):
-            out = out[:, 0] if out.ndim == 3 else out[0]
-        return out[..., key[2]]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out.astype(dtype) if dtype is not None else out
+        return self.finish(np.asarray(region.convert("RGB")), key)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageReadError
+from .wsi_levels import LevelArray
 
 #: Default bound of the decoded-tile cache of one slide, in bytes.
 CACHE_BYTES = 64 * 2**20
@@ -160,7 +161,7 @@ def direct_tiled_page(level: Any, path: str | os.PathLike | None = None) -> Any 
     return page if ok else None
 
 
-class TiledLevel:
+class TiledLevel(LevelArray):
     """One tiled TIFF level as a lazy (H, W, 3) uint8 array-like, decoded tile by tile in the caller's thread.
 
     Parameters
@@ -199,13 +200,6 @@ class TiledLevel:
         self._tiles_x = -(-int(kf.imagewidth) // self.tile[1])
         self.samples = int(kf.samplesperpixel)
         self.shape = (int(kf.imagelength), int(kf.imagewidth), 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
-
-    @property
-    def size(self) -> int:
-        """Number of elements (napari's layer-data protocol needs it)."""
-        return int(np.prod(self.shape))
 
     @property
     def path(self) -> Path:
@@ -304,16 +298,7 @@ class TiledLevel:
             box = np.zeros((max(ry) - y_lo + 1, max(rx) - x_lo + 1, 3), np.uint8)
             self.read_into(box, y_lo, x_lo)
             data = box[ry[0] - y_lo :: ry.step, rx[0] - x_lo :: rx.step]
-        data = data[:, :, key[2]]
-        if not isinstance(key[1], slice):
-            data = data[:, 0]
-        if not isinstance(key[0], slice):
-            data = data[0]
-        return data
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out.astype(dtype) if dtype is not None else out
+        return self.finish(data, key)
 
     def __repr__(self) -> str:
         return f"TiledLevel(shape={self.shape}, tile={self.tile}, samples={self.samples}, path={str(self.path)!r})"
