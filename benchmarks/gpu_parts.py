@@ -122,7 +122,7 @@ def trunk_graphed_rate(enc: torch.nn.Module, dev: torch.device, s: dict) -> floa
     torch.cuda.current_stream(dev).wait_stream(side)
     enc.zero_grad(set_to_none=True)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):
         step()
     for _ in range(3):
         graph.replay()
