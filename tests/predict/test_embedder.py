@@ -73,3 +73,14 @@ def test_no_graph_on_cpu_by_default(model):
     data = batches(WARMUP_BATCHES + 2)
     assert all(torch.equal(embed(b), eager(model, b)) for b in data)
     assert embed.mode == "eager" and not embed.want_graph
+
+
+def test_tta_override(model):
+    """``tta`` overrides the config: on, the 8-symmetry mean; off, the plain embedding."""
+    data = batches(1)[0]
+    plain = ImageEmbedder(model, torch.device("cpu"), tta=False)(data)
+    averaged = ImageEmbedder(model, torch.device("cpu"), tta=True)(data)
+    with torch.inference_mode():
+        assert torch.equal(plain, model.encode_images(torch.from_numpy(data), tta=False).float())
+        assert torch.equal(averaged, model.encode_images(torch.from_numpy(data), tta=True).float())
+    assert not torch.allclose(plain, averaged)

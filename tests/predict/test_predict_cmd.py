@@ -65,3 +65,18 @@ def test_refuses_image_as_output_and_bad_combinations(main, files, synthetic_sam
     assert main(["predict", str(tmp / "missing.mclst"), str(sample), "--out", str(tmp / "x.h5ad")]) == 2
     assert not (tmp / "x.h5ad").exists()
     assert "missing.mclst" in capsys.readouterr().err
+
+
+def test_tta_flag_overrides_the_bundle_and_is_recorded(main, files):
+    model, sample, tmp = files
+    runs = {}
+    for flag in ("--tta", "--no-tta", None):
+        out = tmp / f"pred{flag}.h5ad"
+        argv = ["-q", "predict", str(model), str(sample), "--out", str(out), "--device", "cpu"]
+        assert main(argv + ([flag] if flag else [])) == 0
+        runs[flag] = ad.read_h5ad(out)
+    assert bool(runs["--tta"].uns["mclstexp"]["tta"]) is True
+    assert bool(runs["--no-tta"].uns["mclstexp"]["tta"]) is False
+    assert bool(runs[None].uns["mclstexp"]["tta"]) is False  # the quick bundle's default
+    np.testing.assert_array_equal(runs[None].X, runs["--no-tta"].X)
+    assert not np.allclose(runs["--tta"].obsm["embedding"], runs["--no-tta"].obsm["embedding"])

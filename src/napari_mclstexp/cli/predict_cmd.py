@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                    help="distance for the 1/d² weights (default: the model's preset)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B",
                    help="patches per forward pass (default: 256 on CUDA, 64 on CPU)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: mean embedding over the 8 flips/90° rotations, 8× the encoder "
+                        "work (default: as the model was built; its reference bank used the same setting)")
     p.set_defaults(run=run)
 
 
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     _check_paths(args)
     bundle = load_bundle(args.model)
     quiet = bool(getattr(args, "quiet", False))
-    options = dict(device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size)
+    options = dict(device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size,
+                   tta=getattr(args, "tta", None))
     if args.image:
         from ..predict.slide import predict_whole_slide
 

@@ -39,8 +39,10 @@ Three presets are offered (``get_preset``):
     (``encoders.SmallCNN``, ≈ 70 M multiply-adds per image) trained end to end on 64 px inputs (224 px
     crops downscaled), flips/90° rotations and light colour jitter, 128-d L2-normalised embeddings at a
     learnable temperature starting at 0.1, AdamW lr 1e-3 / wd 1e-4 with cosine decay, batch 32,
-    40 epochs, spot context ``"spot"`` with data-sized position tables, test-time augmentation over
-    the 8 square symmetries, k = 200 with L2 1/d² weights.  Measured
+    40 epochs, spot context ``"spot"`` with data-sized position tables, no test-time augmentation
+    (averaging the 8 square symmetries changed ACG by ≈ 0.001 for 8× the encoder work: a CPU user's
+    whole-slide prediction would wait 8× longer for nothing; ``predict --tta`` still offers it),
+    k = 200 with L2 1/d² weights.  Measured
     (``benchmarks/results/quick_vs_histogram.json``, leave-one-section-out on the four shared HER2+
     sections, 3 seeds × held-out C2/C3/C4, CPU, one thread per run): mean ACG 0.200 ± 0.002 (k = 200)
     vs 0.176 for the colour-histogram kNN at its better k (200): +13.7 %; at k = 50 for both, 0.185 vs
@@ -205,6 +207,6 @@ def get_preset(name: str) -> TrainConfig:
             l2_normalize=True, temperature=0.1, learn_temperature=True, optimizer="adamw", lr=1e-3,
             weight_decay=1e-4, scheduler="cosine", batch_size=32, epochs=40, precision="fp32",
             channels_last=False, flips=True, rot90=True, rotate_deg=0.0,
-            color_jitter=(0.1, 0.1, 0.1), tta=True, k=200, distance="l2",
+            color_jitter=(0.1, 0.1, 0.1), tta=False, k=200, distance="l2",
         )
     raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -59,11 +59,13 @@ class ImageEmbedder:
         one captured graph serve every batch.
     use_graph
         Capture the forward pass as a CUDA graph (CUDA only).
+    tta
+        Average over the 8 flips/90° rotations (8× the work); ``None``: the model config's ``tta``.
     """
 
     def __init__(self, model: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None,
-                 use_graph: bool = True) -> None:
-        self.model, self.device, self.precision = model, torch.device(device), precision
+                 use_graph: bool = True, tta: bool | None = None) -> None:
+        self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
         self.batch_size = int(batch_size) if batch_size else None
         self.want_graph = bool(use_graph) and self.device.type in GRAPH_DEVICES
         self.fallback_reason: str | None = None
@@ -78,7 +80,7 @@ class ImageEmbedder:
 
     def _forward(self, x: torch.Tensor, cache: bool = True) -> torch.Tensor:
         with torch.inference_mode(), autocast(self.device, self.precision, cache):
-            return self.model.encode_images(x).float()
+            return self.model.encode_images(x, tta=self.tta).float()
 
     def __call__(self, patches: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = to_device(patches, self.device)

@@ -172,6 +172,7 @@ def predict_whole_slide(
     distance: str | None = None,
     batch_size: int | None = None,
     precision: str = "bf16",
+    tta: bool | None = None,
     min_tissue: float = 0.25,
     detect_tissue: bool = True,
     workers: int | None = None,
@@ -191,7 +192,7 @@ def predict_whole_slide(
         The slide (any format :func:`~napari_mclstexp.io.wsi.open_slide` reads).
     step_px
         Distance between tile centres in full-res px; default: the patch size (tiles touch).
-    device, k, distance, batch_size, precision
+    device, k, distance, batch_size, precision, tta
         As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
     min_tissue
         Tiles whose square of ``patch`` px holds less tissue than this fraction are skipped.
@@ -253,7 +254,7 @@ def predict_whole_slide(
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
         model = prepare_model(bundle, dev) if len(xy) else None
-        embedder = ImageEmbedder(model, dev, precision, batch_size)
+        embedder = ImageEmbedder(model, dev, precision, batch_size, tta=tta)
 
         n, g = len(xy), len(bundle.genes)
         mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles
@@ -307,6 +308,7 @@ def predict_whole_slide(
         info = provenance(
             bundle, k, distance, mode="whole_slide", source_image_path=str(path.resolve()),
             patch_px=int(patch_px), input_px=input_px, level=int(level), min_tissue=float(min_tissue),
+            tta=bool(bundle.config.get("tta", False) if tta is None else tta),
             grid=grid.to_dict(),
         )
         lib = path.stem

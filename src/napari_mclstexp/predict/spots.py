@@ -56,11 +56,12 @@ def embed_patches(
     batch_size: int,
     *,
     precision: str = "bf16",
+    tta: bool | None = None,
     cancel: CancelToken | None = None,
 ) -> ProgressGen[torch.Tensor]:
     """Embed patches in batches; yields ``Progress("embed")``; returns float32 ``(N, D)`` on ``device``."""
     n = len(patches)
-    embedder = ImageEmbedder(model, device, precision, batch_size)
+    embedder = ImageEmbedder(model, device, precision, batch_size, tta=tta)
     out = []
     for start in range(0, n, batch_size):
         if cancel is not None:
@@ -152,6 +153,7 @@ def predict_at_spots(
     distance: str | None = None,
     batch_size: int | None = None,
     precision: str = "bf16",
+    tta: bool | None = None,
     patch_cache: Any = None,
     cancel: CancelToken | None = None,
 ) -> ProgressGen[Any]:
@@ -172,6 +174,9 @@ def predict_at_spots(
         Patches per forward pass (default by device: 256 CUDA, 128 MPS, 64 CPU).
     precision
         ``"bf16"`` (autocast on CUDA) or ``"fp32"``.
+    tta
+        Test-time augmentation (mean embedding over the 8 flips/90° rotations, 8× the encoder work);
+        ``None``: as the bundle's config (which its bank was embedded with).
     patch_cache
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
     cancel
@@ -200,7 +205,7 @@ def predict_at_spots(
     input_px = int(bundle.config["input_px"])
     patches = yield from iter_sample_patches(adata, size_px, input_px, patch_cache, cancel)
     model = prepare_model(bundle, dev)
-    emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, cancel=cancel)
+    emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, tta=tta, cancel=cancel)
     if cancel is not None:
         cancel.raise_if_cancelled()
     yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
@@ -209,6 +214,7 @@ def predict_at_spots(
     info = provenance(
         bundle, k, distance, mode="spots", source_sample=library_id(adata),
         source_image_path=str(image_path(adata) or ""), patch_px=int(size_px), input_px=input_px,
+        tta=bool(bundle.config.get("tta", False) if tta is None else tta),
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(
