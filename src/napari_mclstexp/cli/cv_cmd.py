@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ._genes import check_default_panel
 from ._paths import check_output
 
 EPILOG = """\
@@ -43,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--folds", metavar="SECTION,...", help="test only these sections")
     p.add_argument("--bank-extra", nargs="+", default=[], metavar="SAMPLE.h5ad",
                    help="expression-only sections added to the reference bank")
-    p.add_argument("--genes", metavar="FILE|hvg:N", help="gene panel (default: genes common to all sections)")
+    p.add_argument("--genes", metavar="FILE|hvg:N", help="gene panel (default: genes common to all sections, up to 2000)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--domain-key", metavar="COLUMN",
                    help="obs column of reference labels: adds domain ARI/NMI per fold")
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**changes)
     samples = read_samples(args.samples)
     extra = read_samples(args.bank_extra) if args.bank_extra else []
+    check_default_panel(samples + extra, args.genes, cfg)
     folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
     gen = run_cv(
         samples, args.scheme, cfg, out=args.out, folds=folds, extra=extra, genes=args.genes,

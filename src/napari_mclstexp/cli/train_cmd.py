@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._genes import check_default_panel
 from ._paths import check_output
 
 HELP = "train an mclSTExp model on spatial transcriptomics samples with H&E images"
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", metavar="DEVICE",
                    help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--genes", default=None, metavar="FILE|hvg:N",
-                   help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples)")
+                   help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples, up to 2000)")
     p.add_argument("--weights", default=None, metavar="imagenet|none|PATH",
                    help="image encoder initialisation (default: the preset's)")
     p.add_argument("--encoder", default=None, choices=("densenet121", "resnet18", "resnet50", "smallcnn"),
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(checkpoint, args.samples)
     config = config_from_args(args)
     samples = [read_sample(p, require_image=True) for p in args.samples]
+    check_default_panel(samples, args.genes, config)
     quiet = bool(getattr(args, "quiet", False))
     result = run_with_progress(
         train(samples, config, genes=args.genes, device=args.device, checkpoint=checkpoint,
