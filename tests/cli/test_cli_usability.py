@@ -41,3 +41,48 @@ def _read(paths):
     import anndata as ad
 
     return [ad.read_h5ad(p) for p in paths]
+
+
+@pytest.fixture
+def marker_pred(synthetic_sample, tmp_path):
+    """A prediction/measurement pair whose panel holds known markers (ERBB2, CD74, KRT8)."""
+    import numpy as np
+
+    from napari_mclstexp.data.genes import expression_matrix
+    from napari_mclstexp.io.h5ad import write_h5ad
+
+    truth = synthetic_sample
+    names = list(map(str, truth.var_names))
+    names[:3] = ["ERBB2", "CD74", "KRT8"]
+    truth.var_names = names
+    pred = truth.copy()
+    norm = expression_matrix(truth, names, "log10_1e4")
+    pred.X = (norm + np.random.default_rng(0).normal(0, 0.2, size=norm.shape)).astype(np.float32)
+    pred.uns["mclstexp"] = {"normalization": "log10_1e4"}
+    write_h5ad(truth, tmp_path / "truth.h5ad")
+    write_h5ad(pred, tmp_path / "pred.h5ad")
+    return tmp_path / "pred.h5ad", tmp_path / "truth.h5ad"
+
+
+def test_evaluate_marker_counts_are_whole_numbers_and_outputs_are_listed(marker_pred, tmp_path, capsys):
+    pred, truth = marker_pred
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(pred), "--truth", str(truth), "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    groups = [line for line in lines if ", mean r " in line]
+    assert groups and not any(".0 gene" in line for line in groups)  # was "1.0 genes"
+    assert any(line.startswith("immune: 1 gene, mean r ") for line in groups)
+    assert lines[-1] == f"wrote {out}"
+
+
+def test_evaluate_unknown_figure_gene_fails_first_naming_the_file(marker_pred, tmp_path, capsys):
+    pred, truth = marker_pred
+    out = tmp_path / "m.json"
+    code = main(["evaluate", str(pred), "--truth", str(truth), "--json", str(out),
+                 "--figure", str(tmp_path / "f.png"), "--figure-genes", "ERBB2,GRB7"])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no scores printed before the failure
+    assert captured.err.count("\n") == 1 and str(pred) in captured.err and "GRB7" in captured.err
+    assert "ERBB2" not in captured.err.split("GRB7")[0].split(str(pred))[-1]  # only the missing gene named
+    assert not out.exists() and not (tmp_path / "f.png").exists()

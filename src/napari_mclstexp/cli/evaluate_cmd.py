@@ -62,6 +62,22 @@ def _figure_genes(arg: str | None, ranked: Any) -> list[str]:
     return (["ERBB2"] if "ERBB2" in ranked.index else []) + best
 
 
+def _check_figure_genes(arg: str, pred: Any, truth: Any, pred_path: str, truth_path: str) -> None:
+    """Refuse ``--figure-genes`` absent from the prediction or the measurement, before any work."""
+    from ..errors import GenePanelError
+
+    genes = [g.strip() for g in arg.split(",") if g.strip()]
+    if not genes:
+        raise GenePanelError("--figure-genes names no gene")
+    for adata, path, what in ((pred, pred_path, "prediction"), (truth, truth_path, "measured sample")):
+        names = set(map(str, adata.var_names))
+        missing = [g for g in genes if g not in names]
+        if missing:
+            raise GenePanelError(
+                f"--figure-genes {', '.join(missing)}: not in this {what}'s {len(names)} genes", path
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print a summary and write the requested files; returns 0."""
     from ..analysis.interpret import group_summary, marker_report, rank_genes
@@ -73,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     # the measured sample is read as a sample: validated, relative image path resolved (figure)
     pred, truth = read_h5ad(args.pred), read_sample(args.truth)
+    if args.figure and args.figure_genes:
+        _check_figure_genes(args.figure_genes, pred, truth, args.pred, args.truth)
     result = evaluate(pred, truth, normalization=args.normalization)
     scores = summary(result)
     ranked = rank_genes(result["per_gene"])
@@ -90,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     print("best predicted: " + ", ".join(f"{g} {r:.3f}" for g, r in ranked["r"].head(5).items()))
     if groups is not None:
         for name, row in groups.iterrows():
-            print(f"{name}: {row['n_genes']} genes, mean r {row['mean_r']:.4f}")
+            n = int(row["n_genes"])
+            print(f"{name}: {n} gene{'' if n == 1 else 's'}, mean r {row['mean_r']:.4f}")
 
     if args.json:
         data = dict(scores)
@@ -110,4 +129,7 @@ def run(args: argparse.Namespace) -> int:
         plot_measured_vs_predicted(
             pred, truth, _figure_genes(args.figure_genes, ranked), args.figure, normalization=args.normalization
         )
+    written = [p for p in (args.json, args.genes_csv, args.figure) if p]
+    if written:
+        print("wrote " + ", ".join(written))
     return 0
