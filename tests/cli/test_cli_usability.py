@@ -86,3 +86,26 @@ def test_evaluate_unknown_figure_gene_fails_first_naming_the_file(marker_pred, t
     assert captured.err.count("\n") == 1 and str(pred) in captured.err and "GRB7" in captured.err
     assert "ERBB2" not in captured.err.split("GRB7")[0].split(str(pred))[-1]  # only the missing gene named
     assert not out.exists() and not (tmp_path / "f.png").exists()
+
+
+def test_cv_table_shows_std_and_domain_scores(sample_files, tmp_path, monkeypatch, capsys):
+    from napari_mclstexp.train import cv
+
+    scores = {"SYN1": (0.2, 0.5), "SYN3": (0.4, 0.7)}
+
+    def fake_fold(fold, samples, config, **kwargs):
+        yield from ()
+        acg, ari = scores[fold.test]
+        return {"metrics": {"acg": acg, "heg50": 0.1, "hvg50": 0.1, "mse": 1.0, "mae": 0.5,
+                            "domain_ari": ari, "domain_nmi": ari}, "device": "cpu", "timings": {"train_s": 1.0}}
+
+    monkeypatch.setattr(cv, "run_fold", fake_fold)
+    out = tmp_path / "cv.json"
+    assert main(["-q", "cv", *sample_files, "--scheme", "patient", "--folds", "SYN1,SYN3", "--genes", "hvg:5",
+                 "--domain-key", "region", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-4:-2] == ["ARI", "NMI"]
+    mean = next(line for line in lines if line.startswith("mean")).split()
+    std = next(line for line in lines if line.startswith("std")).split()
+    assert mean[1] == "0.3000" and mean[-2] == "0.6000"  # ACG and ARI averaged over the two folds
+    assert float(std[1]) == pytest.approx(0.1, abs=0.0011) or float(std[1]) == pytest.approx(0.1414, abs=0.0011)

@@ -62,21 +62,32 @@ def read_samples(paths: list[str]) -> list[Any]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    """Per-fold and mean metrics as a small text table."""
+    """Per-fold metrics, their mean and standard deviation (and the baseline's mean) as a small table.
+
+    Domain ARI/NMI columns appear when the folds were scored against reference labels (``--domain-key``).
+    """
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, int | float) else "  -   "
 
     keys = ["acg", "heg50", "hvg50", "mse", "mae"]
-    print(f"{'fold':<10}" + "".join(f"{k.upper():>9}" for k in keys) + f"{'train s':>10}")
-    for name, fold in results["folds"].items():
-        m = fold.get("metrics", {})
-        train_s = fold.get("timings", {}).get("train_s")
-        print(f"{name:<10}" + "".join(f"{fmt(m.get(k)):>9}" for k in keys)
-              + f"{(f'{train_s:.1f}' if train_s is not None else '-'):>10}")
     mean = results.get("mean", {})
-    print(f"{'mean':<10}" + "".join(f"{fmt(mean.get(k)):>9}" for k in keys))
+    folds = results["folds"]
+    if "domain_ari" in mean or any("domain_ari" in f.get("metrics", {}) for f in folds.values()):
+        keys += ["domain_ari", "domain_nmi"]
+
+    def row(name: str, values: dict[str, Any], suffix: str = "", tail: str = "") -> str:
+        return f"{name:<10}" + "".join(f"{fmt(values.get(k + suffix)):>9}" for k in keys) + tail
+
+    header = [k.replace("domain_", "").upper() for k in keys]
+    print(f"{'fold':<10}" + "".join(f"{h:>9}" for h in header) + f"{'train s':>10}")
+    for name, fold in folds.items():
+        train_s = fold.get("timings", {}).get("train_s")
+        print(row(name, fold.get("metrics", {}), tail=f"{(f'{train_s:.1f}' if train_s is not None else '-'):>10}"))
+    print(row("mean", mean))
+    if any(k + "_std" in mean for k in keys):
+        print(row("std", mean, "_std"))
     if "baseline_acg" in mean:
-        print(f"{'baseline':<10}" + "".join(f"{fmt(mean.get('baseline_' + k)):>9}" for k in keys))
+        print(f"{'baseline':<10}" + "".join(f"{fmt(mean.get('baseline_' + k)):>9}" for k in keys[:5]))
 
 
 def run(args: argparse.Namespace) -> int:
