@@ -109,3 +109,14 @@ def test_cv_table_shows_std_and_domain_scores(sample_files, tmp_path, monkeypatc
     std = next(line for line in lines if line.startswith("std")).split()
     assert mean[1] == "0.3000" and mean[-2] == "0.6000"  # ACG and ARI averaged over the two folds
     assert float(std[1]) == pytest.approx(0.1, abs=0.0011) or float(std[1]) == pytest.approx(0.1414, abs=0.0011)
+
+
+def test_domains_missing_label_column_names_the_file(marker_pred, capsys):
+    pred, truth = marker_pred
+    before = pred.read_bytes()
+    assert main(["domains", str(pred), "--k", "2", "--truth-key", "pathology"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"mclstexp domains: error: {pred}: no obs column 'pathology'")
+    assert main(["domains", str(pred), "--k", "2", "--truth", str(truth), "--truth-key", "nope"]) == 2
+    assert f"{truth}: no obs column 'nope'" in capsys.readouterr().err
+    assert pred.read_bytes() == before  # the prediction (updated in place on success) is untouched

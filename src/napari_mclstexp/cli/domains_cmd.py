@@ -44,6 +44,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def _check_label_column(adata: Any, key: str, path: str) -> None:
+    """Refuse a reference-label column the file lacks, naming the file and the columns it has."""
+    from ..errors import SampleFormatError
+
+    if key not in adata.obs:
+        cols = ", ".join(map(str, adata.obs.columns)) or "none"
+        raise SampleFormatError(f"no obs column {key!r} for --truth-key (columns: {cols})", path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Cluster, print sizes and scores, save the labels; returns 0."""
     from ..analysis.domains import add_domains, reference_labels
@@ -56,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     pred = read_h5ad(args.pred)
     truth = None
     if args.truth:
-        truth = reference_labels(pred, read_h5ad(args.truth), args.truth_key or "annotation")
+        reference = read_h5ad(args.truth)
+        _check_label_column(reference, args.truth_key or "annotation", args.truth)
+        truth = reference_labels(pred, reference, args.truth_key or "annotation")
+    elif args.truth_key:
+        _check_label_column(pred, args.truth_key, args.pred)
     result = add_domains(
         pred,
         args.k,
