@@ -95,6 +95,10 @@ def run(gen: Generator[Progress, Any, T], on_event: Callable[[Progress], None] |
             on_event(event)
 
 
+#: Event metrics the bar itself already shows (step count, remaining time): left out of its postfix.
+_SHOWN_BY_BAR = frozenset({"step", "eta_s"})
+
+
 def run_with_progress(gen: Generator[Progress, Any, T], *, disable: bool = False) -> T:
     """Drive a progress generator while showing a tqdm bar per stage (the CLI's face).
 
@@ -114,13 +118,15 @@ def run_with_progress(gen: Generator[Progress, Any, T], *, disable: bool = False
             for old in current.values():
                 old.close()
             current.clear()
-            bar = tqdm(total=event.total, desc=event.stage, disable=disable, leave=True,
+            # a stage that comes back (an outer loop around inner stages) continues where it was
+            bar = tqdm(total=event.total, desc=event.stage, disable=disable, leave=True, initial=event.step,
                        mininterval=interval, maxinterval=max(interval, 10.0))
             current[event.stage] = bar
         if event.total is not None and bar.total != event.total:
             bar.total = event.total
-        if event.metrics:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in event.metrics.items()}, refresh=False)
+        shown = {k: v for k, v in event.metrics.items() if k not in _SHOWN_BY_BAR}
+        if shown:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
         bar.update(event.step - bar.n)  # redraws only when mininterval has passed
 
     try:

@@ -120,3 +120,20 @@ def test_domains_missing_label_column_names_the_file(marker_pred, capsys):
     assert main(["domains", str(pred), "--k", "2", "--truth", str(truth), "--truth-key", "nope"]) == 2
     assert f"{truth}: no obs column 'nope'" in capsys.readouterr().err
     assert pred.read_bytes() == before  # the prediction (updated in place on success) is untouched
+
+
+def test_progress_bars_not_noisy_off_a_terminal(capsys):
+    from napari_mclstexp.progress import Progress, run_with_progress
+
+    def job():
+        for fold in range(3):  # an outer stage around inner ones, as cv and the demo do
+            yield Progress("cv", fold, 3)
+            for i in range(4):
+                yield Progress("train", i + 1, 4, metrics={"loss": 2.0 - i, "step": i + 1, "eta_s": 3.0 - i})
+        yield Progress("cv", 3, 3)
+        return 7
+
+    assert run_with_progress(job()) == 7
+    err = capsys.readouterr().err
+    assert err.rindex("0/3") < err.index("1/3") < err.index("2/3") < err.index("3/3")  # no restart at 0
+    assert "loss=" in err and "eta_s" not in err and "step=" not in err  # the bar shows count and ETA
