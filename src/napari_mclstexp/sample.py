@@ -230,7 +230,10 @@ def validate_sample(adata: Any, path: str | os.PathLike | None = None, *, requir
         img = image_path(adata)
         if img is None:
             raise SampleFormatError(
-                "no image: uns['spatial'][library]['metadata']['source_image_path'] is not set", path
+                "no image (uns['spatial'][library]['metadata']['source_image_path'] is not set): "
+                "an expression-only section cannot train or be predicted from pixels; use sections "
+                "with an H&E image (visium: import with --image)",
+                path,
             )
         if not img.is_file():
             raise MissingInputError(f"the sample's image {img} does not exist", path)

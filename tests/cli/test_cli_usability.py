@@ -137,3 +137,16 @@ def test_progress_bars_not_noisy_off_a_terminal(capsys):
     err = capsys.readouterr().err
     assert err.rindex("0/3") < err.index("1/3") < err.index("2/3") < err.index("3/3")  # no restart at 0
     assert "loss=" in err and "eta_s" not in err and "step=" not in err  # the bar shows count and ETA
+
+
+def test_expression_only_sample_message_says_what_to_do(synthetic_sample, tmp_path, capsys):
+    from napari_mclstexp.io.h5ad import write_h5ad
+
+    sample = synthetic_sample
+    lib = next(iter(sample.uns["spatial"]))
+    del sample.uns["spatial"][lib]["metadata"]["source_image_path"]
+    path = tmp_path / "expr_only.h5ad"
+    write_h5ad(sample, path)
+    assert main(["train", str(path), "--out", str(tmp_path / "m.mclst"), "--preset", "quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: no image" in err and "expression-only section" in err
