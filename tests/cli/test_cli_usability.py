@@ -150,3 +150,19 @@ def test_expression_only_sample_message_says_what_to_do(synthetic_sample, tmp_pa
     assert main(["train", str(path), "--out", str(tmp_path / "m.mclst"), "--preset", "quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: no image" in err and "expression-only section" in err
+
+
+def test_cv_names_the_expression_only_section(sample_files, tmp_path, capsys):
+    import anndata as ad
+
+    from napari_mclstexp.io.h5ad import write_h5ad
+
+    sample = ad.read_h5ad(sample_files[2])
+    del sample.uns["spatial"][next(iter(sample.uns["spatial"]))]["metadata"]["source_image_path"]
+    write_h5ad(sample, sample_files[2])
+    out = tmp_path / "cv.json"
+    assert main(["-q", "cv", *sample_files, "--scheme", "slide", "--genes", "hvg:5", "--epochs", "1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{sample_files[2]}: no image" in err
+    assert not out.exists()

@@ -54,11 +54,11 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def read_samples(paths: list[str]) -> list[Any]:
-    """Read and validate sample ``.h5ad`` files."""
+def read_samples(paths: list[str], require_image: bool = False) -> list[Any]:
+    """Read and validate sample ``.h5ad`` files (``require_image``: each must name its H&E image)."""
     from ..io.h5ad import read_sample
 
-    return [read_sample(p) for p in paths]
+    return [read_sample(p, require_image=require_image) for p in paths]
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     changes = {k: getattr(args, k) for k in ("epochs", "seed", "weights") if getattr(args, k) is not None}
     if changes:
         cfg = cfg.replace(**changes)
-    samples = read_samples(args.samples)
+    samples = read_samples(args.samples, require_image=True)
     extra = read_samples(args.bank_extra) if args.bank_extra else []
     check_default_panel(samples + extra, args.genes, cfg)
     folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
