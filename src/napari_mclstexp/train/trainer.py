@@ -213,8 +213,8 @@ def train(
     ------
     Progress
         ``"patches"`` events, then one ``"train"`` event per step with metrics ``epoch``, ``step``,
-        ``loss`` (latest synchronised mean), ``spots_per_s``, ``eta_s`` (s) and ``cuda_graph`` (1.0
-        once steps are replayed from a CUDA graph).
+        ``loss`` (latest synchronised mean), ``spots_per_s``, ``eta_s`` (s) and, where a CUDA graph
+        is possible, ``cuda_graph`` (1.0 once steps are replayed from it).
 
     Returns
     -------
@@ -297,12 +297,14 @@ def train(
                 last_loss = float(loss.item())
             elapsed = time.perf_counter() - t_start
             step = epoch * steps_per_epoch + s + 1
-            yield Progress("train", step, total_steps, message=f"epoch {epoch + 1}/{cfg.epochs}", metrics={
+            metrics = {
                 "epoch": epoch + 1, "step": step, "loss": last_loss,
                 "spots_per_s": done * batch * ctx.world_size / max(elapsed, 1e-9),
                 "eta_s": elapsed / done * (total_steps - step),
-                "cuda_graph": float(step_fn.mode == "graph"),
-            })
+            }
+            if step_fn.want_graph or step_fn.graph is not None:  # only where a graph is possible
+                metrics["cuda_graph"] = float(step_fn.mode == "graph")
+            yield Progress("train", step, total_steps, message=f"epoch {epoch + 1}/{cfg.epochs}", metrics=metrics)
         seconds = time.perf_counter() - t_epoch
         history.append({
             "epoch": epoch + 1,
