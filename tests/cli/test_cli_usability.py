@@ -166,3 +166,22 @@ def test_cv_names_the_expression_only_section(sample_files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{sample_files[2]}: no image" in err
     assert not out.exists()
+
+
+def test_evaluate_figure_colour_bars_say_the_units(marker_pred, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    pred, truth = marker_pred
+    png = tmp_path / "f.png"
+    assert main(["evaluate", str(pred), "--truth", str(truth), "--figure", str(png), "--figure-genes", "CD74"]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    labels = [ax.get_ylabel() for ax in saved[0].axes if ax.get_ylabel()]
+    assert labels == ["log10(1 + 10⁴ · counts / spot total)"] * 2  # measured and predicted colour bars

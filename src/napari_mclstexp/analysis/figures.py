@@ -64,6 +64,14 @@ def slide_background(adata: Any, max_px: int = 1024) -> tuple[np.ndarray | None,
     return None, 1.0
 
 
+#: Colour-bar label per normalisation method (what the plotted numbers are).
+_UNITS = {
+    "log10_1e4": "log10(1 + 10⁴ · counts / spot total)",
+    "ln_cpm": "ln(1 + counts per million)",
+    "none": "expression (as stored)",
+}
+
+
 def plot_measured_vs_predicted(
     pred: Any,
     truth: Any,
@@ -108,7 +116,9 @@ def plot_measured_vs_predicted(
         raise GenePanelError(f"not in both the prediction and the measurement: {', '.join(missing)}")
     p_idx, t_idx, _ = match_spots(pred, truth)
     panel = [str(g) for g in pred.var_names]
-    measured_all, _ = measured_matrix(truth, panel, normalization or prediction_normalization(pred))
+    scale = normalization or prediction_normalization(pred)
+    measured_all, _ = measured_matrix(truth, panel, scale)
+    unit = _UNITS.get(scale or "none", "expression")
     cols = [panel.index(g) for g in genes]
     measured = measured_all[t_idx][:, cols]
     predicted = _dense(pred.X)[p_idx][:, cols]
@@ -138,7 +148,7 @@ def plot_measured_vs_predicted(
             ax.set_axis_off()
             label = f"{gene} {title}" + (f" (r = {r[row]:.3f})" if col == 1 and np.isfinite(r[row]) else "")
             ax.set_title(label, fontsize=10)
-            fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
+            fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02).set_label(unit, fontsize=8)
     fig.tight_layout()
     out = Path(path)
     with atomic_write_path(out, suffix=".png") as tmp:
