@@ -185,3 +185,18 @@ def test_evaluate_figure_colour_bars_say_the_units(marker_pred, tmp_path, monkey
     assert png.read_bytes()[:4] == b"\x89PNG"
     labels = [ax.get_ylabel() for ax in saved[0].axes if ax.get_ylabel()]
     assert labels == ["log10(1 + 10⁴ · counts / spot total)"] * 2  # measured and predicted colour bars
+
+
+@pytest.mark.parametrize("command", ["import", "train", "predict", "evaluate", "domains", "cv", "demo"])
+def test_help_is_readable(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 110  # the cv description was one 330-char line
+    options = text.split("options:")[1]
+    # every option has a help text: its line (or the next, when the name is long) continues with words
+    lines = options.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  -") and len(line.split("  ")) < 3 and "  " not in line.strip():
+            assert i + 1 < len(lines) and lines[i + 1].startswith(" " * 10), line

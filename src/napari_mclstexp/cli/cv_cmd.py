@@ -25,16 +25,17 @@ def register(subparsers: Any) -> None:
         "cv",
         help="cross-validate (leave one slide or one patient out): per-fold and mean ACG, HEG, ...",
         description=(
-            "Leave-one-slide-out (the paper's protocol) or leave-one-patient-out cross-validation: "
-            "per test section, train on the other image sections, fill the reference bank, predict "
-            "the test section from its image and score it. Under --scheme patient every section of "
+            "Leave-one-slide-out (the paper's protocol) or leave-one-patient-out cross-validation:\n"
+            "per test section, train on the other image sections, fill the reference bank, predict\n"
+            "the test section from its image and score it. Under --scheme patient every section of\n"
             "the test patient is kept out of training and out of the bank."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("samples", nargs="+", metavar="SAMPLE.h5ad", help="image sections (with images)")
-    p.add_argument("--scheme", choices=["slide", "patient"], required=True)
+    p.add_argument("--scheme", choices=["slide", "patient"], required=True,
+                   help="slide: leave one section out (the paper's protocol); patient: leave one patient out")
     p.add_argument("--out", metavar="CV.json", required=True, help="results (resumed when it exists)")
     p.add_argument("--preset", default="quick", choices=["paper", "default", "quick"],
                    help="training preset (default: %(default)s)")
