@@ -200,3 +200,25 @@ def test_help_is_readable(command, capsys):
     for i, line in enumerate(lines):
         if line.startswith("  -") and len(line.split("  ")) < 3 and "  " not in line.strip():
             assert i + 1 < len(lines) and lines[i + 1].startswith(" " * 10), line
+
+
+def _io_builders():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_io_builders_ux", Path(__file__).parents[1] / "io" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_says_which_sections_can_train(tmp_path, capsys):
+    builders = _io_builders()
+    src = builders.write_her2st_dir(tmp_path / "her2st")
+    assert main(["import", "her2st", str(src), "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(f"3 sections imported into {tmp_path / 'out'}: 1 with an H&E image (A2;")
+    assert lines[-1].endswith("2 expression only") and all("->" not in line for line in lines)
+    v = builders.write_visium_dir(tmp_path / "v")
+    assert main(["import", "visium", str(v), "--out", str(tmp_path / "v.h5ad")]) == 0
+    assert "expression only (add --image FULLRES" in capsys.readouterr().out

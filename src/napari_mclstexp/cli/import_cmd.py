@@ -105,7 +105,11 @@ def run_her2st(args: argparse.Namespace) -> int:
     if not quiet:
         for section, (n_obs, n_vars, has_image) in done:
             note = "with image" if has_image else "expression only"
-            print(f"{section}: {n_obs} spots × {n_vars} genes, {note} -> {out / f'{section}.h5ad'}")
+            print(f"{section}: {n_obs} spots × {n_vars} genes, {note} → {out / f'{section}.h5ad'}")
+        with_image = [section for section, (_, _, has_image) in done if has_image]
+        print(f"{len(done)} section{'' if len(done) == 1 else 's'} imported into {out}: "
+              f"{len(with_image)} with an H&E image ({', '.join(with_image) or 'none'}; these can train "
+              f"and be predicted), {len(done) - len(with_image)} expression only")
     return 0
 
 
@@ -122,7 +126,8 @@ def run_visium(args: argparse.Namespace) -> int:
     adata = read_visium(folder, image=args.image, library_id=args.library_id)
     write_h5ad(adata, out)
     if not getattr(args, "quiet", False):
-        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} spots × {adata.n_vars} genes → {out}")
+        note = "with image" if args.image else "expression only (add --image FULLRES to train or predict)"
+        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} spots × {adata.n_vars} genes, {note} → {out}")
     return 0
 
 
