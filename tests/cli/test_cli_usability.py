@@ -222,3 +222,12 @@ def test_import_says_which_sections_can_train(tmp_path, capsys):
     v = builders.write_visium_dir(tmp_path / "v")
     assert main(["import", "visium", str(v), "--out", str(tmp_path / "v.h5ad")]) == 0
     assert "expression only (add --image FULLRES" in capsys.readouterr().out
+
+
+def test_quiet_may_follow_the_command(tmp_path, capsys):
+    builders = _io_builders()
+    v = builders.write_visium_dir(tmp_path / "v")
+    assert main(["import", "visium", str(v), "--out", str(tmp_path / "a.h5ad"), "-q"]) == 0
+    assert capsys.readouterr().out == ""  # quiet: no summary either
+    assert main(["import", "visium", str(v), "--out", str(tmp_path / "b.h5ad")]) == 0
+    assert "5 genes" in capsys.readouterr().out  # without -q (before or after) the summary is printed

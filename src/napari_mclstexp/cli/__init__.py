@@ -32,7 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name}_cmd")
         module.register(sub)
+    _accept_quiet_anywhere(parser)
     return parser
+
+
+def _accept_quiet_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``-q`` also follow the command (``mclstexp train ... -q``), in every sub-command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "-q" not in child._option_string_actions:
+                    child.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                       help="no progress bars")
+                _accept_quiet_anywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
