@@ -231,3 +231,25 @@ def test_quiet_may_follow_the_command(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # quiet: no summary either
     assert main(["import", "visium", str(v), "--out", str(tmp_path / "b.h5ad")]) == 0
     assert "5 genes" in capsys.readouterr().out  # without -q (before or after) the summary is printed
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_demo_lists_the_retrained_model(trained, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    import napari_mclstexp.demo as demo
+
+    def fake_run_demo(out, **kwargs):
+        yield from ()
+        out = Path(out)
+        metrics = {"test_spots": 3, "n_genes": 2, "acg": 0.5, "acg_image_genes": 0.6, "ari": 0.7,
+                   "ari_measured": 1.0, "seconds": 1.0, "trained_now": kwargs["train"]}
+        if kwargs["train"]:
+            metrics["bundle"] = str(out / "model.mclst")
+        return demo.DemoResult(out, out / "predictions.h5ad", out / "metrics.json", None, metrics, [])
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    argv = ["-q", "demo", "--out", str(tmp_path / "d")] + (["--train"] if trained else [])
+    assert main(argv) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed == ["predictions.h5ad", "metrics.json"] + (["model.mclst"] if trained else [])

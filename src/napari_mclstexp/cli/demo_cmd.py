@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 HELP = "run the offline demo: predict genes on the held-out part of a bundled synthetic slide"
 
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (result.prediction_path, result.metrics_path, result.figure_path):
         if path is not None:
             print(f"  {path.name}")
+    if m.get("trained_now") and m.get("bundle"):
+        print(f"  {Path(m['bundle']).name} (the retrained model)")
     if args.napari:
         if not _has_display():
             print("no display found (DISPLAY is unset): not opening napari; the outputs above are complete")
