@@ -253,3 +253,17 @@ def test_demo_lists_the_retrained_model(trained, tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert listed == ["predictions.h5ad", "metrics.json"] + (["model.mclst"] if trained else [])
+
+
+def test_user_warnings_are_one_line(sample_files, tmp_path, capsys):
+    genes = tmp_path / "genes.txt"
+    import anndata as ad
+
+    names = list(map(str, ad.read_h5ad(sample_files[0]).var_names[:3]))
+    genes.write_text("\n".join([*names, "NOT_A_GENE"]) + "\n")
+    assert main(["-q", "train", sample_files[0], "--out", str(tmp_path / "m.mclst"), "--preset", "quick",
+                 "--epochs", "1", "--device", "cpu", "--genes", str(genes)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"mclstexp train: warning: {genes}: 1 of 4 genes are in no sample and were dropped "
+                     "(e.g. NOT_A_GENE)"]

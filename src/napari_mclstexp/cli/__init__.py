@@ -47,6 +47,19 @@ def _accept_quiet_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_quiet_anywhere(child)
 
 
+def _one_line_warning(command: str):
+    """A :func:`warnings.showwarning` printing ``mclstexp COMMAND: warning: MESSAGE`` for user warnings."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+            print(f"mclstexp {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status.
 
@@ -58,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():  # our own warnings as one line each, not source file and code line
+            warnings.simplefilter("default", UserWarning)
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.run(args) or 0)
     except MclstexpError as err:
         print(f"mclstexp {args.command}: error: {err}", file=sys.stderr)
         return 2
