@@ -267,3 +267,21 @@ def test_user_warnings_are_one_line(sample_files, tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [f"mclstexp train: warning: {genes}: 1 of 4 genes are in no sample and were dropped "
                      "(e.g. NOT_A_GENE)"]
+
+
+@pytest.mark.parametrize("mode", ["spots", "whole_slide"])
+def test_evaluate_unmatched_prediction_names_files_and_the_way_out(mode, marker_pred, capsys):
+    import anndata as ad
+
+    from napari_mclstexp.io.h5ad import write_h5ad
+
+    pred, truth = marker_pred
+    adata = ad.read_h5ad(pred)
+    adata.obs_names = [f"tile{i}" for i in range(adata.n_obs)]
+    adata.obsm["spatial"] = adata.obsm["spatial"] + 10_000.0  # no spot name or position in common
+    adata.uns["mclstexp"] = {"normalization": "log10_1e4", "mode": mode}
+    write_h5ad(adata, pred)
+    assert main(["evaluate", str(pred), "--truth", str(truth)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"mclstexp evaluate: error: {pred}: ") and str(truth) in err
+    assert ("predict at its spots" in err) == (mode == "whole_slide")

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..analysis.report import write_json
 from ..atomic import atomic_write_path
-from ..errors import InputError, MissingInputError
+from ..errors import InputError, MissingInputError, SpotMatchError
 from ._paths import check_output
 
 
@@ -91,7 +91,16 @@ def run(args: argparse.Namespace) -> int:
     pred, truth = read_h5ad(args.pred), read_sample(args.truth)
     if args.figure and args.figure_genes:
         _check_figure_genes(args.figure_genes, pred, truth, args.pred, args.truth)
-    result = evaluate(pred, truth, normalization=args.normalization)
+    try:
+        result = evaluate(pred, truth, normalization=args.normalization)
+    except SpotMatchError as err:
+        if err.path is not None:
+            raise
+        problem = err.problem.replace("the measured sample", f"the measured sample {args.truth}")
+        if pred.uns.get("mclstexp", {}).get("mode") == "whole_slide":
+            problem = (f"a whole-slide prediction (tile grid) shares no spot with {args.truth}; "
+                       f"to score, predict at its spots: mclstexp predict MODEL.mclst {args.truth} --out PRED.h5ad")
+        raise SpotMatchError(problem, args.pred) from err
     scores = summary(result)
     ranked = rank_genes(result["per_gene"])
     report = marker_report(result["per_gene"])
