@@ -194,6 +194,7 @@ def test_help_is_readable(command, capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 110  # the cv description was one 330-char line
+    assert "examples:\n  mclstexp " in text  # evaluate and domains had none
     options = text.split("options:")[1]
     # every option has a help text: its line (or the next, when the name is long) continues with words
     lines = options.splitlines()

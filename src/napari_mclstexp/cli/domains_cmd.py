@@ -17,10 +17,17 @@ def register(subparsers: Any) -> None:
         "domains",
         help="find spatial domains (PCA + k-means) and score them against labels (ARI, NMI)",
         description=(
-            "Cluster spots of a prediction into K domains (PCA to 9 components, k-means++, seeded), "
-            "on predicted expression or on image embeddings; store the labels in obs and, given "
+            "Cluster spots of a prediction into K domains (PCA to 9 components, k-means++, seeded),\n"
+            "on predicted expression or on image embeddings; store the labels in obs and, given\n"
             "reference labels, report ARI and NMI ('undetermined' spots dropped)."
         ),
+        epilog=(
+            "examples:\n"
+            "  mclstexp domains C4_pred.h5ad --k 7 --truth-key cluster_ref --json C4_domains.json\n"
+            "  mclstexp domains B1_pred.h5ad --k 6 --truth B1.h5ad --truth-key annotation --out B1_domains.h5ad\n"
+            "  mclstexp domains slide_pred.h5ad --k 5 --source embedding --out slide_domains.h5ad\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("pred", metavar="PRED.h5ad", help="prediction (or any AnnData with normalised X)")
     p.add_argument("--k", type=int, required=True, help="number of domains")

@@ -32,10 +32,17 @@ def register(subparsers: Any) -> None:
         "evaluate",
         help="score a prediction against measured expression (ACG, HEG@50, HVG@50, MSE, MAE)",
         description=(
-            "Compare predicted expression with the measured expression of the same spots (matched "
-            "by spot name, else by position). ACG = mean Pearson r over genes; HEG@50 / HVG@50 = "
+            "Compare predicted expression with the measured expression of the same spots (matched\n"
+            "by spot name, else by position). ACG = mean Pearson r over genes; HEG@50 / HVG@50 =\n"
             "the same over the 50 most expressed / most variable measured genes."
         ),
+        epilog=(
+            "examples:\n"
+            "  mclstexp evaluate C4_pred.h5ad --truth C4.h5ad\n"
+            "  mclstexp evaluate C4_pred.h5ad --truth C4.h5ad --json C4_metrics.json --genes-csv C4_genes.csv \\\n"
+            "      --figure C4.png --figure-genes CD74,KRT8\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("pred", metavar="PRED.h5ad", help="prediction written by mclstexp predict")
     p.add_argument("--truth", metavar="SAMPLE.h5ad", required=True, help="measured sample (raw counts)")
