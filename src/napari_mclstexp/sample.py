@@ -170,7 +170,14 @@ def drop_spots_outside(adata: Any, shape: tuple[int, int], path: str | os.PathLi
     if n_out == 0:
         return adata
     if n_out == len(inside):
-        raise SpotMatchError(f"none of the {n_out} spots lies inside the image ({w} × {h} px)", path)
+        finite = xy[np.isfinite(xy).all(1)]
+        span = (f"; the spots span x {finite[:, 0].min():.0f}–{finite[:, 0].max():.0f}, "
+                f"y {finite[:, 1].min():.0f}–{finite[:, 1].max():.0f} px" if len(finite) else "")
+        raise SpotMatchError(
+            f"none of the {n_out} spots lies inside the image ({w} × {h} px){span}: is it the "
+            "full-resolution image the spot coordinates refer to?",
+            path,
+        )
     where = f"{path}: " if path is not None else ""
     warnings.warn(
         f"{where}{n_out} of {len(inside)} spots lie outside the image ({w} × {h} px) and were dropped",

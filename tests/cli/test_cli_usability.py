@@ -286,3 +286,18 @@ def test_evaluate_unmatched_prediction_names_files_and_the_way_out(mode, marker_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"mclstexp evaluate: error: {pred}: ") and str(truth) in err
     assert ("predict at its spots" in err) == (mode == "whole_slide")
+
+
+def test_visium_wrong_image_says_where_the_spots_are(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    builders = _io_builders()
+    src = builders.write_visium_dir(tmp_path / "v")
+    small = tmp_path / "hires.png"  # a downscaled picture instead of the full-resolution one
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(small)
+    out = tmp_path / "v.h5ad"
+    assert main(["import", "visium", str(src), "--out", str(out), "--image", str(small)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(20 × 20 px); the spots span x " in err and "full-resolution image" in err
+    assert not out.exists()
