@@ -187,7 +187,7 @@ def test_evaluate_figure_colour_bars_say_the_units(marker_pred, tmp_path, monkey
     assert labels == ["log10(1 + 10⁴ · counts / spot total)"] * 2  # measured and predicted colour bars
 
 
-@pytest.mark.parametrize("command", ["import", "train", "predict", "evaluate", "domains", "cv", "demo"])
+@pytest.mark.parametrize("command", ["import", "train", "predict", "evaluate", "domains", "export", "cv", "demo"])
 def test_help_is_readable(command, capsys):
     with pytest.raises(SystemExit) as stop:
         main([command, "--help"])
