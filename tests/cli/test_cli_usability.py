@@ -301,3 +301,17 @@ def test_visium_wrong_image_says_where_the_spots_are(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(20 × 20 px); the spots span x " in err and "full-resolution image" in err
     assert not out.exists()
+
+
+def test_visium_outs_folder_is_named_after_the_sample(tmp_path, capsys):
+    import anndata as ad
+    import h5py
+
+    builders = _io_builders()
+    src = builders.write_visium_dir(tmp_path / "Breast_S1" / "outs")
+    with h5py.File(src / "filtered_feature_bc_matrix.h5", "r+") as f:
+        del f.attrs["library_ids"]  # older Space Ranger matrices carry no sample name
+    out = tmp_path / "s1.h5ad"
+    assert main(["-q", "import", "visium", str(src), "--out", str(out)]) == 0
+    adata = ad.read_h5ad(out)
+    assert set(adata.obs["section"]) == {"Breast_S1"} and list(adata.uns["spatial"]) == ["Breast_S1"]

@@ -187,7 +187,9 @@ def read_visium(folder: str | os.PathLike, image: str | os.PathLike | None = Non
         )
         adata = adata[matched].copy()
     table = in_tissue.loc[adata.obs_names]
-    lib = library_id or next((s for s in adata.uns.pop("library_ids", []) if s != "custom"), None) or folder.name
+    # Space Ranger writes <sample>/outs/: name the section after the sample, not "outs"
+    folder_name = folder.resolve().parent.name if folder.name.lower() == "outs" else folder.name
+    lib = library_id or next((s for s in adata.uns.pop("library_ids", []) if s != "custom"), None) or folder_name
     adata.uns.pop("library_ids", None)
     adata.obs["array_row"] = table["array_row"].to_numpy(np.int64)
     adata.obs["array_col"] = table["array_col"].to_numpy(np.int64)
