@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""CPU speed figures (``make bench``): the patch pipeline and the quick preset's time to a model.
+"""CPU speed figures (``make bench``): patch pipeline, quick preset's time to a model, whole-slide speed.
 
 ``patch_pipeline``
     Training patches per second on the CPU, three ways:
@@ -20,6 +20,10 @@
 ``quick_preset``
     Wall-clock seconds from synthetic samples on disk to a bundle with the ``quick`` preset
     (patches, training, reference bank), and the held-out ACG of that bundle (sanity: it learned).
+``whole_slide``
+    ``predict.slide.predict_whole_slide`` with the shipped demo model (``quick`` preset) on a synthetic
+    pyramidal JPEG slide, tiles touching: tiles/s without and with test-time augmentation (what a
+    pathologist without a GPU waits for).
 
 Every rate is also given per CPU-second of this process (``*_cpu_s``), which stays meaningful when
 other processes share the cores (the load average at start and end is recorded).
@@ -48,9 +52,9 @@ if (HERE.parent / "src").is_dir():
 
 SIZES = {
     "full": dict(patch_px=224, batch=128, n_patches=1024, pil_patches=384, image_px=2048, quick_image_px=512,
-                 quick_sections=3, quick_epochs=None),
+                 quick_sections=3, quick_epochs=None, slide_px=4096),
     "tiny": dict(patch_px=64, batch=16, n_patches=64, pil_patches=32, image_px=256, quick_image_px=256,
-                 quick_sections=3, quick_epochs=2),
+                 quick_sections=3, quick_epochs=2, slide_px=768),
 }
 
 
@@ -166,11 +170,39 @@ def bench_quick(s: dict, work: Path) -> dict:
             "final_loss": float(result.history[-1]["loss"]) if result.history else None}
 
 
+def bench_slide(s: dict, work: Path) -> dict:
+    """Whole-slide prediction on the CPU with the demo bundle: tiles/s, TTA off and on."""
+    from gpu_parts import synthetic_slide
+
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.demo import sample_data_dir
+    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
+    from napari_mclstexp.predict.slide import predict_whole_slide
+    from napari_mclstexp.progress import run
+
+    bundle = load_bundle(sample_data_dir() / "demo_quick.mclst")
+    slide = write_pyramid_tiff(work / "cpu_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
+    out: dict = {"slide_px": s["slide_px"], "preset": bundle.config.get("preset"),
+                 "input_px": int(bundle.config["input_px"]), "bank_spots": len(bundle.bank)}
+    for tta in (False, True):
+        t0, c0 = time.perf_counter(), time.process_time()
+        pred = run(predict_whole_slide(bundle, slide, device="cpu", tta=tta))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        key = "tta" if tta else "no_tta"
+        out[key] = {"tiles": int(pred.n_obs), "seconds": wall, "tiles_per_s": pred.n_obs / wall,
+                    "tiles_per_cpu_s": pred.n_obs / max(cpu, 1e-9)}
+        log(f"  whole slide {s['slide_px']} px, TTA {'on' if tta else 'off'}: {pred.n_obs} tiles in {wall:.1f} s "
+            f"= {pred.n_obs / wall:.0f} tiles/s")
+    out["tta_cost"] = out["tta"]["seconds"] / out["no_tta"]["seconds"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="CPU speed figures: patch pipeline and quick-preset time to a model")
+    p = argparse.ArgumentParser(description="CPU speed figures: patch pipeline, quick-preset time to a model, "
+                                            "whole-slide prediction")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (seconds; for tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--parts", default="patches,quick")
+    p.add_argument("--parts", default="patches,quick,slide")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     args = p.parse_args(argv)
     if args.threads:
@@ -183,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
               "load_avg_start": os.getloadavg()[0],
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "errors": {}}
     work = Path(tempfile.mkdtemp(prefix="mclstexp-cpubench-"))
-    parts = {"patches": ("patch_pipeline", bench_patch_pipeline), "quick": ("quick_preset", bench_quick)}
+    parts = {"patches": ("patch_pipeline", bench_patch_pipeline), "quick": ("quick_preset", bench_quick),
+             "slide": ("whole_slide", bench_slide)}
     for name in [w.strip() for w in args.parts.split(",") if w.strip()]:
         key, fn = parts[name]
         log(f"{key}: start")

@@ -120,3 +120,5 @@ def test_cpu_script_runs_tiny(tmp_path):
         pipe["cached_tensor_paper"]["patches_per_s"] / pipe["pil_per_sample"]["patches_per_s"])
     quick = report["quick_preset"]
     assert quick["time_to_model_s"] > 0 and quick["epochs"] == 2 and np.isfinite(quick["final_loss"])
+    slide = report["whole_slide"]
+    assert slide["no_tta"]["tiles"] == slide["tta"]["tiles"] > 0 and slide["tta_cost"] > 1
