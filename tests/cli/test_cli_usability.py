@@ -315,3 +315,22 @@ def test_visium_outs_folder_is_named_after_the_sample(tmp_path, capsys):
     assert main(["-q", "import", "visium", str(src), "--out", str(out)]) == 0
     adata = ad.read_h5ad(out)
     assert set(adata.obs["section"]) == {"Breast_S1"} and list(adata.uns["spatial"]) == ["Breast_S1"]
+
+
+def test_cv_resume_refusal_says_what_changed(sample_files, tmp_path, monkeypatch, capsys):
+    from napari_mclstexp.train import cv
+
+    def fake_fold(fold, samples, config, **kwargs):
+        yield from ()
+        return {"metrics": {"acg": 0.1}, "device": "cpu", "timings": {"train_s": 1.0}}
+
+    monkeypatch.setattr(cv, "run_fold", fake_fold)
+    out = tmp_path / "cv.json"
+    argv = ["-q", "cv", *sample_files, "--scheme", "patient", "--genes", "hvg:5", "--out", str(out)]
+    assert main([*argv, "--epochs", "3"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(epochs 3 → 4)" in err
+    assert out.read_bytes() == before

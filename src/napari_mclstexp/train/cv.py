@@ -354,8 +354,15 @@ def run_cv(
             raise InputError(f"cannot resume: not a readable results file ({err})", out) from err
         for key in ("format", "scheme", "config", "genes", "data_hash"):
             if previous.get(key) != header[key]:
+                detail = key
+                old, new = previous.get(key), header[key]
+                if isinstance(old, dict) and isinstance(new, dict):
+                    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                    detail = ", ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in changed[:4]) or key
+                elif key == "scheme":
+                    detail = f"scheme {old!r} → {new!r}"
                 raise InputError(
-                    f"cannot resume: this file holds a different run ({key} differs); "
+                    f"cannot resume: this file holds a different run ({detail}); "
                     "choose another --out or delete it",
                     out,
                 )
