@@ -334,3 +334,12 @@ def test_cv_resume_refusal_says_what_changed(sample_files, tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(epochs 3 → 4)" in err
     assert out.read_bytes() == before
+
+
+def test_train_summary_mentions_the_checkpoint(sample_files, tmp_path, capsys):
+    out = tmp_path / "m.mclst"
+    assert main(["train", sample_files[0], "--out", str(out), "--preset", "quick", "--epochs", "1",
+                 "--device", "cpu", "--genes", "hvg:6", "--batch-size", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"saved {out} (6 genes, ") and ", 1 epoch, final loss " in lines[0]
+    assert lines[1].startswith(f"checkpoint {out}.ckpt (") and "kept for --resume" in lines[1]

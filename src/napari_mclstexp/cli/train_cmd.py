@@ -109,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
     save_bundle(bundle, out)
     last = result.history[-1] if result.history else {}
     if not quiet:
+        n_epochs = len(result.history)
         print(f"saved {out} ({len(result.genes)} genes, {sum(a.n_obs for a in samples)} training spots, "
-              f"{len(result.history)} epochs, final loss {last.get('loss', float('nan')):.4f}, "
+              f"{n_epochs} epoch{'' if n_epochs == 1 else 's'}, final loss {last.get('loss', float('nan')):.4f}, "
               f"{result.train_seconds:.0f} s training)")
+        if checkpoint.is_file():
+            print(f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 1e6:.0f} MB) kept for --resume; "
+                  "delete it when no longer needed")
     return 0
