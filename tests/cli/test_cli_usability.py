@@ -24,7 +24,7 @@ def sample_files(synthetic_samples, tmp_path, monkeypatch):
 def test_large_default_gene_panel_is_refused_before_training(command, sample_files, tmp_path, monkeypatch, capsys):
     # real data shares ~15,000 genes: the spot encoder (width = panel size) then needs ~16 GB and the
     # process was killed by the OOM killer; here the limit is lowered below the synthetic panel (33 genes)
-    monkeypatch.setattr("napari_mclstexp.cli._genes.MAX_DEFAULT_GENES", 10)
+    monkeypatch.setattr("napari_mclstexp.data.panel.MAX_DEFAULT_GENES", 10)
     out = tmp_path / ("m.mclst" if command == "train" else "cv.json")
     extra = ["--scheme", "slide"] if command == "cv" else []
     code = main(["-q", command, *sample_files, "--out", str(out), "--preset", "quick", "--epochs", "1",
@@ -33,7 +33,7 @@ def test_large_default_gene_panel_is_refused_before_training(command, sample_fil
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     n_common = len(set.intersection(*(set(map(str, s.var_names)) for s in _read(sample_files))))
-    assert f"share {n_common} genes" in err and "--genes hvg:" in err
+    assert f"share {n_common} genes" in err and "hvg:785" in err and "--genes" in err
     assert not out.exists()
 
 

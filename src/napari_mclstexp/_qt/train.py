@@ -37,6 +37,7 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     Returns the saved :class:`~napari_mclstexp.bundle.Bundle`.
     """
     from ..bundle import make_bundle, save_bundle
+    from ..data.panel import check_default_panel
     from ..model.presets import get_preset
     from ..train.trainer import train
 
@@ -52,6 +53,7 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     if epochs is not None:
         changes["epochs"] = int(epochs)
     config = get_preset(preset).replace(**changes)
+    check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
     with _spare_one_core(device):
         result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
     bundle = make_bundle(result, samples, device=result.device)

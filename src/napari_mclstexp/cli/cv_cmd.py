@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._genes import check_default_panel
+from ..data.panel import check_default_panel
 from ._paths import check_output
 
 EPILOG = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._genes import check_default_panel
+from ..data.panel import check_default_panel
 from ._paths import check_output
 
 HELP = "train an mclSTExp model on spatial transcriptomics samples with H&E images"

@@ -1,4 +1,5 @@
-"""Gene-panel check shared by ``train`` and ``cv``: no silent multi-gigabyte default panel."""
+"""Gene-panel guard for training (CLI ``train``/``cv``, the napari Train widget): no silent multi-gigabyte
+default panel when no genes are chosen."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def check_default_panel(samples: Sequence[Any], genes: str | None, config: Any) 
     samples
         The samples the panel is chosen from.
     genes
-        The ``--genes`` value; anything but ``None`` is the user's explicit choice and passes.
+        The chosen panel (``--genes``, the widget's Genes field); anything but ``None`` is the user's
+        explicit choice and passes.
     config
         The training configuration (for the memory estimate).
 
@@ -54,14 +56,14 @@ def check_default_panel(samples: Sequence[Any], genes: str | None, config: Any) 
     """
     if genes is not None or not samples:
         return
-    from ..data.genes import common_genes
+    from .genes import common_genes
 
     n = len(common_genes(list(samples)))
     if n <= MAX_DEFAULT_GENES:
         return
     raise GenePanelError(
-        f"no --genes given and the samples share {n} genes: the spot encoder is as wide as the panel, "
+        f"no gene panel chosen and the samples share {n} genes: the spot encoder is as wide as the panel, "
         f"so training would need about {training_memory_gb(n, config):.0f} GB; choose a panel, e.g. "
-        f"--genes hvg:785 (the most variable genes) or --genes FILE (a gene list); all shared genes "
-        f"are used by default only up to {MAX_DEFAULT_GENES}"
+        f"hvg:785 (the most variable genes) or a gene list file (--genes in the CLI, the Genes field in "
+        f"napari); all shared genes are used by default only up to {MAX_DEFAULT_GENES}"
     )
