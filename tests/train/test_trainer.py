@@ -45,6 +45,10 @@ def test_events_history_and_result(reference, synthetic_samples):
     stages = [e.stage for e in events]
     assert stages[0] == "patches" and stages[-1] == "train"
     assert stages.index("train") > max(i for i, s in enumerate(stages) if s == "patches")
+    patch_events = [e for e in events if e.stage == "patches"]  # one count over all sections, never back
+    n_all = sum(a.n_obs for a in synthetic_samples)
+    assert {e.total for e in patch_events} == {n_all} and patch_events[-1].step == n_all
+    assert all(a.step <= b.step for a, b in zip(patch_events, patch_events[1:]))
     n = sum(a.n_obs for a in synthetic_samples)
     steps = n // 48
     train_events = [e for e in events if e.stage == "train"]

@@ -165,14 +165,25 @@ def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
 
     gene_list = list(select_genes(samples, genes))
     patches, expr, pos = [], [], []
+    total, done = sum(int(a.n_obs) for a in samples), 0  # one "patches" count over all sections
     for i, adata in enumerate(samples):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        p = yield from iter_sample_patches(adata, cfg.patch_px, cfg.input_px, patch_cache, cancel)
+        name = section_name(adata, i)
+        gen = iter_sample_patches(adata, cfg.patch_px, cfg.input_px, patch_cache, cancel)
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                p = stop.value
+                break
+            yield Progress("patches", done + min(int(ev.step), int(adata.n_obs)), total,
+                           message=f"section {name}: {ev.message}" if ev.message else f"section {name}")
         patches.append(np.asarray(p))
         expr.append(np.asarray(expression_matrix(adata, gene_list, cfg.normalization), dtype=np.float32))
         pos.append(spot_positions(adata, cfg))
-        yield Progress("patches", i + 1, len(samples), message=f"section {section_name(adata, i)}")
+        done += int(adata.n_obs)
+        yield Progress("patches", done, total, message=f"section {name} ({i + 1} of {len(samples)})")
     return gene_list, np.concatenate(patches), np.concatenate(expr), np.concatenate(pos)
 
 
