@@ -48,7 +48,7 @@ def test_events_history_and_result(reference, synthetic_samples):
     patch_events = [e for e in events if e.stage == "patches"]  # one count over all sections, never back
     n_all = sum(a.n_obs for a in synthetic_samples)
     assert {e.total for e in patch_events} == {n_all} and patch_events[-1].step == n_all
-    assert all(a.step <= b.step for a, b in zip(patch_events, patch_events[1:]))
+    assert all(a.step <= b.step for a, b in zip(patch_events, patch_events[1:], strict=False))
     n = sum(a.n_obs for a in synthetic_samples)
     steps = n // 48
     train_events = [e for e in events if e.stage == "train"]
@@ -229,3 +229,17 @@ def test_learnable_temperature_gradient_under_ddp_equals_single_process(tmp_path
         torch.testing.assert_close(grads["log_temperature"], single, rtol=1e-4, atol=1e-7)  # not 2×
         torch.testing.assert_close(grads["image_head.projection.weight"],
                                    model.image_head.projection.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_warns_before_hours_of_cpu_training():
+    import warnings
+
+    from napari_mclstexp.train.trainer import _warn_slow_cpu_training
+
+    with pytest.warns(UserWarning, match=r"densenet121 \(default preset\) on the CPU.*roughly 2 h.*quick preset"):
+        _warn_slow_cpu_training(torch.device("cpu"), get_preset("default"), 834)  # 834 spots x 30 epochs / 4 per s
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_slow_cpu_training(torch.device("cpu"), get_preset("quick"), 834)  # made for CPUs
+        _warn_slow_cpu_training(torch.device("cpu"), get_preset("default").replace(epochs=1), 100)  # minutes
+        _warn_slow_cpu_training(torch.device("cuda", 0), get_preset("default"), 834)

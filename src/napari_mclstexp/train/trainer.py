@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,24 @@ def configure_backend(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+#: Training images per second of an ImageNet-size encoder at 224 px on a 2-core CPU (measured).
+CPU_IMAGES_PER_S_224 = 4.0
+
+
+def _warn_slow_cpu_training(dev: torch.device, cfg: TrainConfig, n_spots: int) -> None:
+    """Warn (once, before the first step) when a large encoder is about to train for hours on a CPU."""
+    if dev.type != "cpu" or cfg.encoder == "smallcnn" or cfg.epochs < 1:
+        return
+    rate = CPU_IMAGES_PER_S_224 * (224.0 / max(int(cfg.input_px), 1)) ** 2
+    hours = n_spots * cfg.epochs / rate / 3600.0
+    if hours < 0.5:
+        return
+    warnings.warn(
+        f"training {cfg.encoder} ({cfg.preset} preset) on the CPU: about {rate:.0f} images/s, so "
+        f"{cfg.epochs} epochs over {n_spots} spots take roughly {hours:.0f} h; the quick preset is made "
+        f"for CPUs (minutes), or use a GPU", UserWarning, stacklevel=3)
+
+
 def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
     from ..data.genes import expression_matrix, select_genes
     from ..data.patches import iter_sample_patches
@@ -243,6 +262,7 @@ def train(
     pos_shape = pos_shape_for(samples, cfg)
     n = len(expr)
     cuda = dev.type == "cuda"
+    _warn_slow_cpu_training(dev, cfg, n)
     configure_backend(dev)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
