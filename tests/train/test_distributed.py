@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import numpy as np
@@ -11,7 +12,12 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn import functional as F
 
-from napari_mclstexp.train.distributed import DistContext, gather_with_grad, init_distributed
+from napari_mclstexp.train.distributed import (
+    DistContext,
+    gather_with_grad,
+    init_distributed,
+    shutdown_distributed,
+)
 
 WORLD = 2
 LOCAL_B = 4
@@ -56,35 +62,42 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     try:
-        torch.manual_seed(0)
-        model = PairModel()
-        ddp = ctx.wrap(model)
-        x, e = global_batch()
-        # Global order = rank order: the gathered batch equals the single-process batch.
-        mine = ctx.shard(np.arange(WORLD * LOCAL_B).reshape(WORLD, LOCAL_B).T.ravel())
-        img, spot = ddp(x[mine], e[mine])
-        img_all, spot_all = ctx.gather(img), ctx.gather(spot)
-        loss = clip_loss(img_all, spot_all, model.log_temperature) * ctx.world_size
-        loss.backward()
-        t_grad_before = model.log_temperature.grad.detach().clone()
-        ctx.unscale_shared_grads([model.log_temperature])
-        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
-        result = {
-            "ctx": (ctx.rank, ctx.world_size, ctx.local_rank, str(ctx.device), ctx.is_main),
-            "shard": mine,
-            "logits": (spot_all @ img_all.T).detach(),
-            "img_requires_grad": img_all.requires_grad,
-            "loss": ctx.all_reduce_mean(loss.item() / ctx.world_size),
-            "mean_rank": ctx.all_reduce_mean(float(rank)),
-            "grads": grads,
-            "t_grad_before": t_grad_before,
-            "split": ctx.split(np.arange(7)),
-            "objects": ctx.gather_objects({"rank": rank}),
-        }
-        ctx.barrier()
-        torch.save(result, f"{out_dir}/rank{rank}.pt")
+        _run_rank(ctx, rank, out_dir)
+        # the DDP wrapper and the autograd graph hold the process group: free them before destroying it
+        # (else gloo's threads can outlive it and abort the process at exit)
+        gc.collect()
     finally:
         ctx.shutdown()
+
+
+def _run_rank(ctx: DistContext, rank: int, out_dir: str) -> None:
+    torch.manual_seed(0)
+    model = PairModel()
+    ddp = ctx.wrap(model)
+    x, e = global_batch()
+    # Global order = rank order: the gathered batch equals the single-process batch.
+    mine = ctx.shard(np.arange(WORLD * LOCAL_B).reshape(WORLD, LOCAL_B).T.ravel())
+    img, spot = ddp(x[mine], e[mine])
+    img_all, spot_all = ctx.gather(img), ctx.gather(spot)
+    loss = clip_loss(img_all, spot_all, model.log_temperature) * ctx.world_size
+    loss.backward()
+    t_grad_before = model.log_temperature.grad.detach().clone()
+    ctx.unscale_shared_grads([model.log_temperature])
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    result = {
+        "ctx": (ctx.rank, ctx.world_size, ctx.local_rank, str(ctx.device), ctx.is_main),
+        "shard": mine,
+        "logits": (spot_all @ img_all.T).detach(),
+        "img_requires_grad": img_all.requires_grad,
+        "loss": ctx.all_reduce_mean(loss.item() / ctx.world_size),
+        "mean_rank": ctx.all_reduce_mean(float(rank)),
+        "grads": grads,
+        "t_grad_before": t_grad_before,
+        "split": ctx.split(np.arange(7)),
+        "objects": ctx.gather_objects({"rank": rank}),
+    }
+    ctx.barrier()
+    torch.save(result, f"{out_dir}/rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +200,8 @@ def _train_worker(rank: int, port: int, out_dir: str) -> None:
     cfg = get_preset("quick").replace(epochs=2, batch_size=16, input_px=32)
     res = run(train(samples, cfg, device="cpu"))
     params = {n: p.detach().clone() for n, p in res.model.named_parameters()}
-    torch.save({"params": params, "history": res.history, "is_main": res.is_main},
+    torch.save({"params": params, "history": res.history, "is_main": res.is_main,
+                "shut_down": shutdown_distributed(), "still_initialized": torch.distributed.is_initialized()},
                f"{out_dir}/train{rank}.pt")
 
 
@@ -195,6 +209,8 @@ def test_trainer_on_two_gloo_processes_keeps_ranks_in_sync(tmp_path):
     mp.spawn(_train_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     r0, r1 = (torch.load(tmp_path / f"train{r}.pt", weights_only=False) for r in range(WORLD))
     assert (r0["is_main"], r1["is_main"]) == (True, False)
+    # what the CLI does after a command under torchrun: the group is left cleanly, on every rank
+    assert r0["shut_down"] and r1["shut_down"] and not (r0["still_initialized"] or r1["still_initialized"])
     assert [h["loss"] for h in r0["history"]] == [h["loss"] for h in r1["history"]]  # all-reduced
     assert len(r0["history"]) == 2 and np.isfinite(r0["history"][-1]["loss"])
     for name, p in r0["params"].items():  # DDP: identical parameters after every step

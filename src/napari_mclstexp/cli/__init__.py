@@ -81,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mclstexp {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # under torchrun: leave the process group cleanly
+            from ..train.distributed import shutdown_distributed
+
+            shutdown_distributed()
 
 
 if __name__ == "__main__":  # pragma: no cover

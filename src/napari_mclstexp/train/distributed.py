@@ -38,6 +38,7 @@ batch grow to N × 128.  Checkpoints: write on ``ctx.is_main`` only, then ``ctx.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,6 +223,24 @@ class DistContext:
         if self._owns_group and dist.is_initialized():
             dist.destroy_process_group()
         self._owns_group = False
+
+
+def shutdown_distributed() -> bool:
+    """Destroy the default process group if one is initialized (end of a ``torchrun`` command).
+
+    DDP wrappers and autograd graphs that still reference the group are collected first: a gloo group
+    whose threads outlive it can abort the process at exit, and torchrun then reports the job failed.
+
+    Returns
+    -------
+    bool
+        Whether a group was destroyed.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    gc.collect()
+    dist.destroy_process_group()
+    return True
 
 
 def init_distributed(device: str = "auto") -> DistContext:
