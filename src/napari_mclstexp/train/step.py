@@ -72,8 +72,8 @@ def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def scheduler_state(sched: Any) -> dict[str, Any]:
-    """``sched.state_dict()`` with its last learning rates as floats (they alias device tensors in
-    graph mode)."""
+    """``sched.state_dict()`` with its last learning rates as floats (device tensors, or views of them
+    in torch < 2.10, in graph mode), so a checkpoint resumes on any device."""
     state = sched.state_dict()
     if "_last_lr" in state:
         state["_last_lr"] = [float(v) for v in state["_last_lr"]]
