@@ -118,6 +118,10 @@ def test_resume_refuses_other_data_or_options(reference, synthetic_samples, tmp_
         run(train(synthetic_samples, tiny_config(), genes=genes, device="cpu", checkpoint=copy, resume=True))
     with pytest.raises(InputError, match="lr"):
         run(train(synthetic_samples, tiny_config(lr=1e-2), device="cpu", checkpoint=copy, resume=True))
+    # options that only change the speed (CUDA graph, torch.compile) do not block a resume
+    same = run(train(synthetic_samples, tiny_config(cuda_graph=False, compile=True), device="cpu",
+                     checkpoint=copy, resume=True))
+    assert_same_weights(weights(reference[0]), weights(same))
     (tmp_path / "bad.ckpt").write_bytes(b"garbage")
     with pytest.raises(InputError, match="checkpoint"):
         run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=tmp_path / "bad.ckpt", resume=True))

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--no-cuda-graph", action="store_true",
                    help="run every training step eagerly instead of replaying a captured CUDA graph")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the image encoder (minutes of compiling first; needs a C++ "
+                        "compiler, and Triton on CUDA; falls back to eager if compiling fails)")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="checkpoint written every epoch (default: MODEL.mclst.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
@@ -75,6 +78,8 @@ def config_from_args(args: argparse.Namespace):
         changes["precision"] = "fp32"
     if getattr(args, "no_cuda_graph", False):
         changes["cuda_graph"] = False
+    if getattr(args, "compile", False):
+        changes["compile"] = True
     if changes.get("epochs", 1) < 1:
         raise InputError(f"--epochs must be at least 1, not {changes['epochs']}")
     if changes.get("encoder") == "smallcnn" and "weights" not in changes:

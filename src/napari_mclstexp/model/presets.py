@@ -68,6 +68,9 @@ from ..errors import InputError
 #: Names accepted by :func:`get_preset`.
 PRESETS = ("paper", "default", "quick")
 
+#: Options that change how fast a model trains, not what it learns: a checkpoint resumes under others.
+RUNTIME_OPTIONS = ("cuda_graph", "compile")
+
 
 @dataclass
 class TrainConfig:
@@ -112,6 +115,7 @@ class TrainConfig:
     precision: str = "bf16"  #: "bf16" (autocast on CUDA) or "fp32"
     channels_last: bool = True  #: on CUDA only
     cuda_graph: bool = True  #: one CUDA device, no DDP: replay each training step from a CUDA graph
+    compile: bool = False  #: ``torch.compile`` the image encoder for training (falls back to eager on error)
     # augmentation (applied on the device, see data/augment.py)
     flips: bool = True
     rot90: bool = True

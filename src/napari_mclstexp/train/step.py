@@ -13,6 +13,10 @@ batch), no host synchronisation (``data.augment`` draws all randomness on the de
 dependent shapes there), constants built without host → device copies, a capturable fused optimizer
 whose learning rate is a device tensor (schedulers then ``fill_`` it), and autocast without its weight
 cache.  If capture fails for any reason, training continues eagerly and the reason is logged.
+
+With ``TrainConfig.compile`` the image encoder is also ``torch.compile``-d in place (its state-dict keys
+do not change).  Compilation happens during the first step, before any capture; if it fails (no C++
+compiler or Triton, an unsupported operator), that step is rerun eagerly and the reason is logged.
 """
 
 from __future__ import annotations
@@ -80,6 +84,11 @@ def scheduler_state(sched: Any) -> dict[str, Any]:
     return state
 
 
+def uncompile_encoder(model: Any) -> None:
+    """Undo ``model.image_encoder.compile()``: the encoder runs eagerly again (same parameters)."""
+    model.image_encoder._compiled_call_impl = None  # the attribute ``nn.Module.compile`` sets
+
+
 def make_capturable(opt: torch.optim.Optimizer, device: torch.device) -> None:
     """Prepare ``opt`` for CUDA-graph capture: ``capturable`` on, learning rates as device tensors.
 
@@ -133,6 +142,10 @@ class TrainStep:
         self._stream: Any = None
         self._static: dict[str, torch.Tensor] = {}
         self._lr_tensors: list[torch.Tensor] = []
+        self.compiled = bool(getattr(cfg, "compile", False))
+        self.compile_failure: str | None = None
+        if self.compiled:
+            model.image_encoder.compile()
 
     @property
     def mode(self) -> str:
@@ -177,7 +190,43 @@ class TrainStep:
         self.eager_steps += 1
         with self._warmup_stream():
             self.opt.zero_grad(set_to_none=True)
-            return self._body(self.source.get(idx_src), idx_dev)
+            x_u8 = self.source.get(idx_src)
+            if self.compiled and self.eager_steps == 1:  # compiles now: forward, then backward
+                rng = self._rng_state()
+                try:
+                    loss = self._body(x_u8, idx_dev)
+                except Exception as err:  # raised before opt.step(): nothing was updated
+                    self._uncompile(err)
+                    self.opt.zero_grad(set_to_none=True)
+                    self._rng_state(rng)  # the rerun draws the same augmentation and dropout
+                else:
+                    log.info("image encoder compiled with torch.compile")
+                    return loss
+            return self._body(x_u8, idx_dev)
+
+    def _rng_state(self, state: tuple | None = None) -> tuple:
+        """The default generators' states of the CPU and the training device; restores ``state`` if given."""
+        cuda = self.device.type == "cuda"
+        if state is not None:
+            torch.set_rng_state(state[0])
+            if cuda:
+                torch.cuda.set_rng_state(state[1], self.device)
+            return state
+        return torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if cuda else None
+
+    def _uncompile(self, err: BaseException) -> None:
+        """Drop the compiled encoder after a failed compilation; the caller reruns the step eagerly."""
+        uncompile_encoder(self.model)
+        self.compiled = False
+        root: BaseException = err
+        for _ in range(8):  # torch wraps the real reason (BackendCompilerFailed.inner_exception)
+            inner = getattr(root, "inner_exception", None) or root.__cause__
+            if not isinstance(inner, BaseException) or inner is root:
+                break
+            root = inner
+        lines = str(root).strip().splitlines()
+        self.compile_failure = f"{type(root).__name__}: {lines[0] if lines else ''}"
+        log.warning("torch.compile of the image encoder failed (%s); training eagerly", self.compile_failure)
 
     @contextlib.contextmanager
     def _warmup_stream(self) -> Iterator[None]:

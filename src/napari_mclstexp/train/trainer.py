@@ -25,10 +25,10 @@ import torch
 
 from ..errors import InputError
 from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
-from ..model.presets import TrainConfig, as_config
+from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .step import TrainStep, backward_step, optimizer_state, scheduler_state
+from .step import TrainStep, backward_step, optimizer_state, scheduler_state, uncompile_encoder
 
 __all__ = ["TrainResult", "backward_step", "configure_backend", "train"]
 
@@ -62,6 +62,8 @@ class TrainResult:
         False on the non-zero ranks of a distributed run (they must not write files).
     step_mode
         ``"graph"`` when the steps were replayed from a captured CUDA graph, else ``"eager"``.
+    compiled
+        Whether the image encoder trained ``torch.compile``-d (``config.compile`` and no fallback).
     """
 
     model: MclSTExp
@@ -73,6 +75,7 @@ class TrainResult:
     device: str = "cpu"
     is_main: bool = True
     step_mode: str = "eager"
+    compiled: bool = False
 
     @property
     def train_seconds(self) -> float:
@@ -290,7 +293,8 @@ def train(
             if state["meta"].get(key) != meta[key]:
                 raise InputError(f"checkpoint was written for other data ({key} differs); "
                                  "remove it or drop --resume", checkpoint)
-        changed = [k for k, v in meta["config"].items() if k != "epochs" and state["meta"]["config"].get(k) != v]
+        changed = [k for k, v in meta["config"].items()
+                   if k not in ("epochs", *RUNTIME_OPTIONS) and state["meta"]["config"].get(k) != v]
         if changed:
             raise InputError(f"checkpoint was written with other options ({', '.join(changed)})", checkpoint)
         model.load_state_dict(state["model"])
@@ -353,5 +357,7 @@ def train(
         ctx.barrier()
     model.eval()
     sections = [section_name(a, i) for i, a in enumerate(samples)]
+    if step_fn.compiled:
+        uncompile_encoder(model)  # the returned model embeds banks eagerly, at any batch size
     return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main,
-                       step_fn.mode)
+                       step_fn.mode, step_fn.compiled)
