@@ -25,6 +25,11 @@
     pyramidal JPEG slide, tiles touching: tiles/s without and with test-time augmentation (what a
     pathologist without a GPU waits for).
 
+``compile``
+    The ``quick`` preset's training with and without ``torch.compile`` of the image encoder
+    (``TrainConfig.compile``), interleaved runs on the same synthetic sections: seconds per epoch
+    after the first, and the first epoch's extra seconds (compiling, with an empty inductor cache).
+
 Every rate is also given per CPU-second of this process (``*_cpu_s``), which stays meaningful when
 other processes share the cores (the load average at start and end is recorded).
 Writes ``benchmarks/results/cpu-<date>.json``.  ``--tiny`` shrinks everything (used by the tests).
@@ -52,9 +57,9 @@ if (HERE.parent / "src").is_dir():
 
 SIZES = {
     "full": dict(patch_px=224, batch=128, n_patches=1024, pil_patches=384, image_px=2048, quick_image_px=512,
-                 quick_sections=3, quick_epochs=None, slide_px=4096),
+                 quick_sections=3, quick_epochs=None, slide_px=4096, compile_epochs=6),
     "tiny": dict(patch_px=64, batch=16, n_patches=64, pil_patches=32, image_px=256, quick_image_px=256,
-                 quick_sections=3, quick_epochs=2, slide_px=768),
+                 quick_sections=3, quick_epochs=2, slide_px=768, compile_epochs=2),
 }
 
 
@@ -197,12 +202,44 @@ def bench_slide(s: dict, work: Path) -> dict:
     return out
 
 
+def bench_compile(s: dict, work: Path) -> dict:
+    """Quick preset training eager vs ``torch.compile``-d encoder: s/epoch after the first, compile cost."""
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.synthetic import make_synthetic_sample
+    from napari_mclstexp.train.trainer import train
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(work / "inductor")  # an honest first compile
+    px = s["quick_image_px"]
+    samples = [make_synthetic_sample(work / "compile", image_px=(px, px), seed=i, section=f"C{i}", patient=f"P{i}")
+               for i in range(s["quick_sections"])]
+    cfg = get_preset("quick").replace(epochs=s["compile_epochs"])
+    runs: dict[str, list[dict]] = {"eager": [], "compiled": []}
+    for _ in range(2):  # interleaved: a busy moment on a shared machine hits both
+        for key in ("eager", "compiled"):
+            result = run(train(samples, cfg.replace(compile=key == "compiled"), device="cpu"))
+            if result.compiled != (key == "compiled"):
+                raise RuntimeError("torch.compile fell back to eager; see the log")
+            h = result.history
+            runs[key].append({"first_epoch_s": h[0]["seconds"],
+                              "epoch_s": float(np.median([e["seconds"] for e in h[1:]])),
+                              "final_loss": h[-1]["loss"]})
+    out: dict = {"epochs": cfg.epochs, "train_spots": int(sum(a.n_obs for a in samples)), "runs": runs}
+    for key, rs in runs.items():
+        out[f"{key}_epoch_s"] = min(r["epoch_s"] for r in rs)
+    out["compile_first_epoch_extra_s"] = runs["compiled"][0]["first_epoch_s"] - runs["eager"][0]["first_epoch_s"]
+    out["speedup"] = out["eager_epoch_s"] / out["compiled_epoch_s"]
+    log(f"  compile: {out['eager_epoch_s']:.2f} s/epoch eager vs {out['compiled_epoch_s']:.2f} compiled "
+        f"(x{out['speedup']:.2f}); first compile +{out['compile_first_epoch_extra_s']:.1f} s")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="CPU speed figures: patch pipeline, quick-preset time to a model, "
                                             "whole-slide prediction")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (seconds; for tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--parts", default="patches,quick,slide")
+    p.add_argument("--parts", default="patches,quick,slide,compile")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     args = p.parse_args(argv)
     if args.threads:
@@ -216,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "errors": {}}
     work = Path(tempfile.mkdtemp(prefix="mclstexp-cpubench-"))
     parts = {"patches": ("patch_pipeline", bench_patch_pipeline), "quick": ("quick_preset", bench_quick),
-             "slide": ("whole_slide", bench_slide)}
+             "slide": ("whole_slide", bench_slide), "compile": ("compile", bench_compile)}
     for name in [w.strip() for w in args.parts.split(",") if w.strip()]:
         key, fn = parts[name]
         log(f"{key}: start")

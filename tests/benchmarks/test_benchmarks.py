@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,8 +107,10 @@ def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_cpu_script_runs_tiny(tmp_path):
+    compiler = shutil.which("c++") or shutil.which("g++")  # inductor's CPU backend needs one
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "cpu.py"), "--tiny", "--threads", "1", "--out", str(tmp_path)],
+        [sys.executable, str(BENCH / "cpu.py"), "--tiny", "--threads", "1", "--out", str(tmp_path),
+         "--parts", "patches,quick,slide" + (",compile" if compiler else "")],
         capture_output=True, text=True, timeout=400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -122,3 +125,8 @@ def test_cpu_script_runs_tiny(tmp_path):
     assert quick["time_to_model_s"] > 0 and quick["epochs"] == 2 and np.isfinite(quick["final_loss"])
     slide = report["whole_slide"]
     assert slide["no_tta"]["tiles"] == slide["tta"]["tiles"] > 0 and slide["tta_cost"] > 1
+    if not compiler:
+        return
+    comp = report["compile"]  # the part fails loudly if torch.compile fell back to eager
+    assert len(comp["runs"]["eager"]) == len(comp["runs"]["compiled"]) == 2
+    assert comp["speedup"] == pytest.approx(comp["eager_epoch_s"] / comp["compiled_epoch_s"])
