@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="trunk,train,reference,infer,train_eager",
                    help="comma-separated parts, in order (also: direct)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
+    p.add_argument("--tag", default="", help="appended to the JSON's name (e.g. compile), so runs do not overwrite")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)")
     args = p.parse_args(argv)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or 1)
     s = SIZES[mode]
     card = card_name(dev)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", card).strip("-") + ("-tiny" if tiny else "")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", card + (f" {args.tag}" if args.tag else "")).strip("-") + ("-tiny" if tiny else "")
     out = args.out / f"gpu-{slug}-{dt.date.today().isoformat()}.json"
     report = {"device": card, "train_spots_per_s": None, "reference_spots_per_s": None,
               "infer_patches_per_s": None, "peak_mem_gb": None, "tiny": tiny, "budget_s": args.budget_s,

@@ -8,7 +8,8 @@
 #       legacy-api-wrap natsort array-api-compat google-crc32c pytest pluggy iniconfig packaging
 # They are installed into /tmp/site (nothing else on the machine changes).
 #
-# Usage: OUT=/some/dir bash benchmarks/gpu_check.sh [extra gpu.py arguments, e.g. --budget-s 200]
+# Usage: OUT=/some/dir [COMPILE=1] bash benchmarks/gpu_check.sh [extra gpu.py arguments, e.g. --budget-s 200]
+# COMPILE=1 adds a second gpu.py run (~3 min: compiling DenseNet-121 takes 1–2 of them) of the trainer with torch.compile (JSON tagged "compile").
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
@@ -30,3 +31,8 @@ tail -15 "$OUT/gpu-tests.log"
 
 echo "== benchmarks/gpu.py"
 python3 benchmarks/gpu.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu-bench.log"
+
+if [ "${COMPILE:-0}" = 1 ]; then
+    echo "== benchmarks/gpu.py --compile (train only)"
+    python3 benchmarks/gpu.py --out "$OUT" --parts train --compile --budget-s 150 --tag compile 2>&1 | tee "$OUT/gpu-compile.log"
+fi
