@@ -33,6 +33,11 @@ echo "== benchmarks/gpu.py"
 python3 benchmarks/gpu.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu-bench.log"
 
 if [ "${COMPILE:-0}" = 1 ]; then
+    echo "== CUDA-only test: compiled encoder inside the captured step"
+    timeout 150 python3 -m pytest -q -x -p no:cacheprovider -o addopts="--import-mode=importlib" \
+        tests/train/test_compile_cuda.py > "$OUT/gpu-compile-tests.log" 2>&1
+    echo "pytest exit $?" | tee -a "$OUT/gpu-compile-tests.log"
+    tail -5 "$OUT/gpu-compile-tests.log"
     echo "== benchmarks/gpu.py --compile (train only)"
     python3 benchmarks/gpu.py --out "$OUT" --parts train --compile --budget-s 150 --tag compile 2>&1 | tee "$OUT/gpu-compile.log"
 fi
