@@ -40,6 +40,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     """Generator: read spots and open the slide; returns layer data tuples (slide first).
 
     When no slide is given, each sample's own image (``source_image_path``) is opened if it exists.
+    A slide that does not record its pixel size (JPEG, PNG) takes the samples' µm per pixel.
     """
     from .. import sample as sample_mod
 
@@ -53,7 +54,9 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     layers: list[tuple] = []
     mpp = None
     if slide:
-        layers.append(slide_layer(slide))
+        # a JPEG/PNG does not record its pixel size: take the spots' so both share one µm scale
+        known = [m for m in map(sample_mod.microns_per_pixel, samples) if m]
+        layers.append(slide_layer(slide, mpp=known[0] if known else None))
         mpp = layers[-1][1]["metadata"]["mclstexp"]["mpp"]
     for adata in samples:
         image = sample_mod.image_path(adata)
