@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from napari_mclstexp.progress import run
 
 
@@ -17,3 +19,44 @@ def test_flat_slide_takes_the_spots_pixel_size(tmp_path):
     assert slide[2] == "image" and spots[2] == "points"
     assert slide[1]["scale"] == spots[1]["scale"] == (0.5, 0.5)
     assert slide[1]["metadata"]["mclstexp"]["mpp"] == 0.5
+
+
+def _predictions(adata, genes):
+    """Fake predictions of ``genes`` at the spots of ``adata`` (what Predict puts in a layer)."""
+    import anndata as ad
+
+    pred = ad.AnnData(np.ones((adata.n_obs, len(genes)), np.float32), obs=adata.obs[[]].copy())
+    pred.var_names = genes
+    pred.obsm["spatial"] = adata.obsm["spatial"].copy()
+    pred.uns["spatial"] = adata.uns["spatial"]
+    return pred
+
+
+def test_measured_genes_outside_the_predicted_panel_can_be_explored(make_napari_viewer, synthetic_samples,
+                                                                    notes):
+    """Measured spots carry the whole transcriptome: a gene the model does not predict (or a model
+    whose panel shares no gene with the sample) must still colour them, normalised over all genes,
+    instead of "X is not in …" or an uncaught ``GenePanelError``."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+
+    viewer = make_napari_viewer()
+    adata = synthetic_samples[0]
+    genes = list(map(str, adata.var_names))
+    (measured,) = add_layer_tuples(viewer, [spots_layer(adata)])
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    counts = np.asarray(adata.X.toarray(), np.float64)
+    expected = np.log10(1 + 1e4 * counts[:, 5] / counts.sum(axis=1))
+    for panel in (genes[:2], ["NOT_MEASURED_1", "NOT_MEASURED_2"]):
+        (predicted,) = add_layer_tuples(viewer, [spots_layer(_predictions(adata, panel), role="predicted")])
+        explore.target.select(measured)
+        explore.set_gene(genes[5])
+        assert np.allclose(measured.features["value"], expected, atol=1e-5)
+        viewer.layers.remove(predicted)
+    # a gene inside the panel stays normalised over the panel, comparable to the predictions
+    add_layer_tuples(viewer, [spots_layer(_predictions(adata, genes[:3]), role="predicted")])
+    explore.target.select(measured)
+    explore.set_gene(genes[1])
+    panel_expected = np.log10(1 + 1e4 * counts[:, 1] / counts[:, :3].sum(axis=1))
+    assert np.allclose(measured.features["value"], panel_expected, atol=1e-5)
+    assert not [n for n in notes if str(getattr(n, "severity", "")).lower().endswith("error")]

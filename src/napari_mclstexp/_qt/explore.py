@@ -100,7 +100,7 @@ class ExploreWidget(QWidget):
         self.limits: tuple[float, float] = (0.0, 1.0)
         self.last_switch_ms: float = float("nan")
         self.last_napari_ms: float = float("nan")
-        self._measured_cache: dict[int, tuple[list[str], np.ndarray]] = {}
+        self._measured_cache: dict[object, tuple[list[str], np.ndarray]] = {}
         self.refresh_genes()
 
     # --- genes -------------------------------------------------------------------------------
@@ -114,13 +114,16 @@ class ExploreWidget(QWidget):
 
     def values(self, layer, gene: str) -> np.ndarray | None:
         """Values of ``gene`` for ``layer``: predictions as they are, measured counts normalised
-        like the predictions (``log10_1e4`` over the predicted panel)."""
+        like the predictions (``log10_1e4`` over the predicted panel); a measured gene outside that
+        panel is normalised over all the sample's genes."""
         adata = layer_adata(layer)
         if adata is None or gene not in adata.var_names:
             return None
         if role(layer) != "spots":
             return column(adata, gene)
-        panel = self._panel() or list(adata.var_names)
+        panel = self._panel()
+        if not panel or gene not in panel:
+            return self._whole_transcriptome(adata, gene)
         key = id(adata)
         if key not in self._measured_cache or self._measured_cache[key][0] != panel:
             from ..data.genes import expression_matrix
@@ -128,6 +131,18 @@ class ExploreWidget(QWidget):
             self._measured_cache[key] = (panel, expression_matrix(adata, panel, self._normalization()))
         names, matrix = self._measured_cache[key]
         return matrix[:, names.index(gene)] if gene in names else None
+
+    def _whole_transcriptome(self, adata, gene: str) -> np.ndarray:
+        """``gene`` normalised over every gene of the sample: the engine's normalisation of a
+        two-column matrix (the gene, the rest of each spot's counts) gives exactly that."""
+        from ..data.genes import normalize_counts
+
+        key = ("totals", id(adata))
+        if key not in self._measured_cache:
+            self._measured_cache[key] = ([], np.asarray(adata.X.sum(axis=1), np.float64).ravel())
+        counts = column(adata, gene).astype(np.float64)
+        rest = np.maximum(self._measured_cache[key][1] - counts, 0.0)
+        return normalize_counts(np.stack([counts, rest], axis=1), self._normalization())[:, 0]
 
     def _panel(self) -> list[str] | None:
         predicted = layers_with_role(self.viewer, "predicted")
