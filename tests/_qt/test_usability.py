@@ -60,3 +60,23 @@ def test_measured_genes_outside_the_predicted_panel_can_be_explored(make_napari_
     panel_expected = np.log10(1 + 1e4 * counts[:, 1] / counts[:, :3].sum(axis=1))
     assert np.allclose(measured.features["value"], panel_expected, atol=1e-5)
     assert not [n for n in notes if str(getattr(n, "severity", "")).lower().endswith("error")]
+
+
+def test_missing_slide_of_a_sample_is_reported(synthetic_sample, tmp_path):
+    """Spots whose image was moved: the spots still load, and the user is told which file is missing
+    (before, the spots appeared over nothing, silently)."""
+    import pytest
+
+    from napari_mclstexp._qt.load import load_layers
+    from napari_mclstexp._reader import read_h5ad_layers
+
+    lib = next(iter(synthetic_sample.uns["spatial"]))
+    moved = tmp_path / "moved_away.png"
+    synthetic_sample.uns["spatial"][lib]["metadata"]["source_image_path"] = str(moved)
+    synthetic_sample.write_h5ad(tmp_path / "s.h5ad")
+    with pytest.warns(UserWarning, match="moved_away.png: image file not found"):
+        layers = read_h5ad_layers(str(tmp_path / "s.h5ad"))
+    assert [t[2] for t in layers] == ["points"]
+    with pytest.warns(UserWarning, match="moved_away.png"):
+        layers = run(load_layers(None, str(tmp_path / "s.h5ad")))
+    assert [t[2] for t in layers] == ["points"]

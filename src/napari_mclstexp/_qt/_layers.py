@@ -9,6 +9,7 @@ by reference, never modified).  Spots are napari ``(row, col)`` in full-resoluti
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +99,38 @@ def _nearest_spacing(rowcol: np.ndarray) -> float:
     return float(np.median(dist[:, 1])) or 10.0
 
 
-def _default_name(adata, role: str) -> str:
+def _library(adata) -> str:
     try:
-        lib = sample_mod.library_id(adata)
+        return sample_mod.library_id(adata)
     except Exception:  # noqa: BLE001 - a name is cosmetic
-        lib = "sample"
+        return "sample"
+
+
+def _default_name(adata, role: str) -> str:
+    lib = _library(adata)
     return {"spots": f"{lib} spots", "predicted": f"{lib} predicted",
             "uncertainty": f"{lib} uncertainty"}.get(role, f"{lib} {role}")
+
+
+def existing_image(adata) -> Path | None:
+    """The sample's slide file if it exists; a named file that is missing gives a ``UserWarning``
+    (napari shows it as a notification, from readers and workers alike) and ``None``."""
+    path = sample_mod.image_path(adata)
+    if path is None:
+        return None
+    if not Path(path).exists():
+        warnings.warn(f"{path}: image file not found; the spots of {_library(adata)} "
+                      "are shown without their slide (open it under Load → Slide)", UserWarning, stacklevel=2)
+        return None
+    return Path(path)
 
 
 def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
     """Slide (if the sample names an existing image) + spots, as layer data tuples."""
     layers = []
-    path = sample_mod.image_path(adata)
+    path = existing_image(adata) if with_image else None
     mpp = sample_mod.microns_per_pixel(adata)
-    if with_image and path is not None and Path(path).exists():
+    if path is not None:
         layers.append(slide_layer(path, mpp=mpp))
     layers.append(spots_layer(adata, mpp=mpp))
     return layers

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button
-from ._layers import slide_layer, spots_layer
+from ._layers import existing_image, slide_layer, spots_layer
 from ._worker import TaskPanel
 
 
@@ -59,9 +59,9 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
         layers.append(slide_layer(slide, mpp=known[0] if known else None))
         mpp = layers[-1][1]["metadata"]["mclstexp"]["mpp"]
     for adata in samples:
-        image = sample_mod.image_path(adata)
         sample_mpp = sample_mod.microns_per_pixel(adata)
-        if not slide and image is not None and Path(image).exists():
+        image = None if slide else existing_image(adata)
+        if image is not None:
             layers.append(slide_layer(image, mpp=sample_mpp))
         layers.append(spots_layer(adata, mpp=sample_mpp or mpp))
     yield Progress("load", 2, 2)
