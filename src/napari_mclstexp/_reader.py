@@ -82,13 +82,14 @@ def her2st_sections_with_images(root: str | os.PathLike) -> list[str]:
 
 
 def read_her2st_layers(path: str | list[str]) -> list[tuple]:
-    """Layers of a her2st folder: the sections that have images (else the first section)."""
-    from ._qt._layers import sample_layers
+    """Layers of a her2st folder: the sections that have images (else the first section); only the
+    first section is visible (their slides share one origin)."""
+    from ._qt._layers import first_sample_visible, sample_layers
     from .io.her2st import read_her2st
 
     root = _single(path)
     samples = read_her2st(root, sections=her2st_sections_with_images(root))
-    return [layer for adata in samples.values() for layer in sample_layers(adata)]
+    return first_sample_visible([sample_layers(adata) for adata in samples.values()])
 
 
 def read_slide_layers(path: str | list[str]) -> list[tuple]:

@@ -80,3 +80,27 @@ def test_missing_slide_of_a_sample_is_reported(synthetic_sample, tmp_path):
     with pytest.warns(UserWarning, match="moved_away.png"):
         layers = run(load_layers(None, str(tmp_path / "s.h5ad")))
     assert [t[2] for t in layers] == ["points"]
+
+
+def _tiny_her2st(root):
+    """A her2st-layout folder with two imaged sections (the builder of the io tests)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("io_builders", Path(__file__).parents[1] / "io" / "conftest.py")
+    builders = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builders)
+    return builders.write_her2st_dir(root, sections=("A1", "A2", "B1"), image_sections=("A2", "B1"))
+
+
+def test_her2st_folder_shows_one_section_at_a_time(tmp_path):
+    """Every section has its own slide at the same origin: stacked, the user saw only the last one
+    loaded, under all the others' spots.  The first section is shown, the others are hidden."""
+    from napari_mclstexp._qt.load import load_layers
+    from napari_mclstexp._reader import read_her2st_layers
+
+    root = _tiny_her2st(tmp_path / "her2st")
+    for layers in (read_her2st_layers(str(root)), run(load_layers(None, str(root)))):
+        assert [t[2] for t in layers] == ["image", "points", "image", "points"]
+        assert [t[1].get("visible", True) for t in layers] == [True, True, False, False]
+        assert layers[1][1]["name"] == "A2 spots"

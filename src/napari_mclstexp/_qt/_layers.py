@@ -136,6 +136,19 @@ def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
     return layers
 
 
+def first_sample_visible(groups: list[list[tuple]]) -> list[tuple]:
+    """Flatten per-sample layer tuples, hiding every sample but the first.
+
+    Sections of one folder each have their own slide at the same origin: stacked, only the top one
+    would be seen, under every section's spots.  The hidden ones are a click away (layer list eye).
+    """
+    out = []
+    for i, group in enumerate(groups):
+        for data, kwargs, layer_type in group:
+            out.append((data, {**kwargs, "visible": False} if i else kwargs, layer_type))
+    return out
+
+
 def role(layer) -> str | None:
     """The ``mclstexp`` role of a layer, or ``None`` for foreign layers."""
     return layer.metadata.get(KEY, {}).get("role") if isinstance(layer.metadata, dict) else None

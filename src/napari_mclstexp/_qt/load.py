@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button
-from ._layers import existing_image, slide_layer, spots_layer
+from ._layers import existing_image, first_sample_visible, slide_layer, spots_layer
 from ._worker import TaskPanel
 
 
@@ -41,6 +41,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
 
     When no slide is given, each sample's own image (``source_image_path``) is opened if it exists.
     A slide that does not record its pixel size (JPEG, PNG) takes the samples' µm per pixel.
+    Of several samples (a her2st folder) only the first is visible: their slides share one origin.
     """
     from .. import sample as sample_mod
 
@@ -52,6 +53,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
         cancel.raise_if_cancelled()
     yield Progress("load", 1, 2, message="opening slide")
     layers: list[tuple] = []
+    groups: list[list[tuple]] = []
     mpp = None
     if slide:
         # a JPEG/PNG does not record its pixel size: take the spots' so both share one µm scale
@@ -61,11 +63,10 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     for adata in samples:
         sample_mpp = sample_mod.microns_per_pixel(adata)
         image = None if slide else existing_image(adata)
-        if image is not None:
-            layers.append(slide_layer(image, mpp=sample_mpp))
-        layers.append(spots_layer(adata, mpp=sample_mpp or mpp))
+        group = [] if image is None else [slide_layer(image, mpp=sample_mpp)]
+        groups.append(group + [spots_layer(adata, mpp=sample_mpp or mpp)])
     yield Progress("load", 2, 2)
-    return layers
+    return layers + first_sample_visible(groups)
 
 
 class LoadWidget(QWidget):
@@ -102,6 +103,8 @@ class LoadWidget(QWidget):
     def _add(self, layers: list[tuple]) -> None:
         self.added = add_layer_tuples(self.viewer, layers)
         n_spots = sum(len(layer.data) for layer in self.added if isinstance(layer, Points))
-        self.info.setText(f"{len(self.added)} layers, {n_spots} spots")
+        hidden = sum(not layer.visible for layer in self.added if isinstance(layer, Points))
+        self.info.setText(f"{len(self.added)} layers, {n_spots} spots"
+                          + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else ""))
         if self.added:
             self.viewer.reset_view()
