@@ -104,3 +104,18 @@ def test_her2st_folder_shows_one_section_at_a_time(tmp_path):
         assert [t[2] for t in layers] == ["image", "points", "image", "points"]
         assert [t[1].get("visible", True) for t in layers] == [True, True, False, False]
         assert layers[1][1]["name"] == "A2 spots"
+
+
+def test_training_status_line_reads_like_a_sentence():
+    """The Train status showed ``epoch 1/2 · epoch 1 · step 7 · … · spots_per_s 236.5 · eta_s 5432``:
+    raw keys, duplicates, and an ETA in seconds.  Now: loss, rate and a clock-like ETA."""
+    from napari_mclstexp._qt._worker import format_event
+    from napari_mclstexp.progress import Progress
+
+    event = Progress("train", 7, 22, message="epoch 1/2",
+                     metrics={"epoch": 1, "step": 7, "loss": 3.5781, "spots_per_s": 236.54, "eta_s": 5432.0})
+    assert format_event(event) == "train · 7/22 · epoch 1/2 · loss 3.578 · 237 spots/s · ETA 1 h 30 min"
+    tiles = Progress("predict", 3, 9, metrics={"tiles_per_s": 12.3, "eta_s": 65.2})
+    assert format_event(tiles) == "predict · 3/9 · 12.3 tiles/s · ETA 1 min 05 s"
+    assert format_event(Progress("train", 22, 22, metrics={"eta_s": 0.0})) == "train · 22/22"
+    assert format_event(Progress("load", 0, 2, message="reading spots")) == "load · 0/2 · reading spots"

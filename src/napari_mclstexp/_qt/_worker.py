@@ -77,15 +77,35 @@ def error_message(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def format_duration(seconds: float) -> str:
+    """``5 s``, ``1 min 05 s``, ``1 h 31 min``."""
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def format_event(event: Progress) -> str:
-    """One status line for an event: stage, step/total and the live metrics."""
+    """One status line for an event: stage, step/total, message and the live metrics, in words
+    (``loss 3.578 · 237 spots/s · ETA 1 min 05 s``); counters the line already shows are left out."""
     parts = [event.stage]
     if event.total:
         parts.append(f"{event.step}/{event.total}")
     if event.message:
         parts.append(event.message)
     for key, value in event.metrics.items():
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        if (key == "step" and event.total) or (key == "epoch" and "epoch" in event.message):
+            continue
+        if key == "eta_s":
+            if value > 0:
+                parts.append(f"ETA {format_duration(value)}")
+        elif key.endswith("_per_s") and isinstance(value, int | float):
+            rate = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            parts.append(f"{rate} {key[:-len('_per_s')]}/s")
+        else:
+            parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
     return " · ".join(parts)
 
 
