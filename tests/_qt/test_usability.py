@@ -119,3 +119,32 @@ def test_training_status_line_reads_like_a_sentence():
     assert format_event(tiles) == "predict · 3/9 · 12.3 tiles/s · ETA 1 min 05 s"
     assert format_event(Progress("train", 22, 22, metrics={"eta_s": 0.0})) == "train · 22/22"
     assert format_event(Progress("load", 0, 2, message="reading spots")) == "load · 0/2 · reading spots"
+
+
+def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_paths, tiny_bundle):
+    """Layers were scaled in µm but unit-less, so napari's scale bar and the viewer's units said
+    nothing (or pixels).  Every layer the plugin makes at a known pixel size now says µm."""
+    import pint
+
+    viewer = make_napari_viewer()
+    dock = viewer.window.add_plugin_dock_widget
+    load = dock("napari-mclstexp", "Load")[1]
+    with qtbot.waitSignal(load.task.finished, timeout=60_000):
+        load.load(slide="", spots=str(h5ad_paths[2]))
+    predict = dock("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000):
+        predict.predict()
+    predict.mode.setCurrentText("whole slide")
+    predict.step.setValue(64)
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000):
+        predict.predict()
+    explore = dock("napari-mclstexp", "Explore")[1]
+    explore.target.select(viewer.layers["SYN3 spots predicted"])
+    explore.regions.region_layer()
+    explore.side_by_side.setChecked(True)
+    um = pint.get_application_registry().micrometer
+    assert len(viewer.layers) == 7
+    for layer in viewer.layers:
+        assert tuple(layer.units) == (um, um), layer.name
+    assert tuple(viewer.layers.extent.units) == (um, um)

@@ -26,6 +26,11 @@ def world_scale(mpp: float | None) -> tuple[float, float]:
     return (float(mpp), float(mpp)) if mpp else (1.0, 1.0)
 
 
+def world_units(mpp: float | None) -> tuple[str, str]:
+    """Layer ``units`` matching :func:`world_scale` (napari's scale bar and status bar read them)."""
+    return ("micrometer", "micrometer") if mpp else ("pixel", "pixel")
+
+
 def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float | None = None) -> tuple:
     """A lazy multiscale Image layer tuple of a whole-slide image (level 0 is never decoded here).
 
@@ -48,6 +53,7 @@ def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float 
         "rgb": True,
         "multiscale": len(levels) > 1,
         "scale": world_scale(mpp),
+        "units": world_units(mpp),
         "metadata": {KEY: meta},
     }
     return (data, kwargs, "image")
@@ -85,6 +91,7 @@ def spots_layer(adata, *, role: str = "spots", name: str | None = None, mpp: flo
         "opacity": 0.9,
         "features": features,
         "scale": world_scale(mpp),
+        "units": world_units(mpp),
         "metadata": {KEY: {"role": role, "adata": adata, "mpp": mpp}},
     }
     return (rowcol, kwargs, "points")

@@ -43,7 +43,8 @@ class RegionPanel(QWidget):
             return self.viewer.layers["region"]
         target = self.get_target()
         scale = target.scale if target is not None else (1.0, 1.0)
-        return self.viewer.add_shapes(name="region", scale=scale, edge_color="yellow",
+        units = target.units if target is not None else None
+        return self.viewer.add_shapes(name="region", scale=scale, units=units, edge_color="yellow",
                                       face_color=[1, 1, 0, 0.15], edge_width=2 * float(scale[0]))
 
     def draw_region(self) -> None:

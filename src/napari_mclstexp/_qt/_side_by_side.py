@@ -54,7 +54,7 @@ class SideBySide:
         if slide is not None:
             self.twin = viewer.add_image(
                 slide.data, rgb=slide.rgb, multiscale=slide.multiscale, scale=slide.scale,
-                translate=slide.translate, name=f"{slide.name} (beside)",
+                translate=slide.translate, units=slide.units, name=f"{slide.name} (beside)",
                 metadata={KEY: {"role": "twin"}},
             )
             order = [self.twin, predicted, slide, measured]

@@ -14,7 +14,7 @@ from ..progress import CancelToken
 from ..train.device import release_gpu_memory
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button
 from ._devices import device_combo
-from ._layers import KEY, layer_adata, spots_layer, world_scale
+from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
 from ._worker import TaskPanel, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -178,7 +178,7 @@ class PredictWidget(QWidget):
         self._stream = self.viewer.add_image(
             grid, name=name, colormap="viridis", opacity=0.7, scale=px * self._grid.step_px,
             translate=px * np.asarray(self._grid.origin_xy[::-1]), contrast_limits=(0, 1),
-            blending="translucent")
+            blending="translucent", units=world_units(meta.get("mpp")))
 
     def _flush_tiles(self) -> None:
         if self._stream is None:
@@ -224,6 +224,7 @@ class PredictWidget(QWidget):
             image, name=f"predicted {pred.var_names[0]}", colormap="viridis", opacity=0.7,
             scale=px * step, translate=px * np.array([y0, x0]), contrast_limits=limits,
             blending="translucent", metadata={KEY: {"role": "dense", "adata": pred, "mpp": mpp}},
+            units=world_units(mpp),
         )
         layer.colorbar.visible = True
         self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted")
