@@ -148,3 +148,24 @@ def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_pa
     for layer in viewer.layers:
         assert tuple(layer.units) == (um, um), layer.name
     assert tuple(viewer.layers.extent.units) == (um, um)
+
+
+def test_predicting_with_a_model_of_other_genes_says_so(make_napari_viewer, qtbot, synthetic_sample,
+                                                       tiny_bundle, notes):
+    """The demo model (synthetic genes) on a real section predicted silently; then nothing could be
+    compared with the measured spots and nobody said why.  Predicting still works (only the image is
+    needed), and a warning names the bundle and the mismatch."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+
+    synthetic_sample.var_names = [f"REAL{i}" for i in range(synthetic_sample.n_vars)]
+    viewer = make_napari_viewer()
+    add_layer_tuples(viewer, [spots_layer(synthetic_sample)])
+    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    assert blocker.args[0] is not None and "SYN1 spots predicted" in viewer.layers
+    warned = [str(n.message) for n in notes if str(getattr(n, "severity", "")).lower().endswith("warning")]
+    assert warned and "tiny.mclst" in warned[-1] and "none of its 24 genes" in warned[-1]
+    assert "SYN1 spots" in warned[-1]

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ..errors import InputError
@@ -159,6 +159,18 @@ class PredictWidget(QWidget):
             values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
             set_points_values(unc, values, "magma", auto_limits(values))
         self.info.setText(f"{pred.n_obs} spots × {pred.n_vars} genes predicted")
+        self._warn_other_genes(pred)
+
+    def _warn_other_genes(self, pred) -> None:
+        """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
+        measured = layer_adata(self._source)
+        genes = list(map(str, pred.var_names))
+        if measured is None or not measured.n_vars or set(genes) & set(map(str, measured.var_names)):
+            return
+        path = self._bundle.path if self._bundle is not None and self._bundle.path else "the model"
+        show_warning(f"{path}: none of its {len(genes)} genes ({', '.join(genes[:3])}, …) is measured in "
+                     f"{self._source.name}: it was trained on other genes, so measured and predicted "
+                     "cannot be compared")
 
     def _start_stream(self, slide_layer, bundle, step: int | None) -> None:
         """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive."""
