@@ -169,3 +169,28 @@ def test_predicting_with_a_model_of_other_genes_says_so(make_napari_viewer, qtbo
     warned = [str(n.message) for n in notes if str(getattr(n, "severity", "")).lower().endswith("warning")]
     assert warned and "tiny.mclst" in warned[-1] and "none of its 24 genes" in warned[-1]
     assert "SYN1 spots" in warned[-1]
+
+
+def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synthetic_samples):
+    """Side by side, switching to a gene the section did not measure left the measured spots in the
+    previous gene's colours, beside the new gene's predictions.  They now show "no value"."""
+    from napari_mclstexp._qt._colors import NAN_RGBA
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import KEY, spots_layer
+
+    viewer = make_napari_viewer()
+    adata = synthetic_samples[0]
+    gene = str(adata.var_names[0])
+    (measured,) = add_layer_tuples(viewer, [spots_layer(adata)])
+    (predicted,) = add_layer_tuples(viewer, [spots_layer(_predictions(adata, [gene, "NOT_MEASURED"]),
+                                                         role="predicted")])
+    predicted.metadata[KEY]["source"] = measured.name
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    explore.target.select(predicted)
+    explore.side_by_side.setChecked(True)
+    explore.set_gene(gene)
+    assert np.isfinite(measured.features["value"]).all()
+    explore.set_gene("NOT_MEASURED")
+    assert np.isnan(measured.features["value"]).all()
+    assert np.allclose(measured.face_color, NAN_RGBA)
+    assert "not measured" in explore.colorbar.title.text()

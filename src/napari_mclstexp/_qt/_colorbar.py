@@ -18,6 +18,7 @@ class ColorBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel("")
+        self.title.setWordWrap(True)
         self.gradient = QLabel()
         self.gradient.setMinimumHeight(12)
         self.low, self.high = QLabel(""), QLabel("")

@@ -192,11 +192,15 @@ class ExploreWidget(QWidget):
             self.limits = (self.low.value(), self.high.value())
         cmap = self.colormap.currentText()
         napari_s = self._paint(layer, values, cmap)
-        if pair is not None and pair_values is not None:
+        title = f"{self.gene} (normalised expression)"
+        if pair is not None:
+            if pair_values is None:  # never leave the previous gene's colours beside this one
+                pair_values = np.full(len(pair.data), np.nan, np.float32)
+                title += f"; not measured in {pair.name}"
             napari_s += self._paint(pair, pair_values, cmap)
         self.last_napari_ms = 1e3 * napari_s
         self.last_switch_ms = 1e3 * (time.perf_counter() - t0) - self.last_napari_ms
-        self.colorbar.set(cmap, self.limits, f"{self.gene} (normalised expression)")
+        self.colorbar.set(cmap, self.limits, title)
         return self.last_switch_ms
 
     def _paint(self, layer, values: np.ndarray, cmap: str) -> float:
