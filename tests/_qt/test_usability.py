@@ -194,3 +194,32 @@ def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synt
     assert np.isnan(measured.features["value"]).all()
     assert np.allclose(measured.face_color, NAN_RGBA)
     assert "not measured" in explore.colorbar.title.text()
+
+
+def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthetic_samples, tmp_path,
+                                                      monkeypatch):
+    """Offline, the default preset failed in the Train widget with "pass --weights PATH or --weights
+    none": CLI flags the widget did not have.  It now has a Weights field and the message names it."""
+    import pytest
+
+    from napari_mclstexp._qt.train import train_and_save
+    from napari_mclstexp.errors import WeightsUnavailableError
+
+    class Offline:
+        def get_state_dict(self, progress=False):
+            raise OSError("Name or service not known")
+
+    monkeypatch.setattr("napari_mclstexp.model.encoders._torchvision_model",
+                        lambda name: (__import__("torch").nn.Identity(), Offline()))
+    out = tmp_path / "m.mclst"
+    with pytest.raises(WeightsUnavailableError) as info:
+        run(train_and_save(list(synthetic_samples[:1]), "default", epochs=1, genes="hvg:8", device="cpu",
+                           out=str(out)))
+    message = str(info.value)
+    assert "--weights" not in message and "Weights field" in message and "quick preset" in message
+    assert not out.exists()
+    viewer = make_napari_viewer()
+    train = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
+    assert "weights" not in train.overrides()
+    train.weights.setText("none")
+    assert train.overrides()["weights"] == "none"

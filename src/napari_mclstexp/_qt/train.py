@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import InputError
+from ..errors import InputError, WeightsUnavailableError
 from ..progress import CancelToken
 from ._common import PathEdit, button, connect_while_alive
 from ._devices import device_combo
@@ -55,7 +55,19 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     config = get_preset(preset).replace(**changes)
     check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
     with _spare_one_core(device):
-        result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
+        try:
+            result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
+        except WeightsUnavailableError as err:
+            if config.weights != "imagenet":
+                raise
+            # the engine's message names the CLI's --weights flag; say it in the widget's terms
+            cause = err.__cause__ or err
+            raise WeightsUnavailableError(
+                f"cannot download the ImageNet weights of the {preset!r} preset's {config.encoder} encoder "
+                f"({type(cause).__name__}: {cause}; offline?): put a local .pth/.safetensors file in the "
+                "Weights field, or 'none' (random initialisation), or choose the quick preset (it needs "
+                "no pretrained weights)"
+            ) from err
     bundle = make_bundle(result, samples, device=result.device)
     save_bundle(bundle, out)
     return bundle
@@ -100,6 +112,10 @@ class TrainWidget(QWidget):
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(5)
+        self.weights = QLineEdit()
+        self.weights.setPlaceholderText("preset's (ImageNet for default/paper) | none | .pth file")
+        self.weights.setToolTip("image encoder start: the preset's choice, 'none' (random), or a local "
+                                "weights file (.pth/.safetensors); needed offline for default/paper")
         self.device = device_combo()
         self.out = PathEdit("model.mclst", mode="save", filter="mclSTExp bundle (*.mclst)")
         form = QFormLayout()
@@ -109,6 +125,7 @@ class TrainWidget(QWidget):
         form.addRow("Genes", self.genes)
         form.addRow("Preset", self.preset)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Weights", self.weights)
         form.addRow("Device", self.device)
         form.addRow("Save to", self.out)
         self.task = TaskPanel()
@@ -167,6 +184,13 @@ class TrainWidget(QWidget):
                 samples.append(layer_adata(self.viewer.layers[name]))
         return samples
 
+    def overrides(self) -> dict:
+        """:class:`TrainConfig` changes: :attr:`config_overrides` plus the Weights field when set."""
+        changes = dict(self.config_overrides)
+        if self.weights.text().strip():
+            changes["weights"] = self.weights.text().strip()
+        return changes
+
     def _genes_spec(self) -> Any:
         text = self.genes.text().strip()
         return text or None
@@ -175,7 +199,7 @@ class TrainWidget(QWidget):
         """Start training with the widget's parameters; returns the worker or ``None``."""
         out = self.out.text()
         preset, epochs, device = self.preset.currentText(), self.epochs.value(), self.device.currentText()
-        overrides, genes = dict(self.config_overrides), self._genes_spec()
+        overrides, genes = self.overrides(), self._genes_spec()
 
         sources = self.selected_samples()
 
