@@ -223,3 +223,62 @@ def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthe
     assert "weights" not in train.overrides()
     train.weights.setText("none")
     assert train.overrides()["weights"] == "none"
+
+
+def test_bad_model_path_is_refused_before_training(synthetic_samples, tmp_path, monkeypatch):
+    """Save to a folder or to an unwritable place failed only after the whole training, with an
+    ``IsADirectoryError`` about a hidden temporary file.  Now checked first, with the path named;
+    a name without suffix gets ``.mclst`` (Predict's file dialog lists only those)."""
+    import os
+
+    import pytest
+
+    from napari_mclstexp._qt.train import bundle_output, train_and_save
+    from napari_mclstexp.errors import OutputError
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("napari_mclstexp.train.trainer.train", no_training)
+    with pytest.raises(OutputError, match=f"{tmp_path}.*is a folder"):
+        run(train_and_save(list(synthetic_samples[:1]), "quick", epochs=1, genes="hvg:8", device="cpu",
+                           out=str(tmp_path)))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if not os.access(locked, os.W_OK):  # root writes anywhere
+        with pytest.raises(OutputError, match="locked.*cannot write"):
+            bundle_output(str(locked / "m.mclst"))
+    assert bundle_output(str(tmp_path / "new" / "her2")) == tmp_path / "new" / "her2.mclst"
+    assert bundle_output(str(tmp_path / "m.mclst")) == tmp_path / "m.mclst"
+    with pytest.raises(OutputError, match="cannot write"):
+        bundle_output("/proc/m.mclst")
+
+
+def test_trained_model_is_offered_to_predict(make_napari_viewer, qtbot, synthetic_samples, tmp_path):
+    """After training, Predict's Bundle field was empty: the user had to browse for the file just
+    saved.  The saved bundle now fills an empty Bundle field (open Predict widgets and later ones)."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+
+    from .conftest import TINY
+
+    viewer = make_napari_viewer()
+    dock = viewer.window.add_plugin_dock_widget
+    add_layer_tuples(viewer, [spots_layer(synthetic_samples[0])])
+    early = dock("napari-mclstexp", "Predict")[1]
+    train = dock("napari-mclstexp", "Train")[1]
+    train.config_overrides = dict(TINY)
+    train.epochs.setValue(1)
+    train.genes.setText("hvg:8")
+    train.out.setText(str(tmp_path / "fresh"))
+    with qtbot.waitSignal(train.task.finished, timeout=120_000) as blocker:
+        train.train()
+    assert blocker.args[0] is not None
+    saved = str(tmp_path / "fresh.mclst")
+    assert early.bundle_path.text() == saved and saved in train.result_label.text()
+    from napari_mclstexp._qt.predict import PredictWidget
+
+    assert PredictWidget(viewer).bundle_path.text() == saved  # a Predict widget opened later
+    other = make_napari_viewer()  # another viewer's widgets are not touched
+    assert other.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1].bundle_path.text() == ""

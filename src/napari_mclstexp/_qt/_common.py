@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 
 from napari.layers import Layer
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
 from ._layers import role
@@ -97,6 +99,37 @@ def connect_while_alive(widget: QWidget, slot: Callable, *events) -> None:
                 pass
 
     widget.destroyed.connect(disconnect)
+
+
+class ViewerModels(QObject):
+    """Per-viewer memory shared by the widgets: the model bundle last saved by Train.
+
+    Signals
+    -------
+    bundle_saved(str)
+        A bundle was written (its path); Predict fills an empty Bundle field with it.
+    """
+
+    bundle_saved = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_bundle = ""
+
+    def saved(self, path: str) -> None:
+        """Remember and announce a saved bundle."""
+        self.last_bundle = str(path)
+        self.bundle_saved.emit(self.last_bundle)
+
+
+_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def viewer_models(viewer) -> ViewerModels:
+    """The :class:`ViewerModels` of ``viewer`` (created on first use, gone with the viewer)."""
+    if viewer not in _MODELS:
+        _MODELS[viewer] = ViewerModels()
+    return _MODELS[viewer]
 
 
 def add_layer_tuples(viewer, tuples: Iterable[tuple]) -> list[Layer]:

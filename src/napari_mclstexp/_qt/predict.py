@@ -12,7 +12,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout
 from ..errors import InputError
 from ..progress import CancelToken
 from ..train.device import release_gpu_memory
-from ._common import LayerCombo, PathEdit, add_layer_tuples, button
+from ._common import LayerCombo, PathEdit, add_layer_tuples, button, viewer_models
 from ._devices import device_combo
 from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
 from ._worker import TaskPanel, run_guarded
@@ -80,6 +80,9 @@ class PredictWidget(QWidget):
         layout.addStretch(1)
         self._bundle = None
         self._bundle_key: tuple | None = None
+        models = viewer_models(napari_viewer)
+        models.bundle_saved.connect(self._offer_bundle)
+        self._offer_bundle(models.last_bundle)
         self._tiles = TileBuffer()
         self._stream = None
         self.result = None
@@ -87,6 +90,11 @@ class PredictWidget(QWidget):
         self.streamed_tiles = 0
         # import the predictors now rather than from the worker (long GIL-holding extension loads)
         from ..predict import slide, spots  # noqa: F401
+
+    def _offer_bundle(self, path: str) -> None:
+        """Fill an empty Bundle field with a bundle Train just saved."""
+        if path and not self.bundle_path.text():
+            self.bundle_path.setText(path)
 
     def load_bundle(self):
         """The chosen bundle (cached while the file is unchanged)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,43 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import InputError, WeightsUnavailableError
+from ..errors import InputError, OutputError, WeightsUnavailableError
 from ..progress import CancelToken
-from ._common import PathEdit, button, connect_while_alive
+from ._common import PathEdit, button, connect_while_alive, viewer_models
 from ._devices import device_combo
 from ._layers import layer_adata, layers_with_role
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
+
+
+def bundle_output(out: str | os.PathLike) -> Path:
+    """Check, before any training, that the bundle can be written at ``out``; returns the path.
+
+    A name without suffix gets ``.mclst`` (Predict's file dialog lists only those); missing folders
+    are created.
+
+    Raises
+    ------
+    InputError
+        No path given.
+    OutputError
+        ``out`` is a folder, or nothing can be written there (the path is named).
+    """
+    if not str(out).strip():
+        raise InputError("choose where to save the model bundle (.mclst)")
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise OutputError("is a folder; give a file name such as model.mclst", path)
+    if path.suffix.lower() != ".mclst":
+        path = path.with_name(path.name + ".mclst")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write the model here ({err.strerror or err})", path) from err
+    return path
 
 
 def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any, device: str,
@@ -47,8 +77,7 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
         from ..io.h5ad import read_sample
 
         samples = [read_sample(s, require_image=True) if isinstance(s, str) else s for s in samples]
-    if not out:
-        raise InputError("choose where to save the model bundle (.mclst)")
+    out = bundle_output(out)
     changes = dict(overrides or {})
     if epochs is not None:
         changes["epochs"] = int(epochs)
@@ -130,6 +159,7 @@ class TrainWidget(QWidget):
         form.addRow("Save to", self.out)
         self.task = TaskPanel()
         self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(button("Train", self.train))
@@ -213,7 +243,9 @@ class TrainWidget(QWidget):
         self.bundle = bundle
         event = self.task.last_event
         loss = event.metrics.get("loss") if event is not None else None
+        path = str(bundle.path) if bundle.path else self.out.text()
         self.result_label.setText(
-            f"saved {Path(self.out.text()).name} · {len(bundle.genes)} genes"
+            f"saved {path} · {len(bundle.genes)} genes"
             + (f" · last loss {loss:.4g}" if loss is not None else "")
         )
+        viewer_models(self.viewer).saved(path)
