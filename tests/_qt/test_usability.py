@@ -282,3 +282,37 @@ def test_trained_model_is_offered_to_predict(make_napari_viewer, qtbot, syntheti
     assert PredictWidget(viewer).bundle_path.text() == saved  # a Predict widget opened later
     other = make_napari_viewer()  # another viewer's widgets are not touched
     assert other.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1].bundle_path.text() == ""
+
+
+def test_whole_slide_predictions_can_be_exported(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle,
+                                                 tmp_path):
+    """The Export widget listed only spot layers: whole-slide predictions (the pathologist's main
+    result) could not be sent to QuPath or a spreadsheet from napari.  Tiles export like spots."""
+    import json
+
+    import anndata as ad
+    import pandas as pd
+
+    from napari_mclstexp.sample import image_path
+
+    viewer = make_napari_viewer()
+    dock = viewer.window.add_plugin_dock_widget
+    load = dock("napari-mclstexp", "Load")[1]
+    with qtbot.waitSignal(load.task.finished, timeout=60_000):
+        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
+    predict = dock("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    predict.mode.setCurrentText("whole slide")
+    predict.step.setValue(64)
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    pred = blocker.args[0]
+    export = dock("napari-mclstexp", "Export")[1]
+    dense = viewer.layers[f"predicted {pred.var_names[0]}"]
+    export.layer.select(dense)
+    assert export.layer.layer() == dense  # (widgets see napari proxies: == not is)
+    table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))
+    assert len(table) == pred.n_obs and np.allclose(table[["x", "y"]], pred.obsm["spatial"])
+    geo = json.loads(export.export(".geojson", str(tmp_path / "tiles.geojson")).read_text())
+    assert len(geo["features"]) == pred.n_obs
+    assert ad.read_h5ad(export.export(".h5ad", str(tmp_path / "tiles.h5ad"))).n_obs == pred.n_obs

@@ -1,4 +1,5 @@
-"""Export widget: predictions to ``.h5ad``/CSV, spots and domains to QuPath GeoJSON, a screenshot."""
+"""Export widget: predictions (at spots or whole-slide tiles) to ``.h5ad``/CSV, spots, tiles and
+domains to QuPath GeoJSON, a screenshot."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from napari.layers import Points
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -21,7 +23,7 @@ class ExportWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.layer = LayerCombo(napari_viewer, ["predicted", "domains", "spots"])
+        self.layer = LayerCombo(napari_viewer, ["predicted", "dense", "domains", "spots"])
         self.folder = PathEdit("output folder", mode="folder")
         self.stem = PathEdit("file name without suffix (default: layer name)")
         form = QFormLayout()
@@ -51,7 +53,12 @@ class ExportWidget(QWidget):
         return Path(folder) / f"{stem.replace('/', '_')}{suffix}"
 
     def layer_meta(self, layer) -> dict:
-        """What a writer needs: metadata, features (with domains of the same spots), size, scale."""
+        """What a writer needs: metadata, features (with domains of the same spots), size, scale.
+
+        Whole-slide predictions (an Image layer) are written from their AnnData: one row per tile.
+        """
+        if not isinstance(layer, Points):
+            return {"metadata": layer.metadata, "scale": np.asarray(layer.scale)}
         features = layer.features.copy()
         adata = layer_adata(layer)
         if "domain" not in features:
@@ -74,7 +81,8 @@ class ExportWidget(QWidget):
             return None
         write = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv,
                  ".geojson": _writer.write_geojson}[suffix]
-        done = run_guarded(lambda: write(str(out), layer.data, self.layer_meta(layer)))
+        data = layer.data if isinstance(layer, Points) else np.zeros((layer_adata(layer).n_obs, 2))
+        done = run_guarded(lambda: write(str(out), data, self.layer_meta(layer)))
         if done is None:
             return None
         self.info.setText(f"saved {out}")
