@@ -83,13 +83,13 @@ def her2st_sections_with_images(root: str | os.PathLike) -> list[str]:
 
 def read_her2st_layers(path: str | list[str]) -> list[tuple]:
     """Layers of a her2st folder: the sections that have images (else the first section); only the
-    first section is visible (their slides share one origin)."""
-    from ._qt._layers import first_sample_visible, sample_layers
+    last section is visible (their slides share one origin and the top one covers the others)."""
+    from ._qt._layers import last_sample_visible, sample_layers
     from .io.her2st import read_her2st
 
     root = _single(path)
     samples = read_her2st(root, sections=her2st_sections_with_images(root))
-    return first_sample_visible([sample_layers(adata) for adata in samples.values()])
+    return last_sample_visible([sample_layers(adata) for adata in samples.values()])
 
 
 def read_slide_layers(path: str | list[str]) -> list[tuple]:

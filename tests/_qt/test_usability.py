@@ -93,17 +93,23 @@ def _tiny_her2st(root):
     return builders.write_her2st_dir(root, sections=("A1", "A2", "B1"), image_sections=("A2", "B1"))
 
 
-def test_her2st_folder_shows_one_section_at_a_time(tmp_path):
-    """Every section has its own slide at the same origin: stacked, the user saw only the last one
-    loaded, under all the others' spots.  The first section is shown, the others are hidden."""
+def test_her2st_folder_shows_one_section_at_a_time(make_napari_viewer, tmp_path):
+    """Every section has its own slide at the same origin: the top slide covered the others, yet all
+    were listed visible and drawn.  Only the top (last) section is visible now, and it is the one
+    Predict offers first."""
+    from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp._qt.load import load_layers
     from napari_mclstexp._reader import read_her2st_layers
 
     root = _tiny_her2st(tmp_path / "her2st")
     for layers in (read_her2st_layers(str(root)), run(load_layers(None, str(root)))):
         assert [t[2] for t in layers] == ["image", "points", "image", "points"]
-        assert [t[1].get("visible", True) for t in layers] == [True, True, False, False]
-        assert layers[1][1]["name"] == "A2 spots"
+        assert [t[1].get("visible", True) for t in layers] == [False, False, True, True]
+        assert layers[3][1]["name"] == "B1 spots"
+    viewer = make_napari_viewer()
+    add_layer_tuples(viewer, layers)
+    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+    assert predict.spots.currentText() == "B1 spots" and viewer.layers["B1 spots"].visible
 
 
 def test_training_status_line_reads_like_a_sentence():

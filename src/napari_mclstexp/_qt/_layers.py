@@ -143,16 +143,17 @@ def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
     return layers
 
 
-def first_sample_visible(groups: list[list[tuple]]) -> list[tuple]:
-    """Flatten per-sample layer tuples, hiding every sample but the first.
+def last_sample_visible(groups: list[list[tuple]]) -> list[tuple]:
+    """Flatten per-sample layer tuples, hiding every sample but the last (the top of the stack).
 
-    Sections of one folder each have their own slide at the same origin: stacked, only the top one
-    would be seen, under every section's spots.  The hidden ones are a click away (layer list eye).
+    Sections of one folder each have their own slide at the same origin: the top slide covers the
+    others, which were still drawn and listed as visible.  The last one stays visible, which is also
+    the one the widgets' layer choosers offer first (newest); the others are a click away.
     """
     out = []
     for i, group in enumerate(groups):
         for data, kwargs, layer_type in group:
-            out.append((data, {**kwargs, "visible": False} if i else kwargs, layer_type))
+            out.append((data, kwargs if i == len(groups) - 1 else {**kwargs, "visible": False}, layer_type))
     return out
 
 

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button
-from ._layers import existing_image, first_sample_visible, slide_layer, spots_layer
+from ._layers import existing_image, last_sample_visible, slide_layer, spots_layer
 from ._worker import TaskPanel
 
 
@@ -41,7 +41,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
 
     When no slide is given, each sample's own image (``source_image_path``) is opened if it exists.
     A slide that does not record its pixel size (JPEG, PNG) takes the samples' µm per pixel.
-    Of several samples (a her2st folder) only the first is visible: their slides share one origin.
+    Of several samples (a her2st folder) only the last is visible: their slides share one origin.
     """
     from .. import sample as sample_mod
 
@@ -66,7 +66,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
         group = [] if image is None else [slide_layer(image, mpp=sample_mpp)]
         groups.append(group + [spots_layer(adata, mpp=sample_mpp or mpp)])
     yield Progress("load", 2, 2)
-    return layers + first_sample_visible(groups)
+    return layers + last_sample_visible(groups)
 
 
 class LoadWidget(QWidget):
