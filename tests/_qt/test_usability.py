@@ -322,3 +322,47 @@ def test_whole_slide_predictions_can_be_exported(make_napari_viewer, qtbot, synt
     geo = json.loads(export.export(".geojson", str(tmp_path / "tiles.geojson")).read_text())
     assert len(geo["features"]) == pred.n_obs
     assert ad.read_h5ad(export.export(".h5ad", str(tmp_path / "tiles.h5ad"))).n_obs == pred.n_obs
+
+
+def _without_image(adata, tmp_path):
+    """``adata`` saved as ``.h5ad`` without a slide (like a Visium folder: only low-res previews)."""
+    lib = next(iter(adata.uns["spatial"]))
+    slide = str(adata.uns["spatial"][lib]["metadata"].pop("source_image_path"))
+    adata.write_h5ad(tmp_path / "noimage.h5ad")
+    return tmp_path / "noimage.h5ad", slide
+
+
+def test_slide_given_with_imageless_spots_becomes_their_image(synthetic_sample, tmp_path):
+    """Visium spots plus their full-resolution slide in the Load widget: the slide was shown but not
+    attached, so Predict at spots then failed ("sample has no image").  The slide is now the spots'
+    image (in memory; the file is not changed)."""
+    from pathlib import Path
+
+    from napari_mclstexp._qt.load import load_layers
+    from napari_mclstexp.sample import image_path
+
+    spots_file, slide = _without_image(synthetic_sample, tmp_path)
+    layers = run(load_layers(slide, str(spots_file)))
+    adata = layers[1][1]["metadata"]["mclstexp"]["adata"]
+    assert image_path(adata) == Path(slide).resolve()
+    from napari_mclstexp.io.h5ad import read_sample
+
+    assert image_path(read_sample(spots_file)) is None
+
+
+def test_predict_at_imageless_spots_says_how_to_fix(make_napari_viewer, synthetic_sample, tiny_bundle,
+                                                    tmp_path, notes):
+    """Predict at spots without a slide said "sample has no image (uns['spatial'][lib]['metadata']
+    ['source_image_path'])": AnnData internals, no file, no way forward.  Now it says what to do."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.io.h5ad import read_sample
+
+    spots_file, _ = _without_image(synthetic_sample, tmp_path)
+    viewer = make_napari_viewer()
+    add_layer_tuples(viewer, [spots_layer(read_sample(spots_file))])
+    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    assert predict.predict() is None
+    message = str(notes[-1].message)
+    assert "SYN1 spots" in message and "no H&E slide" in message and "Load" in message

@@ -7,6 +7,7 @@ from pathlib import Path
 from napari.layers import Points
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from .. import sample as sample_mod
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button
@@ -36,15 +37,26 @@ def read_spots(path: str | Path) -> list:
     raise InputError("not a .h5ad file, a Visium folder or a her2st folder", p)
 
 
+def attach_slide(adata, slide: str | Path, mpp: float | None) -> None:
+    """Make ``slide`` the image of a sample that has none (e.g. a Visium folder: previews only), in
+    memory, so that prediction at its spots reads it; the pixel size too when the sample lacks it."""
+    image = sample_mod.image_path(adata)
+    if image is not None and image.exists():
+        return
+    meta = adata.uns["spatial"][sample_mod.library_id(adata)].setdefault("metadata", {})
+    meta["source_image_path"] = str(Path(slide).resolve())
+    if mpp and not sample_mod.microns_per_pixel(adata):
+        meta["microns_per_pixel"] = float(mpp)
+
+
 def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None = None):
     """Generator: read spots and open the slide; returns layer data tuples (slide first).
 
     When no slide is given, each sample's own image (``source_image_path``) is opened if it exists.
-    A slide that does not record its pixel size (JPEG, PNG) takes the samples' µm per pixel.
+    A slide that does not record its pixel size (JPEG, PNG) takes the samples' µm per pixel; a single
+    sample without an image of its own gets the slide (:func:`attach_slide`).
     Of several samples (a her2st folder) only the last is visible: their slides share one origin.
     """
-    from .. import sample as sample_mod
-
     if not slide and not spots:
         raise InputError("choose a slide, spots, or both")
     yield Progress("load", 0, 2, message="reading spots")
@@ -60,6 +72,8 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
         known = [m for m in map(sample_mod.microns_per_pixel, samples) if m]
         layers.append(slide_layer(slide, mpp=known[0] if known else None))
         mpp = layers[-1][1]["metadata"]["mclstexp"]["mpp"]
+        if len(samples) == 1:
+            attach_slide(samples[0], slide, mpp)
     for adata in samples:
         sample_mpp = sample_mod.microns_per_pixel(adata)
         image = None if slide else existing_image(adata)

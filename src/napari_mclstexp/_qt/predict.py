@@ -11,6 +11,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout
 
 from ..errors import InputError
 from ..progress import CancelToken
+from ..sample import image_path
 from ..train.device import release_gpu_memory
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, viewer_models
 from ._devices import device_combo
@@ -123,6 +124,10 @@ class PredictWidget(QWidget):
                 show_error("Load spots first (Load widget).")
                 return None
             adata = layer_adata(layer)
+            if image_path(adata) is None:
+                show_error(f"{layer.name}: no H&E slide for these spots; open the full-resolution slide in "
+                           "Load → Slide together with the spots, then predict")
+                return None
             self._source = layer
 
             def make(token: CancelToken):
