@@ -366,3 +366,20 @@ def test_predict_at_imageless_spots_says_how_to_fix(make_napari_viewer, syntheti
     assert predict.predict() is None
     message = str(notes[-1].message)
     assert "SYN1 spots" in message and "no H&E slide" in message and "Load" in message
+
+
+def test_genes_field_takes_gene_names(make_napari_viewer, tmp_path):
+    """Typing a small panel ("ERBB2, CD74, KRT19") in Train's Genes field failed with "gene list file
+    not found": only hvg:N or a file worked.  Names separated by commas or spaces are a panel now."""
+    viewer = make_napari_viewer()
+    train = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
+    for text, spec in [("", None), ("hvg:50", "hvg:50"), ("ERBB2, CD74,KRT19", ["ERBB2", "CD74", "KRT19"]),
+                       ("ERBB2 CD74", ["ERBB2", "CD74"]), ("ERBB2", ["ERBB2"])]:
+        train.genes.setText(text)
+        assert train._genes_spec() == spec, text
+    panel = tmp_path / "my panel.txt"
+    panel.write_text("ERBB2\nCD74\n")
+    train.genes.setText(str(panel))
+    assert train._genes_spec() == str(panel)
+    train.genes.setText(str(tmp_path / "missing.txt"))  # a path stays a path (and its error names it)
+    assert train._genes_spec() == str(tmp_path / "missing.txt")

@@ -29,6 +29,8 @@ from ._layers import layer_adata, layers_with_role
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
+#: Gene-list file suffixes (``data.genes.load_gene_list``).
+GENE_FILES = (".npy", ".txt", ".csv", ".tsv")
 
 
 def bundle_output(out: str | os.PathLike) -> Path:
@@ -135,7 +137,7 @@ class TrainWidget(QWidget):
         self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
         self.files = PathEdit("add a .h5ad section…", filter="AnnData (*.h5ad)")
         self.genes = QLineEdit()
-        self.genes.setPlaceholderText("all common genes | hvg:N | gene list file")
+        self.genes.setPlaceholderText("all common genes | hvg:N | ERBB2, CD74, … | gene list file")
         self.preset = QComboBox()
         self.preset.addItems(PRESETS)
         self.epochs = QSpinBox()
@@ -222,8 +224,15 @@ class TrainWidget(QWidget):
         return changes
 
     def _genes_spec(self) -> Any:
+        """The Genes field as a panel spec: ``None`` (all shared genes), ``hvg:N``, a file path, or
+        gene names separated by commas or spaces (a list)."""
         text = self.genes.text().strip()
-        return text or None
+        if not text:
+            return None
+        looks_like_path = any(sep in text for sep in ("/", "\\")) or text.lower().endswith(GENE_FILES)
+        if text.lower().startswith("hvg:") or looks_like_path or Path(text).expanduser().is_file():
+            return text
+        return [name for name in text.replace(",", " ").split() if name]
 
     def train(self):
         """Start training with the widget's parameters; returns the worker or ``None``."""
