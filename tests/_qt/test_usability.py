@@ -383,3 +383,34 @@ def test_genes_field_takes_gene_names(make_napari_viewer, tmp_path):
     assert train._genes_spec() == str(panel)
     train.genes.setText(str(tmp_path / "missing.txt"))  # a path stays a path (and its error names it)
     assert train._genes_spec() == str(tmp_path / "missing.txt")
+
+
+def test_warnings_from_a_task_reach_the_user(qtbot, notes, synthetic_sample):
+    """Engine warnings raised in a worker (a missing slide, panel genes absent from a section) never
+    showed: napari 0.9's worker relay is not connected (its mixin's ``__init__`` is not reached).
+    The task panel relays them as warning notifications."""
+    import warnings
+
+    from napari_mclstexp._qt._layers import sample_layers
+    from napari_mclstexp._qt._worker import TaskPanel
+    from napari_mclstexp.progress import Progress
+
+    def task(token):
+        yield Progress("load", 0, 1)
+        sample_layers(sample)  # the plugin's own warning (a missing slide): shown
+        warnings.warn("a library's own deprecation (usability test)", FutureWarning, stacklevel=1)  # console
+        yield Progress("load", 1, 1)
+        return "done"
+
+    sample = synthetic_sample
+    lib = next(iter(sample.uns["spatial"]))
+    sample.uns["spatial"][lib]["metadata"]["source_image_path"] = "/data/B4.jpg"
+
+    panel = TaskPanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.finished, timeout=10_000) as blocker:
+        panel.start(task, lambda value: None, description="Load")
+    qtbot.wait(50)
+    assert blocker.args == ["done"]
+    warned = [str(n.message) for n in notes if str(getattr(n, "severity", "")).lower().endswith("warning")]
+    assert len(warned) == 1 and warned[0].startswith("/data/B4.jpg: image file not found")

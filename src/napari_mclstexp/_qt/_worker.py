@@ -10,13 +10,16 @@ cannot crash the viewer.
 from __future__ import annotations
 
 import gc
+import sys
 import time
+import warnings
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import notification_manager, show_error, show_info
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
@@ -109,6 +112,24 @@ def format_event(event: Progress) -> str:
     return " · ".join(parts)
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _relay_warning(args: tuple) -> None:
+    """Show our own warnings raised in a worker (``showwarning`` arguments) as napari notifications;
+    other libraries' warnings go to the console as usual.
+
+    napari's own relay is never connected in 0.9 (its mixin's ``__init__`` is not reached through
+    ``QRunnable``); ``receive_warning`` shows each distinct warning once, so a napari that does
+    relay cannot make duplicates.
+    """
+    message, category, filename, lineno = args[:4]
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        notification_manager.receive_warning(message, category, filename, lineno)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+
+
 class TaskPanel(QWidget):
     """Progress bar, status line and Cancel button for one long engine call at a time.
 
@@ -182,6 +203,7 @@ class TaskPanel(QWidget):
         self._pbar, self._stage = napari_progress(total=0, desc=description), None
         worker = _drive(gen, self.token)
         worker.yielded.connect(self._on_event)
+        worker.warned.connect(_relay_warning)
         worker.returned.connect(lambda value: self._on_returned(value, on_result))
         self.worker = worker
         worker.start()
