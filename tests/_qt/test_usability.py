@@ -414,3 +414,43 @@ def test_warnings_from_a_task_reach_the_user(qtbot, notes, synthetic_sample):
     assert blocker.args == ["done"]
     warned = [str(n.message) for n in notes if str(getattr(n, "severity", "")).lower().endswith("warning")]
     assert len(warned) == 1 and warned[0].startswith("/data/B4.jpg: image file not found")
+
+
+def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle, tmp_path):
+    """A pathologist with only an H&E slide has no spots: Domains offered only spot predictions, so
+    whole-slide predictions could not be clustered.  They now give a domain map (one label per tile,
+    aligned with the prediction, legend) that exports with its domains."""
+    import pandas as pd
+    from napari.layers import Labels
+
+    from napari_mclstexp.sample import image_path
+
+    viewer = make_napari_viewer()
+    dock = viewer.window.add_plugin_dock_widget
+    load = dock("napari-mclstexp", "Load")[1]
+    with qtbot.waitSignal(load.task.finished, timeout=60_000):
+        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
+    predict = dock("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    predict.mode.setCurrentText("whole slide")
+    predict.step.setValue(64)
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    pred = blocker.args[0]
+    dense = viewer.layers[f"predicted {pred.var_names[0]}"]
+    domains = dock("napari-mclstexp", "Domains")[1]
+    domains.target.select(dense)
+    domains.k.setValue(3)
+    with qtbot.waitSignal(domains.task.finished, timeout=60_000) as blocker:
+        domains.run()
+    labels, _ = blocker.args[0]
+    layer = viewer.layers[f"{dense.name} domains"]
+    assert isinstance(layer, Labels)
+    rows, cols = pred.obs["array_row"].to_numpy(), pred.obs["array_col"].to_numpy()
+    assert np.array_equal(layer.data[rows, cols], labels + 1) and (layer.data > 0).sum() == pred.n_obs
+    assert np.allclose(layer.scale, dense.scale) and np.allclose(layer.translate, dense.translate)
+    assert len(domains.legend.entries) == 3 and "domain" not in pred.obs
+    export = dock("napari-mclstexp", "Export")[1]
+    export.layer.select(layer)
+    table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))
+    assert table["domain"].tolist() == labels.tolist()

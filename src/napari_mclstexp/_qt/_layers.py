@@ -1,7 +1,7 @@
 """Engine objects → napari layer data tuples, and back (which layer holds which sample).
 
 Layers made here carry ``metadata["mclstexp"]``: ``role`` (``"slide"``, ``"spots"``, ``"predicted"``,
-``"uncertainty"``, ``"domains"``, ``"dense"``), and for spot layers the AnnData itself (``"adata"``, held
+``"uncertainty"``, ``"domains"``, ``"dense"``, ``"domain_map"``), and for spot layers the AnnData itself (``"adata"``, held
 by reference, never modified).  Spots are napari ``(row, col)`` in full-resolution pixels; layers get
 ``scale = (mpp, mpp)`` when the pixel size is known so the slide and the spots share µm world units.
 """

@@ -1,5 +1,6 @@
-"""Domains widget: cluster spots (predicted expression or image embeddings), colour them by domain with a
-legend, and show ARI/NMI against reference labels when there are any."""
+"""Domains widget: cluster spots or whole-slide tiles (predicted expression or image embeddings), colour
+them by domain with a legend (tiles: a Labels domain map), and show ARI/NMI against reference labels when
+there are any."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..io.export import category_colors
 from ..progress import CancelToken, Progress
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button
-from ._layers import KEY, layer_adata, spots_layer
+from ._layers import KEY, layer_adata, role, spots_layer
 from ._worker import TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
@@ -38,7 +39,7 @@ class DomainsWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.target = LayerCombo(napari_viewer, ["predicted"])
+        self.target = LayerCombo(napari_viewer, ["predicted", "dense"])
         self.target.currentIndexChanged.connect(lambda *_: self.refresh_truth())
         self.k = QSpinBox()
         self.k.setRange(2, 50)
@@ -130,6 +131,37 @@ class DomainsWidget(QWidget):
         name = f"{self._layer.name} domains"
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
+        if role(self._layer) == "dense":
+            self._add_domain_map(adata, labels, colors, name)
+        else:
+            self._add_domain_spots(adata, labels, colors, name)
+        counts = np.bincount(labels, minlength=len(names))
+        self.legend.set(names, colors, counts.tolist())
+        if scores:
+            self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}")
+        else:
+            self.scores.setText(f"{len(names)} domains")
+
+    def _add_domain_map(self, pred, labels: np.ndarray, colors: np.ndarray, name: str) -> None:
+        """Whole-slide predictions: a Labels layer, one pixel per tile (label = domain + 1, 0 = none),
+        over the prediction's grid; its AnnData is a copy of the prediction with ``obs['domain']``."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        from ..predict.slide import grid_image
+
+        image = grid_image(pred, np.asarray(labels) + 1, fill=0).astype(np.int32)
+        rgba = {i + 1: (*(c / 255.0), 1.0) for i, c in enumerate(colors)}
+        with_domains = pred.copy()
+        with_domains.obs["domain"] = pd.Categorical(labels)
+        dense = self._layer
+        meta = {KEY: {"role": "domain_map", "adata": with_domains, "mpp": dense.metadata[KEY].get("mpp")}}
+        self.viewer.add_labels(
+            image, name=name, scale=dense.scale, translate=dense.translate, units=dense.units, opacity=0.6,
+            colormap=DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **rgba}),
+            metadata=meta)
+
+    def _add_domain_spots(self, adata, labels: np.ndarray, colors: np.ndarray, name: str) -> None:
+        """Spot predictions: a Points layer coloured by domain (``features['domain']``)."""
         (layer,) = add_layer_tuples(self.viewer, [
             spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))
         ])
@@ -138,9 +170,3 @@ class DomainsWidget(QWidget):
         layer.features = pd.DataFrame({"domain": pd.Categorical(labels)})
         with layer.events.face_color.blocker():
             layer.face_color = np.concatenate([colors[labels] / 255.0, np.ones((len(labels), 1))], axis=1)
-        counts = np.bincount(labels, minlength=len(names))
-        self.legend.set(names, colors, counts.tolist())
-        if scores:
-            self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}")
-        else:
-            self.scores.setText(f"{len(names)} domains")

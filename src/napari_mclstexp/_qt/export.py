@@ -23,7 +23,7 @@ class ExportWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.layer = LayerCombo(napari_viewer, ["predicted", "dense", "domains", "spots"])
+        self.layer = LayerCombo(napari_viewer, ["predicted", "dense", "domains", "domain_map", "spots"])
         self.folder = PathEdit("output folder", mode="folder")
         self.stem = PathEdit("file name without suffix (default: layer name)")
         form = QFormLayout()
