@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_mclstexp.progress import run
 
@@ -454,3 +455,39 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     export.layer.select(layer)
     table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))
     assert table["domain"].tolist() == labels.tolist()
+
+
+def test_prediction_at_measured_spots_is_scored(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
+    """Predicting on a held-out section with measured counts, the biologist's next question is "how
+    good?": the widgets had no evaluation.  Predict at spots now reports the paper's metrics against
+    the measured counts (and keeps them in the predictions' provenance)."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.analysis.metrics import evaluate
+
+    viewer = make_napari_viewer()
+    truth = synthetic_samples[2]
+    add_layer_tuples(viewer, [spots_layer(truth)])
+    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    pred = blocker.args[0]
+    scores = pred.uns["mclstexp"]["vs_measured"]
+    assert scores["acg"] == pytest.approx(evaluate(pred, truth)["acg"])
+    assert f"ACG {scores['acg']:.3f}" in predict.info.text() and "SYN3 spots" in predict.info.text()
+
+
+def test_score_text_survives_undefined_metrics(tmp_path):
+    """Constant predictions have no correlation (NaN): the line says n/a and the predictions with
+    their scores still save as ``.h5ad``."""
+    import anndata as ad
+
+    from napari_mclstexp._qt.predict import score_text
+
+    scores = {"acg": float("nan"), "heg50": 0.5, "mse": 1.25, "n_genes": 3, "matched_by": "name"}
+    assert score_text(scores) == "ACG n/a · HEG@50 0.500 · MSE 1.25 (3 genes)"
+    pred = ad.AnnData(np.zeros((2, 3), np.float32))
+    pred.uns["mclstexp"] = {"vs_measured": scores}
+    pred.write_h5ad(tmp_path / "p.h5ad")
+    assert np.isnan(ad.read_h5ad(tmp_path / "p.h5ad").uns["mclstexp"]["vs_measured"]["acg"])

@@ -21,6 +21,35 @@ from ._worker import TaskPanel, run_guarded
 MODES = ("at spots", "whole slide")
 
 
+def predict_and_score(bundle, adata, *, device: str = "auto", cancel: CancelToken | None = None):
+    """Generator: :func:`~napari_mclstexp.predict.spots.predict_at_spots`, then, when the sample has
+    measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
+    ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
+    numbers; NaN kept, so the predictions still write to ``.h5ad``)."""
+    from ..analysis.metrics import evaluate
+    from ..errors import MclstexpError
+    from ..predict.spots import predict_at_spots
+
+    pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
+    if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
+        try:
+            scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
+            pred.uns.setdefault("mclstexp", {})["vs_measured"] = scores
+        except MclstexpError:  # nothing comparable (e.g. spots not matched): predictions stand alone
+            pass
+    return pred
+
+
+def score_text(scores: dict) -> str:
+    """``ACG 0.412 · HEG@50 0.603 · MSE 0.31 (785 genes)``; undefined numbers read ``n/a``."""
+    def num(key: str, fmt: str) -> str:
+        value = scores.get(key)
+        return format(value, fmt) if isinstance(value, int | float) and np.isfinite(value) else "n/a"
+
+    return (f"ACG {num('acg', '.3f')} · HEG@50 {num('heg50', '.3f')} · MSE {num('mse', '.3g')}"
+            f" ({scores.get('n_genes', '?')} genes)")
+
+
 class TileBuffer:
     """Thread-safe inbox for tiles the engine streams from the worker (``on_tile``)."""
 
@@ -72,6 +101,7 @@ class PredictWidget(QWidget):
         self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
         self.task.finished.connect(self._keep_partial)
         self.info = QLabel("")
+        self.info.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(button("Predict", self.predict))
@@ -131,9 +161,7 @@ class PredictWidget(QWidget):
             self._source = layer
 
             def make(token: CancelToken):
-                from ..predict.spots import predict_at_spots
-
-                return predict_at_spots(bundle, adata, device=device, cancel=token)
+                return predict_and_score(bundle, adata, device=device, cancel=token)
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
@@ -171,7 +199,11 @@ class PredictWidget(QWidget):
         if "uncertainty" in pred.obs:
             values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
             set_points_values(unc, values, "magma", auto_limits(values))
-        self.info.setText(f"{pred.n_obs} spots × {pred.n_vars} genes predicted")
+        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted"
+        scores = pred.uns.get("mclstexp", {}).get("vs_measured")
+        if scores:
+            text += f"; vs measured {self._source.name}: {score_text(scores)}"
+        self.info.setText(text)
         self._warn_other_genes(pred)
 
     def _warn_other_genes(self, pred) -> None:
