@@ -291,40 +291,6 @@ def test_trained_model_is_offered_to_predict(make_napari_viewer, qtbot, syntheti
     assert other.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1].bundle_path.text() == ""
 
 
-def test_whole_slide_predictions_can_be_exported(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle,
-                                                 tmp_path):
-    """The Export widget listed only spot layers: whole-slide predictions (the pathologist's main
-    result) could not be sent to QuPath or a spreadsheet from napari.  Tiles export like spots."""
-    import json
-
-    import anndata as ad
-    import pandas as pd
-
-    from napari_mclstexp.sample import image_path
-
-    viewer = make_napari_viewer()
-    dock = viewer.window.add_plugin_dock_widget
-    load = dock("napari-mclstexp", "Load")[1]
-    with qtbot.waitSignal(load.task.finished, timeout=60_000):
-        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
-    predict = dock("napari-mclstexp", "Predict")[1]
-    predict.bundle_path.setText(str(tiny_bundle))
-    predict.mode.setCurrentText("whole slide")
-    predict.step.setValue(64)
-    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
-        predict.predict()
-    pred = blocker.args[0]
-    export = dock("napari-mclstexp", "Export")[1]
-    dense = viewer.layers[f"predicted {pred.var_names[0]}"]
-    export.layer.select(dense)
-    assert export.layer.layer() == dense  # (widgets see napari proxies: == not is)
-    table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))
-    assert len(table) == pred.n_obs and np.allclose(table[["x", "y"]], pred.obsm["spatial"])
-    geo = json.loads(export.export(".geojson", str(tmp_path / "tiles.geojson")).read_text())
-    assert len(geo["features"]) == pred.n_obs
-    assert ad.read_h5ad(export.export(".h5ad", str(tmp_path / "tiles.h5ad"))).n_obs == pred.n_obs
-
-
 def _without_image(adata, tmp_path):
     """``adata`` saved as ``.h5ad`` without a slide (like a Visium folder: only low-res previews)."""
     lib = next(iter(adata.uns["spatial"]))
@@ -418,9 +384,12 @@ def test_warnings_from_a_task_reach_the_user(qtbot, notes, synthetic_sample):
 
 
 def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle, tmp_path):
-    """A pathologist with only an H&E slide has no spots: Domains offered only spot predictions, so
-    whole-slide predictions could not be clustered.  They now give a domain map (one label per tile,
-    aligned with the prediction, legend) that exports with its domains."""
+    """A pathologist with only an H&E slide has no spots: Domains and Export offered only spot layers,
+    so whole-slide predictions could not be clustered nor sent to QuPath/CSV.  They now give a domain
+    map (one label per tile, aligned with the prediction, legend) and both export, one row per tile."""
+    import json
+
+    import anndata as ad
     import pandas as pd
     from napari.layers import Labels
 
@@ -455,6 +424,14 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     export.layer.select(layer)
     table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))
     assert table["domain"].tolist() == labels.tolist()
+    # the predictions themselves export too (the Export widget listed only spot layers)
+    export.layer.select(dense)
+    assert export.layer.layer() == dense  # (widgets see napari proxies: == not is)
+    table = pd.read_csv(export.export(".csv", str(tmp_path / "predicted.csv")))
+    assert len(table) == pred.n_obs and np.allclose(table[["x", "y"]], pred.obsm["spatial"])
+    geo = json.loads(export.export(".geojson", str(tmp_path / "tiles.geojson")).read_text())
+    assert len(geo["features"]) == pred.n_obs
+    assert ad.read_h5ad(export.export(".h5ad", str(tmp_path / "tiles.h5ad"))).n_obs == pred.n_obs
 
 
 def test_prediction_at_measured_spots_is_scored(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
