@@ -468,3 +468,25 @@ def test_score_text_survives_undefined_metrics(tmp_path):
     pred.uns["mclstexp"] = {"vs_measured": scores}
     pred.write_h5ad(tmp_path / "p.h5ad")
     assert np.isnan(ad.read_h5ad(tmp_path / "p.h5ad").uns["mclstexp"]["vs_measured"]["acg"])
+
+
+def test_explore_follows_new_predictions(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
+    """After Predict, the new layer was coloured by the panel's first gene with no colour bar and no
+    word of which gene it was; an open Explore kept its old (or no) layer.  Explore now follows the
+    new predictions (gene, colour bar) and Predict says which gene is shown."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import spots_layer
+
+    viewer = make_napari_viewer()
+    add_layer_tuples(viewer, [spots_layer(synthetic_samples[2])])
+    dock = viewer.window.add_plugin_dock_widget
+    explore = dock("napari-mclstexp", "Explore")[1]
+    predict = dock("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    assert explore.target.currentText() == "SYN3 spots"
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    gene = str(blocker.args[0].var_names[0])
+    assert explore.target.currentText() == "SYN3 spots predicted" and explore.gene == gene
+    assert explore.colorbar.title.text().startswith(gene)
+    assert f"showing {gene}" in predict.info.text()

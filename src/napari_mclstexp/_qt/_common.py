@@ -108,9 +108,12 @@ class ViewerModels(QObject):
     -------
     bundle_saved(str)
         A bundle was written (its path); Predict fills an empty Bundle field with it.
+    predictions_added(str, str)
+        Predict added a layer (its name) coloured by a gene (its name); Explore follows it.
     """
 
     bundle_saved = Signal(str)
+    predictions_added = Signal(str, str)
 
     def __init__(self) -> None:
         super().__init__()

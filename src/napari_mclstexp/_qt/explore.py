@@ -28,7 +28,7 @@ from scipy import sparse
 
 from ._colorbar import ColorBar
 from ._colors import auto_limits, set_points_values
-from ._common import LayerCombo, button
+from ._common import LayerCombo, button, viewer_models
 from ._layers import KEY, layer_adata, layers_with_role, role
 from ._region_panel import RegionPanel
 from ._side_by_side import SideBySide
@@ -102,6 +102,15 @@ class ExploreWidget(QWidget):
         self.last_napari_ms: float = float("nan")
         self._measured_cache: dict[object, tuple[list[str], np.ndarray]] = {}
         self.refresh_genes()
+        viewer_models(napari_viewer).predictions_added.connect(self.follow)
+
+    def follow(self, name: str, gene: str) -> None:
+        """Show new predictions: target the layer ``name`` and colour it by ``gene`` (colour bar)."""
+        if name not in self.viewer.layers or self.side_by_side.isChecked():
+            return
+        self.target.select(self.viewer.layers[name])
+        self.refresh_genes()
+        self.set_gene(gene)
 
     # --- genes -------------------------------------------------------------------------------
     def refresh_genes(self) -> None:

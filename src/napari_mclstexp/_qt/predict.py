@@ -199,12 +199,18 @@ class PredictWidget(QWidget):
         if "uncertainty" in pred.obs:
             values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
             set_points_values(unc, values, "magma", auto_limits(values))
-        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted"
+        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted" + self._showing(pred)
         scores = pred.uns.get("mclstexp", {}).get("vs_measured")
         if scores:
             text += f"; vs measured {self._source.name}: {score_text(scores)}"
         self.info.setText(text)
         self._warn_other_genes(pred)
+        if pred.n_vars:
+            viewer_models(self.viewer).predictions_added.emit(added[0].name, str(pred.var_names[0]))
+
+    @staticmethod
+    def _showing(pred) -> str:
+        return f"; showing {pred.var_names[0]} (other genes, colour bar: Explore)" if pred.n_vars else ""
 
     def _warn_other_genes(self, pred) -> None:
         """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
@@ -284,7 +290,8 @@ class PredictWidget(QWidget):
             units=world_units(mpp),
         )
         layer.colorbar.visible = True
-        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted")
+        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + self._showing(pred))
+        viewer_models(self.viewer).predictions_added.emit(layer.name, str(pred.var_names[0]))
 
     def release_memory(self) -> None:
         """Drop the cached bundle/model and free accelerator memory."""
