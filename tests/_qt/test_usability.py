@@ -490,3 +490,35 @@ def test_explore_follows_new_predictions(make_napari_viewer, qtbot, synthetic_sa
     assert explore.target.currentText() == "SYN3 spots predicted" and explore.gene == gene
     assert explore.colorbar.title.text().startswith(gene)
     assert f"showing {gene}" in predict.info.text()
+
+
+def test_saved_predictions_open_as_predictions(synthetic_samples, tiny_bundle, tmp_path):
+    """A predictions file (``mclstexp predict`` output, or a colleague's) opened as if it were measured
+    counts: a grey "spots" layer that Explore normalised a second time, and whole-slide tiles as dots.
+    They now open as predictions: spots coloured by the first gene, tiles as the dense image."""
+    from napari_mclstexp._qt.load import load_layers
+    from napari_mclstexp._reader import read_h5ad_layers
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.predict.slide import grid_image, predict_whole_slide
+    from napari_mclstexp.predict.spots import predict_at_spots
+    from napari_mclstexp.sample import image_path
+
+    bundle = load_bundle(tiny_bundle)
+    spots = run(predict_at_spots(bundle, synthetic_samples[2], device="cpu"))
+    spots.write_h5ad(tmp_path / "spots_pred.h5ad")
+    tiles = run(predict_whole_slide(bundle, image_path(synthetic_samples[2]), step_px=64, device="cpu"))
+    tiles.write_h5ad(tmp_path / "slide_pred.h5ad")
+    for layers in (read_h5ad_layers(str(tmp_path / "spots_pred.h5ad")),
+                   run(load_layers(None, str(tmp_path / "spots_pred.h5ad")))):
+        assert [t[2] for t in layers] == ["image", "points"]
+        data, kwargs, _ = layers[1]
+        assert kwargs["metadata"]["mclstexp"]["role"] == "predicted"
+        assert np.allclose(kwargs["features"]["value"], spots.X[:, 0])
+        assert np.asarray(kwargs["face_color"]).shape == (spots.n_obs, 4)  # coloured, not grey
+    for layers in (read_h5ad_layers(str(tmp_path / "slide_pred.h5ad")),
+                   run(load_layers(None, str(tmp_path / "slide_pred.h5ad")))):
+        assert [t[2] for t in layers] == ["image", "image"]
+        data, kwargs, _ = layers[1]
+        assert kwargs["metadata"]["mclstexp"]["role"] == "dense"
+        assert np.array_equal(data, grid_image(tiles, str(tiles.var_names[0])), equal_nan=True)
+        assert np.allclose(kwargs["scale"], [64, 64]) and np.allclose(kwargs["translate"], [32, 32])

@@ -133,14 +133,22 @@ def existing_image(adata) -> Path | None:
 
 
 def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
-    """Slide (if the sample names an existing image) + spots, as layer data tuples."""
+    """Slide (if the sample names an existing image) + spots (or saved predictions), as layer tuples."""
     layers = []
     path = existing_image(adata) if with_image else None
     mpp = sample_mod.microns_per_pixel(adata)
     if path is not None:
         layers.append(slide_layer(path, mpp=mpp))
-    layers.append(spots_layer(adata, mpp=mpp))
+        mpp = layers[-1][1]["metadata"][KEY]["mpp"]
+    layers.append(data_layer(adata, mpp))
     return layers
+
+
+def data_layer(adata, mpp: float | None) -> tuple:
+    """A sample's spots (measured), or saved predictions as predictions (``_prediction_layers``)."""
+    from ._prediction_layers import is_prediction, prediction_layer
+
+    return prediction_layer(adata, mpp) if is_prediction(adata) else spots_layer(adata, mpp=mpp)
 
 
 def last_sample_visible(groups: list[list[tuple]]) -> list[tuple]:

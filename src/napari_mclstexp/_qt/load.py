@@ -11,7 +11,7 @@ from .. import sample as sample_mod
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button
-from ._layers import existing_image, last_sample_visible, slide_layer, spots_layer
+from ._layers import data_layer, existing_image, last_sample_visible, slide_layer
 from ._worker import TaskPanel
 
 
@@ -78,7 +78,8 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
         sample_mpp = sample_mod.microns_per_pixel(adata)
         image = None if slide else existing_image(adata)
         group = [] if image is None else [slide_layer(image, mpp=sample_mpp)]
-        groups.append(group + [spots_layer(adata, mpp=sample_mpp or mpp)])
+        layer_mpp = group[0][1]["metadata"]["mclstexp"]["mpp"] if group else (sample_mpp or mpp)
+        groups.append(group + [data_layer(adata, layer_mpp)])
     yield Progress("load", 2, 2)
     return layers + last_sample_visible(groups)
 

@@ -269,26 +269,15 @@ class PredictWidget(QWidget):
             self._stream = None
 
     def _add_dense(self, pred) -> None:
-        from ..predict.slide import grid_image
+        from ._prediction_layers import dense_layer
 
         self._flush_tiles()
         if self._stream is not None:
             self.viewer.layers.remove(self._stream)
             self._stream = None
         self.result = pred
-        grid = pred.uns["mclstexp"]["grid"]
-        step, (x0, y0) = float(grid["step_px"]), grid["origin_xy"]
-        image = grid_image(pred, str(pred.var_names[0]))
         mpp = self.slide.layer().metadata[KEY].get("mpp") if self.slide.layer() else None
-        px = np.asarray(world_scale(mpp))
-        finite = image[np.isfinite(image)]
-        limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
-        layer = self.viewer.add_image(
-            image, name=f"predicted {pred.var_names[0]}", colormap="viridis", opacity=0.7,
-            scale=px * step, translate=px * np.array([y0, x0]), contrast_limits=limits,
-            blending="translucent", metadata={KEY: {"role": "dense", "adata": pred, "mpp": mpp}},
-            units=world_units(mpp),
-        )
+        (layer,) = add_layer_tuples(self.viewer, [dense_layer(pred, mpp)])
         layer.colorbar.visible = True
         self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + self._showing(pred))
         viewer_models(self.viewer).predictions_added.emit(layer.name, str(pred.var_names[0]))

@@ -1,0 +1,62 @@
+"""Predictions (the AnnData of ``predict_at_spots`` / ``predict_whole_slide``, live or read back from a
+``.h5ad``) → napari layer data tuples: spots as a Points layer coloured by a gene, whole-slide tiles as
+a dense Image layer (one pixel per tile).  Predictions are never normalised again as if they were counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from ._colors import auto_limits, values_to_rgba
+from ._layers import KEY, spots_layer, world_scale, world_units
+
+
+def is_prediction(adata) -> bool:
+    """Whether ``adata`` holds predictions (their provenance ``uns['mclstexp']['bundle']``)."""
+    info = getattr(adata, "uns", {}).get("mclstexp")
+    return isinstance(info, dict) and "bundle" in info
+
+
+def gene_values(adata, gene: str | None = None) -> np.ndarray:
+    """One gene's values (default: the first) as a float32 vector."""
+    j = 0 if gene is None else adata.var_names.get_loc(gene)
+    col = adata.X[:, j]
+    col = col.toarray() if sparse.issparse(col) else np.asarray(col)
+    return col.ravel().astype(np.float32, copy=False)
+
+
+def dense_layer(pred, mpp: float | None, *, gene: str | None = None) -> tuple:
+    """Whole-slide predictions as an Image layer tuple of ``gene`` (default: the first), on the
+    prediction's tile grid (``uns['mclstexp']['grid']``), in µm when ``mpp`` is known."""
+    from ..predict.slide import grid_image
+
+    gene = str(gene or pred.var_names[0])
+    grid = pred.uns["mclstexp"]["grid"]
+    step, (x0, y0) = float(grid["step_px"]), grid["origin_xy"]
+    image = grid_image(pred, gene)
+    px = np.asarray(world_scale(mpp))
+    finite = image[np.isfinite(image)]
+    limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
+    kwargs = {
+        "name": f"predicted {gene}", "colormap": "viridis", "opacity": 0.7, "blending": "translucent",
+        "scale": px * step, "translate": px * np.array([y0, x0], float), "contrast_limits": limits,
+        "units": world_units(mpp), "metadata": {KEY: {"role": "dense", "adata": pred, "mpp": mpp}},
+    }
+    return (image, kwargs, "image")
+
+
+def predicted_spots_layer(pred, mpp: float | None, *, name: str | None = None) -> tuple:
+    """Predictions at spots as a Points layer tuple coloured by the first gene (viridis, robust limits)."""
+    values = gene_values(pred) if pred.n_vars else None
+    data, kwargs, layer_type = spots_layer(pred, role="predicted", name=name, mpp=mpp, values=values)
+    if values is not None:
+        kwargs["face_color"] = values_to_rgba(values, "viridis", auto_limits(values))
+    return (data, kwargs, layer_type)
+
+
+def prediction_layer(pred, mpp: float | None) -> tuple:
+    """The layer tuple of saved predictions: dense tiles when they carry a grid, else spots."""
+    if "grid" in pred.uns["mclstexp"] and pred.n_vars:
+        return dense_layer(pred, mpp)
+    return predicted_spots_layer(pred, mpp)
