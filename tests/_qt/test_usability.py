@@ -522,3 +522,30 @@ def test_saved_predictions_open_as_predictions(synthetic_samples, tiny_bundle, t
         assert kwargs["metadata"]["mclstexp"]["role"] == "dense"
         assert np.array_equal(data, grid_image(tiles, str(tiles.var_names[0])), equal_nan=True)
         assert np.allclose(kwargs["scale"], [64, 64]) and np.allclose(kwargs["translate"], [32, 32])
+
+
+def test_whole_slide_uses_the_spots_pixel_size(make_napari_viewer, qtbot, tiny_bundle, tmp_path):
+    """A JPEG/PNG slide loaded with its spots knows its µm/px only through them: at spots the patches
+    had the trained µm size, but over the whole slide they had the trained *pixel* size (wrong on any
+    other scan resolution, silently).  Whole-slide prediction now uses the layer's µm/px too."""
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.predict.spots import patch_px_for
+    from napari_mclstexp.synthetic import make_synthetic_sample
+
+    adata = make_synthetic_sample(tmp_path, seed=6, section="HIRES", image_format="png", mpp=0.5)
+    adata.write_h5ad(tmp_path / "HIRES.h5ad")
+    viewer = make_napari_viewer()
+    dock = viewer.window.add_plugin_dock_widget
+    load = dock("napari-mclstexp", "Load")[1]
+    with qtbot.waitSignal(load.task.finished, timeout=60_000):
+        load.load(slide=str(tmp_path / "HIRES.png"), spots=str(tmp_path / "HIRES.h5ad"))
+    predict = dock("napari-mclstexp", "Predict")[1]
+    predict.bundle_path.setText(str(tiny_bundle))
+    predict.mode.setCurrentText("whole slide")
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
+        predict.predict()
+    pred = blocker.args[0]
+    expected = patch_px_for(load_bundle(tiny_bundle), 0.5)
+    assert expected == 2 * load_bundle(tiny_bundle).patch_px
+    assert int(pred.uns["mclstexp"]["grid"]["patch_px"]) == expected
+    assert predict.streamed_tiles == pred.n_obs  # the streaming grid matched the engine's

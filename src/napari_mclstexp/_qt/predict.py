@@ -176,7 +176,7 @@ class PredictWidget(QWidget):
             from ..predict.slide import predict_whole_slide
 
             return predict_whole_slide(bundle, meta["slide_path"], step_px=step, device=device,
-                                       cancel=token, on_tile=self._tiles)
+                                       cancel=token, on_tile=self._tiles, mpp=meta.get("mpp"))
 
         return self.task.start(make_slide, self._add_dense, description="Predict slide")
 
@@ -233,7 +233,7 @@ class PredictWidget(QWidget):
         self.streamed_tiles = 0
         meta = slide_layer.metadata[KEY]
         slide = meta.get("slide") or open_slide(meta["slide_path"])
-        patch_px = patch_px_for(bundle, slide.mpp)
+        patch_px = patch_px_for(bundle, slide.mpp or meta.get("mpp"))  # as the engine (mpp=)
         self._grid = tile_grid(slide.shape, int(step or patch_px), patch_px)
         grid = np.full(self._grid.shape, np.nan, np.float32)
         px = np.asarray(world_scale(meta.get("mpp")))

@@ -181,6 +181,7 @@ def predict_whole_slide(
     cancel: CancelToken | None = None,
     on_tile: OnTile | None = None,
     dist: Any = None,
+    mpp: float | None = None,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -214,6 +215,9 @@ def predict_whole_slide(
         predicts its contiguous share of the tissue tiles (``dist.split``) on its own device, then
         the parts are gathered so every rank returns the whole result (``on_tile`` sees only the
         rank's own tiles).  Pass ``device=dist.device``.
+    mpp
+        µm per level-0 px when the file does not record it (JPEG/PNG; e.g. from the spots' sample):
+        sets the patch size from the bundle's ``patch_um`` as at spots.  The file's own value wins.
 
     Yields
     ------
@@ -237,7 +241,8 @@ def predict_whole_slide(
     input_px = int(bundle.config["input_px"])
     path = Path(image_path)
     with open_slide(path) as slide:
-        patch_px = patch_px_for(bundle, slide.mpp)
+        slide_mpp = slide.mpp or mpp
+        patch_px = patch_px_for(bundle, slide_mpp)
         grid = tile_grid(slide.shape, int(step_px or patch_px), patch_px)
         rows, cols = np.indices(grid.shape).reshape(2, -1)
         xy = grid.centres(cols, rows)
@@ -313,8 +318,8 @@ def predict_whole_slide(
         )
         lib = path.stem
         meta: dict[str, Any] = {"source_image_path": str(path.resolve())}
-        if slide.mpp:
-            meta["microns_per_pixel"] = float(slide.mpp)
+        if slide_mpp:
+            meta["microns_per_pixel"] = float(slide_mpp)
         uns_spatial = {lib: {"scalefactors": {"spot_diameter_fullres": float(grid.step_px)}, "metadata": meta}}
     obs = pd.DataFrame(
         {"array_col": cols.astype(np.int64), "array_row": rows.astype(np.int64), "section": pd.Categorical([lib] * len(cols)),
