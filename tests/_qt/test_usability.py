@@ -549,3 +549,22 @@ def test_whole_slide_uses_the_spots_pixel_size(make_napari_viewer, qtbot, tiny_b
     assert expected == 2 * load_bundle(tiny_bundle).patch_px
     assert int(pred.uns["mclstexp"]["grid"]["patch_px"]) == expected
     assert predict.streamed_tiles == pred.n_obs  # the streaming grid matched the engine's
+
+
+def test_training_on_a_section_without_slide_names_it(synthetic_samples, tmp_path, monkeypatch):
+    """Ticking a spots layer that has no slide (a Visium folder, expression-only her2st) failed with
+    "sample has no image (uns['spatial'][lib]['metadata']['source_image_path'])": which one?  The
+    message now names the section and what to do, before any training."""
+    from napari_mclstexp._qt.train import train_and_save
+    from napari_mclstexp.errors import InputError
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("napari_mclstexp.train.trainer.train", no_training)
+    bare = synthetic_samples[1].copy()
+    lib = next(iter(bare.uns["spatial"]))
+    del bare.uns["spatial"][lib]["metadata"]["source_image_path"]
+    with pytest.raises(InputError, match="SYN2: no H&E slide.*Load → Slide.*untick"):
+        run(train_and_save([synthetic_samples[0], bare], "quick", epochs=1, genes="hvg:8", device="cpu",
+                           out=str(tmp_path / "m.mclst")))

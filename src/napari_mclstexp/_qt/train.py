@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import InputError, OutputError, WeightsUnavailableError
 from ..progress import CancelToken
+from ..sample import image_path, library_id
 from ._common import PathEdit, button, connect_while_alive, viewer_models
 from ._devices import device_combo
 from ._layers import layer_adata, layers_with_role
@@ -79,6 +80,10 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
         from ..io.h5ad import read_sample
 
         samples = [read_sample(s, require_image=True) if isinstance(s, str) else s for s in samples]
+    for adata in samples:
+        if image_path(adata) is None:
+            raise InputError(f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
+                             "the slide with the spots (Load → Slide) or untick this section")
     out = bundle_output(out)
     changes = dict(overrides or {})
     if epochs is not None:
