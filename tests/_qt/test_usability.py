@@ -414,12 +414,20 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     with qtbot.waitSignal(domains.task.finished, timeout=60_000) as blocker:
         domains.run()
     labels, _ = blocker.args[0]
-    layer = viewer.layers[f"{dense.name} domains"]
+    layer = viewer.layers["SYN3 domains"]  # named after the slide: Explore renames the dense layer
     assert isinstance(layer, Labels)
     rows, cols = pred.obs["array_row"].to_numpy(), pred.obs["array_col"].to_numpy()
     assert np.array_equal(layer.data[rows, cols], labels + 1) and (layer.data > 0).sum() == pred.n_obs
     assert np.allclose(layer.scale, dense.scale) and np.allclose(layer.translate, dense.translate)
     assert len(domains.legend.entries) == 3 and "domain" not in pred.obs
+    # another gene in Explore renames the dense layer; finding domains again replaces the map
+    explore = dock("napari-mclstexp", "Explore")[1]
+    explore.target.select(dense)
+    explore.set_gene(str(pred.var_names[1]))
+    with qtbot.waitSignal(domains.task.finished, timeout=60_000):
+        domains.run()
+    assert [lyr.name for lyr in viewer.layers if isinstance(lyr, Labels)] == ["SYN3 domains"]
+    layer = viewer.layers["SYN3 domains"]
     export = dock("napari-mclstexp", "Export")[1]
     export.layer.select(layer)
     table = pd.read_csv(export.export(".csv", str(tmp_path / "tiles.csv")))

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout
 
 from ..io.export import category_colors
 from ..progress import CancelToken, Progress
+from ..sample import library_id
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button
 from ._layers import KEY, layer_adata, role, spots_layer
@@ -128,10 +129,12 @@ class DomainsWidget(QWidget):
         adata = layer_adata(self._layer)
         names = [f"Domain {i}" for i in range(int(labels.max()) + 1)]
         colors = category_colors(len(names))
-        name = f"{self._layer.name} domains"
+        dense = role(self._layer) == "dense"
+        # a dense layer is renamed by Explore (its gene): name the map after the slide instead
+        name = f"{library_id(adata)} domains" if dense else f"{self._layer.name} domains"
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        if role(self._layer) == "dense":
+        if dense:
             self._add_domain_map(adata, labels, colors, name)
         else:
             self._add_domain_spots(adata, labels, colors, name)
