@@ -21,25 +21,6 @@ from ._worker import TaskPanel, run_guarded
 MODES = ("at spots", "whole slide")
 
 
-def predict_and_score(bundle, adata, *, device: str = "auto", cancel: CancelToken | None = None):
-    """Generator: :func:`~napari_mclstexp.predict.spots.predict_at_spots`, then, when the sample has
-    measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
-    ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
-    numbers; NaN kept, so the predictions still write to ``.h5ad``)."""
-    from ..analysis.metrics import evaluate
-    from ..errors import MclstexpError
-    from ..predict.spots import predict_at_spots
-
-    pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
-    if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
-        try:
-            scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
-            pred.uns.setdefault("mclstexp", {})["vs_measured"] = scores
-        except MclstexpError:  # nothing comparable (e.g. spots not matched): predictions stand alone
-            pass
-    return pred
-
-
 def score_text(scores: dict) -> str:
     """``ACG 0.412 · HEG@50 0.603 · MSE 0.31 (785 genes)``; undefined numbers read ``n/a``."""
     def num(key: str, fmt: str) -> str:
@@ -161,6 +142,8 @@ class PredictWidget(QWidget):
             self._source = layer
 
             def make(token: CancelToken):
+                from ..predict.spots import predict_and_score
+
                 return predict_and_score(bundle, adata, device=device, cancel=token)
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
