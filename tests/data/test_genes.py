@@ -116,3 +116,14 @@ def test_expression_matrix_all_absent(synthetic_sample):
         warnings.simplefilter("ignore")
         with pytest.raises(GenePanelError):
             expression_matrix(synthetic_sample, ["X1", "X2"], "ln_cpm")
+
+
+def test_parse_gene_spec_reads_names_hvg_and_paths(tmp_path):
+    from napari_mclstexp.data.genes import parse_gene_spec
+
+    assert parse_gene_spec("  ") is None and parse_gene_spec(None) is None
+    assert parse_gene_spec("ERBB2, CD74 GATA3") == ["ERBB2", "CD74", "GATA3"]
+    assert parse_gene_spec("hvg:50") == "hvg:50"
+    assert parse_gene_spec("panel.npy") == "panel.npy" and parse_gene_spec("lists/panel") == "lists/panel"
+    (tmp_path / "PANEL").write_text("ERBB2\n")  # an existing file without a suffix is a file, not a gene
+    assert parse_gene_spec(str(tmp_path / "PANEL")) == str(tmp_path / "PANEL")

@@ -30,8 +30,6 @@ from ._layers import layer_adata, layers_with_role
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
-#: Gene-list file suffixes (``data.genes.load_gene_list``).
-GENE_FILES = (".npy", ".txt", ".csv", ".tsv")
 
 
 def bundle_output(out: str | os.PathLike) -> Path:
@@ -231,13 +229,9 @@ class TrainWidget(QWidget):
     def _genes_spec(self) -> Any:
         """The Genes field as a panel spec: ``None`` (all shared genes), ``hvg:N``, a file path, or
         gene names separated by commas or spaces (a list)."""
-        text = self.genes.text().strip()
-        if not text:
-            return None
-        looks_like_path = any(sep in text for sep in ("/", "\\")) or text.lower().endswith(GENE_FILES)
-        if text.lower().startswith("hvg:") or looks_like_path or Path(text).expanduser().is_file():
-            return text
-        return [name for name in text.replace(",", " ").split() if name]
+        from ..data.genes import parse_gene_spec
+
+        return parse_gene_spec(self.genes.text())
 
     def train(self):
         """Start training with the widget's parameters; returns the worker or ``None``."""

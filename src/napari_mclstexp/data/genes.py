@@ -211,6 +211,26 @@ def hvg_genes(samples: Sequence[Any], n: int) -> list[str]:
     return [common[j] for j in best]
 
 
+#: Suffixes :func:`load_gene_list` reads.
+GENE_LIST_SUFFIXES = (".npy", ".txt", ".csv", ".tsv")
+
+
+def parse_gene_spec(text: str | None) -> str | list[str] | None:
+    """A typed panel spec (e.g. a text field) as :func:`select_genes` takes it.
+
+    Empty → ``None`` (all shared genes); ``hvg:N``, anything that looks like a path (a separator, a
+    gene-list suffix, an existing file) → unchanged; otherwise gene names separated by commas or
+    spaces → a list (``"ERBB2, CD74"`` → ``["ERBB2", "CD74"]``).
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    looks_like_path = any(sep in text for sep in ("/", "\\")) or text.lower().endswith(GENE_LIST_SUFFIXES)
+    if text.lower().startswith("hvg:") or looks_like_path or Path(text).expanduser().is_file():
+        return text
+    return [name for name in text.replace(",", " ").split() if name]
+
+
 def select_genes(samples: Sequence[Any], spec: Any = None) -> list[str]:
     """Choose the gene panel.
 
