@@ -21,6 +21,9 @@ Measured in one run on one device (each part guarded; the JSON is rewritten afte
     detection, encoding, retrieval and assembly included); then tile reading alone, for diagnosis.
 ``train_eager``
     (last) the same trainer with ``cuda_graph=False``: what replaying the step from a CUDA graph gains.
+``vit``
+    (only with ``--parts ...,vit``; needs timm) frozen feature extraction with ViT-L/16 and ViT-g/14 at
+    224 px, bf16, random weights (``gpu_vit.py``): the foundation-model encoders' cost.
 ``direct``
     (only with ``--parts ...,direct``) the trainer's building blocks in a bare loop with cuDNN autotuning and
     GPU-resident patches: shows how much the trainer itself costs.
@@ -80,6 +83,7 @@ from gpu_parts import (  # noqa: E402  (after the sys.path set-up)
     reset_peak,
     write_slides,
 )
+from gpu_vit import part_vit  # noqa: E402
 
 
 def card_name(dev: torch.device) -> str:
@@ -104,6 +108,7 @@ def summarise(report: dict, s: dict) -> None:
     report["peak_mem_gb"] = max(peaks) if peaks else None
     report["train_eager_spots_per_s"] = d.get("train_eager", {}).get("spots_per_s")
     report["train_step_mode"] = d.get("train", {}).get("step_mode")
+    report["vit_patches_per_s"] = {k: v["patches_per_s"] for k, v in d.get("vit", {}).get("models", {}).items()} or None
     tr, ref = report["train_spots_per_s"], report["reference_spots_per_s"]
     trunk = d.get("trunk", {}).get("images_per_s", {}).get(str(s["batch"]))
     report["speedup_vs_reference"] = tr / ref if tr and ref else None
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoder (trunk, direct)")
     p.add_argument("--parts", default="trunk,train,reference,infer,train_eager",
-                   help="comma-separated parts, in order (also: direct)")
+                   help="comma-separated parts, in order (also: vit, direct)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     p.add_argument("--tag", default="", help="appended to the JSON's name (e.g. compile), so runs do not overwrite")
     p.add_argument("--threads", type=int, default=None,
@@ -189,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference": lambda: part_reference(dev, s, max(s["ref_s"] / 3, min(s["ref_s"], left() - 60.0 * (not tiny)))),
         "infer": lambda: part_infer(dev, s, samples(), lambda: prepared("slides"), max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny))),
                                     hard_limit_s=max(10.0, left() - 40.0 * (not tiny))),
+        "vit": lambda: part_vit(dev, tiny, max(1.0, min(10.0 if not tiny else 1.0, (left() - 10.0) / 4)), log),
         "direct": lambda: part_direct(dev, s, args, max(1.0, min(s["direct_s"], left() - 5.0))),
     }
     for name in wanted:
@@ -222,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = time.perf_counter() - t_begin
     write_json(out, report)
     keys = ("device", "train_spots_per_s", "train_step_mode", "train_eager_spots_per_s", "reference_spots_per_s",
-            "infer_patches_per_s", "peak_mem_gb", "speedup_vs_reference", "train_fraction_of_trunk", "goals")
+            "infer_patches_per_s", "peak_mem_gb", "speedup_vs_reference", "train_fraction_of_trunk", "vit_patches_per_s",
+            "goals")
     log("summary: " + json.dumps({k: report.get(k) for k in keys}, default=float))
     log(f"wrote {out} in {report['elapsed_s']:.0f} s")
     return 0 if not report["errors"] else 1

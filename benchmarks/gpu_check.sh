@@ -8,7 +8,7 @@
 #       legacy-api-wrap natsort array-api-compat google-crc32c pytest pluggy iniconfig packaging
 # They are installed into /tmp/site (nothing else on the machine changes).
 #
-# Usage: OUT=/some/dir [COMPILE=1] bash benchmarks/gpu_check.sh [extra gpu.py arguments, e.g. --budget-s 200]
+# Usage: OUT=/some/dir [COMPILE=1] [PARTS=trunk,train,...] [BUDGET_S=320] bash benchmarks/gpu_check.sh [extra gpu.py arguments, e.g. --budget-s 200]
 # COMPILE=1 adds a second gpu.py run (~3 min: compiling DenseNet-121 takes 1–2 of them) of the trainer with torch.compile (JSON tagged "compile").
 set -u
 cd "$(dirname "$0")/.."
@@ -30,7 +30,9 @@ echo "pytest exit $?" | tee -a "$OUT/gpu-tests.log"
 tail -15 "$OUT/gpu-tests.log"
 
 echo "== benchmarks/gpu.py"
-python3 benchmarks/gpu.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu-bench.log"
+# vit (timm ViT-L/16 and ViT-g/14 feature extraction) runs before the eager-training comparison.
+python3 benchmarks/gpu.py --out "$OUT" --parts "${PARTS:-trunk,train,reference,infer,vit,train_eager}" \
+    --budget-s "${BUDGET_S:-320}" "$@" 2>&1 | tee "$OUT/gpu-bench.log"
 
 if [ "${COMPILE:-0}" = 1 ]; then
     echo "== CUDA-only test: compiled encoder inside the captured step"
