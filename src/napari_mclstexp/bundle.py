@@ -62,6 +62,7 @@ class Bundle:
     bank: ReferenceBank
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  #: the file it was loaded from / saved to, if any
+    encoder_weights: str | None = None  #: file for referenced (not embedded) encoder weights; None: as recorded
 
     @property
     def pos_shape(self) -> tuple[int, int]:
@@ -84,14 +85,9 @@ class Bundle:
 
     def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """Rebuild the model, load the weights, move it to ``device`` in eval mode."""
-        from .model.mclstexp import build_model
+        from .bundle_encoder import build_bundle_model
 
-        model = build_model(self.config, len(self.genes), self.pos_shape, image_weights="none")
-        try:
-            model.load_state_dict(self.state_dict, strict=True)
-        except RuntimeError as err:
-            raise BundleError(f"weights do not fit the model described by the metadata: {err}") from err
-        return model.to(device).eval()
+        return build_bundle_model(self, device)
 
 
 def _versions() -> dict[str, str]:
@@ -170,7 +166,7 @@ def make_bundle(
         "patch_px": int(cfg.patch_px),
         "input_px": int(cfg.input_px),
         "training_mpp": mpp,
-        "patch_um": float(cfg.patch_px * mpp) if mpp else None,
+        "patch_um": float(cfg.patch_um) if cfg.patch_um else (float(cfg.patch_px * mpp) if mpp else None),
         "image_normalization": cfg.image_norm,
         "encoder": cfg.encoder,
         "embed_dim": int(cfg.embed_dim),
@@ -184,7 +180,10 @@ def make_bundle(
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    from .bundle_encoder import encoder_metadata, strip_referenced
+
+    metadata.update(encoder_metadata(cfg, model))
+    state = strip_referenced({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, metadata)
     return Bundle(cfg.to_dict(), genes, state, bank, _jsonable(metadata))
 
 

@@ -97,14 +97,15 @@ def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def make_image_encoder(name: str, weights: str = "none") -> tuple[nn.Module, int]:
+def make_image_encoder(name: str, weights: str = "none", input_px: int | None = None) -> tuple[nn.Module, int]:
     """Build an image encoder mapping (N, 3, H, W) float images to (N, out_dim) features.
 
     Parameters
     ----------
     name
-        ``"densenet121"`` (1024-d), ``"resnet18"`` (512-d), ``"resnet50"`` (2048-d) or
-        ``"smallcnn"`` (256-d).
+        ``"densenet121"`` (1024-d), ``"resnet18"`` (512-d), ``"resnet50"`` (2048-d),
+        ``"smallcnn"`` (256-d), ``"timm:<architecture>"`` or a pathology foundation model of
+        :data:`~napari_mclstexp.model.foundation.REGISTRY` (see :mod:`.foundation`).
     weights
         ``"imagenet"``, ``"none"`` or a path to a ``.pth``/``.pt``/``.safetensors`` state dict (of the
         torchvision model, of this encoder, or of a wrapper with ``module.``/``encoder.`` prefixes).
@@ -118,10 +119,16 @@ def make_image_encoder(name: str, weights: str = "none") -> tuple[nn.Module, int
     WeightsUnavailableError
         ImageNet weights cannot be downloaded, or a local file does not fit the encoder.
     """
+    from .foundation import is_timm_encoder, make_timm_encoder
+
+    if is_timm_encoder(name):
+        return make_timm_encoder(name, weights, input_px)
     if name not in ENCODERS:
         from ..errors import InputError
 
-        raise InputError(f"unknown image encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+        raise InputError(f"unknown image encoder {name!r}; choose one of {', '.join(ENCODERS)}, "
+                         "timm:<architecture> or a foundation model (uni, uni2-h, h-optimus-0, h-optimus-1, "
+                         "virchow2, phikon-v2, prov-gigapath)")
     if name == "smallcnn":
         model: nn.Module = SmallCNN()
         if weights == "imagenet":

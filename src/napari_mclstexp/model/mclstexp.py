@@ -54,7 +54,7 @@ class MclSTExp(nn.Module):
         self.n_genes = int(n_genes)
         self.pos_shape = (int(pos_shape[0]), int(pos_shape[1]))
         weights = config.weights if image_weights is None else image_weights
-        self.image_encoder, feat_dim = make_image_encoder(config.encoder, weights)
+        self.image_encoder, feat_dim = make_image_encoder(config.encoder, weights, config.input_px)
         self.image_head = ProjectionHead(feat_dim, config.embed_dim, config.head_dropout)
         self.spot_encoder = SpotEncoder(
             self.n_genes, self.pos_shape, heads=config.spot_heads, head_dim=config.spot_head_dim,
@@ -97,7 +97,7 @@ class MclSTExp(nn.Module):
 
     def forward_images(self, x: torch.Tensor) -> torch.Tensor:
         """Float (N, 3, H, W) images in [0, 1] → (N, D) image embeddings."""
-        if self.config.image_norm == "imagenet":
+        if self.config.image_norm == "imagenet" and not getattr(self.image_encoder, "normalises", False):
             x = (x - self.img_mean) / self.img_std
         emb = self.image_head(self.image_encoder(x))
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb

@@ -126,6 +126,12 @@ class TrainConfig:
     normalization: str = "log10_1e4"  #: "log10_1e4" or "ln_cpm"
     k: int = 200
     distance: str = "l2"  #: "l1" or "l2" (1/d² weights)
+    # frozen encoders and heads (model/foundation.py, train/frozen.py, model/ridge.py)
+    freeze: bool = False  #: train on cached features of a frozen image encoder (only heads + spot side learn)
+    unfreeze_last: int = 0  #: with freeze: fine-tune the encoder's last N blocks end to end instead
+    head: str = "contrastive"  #: "contrastive" (mclSTExp retrieval) or "ridge" (PCA 256 + ridge, HEST)
+    patch_um: float = 0.0  #: crop edge in µm (0: use patch_px); foundation models set input_px × their µm/px
+    embed_encoder: bool = False  #: bundles copy encoder weights from a local file (else referenced by hash)
     extra: dict[str, Any] = field(default_factory=dict)  #: free-form notes kept in bundles
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +173,7 @@ class TrainConfig:
             "precision": ("bf16", "fp32"),
             "normalization": ("log10_1e4", "ln_cpm"),
             "distance": ("l1", "l2"),
+            "head": ("contrastive", "ridge"),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -175,6 +182,8 @@ class TrainConfig:
         for key in positive:
             if int(getattr(self, key)) < 1:
                 raise InputError(f"{key} must be >= 1, not {getattr(self, key)}")
+        if self.unfreeze_last < 0 or self.patch_um < 0:
+            raise InputError("unfreeze_last and patch_um must be >= 0")
         if self.epochs < 0:
             raise InputError(f"epochs must be >= 0, not {self.epochs}")
         if self.temperature <= 0:

@@ -184,6 +184,7 @@ def _warn_slow_cpu_training(dev: torch.device, cfg: TrainConfig, n_spots: int) -
 def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
     from ..data.genes import expression_matrix, select_genes
     from ..data.patches import iter_sample_patches
+    from .features import sample_patch_px
 
     gene_list = list(select_genes(samples, genes))
     patches, expr, pos = [], [], []
@@ -192,7 +193,7 @@ def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
         if cancel is not None:
             cancel.raise_if_cancelled()
         name = section_name(adata, i)
-        gen = iter_sample_patches(adata, cfg.patch_px, cfg.input_px, patch_cache, cancel)
+        gen = iter_sample_patches(adata, sample_patch_px(adata, cfg), cfg.input_px, patch_cache, cancel)
         while True:
             try:
                 ev = next(gen)
@@ -219,6 +220,7 @@ def train(
     resume: bool = False,
     cancel: CancelToken | None = None,
     patch_cache: Any = None,
+    feature_cache: Any = None,
 ) -> ProgressGen[TrainResult]:
     """Train an mclSTExp model on samples with images (generator).
 
@@ -241,6 +243,10 @@ def train(
         Checked before every step; raises :class:`~napari_mclstexp.errors.Cancelled`.
     patch_cache
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
+    feature_cache
+        With ``config.freeze`` (and no ``unfreeze_last``): the
+        :class:`~napari_mclstexp.data.features.FeatureCache` of frozen-encoder features
+        (:func:`~napari_mclstexp.train.frozen.train_frozen` trains on them; no resume there).
 
     Yields
     ------
@@ -256,6 +262,11 @@ def train(
     from .distributed import init_distributed
 
     cfg = as_config(config)
+    if cfg.freeze and cfg.unfreeze_last == 0:
+        from .frozen import train_frozen
+
+        return (yield from train_frozen(samples, cfg, genes=genes, device=device, cancel=cancel,
+                                        patch_cache=patch_cache, feature_cache=feature_cache))
     samples = list(samples)
     if not samples:
         raise InputError("no training samples given")
@@ -270,6 +281,10 @@ def train(
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = build_model(cfg, len(gene_list), pos_shape).to(dev)
+    if cfg.freeze:  # partial fine-tuning: only the encoder's last blocks learn
+        from .features import freeze_encoder
+
+        freeze_encoder(model, cfg.unfreeze_last)
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
         model.channels_last = True

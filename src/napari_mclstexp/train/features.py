@@ -1,0 +1,146 @@
+"""Frozen image-encoder features of a sample's spots: computed once (batched), then read from the cache.
+
+Used by frozen-feature training (:mod:`.frozen`), the ridge head (:mod:`..model.ridge`) and the CV
+baselines.  Patches are cut at the config's µm size when the sample's µm/px is known (``patch_um``;
+foundation models set it to their input size × training µm/px) and resampled to ``input_px``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.features import FeatureCache, feature_key
+from ..data.patches import iter_sample_patches, patch_size_px
+from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import image_path, microns_per_pixel, spot_xy
+
+#: Patches per encoder forward pass when computing features.
+FEATURE_BATCH = 32
+
+
+def sample_patch_px(adata: Any, cfg: Any) -> int:
+    """Crop edge (full-res px) for ``adata``: ``patch_um`` at its µm/px when both are known, else ``patch_px``."""
+    mpp = microns_per_pixel(adata)
+    if getattr(cfg, "patch_um", 0) and mpp:
+        return patch_size_px(cfg.patch_um, mpp)
+    return int(cfg.patch_px)
+
+
+def weights_id(cfg: Any) -> str:
+    """Identity of the encoder weights: ``sha256:<hex>`` of a local file, ``none:seed<S>`` when random."""
+    from ..model.weights import weights_identity
+
+    ident = weights_identity(cfg.weights)
+    return f"none:seed{cfg.seed}" if ident == "none" else ident
+
+
+def preprocessing_of(model: Any) -> dict[str, Any]:
+    """What the model does to [0, 1] images before the encoder (part of the cache key and bundle)."""
+    from ..model.foundation import preprocessing
+
+    out = preprocessing(model.image_encoder)
+    if out.get("by") == "model":
+        out["image_norm"] = model.config.image_norm
+    return out
+
+
+def encoder_features(model: Any, x: torch.Tensor) -> torch.Tensor:
+    """Float (N, 3, H, W) images in [0, 1] → (N, F) float32 encoder features (no projection head)."""
+    enc = model.image_encoder
+    if model.config.image_norm == "imagenet" and not getattr(enc, "normalises", False):
+        x = (x - model.img_mean) / model.img_std
+    return enc(x).float()
+
+
+def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device, *,
+                          batch_size: int = FEATURE_BATCH, cancel: CancelToken | None = None,
+                          label: str = "") -> ProgressGen[np.ndarray]:
+    """Encoder features of uint8 (N, H, W, 3) patches in batches (bf16 autocast on CUDA).
+
+    Yields ``Progress("features")`` after every batch; checks ``cancel`` before each.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, F).
+    """
+    from ..predict.embedder import autocast, to_device
+
+    was_training = model.image_encoder.training
+    model.image_encoder.eval()
+    n = len(patches)
+    out = []
+    try:
+        for start in range(0, n, batch_size):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            batch = to_device(np.ascontiguousarray(patches[start:start + batch_size]), device)
+            with torch.inference_mode(), autocast(device, model.config.precision):
+                out.append(encoder_features(model, model.to_input(batch)).cpu().numpy())
+            yield Progress("features", min(start + batch_size, n), n, message=label or "image features")
+    finally:
+        model.image_encoder.train(was_training)
+    if not out:
+        width = int(model.image_head.projection.in_features)
+        return np.zeros((0, width), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache: FeatureCache | None = None,
+                         patch_cache: Any = None, batch_size: int = FEATURE_BATCH,
+                         cancel: CancelToken | None = None, label: str = "") -> ProgressGen[np.ndarray]:
+    """Features of every spot of ``adata`` under ``model``'s (frozen) image encoder, through ``cache``.
+
+    A cache hit reads the matrix back and computes nothing; a miss extracts the patches (``patch_cache``
+    if given), computes the features and stores them.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (N, F), spot order of ``adata``.
+    """
+    cfg = model.config
+    size_px = sample_patch_px(adata, cfg)
+    key = None
+    if cache is not None:
+        path = image_path(adata)
+        if path is not None:
+            key = feature_key(path, spot_xy(adata), size_px, cfg.input_px, cfg.encoder, weights_id(cfg),
+                              preprocessing_of(model))
+            hit = cache.get(key)
+            if hit is not None and len(hit) == adata.n_obs:
+                yield Progress("features", adata.n_obs, adata.n_obs, message=f"{label} (cached)".strip())
+                return hit
+    patches = yield from iter_sample_patches(adata, size_px, cfg.input_px, patch_cache, cancel)
+    feats = yield from iter_compute_features(model, patches, device, batch_size=batch_size, cancel=cancel,
+                                             label=label)
+    if cache is not None and key is not None:
+        cache.put(key, feats)
+    return feats
+
+
+def freeze_encoder(model: Any, unfreeze_last: int = 0) -> int:
+    """Stop gradients through the image encoder except its last ``unfreeze_last`` blocks.
+
+    Blocks are a ViT's ``blocks`` (with the final ``norm``) for timm encoders, else the encoder's
+    top-level children.  Returns the number of trainable encoder tensors left.
+    """
+    enc = model.image_encoder
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    if unfreeze_last <= 0:
+        return 0
+    inner = getattr(enc, "model", enc)
+    blocks = list(getattr(inner, "blocks", [])) or [m for m in inner.children() if any(True for _ in m.parameters())]
+    tail = blocks[-int(unfreeze_last):]
+    if hasattr(inner, "blocks") and hasattr(inner, "norm"):
+        tail.append(inner.norm)
+    count = 0
+    for module in tail:
+        for p in module.parameters():
+            p.requires_grad_(True)
+            count += 1
+    return count
