@@ -153,7 +153,11 @@ def make_bundle(
     genes = [str(g) for g in train_result.genes]
     model = train_result.model
     model = getattr(model, "module", model)  # unwrap DDP
-    bank = build_bank(model, samples, genes, cfg, device, extra=extra_samples)
+    if cfg.head == "ridge":  # predicts directly: no reference bank
+        dim = int(cfg.embed_dim)
+        bank = ReferenceBank(np.zeros((0, dim), np.float32), np.zeros((0, len(genes)), np.float32), genes, [], [])
+    else:
+        bank = build_bank(model, samples, genes, cfg, device, extra=extra_samples)
     mpp = _training_mpp(samples)
     history = list(getattr(train_result, "history", []) or [])
     metadata = {

@@ -85,7 +85,12 @@ def build_bundle_model(bundle: Any, device: torch.device | str = "cpu") -> torch
         weights = referenced_weights(bundle.metadata, getattr(bundle, "encoder_weights", None), bundle.path)
     except MissingInputError as err:  # pragma: no cover - referenced_weights raises BundleError itself
         raise BundleError(str(err), bundle.path) from err
-    model = build_model(bundle.config, len(bundle.genes), bundle.pos_shape, image_weights=weights or "none")
+    if bundle.config.get("head") == "ridge":
+        from .model.ridge import RidgeModel
+
+        model = RidgeModel(bundle.config, len(bundle.genes), image_weights=weights or "none")
+    else:
+        model = build_model(bundle.config, len(bundle.genes), bundle.pos_shape, image_weights=weights or "none")
     strict = weights is None
     try:
         result = model.load_state_dict(bundle.state_dict, strict=strict)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..data.panel import check_default_panel
+from ._encoder_args import add_encoder_arguments, encoder_changes
 from ._paths import check_output
 
 HELP = "train an mclSTExp model on spatial transcriptomics samples with H&E images"
@@ -27,6 +28,8 @@ examples:
   mclstexp train B4.h5ad C2.h5ad C3.h5ad --out her2st.mclst --preset quick --genes her_hvg_785.npy
   mclstexp train *.h5ad --out model.mclst --preset default --device cuda --epochs 30
   mclstexp train *.h5ad --out model.mclst --weights none --resume
+  mclstexp train *.h5ad --out uni.mclst --encoder uni --weights ~/models/uni/pytorch_model.bin
+  mclstexp train *.h5ad --out uni_ridge.mclst --encoder uni --weights uni.bin --head ridge
   torchrun --nproc-per-node 4 -m napari_mclstexp.cli train *.h5ad --out model.mclst
 """
 
@@ -46,10 +49,7 @@ def register(subparsers) -> None:
                    help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--genes", default=None, metavar="FILE|hvg:N",
                    help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples, up to 2000)")
-    p.add_argument("--weights", default=None, metavar="imagenet|none|PATH",
-                   help="image encoder initialisation (default: the preset's)")
-    p.add_argument("--encoder", default=None, choices=("densenet121", "resnet18", "resnet50", "smallcnn"),
-                   help="image encoder (default: the preset's)")
+    add_encoder_arguments(p)
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, metavar="B", help="global batch size (default: the preset's)")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA")
@@ -70,10 +70,11 @@ def config_from_args(args: argparse.Namespace):
     from ..model.presets import get_preset
 
     changes = {}
-    for key in ("epochs", "weights", "encoder", "seed", "batch_size"):
+    for key in ("epochs", "weights", "seed", "batch_size"):
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = value
+    encoder_changes(args, changes)
     if getattr(args, "fp32", False):
         changes["precision"] = "fp32"
     if getattr(args, "no_cuda_graph", False):

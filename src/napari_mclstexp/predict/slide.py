@@ -26,7 +26,7 @@ import torch
 
 from ..progress import CancelToken, Progress, ProgressGen
 from .embedder import ImageEmbedder
-from .retrieval import retrieve
+from .heads import predict_from_embeddings
 from .spots import (
     DEFAULT_BATCH,
     patch_px_for,
@@ -148,11 +148,11 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
     return out.copy_(t, non_blocking=True)
 
 
-def _launch(embedder: ImageEmbedder, batch: torch.Tensor, idx: np.ndarray, bank: Any, k: int, distance: str,
+def _launch(embedder: ImageEmbedder, batch: torch.Tensor, idx: np.ndarray, bundle: Any, k: int, distance: str,
             device: torch.device) -> _InFlight:
-    """Embed and retrieve one batch; on CUDA this only queues the work and the copies back."""
+    """Embed and retrieve (or, ridge, predict) one batch; on CUDA this only queues the work and the copies back."""
     e = embedder(batch)
-    r = retrieve(e, bank, k, distance)
+    r = predict_from_embeddings(e, bundle, k, distance)
     item = _InFlight(idx, _to_host(r.prediction), _to_host(r.uncertainty), _to_host(e))
     if device.type == "cuda":
         item.event = torch.cuda.Event()
@@ -289,7 +289,7 @@ def predict_whole_slide(
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
-                current = _launch(embedder, batch, idx, bundle.bank, k, distance, dev)
+                current = _launch(embedder, batch, idx, bundle, k, distance, dev)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:

@@ -15,7 +15,7 @@ import torch
 
 from ..progress import CancelToken, Progress, ProgressGen
 from .embedder import ImageEmbedder
-from .retrieval import retrieve
+from .heads import predict_from_embeddings
 
 #: Image patches per forward pass by device type.
 DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
@@ -209,7 +209,7 @@ def predict_at_spots(
     if cancel is not None:
         cancel.raise_if_cancelled()
     yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
-    result = retrieve(emb, bundle.bank, k, distance)
+    result = predict_from_embeddings(emb, bundle, k, distance)
     yield Progress("retrieve", 1, 1)
     info = provenance(
         bundle, k, distance, mode="spots", source_sample=library_id(adata),

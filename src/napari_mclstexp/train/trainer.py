@@ -262,6 +262,11 @@ def train(
     from .distributed import init_distributed
 
     cfg = as_config(config)
+    if cfg.head == "ridge":
+        from .ridge import train_ridge
+
+        return (yield from train_ridge(samples, cfg, genes=genes, device=device, cancel=cancel,
+                                       patch_cache=patch_cache, feature_cache=feature_cache))
     if cfg.freeze and cfg.unfreeze_last == 0:
         from .frozen import train_frozen
 
