@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.panel import check_default_panel
+from ._encoder_args import add_encoder_arguments, encoder_changes
 from ._paths import check_output
 
 EPILOG = """\
@@ -34,8 +35,10 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("samples", nargs="+", metavar="SAMPLE.h5ad", help="image sections (with images)")
-    p.add_argument("--scheme", choices=["slide", "patient"], required=True,
-                   help="slide: leave one section out (the paper's protocol); patient: leave one patient out")
+    p.add_argument("--scheme", choices=["slide", "patient"], default=None,
+                   help="slide: leave one section out (the paper's protocol; folds whose patient also trains "
+                        "are marked within-patient); patient: leave one patient out (default when the samples "
+                        "span two or more patients in obs['patient'], else slide)")
     p.add_argument("--out", metavar="CV.json", required=True, help="results (resumed when it exists)")
     p.add_argument("--preset", default="quick", choices=["paper", "default", "quick"],
                    help="training preset (default: %(default)s)")
@@ -49,7 +52,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--domain-key", metavar="COLUMN",
                    help="obs column of reference labels: adds domain ARI/NMI per fold")
-    p.add_argument("--baseline", action="store_true", help="also score the colour-histogram kNN reference")
+    p.add_argument("--baseline", "--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score ridge (PCA 256 + ridge on the encoder's features), the colour-histogram "
+                        "kNN and the mean-expression predictor per fold (default: on)")
+    p.add_argument("--metric", choices=("acg", "hest_pcc", "mse"), default="acg",
+                   help="metric of the comparison table: acg, hest_pcc (HEST: Pearson over the 50 most "
+                        "variable training genes) or mse (default: %(default)s)")
+    add_encoder_arguments(p, weights=False)
     p.add_argument("--predictions", metavar="DIR", help="write each fold's prediction as DIR/<section>.h5ad")
     p.add_argument("--cache", metavar="DIR", help="patch cache folder (default: $MCLSTEXP_CACHE or ~/.cache)")
     p.set_defaults(run=run)
@@ -101,18 +110,24 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, [*args.samples, *args.bank_extra])
     cfg = get_preset(args.preset)
     changes = {k: getattr(args, k) for k in ("epochs", "seed", "weights") if getattr(args, k) is not None}
+    encoder_changes(args, changes)
     if changes:
         cfg = cfg.replace(**changes)
     samples = read_samples(args.samples, require_image=True)
     extra = read_samples(args.bank_extra) if args.bank_extra else []
     check_default_panel(samples + extra, args.genes, cfg)
     folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
+    from ..train.cv_baselines import default_scheme, format_table
+
+    scheme = args.scheme or default_scheme(samples)
     gen = run_cv(
-        samples, args.scheme, cfg, out=args.out, folds=folds, extra=extra, genes=args.genes,
+        samples, scheme, cfg, out=args.out, folds=folds, extra=extra, genes=args.genes,
         device=args.device, domain_key=args.domain_key, baseline=args.baseline,
         predictions_dir=args.predictions, patch_cache=PatchCache(args.cache),
     )
     results = run_with_progress(gen, disable=getattr(args, "quiet", False))
     print_table(results)
+    if args.baseline:
+        print(format_table(results, args.metric))
     print(f"results: {Path(args.out).resolve()}")
     return 0

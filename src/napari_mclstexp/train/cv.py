@@ -198,12 +198,14 @@ def run_fold(
     dict
         ``metrics`` (:func:`~napari_mclstexp.analysis.metrics.summary` plus domain scores),
         ``per_gene_r``, ``timings`` (s), ``device``, ``n_bank_spots``, ``final_loss`` and, with
-        ``baseline``, ``baseline_metrics`` (colour-histogram kNN over the training spots).
+        ``baseline``, ``baselines`` (ridge, colour-histogram kNN, mean expression; see
+        :mod:`.cv_baselines`) and ``baseline_metrics`` (the histogram kNN's, as before).
     """
     from ..analysis.domains import domain_scores
     from ..analysis.metrics import evaluate, summary
     from ..bundle import make_bundle
     from ..predict.spots import predict_at_spots
+    from .cv_baselines import fold_baselines, model_hest_pcc
     from .trainer import train
 
     test = samples[fold.test]
@@ -220,6 +222,7 @@ def run_fold(
     t3 = time.perf_counter()
     scores = evaluate(pred, test, normalization=bundle.config["normalization"])
     metrics = summary(scores)
+    metrics["hest_pcc"] = model_hest_pcc(bundle, train_samples, scores)
     if domain_key and domain_key in test.obs:
         metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
     t4 = time.perf_counter()
@@ -237,28 +240,11 @@ def run_fold(
     }
     if baseline:
         tb = time.perf_counter()
-        record["baseline_metrics"] = _baseline_metrics(
-            bundle, train_samples, test, pred, patch_cache, cancel
-        )
+        record["baselines"] = yield from fold_baselines(bundle, result.model, train_samples, test, pred,
+                                                        device=result.device, patch_cache=patch_cache, cancel=cancel)
+        record["baseline_metrics"] = record["baselines"]["histogram"]  # the colour-histogram kNN, as before
         record["timings"]["baseline_s"] = time.perf_counter() - tb
     return record
-
-
-def _baseline_metrics(bundle, train_samples, test, pred, patch_cache, cancel) -> dict[str, Any]:
-    """Colour-histogram kNN over the training spots, on the same patches, scored like the model."""
-    from ..analysis.metrics import evaluate, summary
-    from ..data.genes import expression_matrix
-    from ..data.patches import sample_patches
-    from ..predict.baseline import histogram_knn_predict
-
-    cfg = bundle.config
-    size, out_px = int(cfg["patch_px"]), int(cfg["input_px"])
-    tr_p = np.concatenate([sample_patches(a, size, out_px, patch_cache, cancel) for a in train_samples])
-    tr_x = np.concatenate([expression_matrix(a, bundle.genes, cfg["normalization"]) for a in train_samples])
-    te_p = sample_patches(test, size, out_px, patch_cache, cancel)
-    base = pred.copy()
-    base.X = np.asarray(histogram_knn_predict(tr_p, tr_x, te_p, int(cfg["k"])), dtype=np.float32)
-    return summary(evaluate(base, test, normalization=cfg["normalization"]))
 
 
 def _header(scheme, cfg, genes, samples, extras, plan) -> dict[str, Any]:
@@ -335,6 +321,7 @@ def run_cv(
     """
     from ..data.genes import select_genes
     from ..model.presets import as_config
+    from .cv_baselines import summarize, within_patient
 
     samples, extras = list(samples), list(extra)
     cfg = as_config(config)
@@ -382,7 +369,7 @@ def run_cv(
             fold, by_name, cfg, genes=panel, device=device, domain_key=domain_key, baseline=baseline,
             predictions_dir=predictions_dir, patch_cache=patch_cache, cancel=cancel,
         )
-        record = {**fold.to_dict(), **record}
+        record = {**fold.to_dict(), **record, "within_patient": within_patient(fold, sections)}
         record["timings"] = {**record.get("timings", {}), "total_s": time.perf_counter() - t0}
         record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         results["folds"][fold.test] = record
@@ -394,6 +381,7 @@ def run_cv(
         done += 1
         yield Progress("cv", done, len(plan), message=f"fold {fold.test}: ACG {record['metrics'].get('acg')}")
     results["mean"] = mean_metrics(results["folds"])
+    results["comparison"] = summarize(results["folds"])
     results.setdefault("device", None)
     results["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     if out is not None:
