@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time augmentation: mean embedding over the 8 flips/90° rotations, 8× the encoder "
                         "work (default: as the model was built; its reference bank used the same setting)")
+    p.add_argument("--encoder-weights", default=None, metavar="PATH",
+                   help="encoder weights file of a bundle that references them by hash (default: the path "
+                        "recorded at training); a file with another SHA-256 is refused")
     p.set_defaults(run=run)
 
 
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     _check_paths(args)
     bundle = load_bundle(args.model)
+    if getattr(args, "encoder_weights", None):
+        bundle.encoder_weights = args.encoder_weights
     quiet = bool(getattr(args, "quiet", False))
     options = dict(device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size,
                    tta=getattr(args, "tta", None))
