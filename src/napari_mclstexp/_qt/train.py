@@ -26,6 +26,7 @@ from ..progress import CancelToken
 from ..sample import image_path, library_id
 from ._common import PathEdit, button, connect_while_alive, viewer_models
 from ._devices import device_combo
+from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
 from ._worker import TaskPanel
 
@@ -146,10 +147,8 @@ class TrainWidget(QWidget):
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(5)
-        self.weights = QLineEdit()
-        self.weights.setPlaceholderText("preset's (ImageNet for default/paper) | none | .pth file")
-        self.weights.setToolTip("image encoder start: the preset's choice, 'none' (random), or a local "
-                                "weights file (.pth/.safetensors); needed offline for default/paper")
+        self.encoder_fields = EncoderFields()  # encoder, Weights (file picker), frozen/partial, head
+        self.weights = self.encoder_fields.weights
         self.device = device_combo()
         self.out = PathEdit("model.mclst", mode="save", filter="mclSTExp bundle (*.mclst)")
         form = QFormLayout()
@@ -159,7 +158,7 @@ class TrainWidget(QWidget):
         form.addRow("Genes", self.genes)
         form.addRow("Preset", self.preset)
         form.addRow("Epochs", self.epochs)
-        form.addRow("Weights", self.weights)
+        form.addRow(self.encoder_fields)
         form.addRow("Device", self.device)
         form.addRow("Save to", self.out)
         self.task = TaskPanel()
@@ -220,11 +219,8 @@ class TrainWidget(QWidget):
         return samples
 
     def overrides(self) -> dict:
-        """:class:`TrainConfig` changes: :attr:`config_overrides` plus the Weights field when set."""
-        changes = dict(self.config_overrides)
-        if self.weights.text().strip():
-            changes["weights"] = self.weights.text().strip()
-        return changes
+        """:class:`TrainConfig` changes: :attr:`config_overrides` plus the encoder fields (Weights when set)."""
+        return {**self.config_overrides, **self.encoder_fields.changes()}
 
     def _genes_spec(self) -> Any:
         """The Genes field as a panel spec: ``None`` (all shared genes), ``hvg:N``, a file path, or

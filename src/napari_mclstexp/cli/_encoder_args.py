@@ -37,25 +37,8 @@ def encoder_changes(args: argparse.Namespace, changes: dict[str, Any]) -> dict[s
     A foundation model sets its input size, µm patch size and ``freeze=True`` unless overridden;
     ``--head ridge`` implies a frozen encoder.
     """
-    from ..model.foundation import encoder_defaults, foundation_spec
+    from ..model.foundation import encoder_options
 
-    encoder = getattr(args, "encoder", None)
-    if encoder:
-        changes["encoder"] = encoder
-        for key, value in encoder_defaults(encoder).items():
-            changes.setdefault(key, value)
-        if foundation_spec(encoder) is not None:
-            changes.setdefault("weights", "hub")
-    freeze = getattr(args, "freeze", None)
-    if freeze is not None:
-        changes["freeze"] = bool(freeze)
-    if getattr(args, "unfreeze_last", None) is not None:
-        changes["unfreeze_last"] = int(args.unfreeze_last)
-        changes.setdefault("freeze", True)
-    if getattr(args, "head", None):
-        changes["head"] = args.head
-        if args.head == "ridge":
-            changes["freeze"] = True
-    if getattr(args, "embed_encoder", False):
-        changes["embed_encoder"] = True
-    return changes
+    return encoder_options(changes, encoder=getattr(args, "encoder", None), freeze=getattr(args, "freeze", None),
+                           unfreeze_last=getattr(args, "unfreeze_last", None), head=getattr(args, "head", None),
+                           embed_encoder=bool(getattr(args, "embed_encoder", False)))

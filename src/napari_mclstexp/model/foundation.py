@@ -247,3 +247,33 @@ def preprocessing(encoder: Any) -> dict[str, Any]:
         return {"mean": [float(v) for v in encoder.mean.flatten()], "std": [float(v) for v in encoder.std.flatten()],
                 "recipe": encoder.recipe, "by": "encoder"}
     return {"by": "model"}
+
+
+def encoder_options(changes: dict[str, Any], *, encoder: str | None = None, freeze: bool | None = None,
+                    unfreeze_last: int | None = None, head: str | None = None,
+                    embed_encoder: bool = False) -> dict[str, Any]:
+    """Add encoder choices to ``changes`` (TrainConfig overrides), with the rules CLI and widget share.
+
+    A foundation model sets its input size, µm patch size, ``freeze=True`` and ``weights="hub"``
+    unless ``changes`` already has them; ``unfreeze_last`` implies ``freeze``; ``head="ridge"`` needs a
+    frozen encoder.  Returns ``changes`` (modified in place).
+    """
+    if encoder:
+        changes["encoder"] = encoder
+        for key, value in encoder_defaults(encoder).items():
+            changes.setdefault(key, value)
+        if foundation_spec(encoder) is not None:
+            changes.setdefault("weights", "hub")
+    if freeze is not None:
+        changes["freeze"] = bool(freeze)
+    if unfreeze_last is not None:
+        changes["unfreeze_last"] = int(unfreeze_last)
+        if unfreeze_last > 0:
+            changes["freeze"] = True
+    if head:
+        changes["head"] = head
+        if head == "ridge":
+            changes["freeze"] = True
+    if embed_encoder:
+        changes["embed_encoder"] = True
+    return changes
