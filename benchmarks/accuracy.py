@@ -14,6 +14,7 @@ Usage::
     python benchmarks/accuracy.py                       # quick preset on CPU (≈ 20+ min on 2 cores)
     python benchmarks/accuracy.py --preset default      # on a CUDA machine
     python benchmarks/accuracy.py --epochs 1 --folds C2 # smoke test
+    python benchmarks/accuracy.py --part encoders       # frozen encoder, cross-patient, every baseline
 
 Data: ``--data DIR`` or ``$MCLSTEXP_SHARED_DATA/her2st`` or ``../shared/data/her2st``.  The CV itself
 is resumable (``<out>-cv.json``); the summary goes to ``benchmarks/results/accuracy-<preset>-<device>.json``.
@@ -126,6 +127,12 @@ def table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["--part", "encoders"]:  # frozen encoders, cross-patient, baselines: benchmarks/encoders.py
+        sys.path.insert(0, str(HERE))
+        import encoders
+
+        return encoders.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
     ap.add_argument("--preset", default="auto", choices=["auto", "quick", "default", "paper"],

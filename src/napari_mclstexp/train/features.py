@@ -108,8 +108,9 @@ def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache:
     if cache is not None:
         path = image_path(adata)
         if path is not None:
+            bf16 = torch.device(device).type == "cuda" and cfg.precision == "bf16"  # bf16 features differ slightly
             key = feature_key(path, spot_xy(adata), size_px, cfg.input_px, cfg.encoder, weights_id(cfg),
-                              preprocessing_of(model))
+                              {**preprocessing_of(model), "autocast": "bf16" if bf16 else "fp32"})
             hit = cache.get(key)
             if hit is not None and len(hit) == adata.n_obs:
                 yield Progress("features", adata.n_obs, adata.n_obs, message=f"{label} (cached)".strip())
