@@ -185,13 +185,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="timm architecture whose 224 px feature extraction is timed (default: ViT-S/16)")
     p.add_argument("--input-px", type=int, default=112, help="encoder input for the CV (default 112: CPU budget)")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=20, help="contrastive head epochs (default 20; quick preset: 40)")
+    p.add_argument("--epochs", type=int, default=10, help="contrastive head epochs (default 10; quick preset: 40)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared 2-core CPU two threads ran 3-4x slower per step)")
     p.add_argument("--e2e-steps", type=int, default=2)
     p.add_argument("--out", help="summary JSON (default benchmarks/results/encoders-cpu.json)")
     args = p.parse_args(argv)
 
     import torch
 
+    torch.set_num_threads(max(1, args.threads))
     from napari_mclstexp.io.her2st import read_her2st_section
     from napari_mclstexp.model.presets import get_preset
 

@@ -113,3 +113,17 @@ def test_hub_weights_offline_give_one_clear_error(monkeypatch, tmp_path):
 def test_phikon_v2_from_hub_says_to_convert():
     with pytest.raises(WeightsUnavailableError, match="transformers"):
         make_image_encoder("phikon-v2", "hub")
+
+
+def test_gated_hub_model_says_how_to_get_access(monkeypatch):
+    import timm
+
+    class GatedRepoError(Exception):  # what huggingface_hub raises without an accepted licence
+        pass
+
+    def refuse(*args, **kwargs):
+        raise GatedRepoError("401 Client Error: access to model MahmoodLab/UNI is restricted")
+
+    monkeypatch.setattr(timm, "create_model", refuse)
+    with pytest.raises(WeightsUnavailableError, match="gated.*licence.*huggingface-cli login.*--weights PATH"):
+        make_image_encoder("uni", "hub")

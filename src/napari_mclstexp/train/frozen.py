@@ -11,6 +11,7 @@ computed (encoder in eval mode → projection head).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -84,6 +85,8 @@ def train_frozen(
     samples = list(samples)
     if not samples:
         raise InputError("no training samples given")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would train (and save) the same model
+        raise InputError("frozen-feature training runs in one process (minutes); start it without torchrun")
     dev = resolve_device(device)
     cache = feature_cache if feature_cache is not None else FeatureCache()
     gene_list = list(select_genes(samples, genes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,8 @@ def train_ridge(
     samples = list(samples)
     if not samples:
         raise InputError("no training samples given")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InputError("the ridge head fits in one process (seconds); start it without torchrun")
     gene_list = list(select_genes(samples, genes))
     cfg = as_config(config).replace(head="ridge", freeze=True, embed_dim=len(gene_list))
     dev = resolve_device(device)
