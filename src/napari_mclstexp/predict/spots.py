@@ -38,6 +38,23 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
     return model
 
 
+def bundle_embedder(bundle: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None,
+                    tta: bool | None = None) -> ImageEmbedder:
+    """An :class:`ImageEmbedder` of the bundle's model on ``device``.
+
+    On CUDA it is kept on the bundle object and handed out again to later calls with the same settings
+    (the next slide of a cohort, the next region), which then replay the CUDA graph captured by the first
+    call instead of rebuilding the model, autotuning and capturing again; elsewhere a fresh one.
+    """
+    if device.type != "cuda":
+        return ImageEmbedder(prepare_model(bundle, device), device, precision, batch_size, tta=tta)
+    cache = bundle.__dict__.setdefault("_embedders", {})
+    key = (str(device), precision, batch_size, tta)
+    if key not in cache:
+        cache[key] = ImageEmbedder(prepare_model(bundle, device), device, precision, batch_size, tta=tta)
+    return cache[key]
+
+
 def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
                 precision: str = "bf16", pad_to: int | None = None) -> torch.Tensor:
     """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device`` (one eager call).
