@@ -30,7 +30,7 @@ import torch
 
 from .atomic import atomic_write_path
 from .errors import BundleError, InputError, MissingInputError
-from .predict.bank import ReferenceBank, build_bank
+from .model.bank import ReferenceBank, build_bank
 
 FORMAT_NAME = "napari-mclstexp-bundle"
 FORMAT_VERSION = 1

@@ -19,7 +19,7 @@ README_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "screen
 def demo_bundle(tmp_path_factory):
     """The shipped demo model, else a small one trained on the demo's training spots (left two thirds)."""
     from napari_mclstexp.bundle import make_bundle, save_bundle
-    from napari_mclstexp.demo import load_demo_sample, sample_data_dir
+    from napari_mclstexp.workflows.demo import load_demo_sample, sample_data_dir
 
     shipped = sample_data_dir() / "demo_quick.mclst"
     if shipped.is_file():

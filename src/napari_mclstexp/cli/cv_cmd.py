@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.patches import PatchCache
     from ..model.presets import get_preset
     from ..progress import run_with_progress
-    from ..train.cv import run_cv
+    from ..workflows.cv import run_cv
 
     check_output(args.out, [*args.samples, *args.bank_extra])
     cfg = get_preset(args.preset)

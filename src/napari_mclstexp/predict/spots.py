@@ -22,8 +22,8 @@ DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
 
 
 def resolve(device: str | torch.device) -> torch.device:
-    """``"auto"`` → cuda > mps > cpu; an unusable device raises ``InputError`` (train.device)."""
-    from ..train.device import resolve_device
+    """``"auto"`` → cuda > mps > cpu; an unusable device raises ``InputError`` (device.py)."""
+    from ..device import resolve_device
 
     return resolve_device(device)
 

@@ -149,7 +149,7 @@ def build_bank(
         float32 spot embeddings and normalised expression, with each spot's section and ``obs_name``.
     """
     from ..data.genes import expression_matrix
-    from ..model.mclstexp import encode_spot_bank, spot_positions
+    from .mclstexp import encode_spot_bank, spot_positions
 
     normalization = config["normalization"] if isinstance(config, dict) else config.normalization
     model.eval()

@@ -204,7 +204,7 @@ def run_fold(
     from ..analysis.metrics import evaluate, summary
     from ..bundle import make_bundle
     from ..predict.spots import predict_at_spots
-    from .trainer import train
+    from ..train.trainer import train
 
     test = samples[fold.test]
     train_samples = [samples[s] for s in fold.train]
