@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import CheckpointMismatchError, InputError
 from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
 from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
@@ -64,6 +64,8 @@ class TrainResult:
         ``"graph"`` when the steps were replayed from a captured CUDA graph, else ``"eager"``.
     compiled
         Whether the image encoder trained ``torch.compile``-d (``config.compile`` and no fallback).
+    start_epoch
+        Epochs already done by the checkpoint this run resumed from (0: trained from the start).
     """
 
     model: MclSTExp
@@ -76,6 +78,7 @@ class TrainResult:
     is_main: bool = True
     step_mode: str = "eager"
     compiled: bool = False
+    start_epoch: int = 0
 
     @property
     def train_seconds(self) -> float:
@@ -291,12 +294,13 @@ def train(
         state = load_checkpoint(checkpoint)
         for key in ("genes", "pos_shape", "n_spots"):
             if state["meta"].get(key) != meta[key]:
-                raise InputError(f"checkpoint was written for other data ({key} differs); "
-                                 "remove it or drop --resume", checkpoint)
+                raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
+                                              "remove it or drop --resume", checkpoint)
         changed = [k for k, v in meta["config"].items()
                    if k not in ("epochs", *RUNTIME_OPTIONS) and state["meta"]["config"].get(k) != v]
         if changed:
-            raise InputError(f"checkpoint was written with other options ({', '.join(changed)})", checkpoint)
+            raise CheckpointMismatchError(f"checkpoint was written with other options ({', '.join(changed)})",
+                                          checkpoint)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -360,4 +364,4 @@ def train(
     if step_fn.compiled:
         uncompile_encoder(model)  # the returned model embeds banks eagerly, at any batch size
     return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main,
-                       step_fn.mode, step_fn.compiled)
+                       step_fn.mode, step_fn.compiled, start_epoch)
