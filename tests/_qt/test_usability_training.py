@@ -62,8 +62,8 @@ def test_bad_model_path_is_refused_before_training(synthetic_samples, tmp_path, 
     import pytest
 
     from napari_mclstexp._qt.train import train_and_save
-    from napari_mclstexp.workflows.train import bundle_output
     from napari_mclstexp.errors import OutputError
+    from napari_mclstexp.workflows.train import bundle_output
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
