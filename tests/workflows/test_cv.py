@@ -125,7 +125,6 @@ def cv_run(gen):
 
 @pytest.mark.slow
 def test_one_real_patient_fold(synthetic_samples, tmp_path):
-    pytest.importorskip("napari_mclstexp.train.trainer")
     from napari_mclstexp.data.patches import PatchCache
     from napari_mclstexp.model.presets import get_preset
     from napari_mclstexp.progress import run

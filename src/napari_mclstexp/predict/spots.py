@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.report import json_safe
 from ..progress import CancelToken, Progress, ProgressGen
 from .embedder import ImageEmbedder
 from .retrieval import retrieve
@@ -55,17 +56,6 @@ def bundle_embedder(bundle: Any, device: torch.device, precision: str = "bf16", 
     return cache[key]
 
 
-def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
-                precision: str = "bf16", pad_to: int | None = None) -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device`` (one eager call).
-
-    On CUDA a short batch is zero-padded to ``pad_to`` rows so cuDNN's autotuned kernels (one set per
-    input shape) are reused instead of being tuned again for the last batch.  Repeated calls should use
-    one :class:`~napari_mclstexp.predict.embedder.ImageEmbedder`, which also replays a CUDA graph.
-    """
-    return ImageEmbedder(model, device, precision, pad_to, use_graph=False)(patches)
-
-
 def embed_patches(
     model: torch.nn.Module,
     patches: np.ndarray,
@@ -91,15 +81,6 @@ def embed_patches(
     return torch.cat(out)
 
 
-def _clean(value: Any) -> Any:
-    """Drop ``None`` (h5ad cannot store it) recursively."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value if v is not None]
-    return value
-
-
 def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, Any]:
     """The ``uns['mclstexp']`` summary: which model, which retrieval settings, which input."""
     meta = bundle.metadata
@@ -119,7 +100,7 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
         "normalization": str(bundle.config.get("normalization", "")),
         **extra,
     }
-    return _clean(info)
+    return json_safe(info, drop_none=True)
 
 
 def prediction_anndata(

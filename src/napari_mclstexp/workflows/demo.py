@@ -9,7 +9,6 @@ finds tissue domains and writes the predictions, a metrics JSON and a figure.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,9 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..atomic import atomic_write_path
+from ..analysis.report import write_json
 from ..errors import BundleError, MissingInputError, SampleFormatError
 from ..progress import CancelToken, Progress, ProgressGen
 
@@ -200,26 +197,6 @@ class DemoResult:
     genes_shown: list[str]
     prediction: Any = field(repr=False, default=None)
     sample: Any = field(repr=False, default=None)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as indented JSON, atomically (NaN → ``null``)."""
-    path = Path(path)
-    with atomic_write_path(path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def image_driven_genes(genes: list[str]) -> list[str]:
