@@ -27,6 +27,7 @@ from ..errors import CheckpointMismatchError, InputError
 from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
 from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import section_name
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .step import TrainStep, backward_step, optimizer_state, scheduler_state, uncompile_encoder
 
@@ -84,18 +85,6 @@ class TrainResult:
     def train_seconds(self) -> float:
         """Summed wall time of the training epochs (s)."""
         return float(sum(h.get("seconds", 0.0) for h in self.history))
-
-
-def section_name(adata: Any, position: int) -> str:
-    """``obs['section']`` when unique, else the library id, else ``sample<position>``."""
-    if "section" in adata.obs and adata.n_obs:
-        values = adata.obs["section"].astype(str).unique()
-        if len(values) == 1:
-            return str(values[0])
-    spatial = adata.uns.get("spatial", {})
-    if isinstance(spatial, dict) and len(spatial) == 1:
-        return str(next(iter(spatial)))
-    return f"sample{position}"
 
 
 class _BatchSource:
