@@ -114,3 +114,9 @@ def make_tiny_bundle(synthetic_samples):
         return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=extra_samples)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(make_tiny_bundle):
+    """A tiny untrained bundle built with the real model code (see ``make_tiny_bundle``)."""
+    return make_tiny_bundle()
