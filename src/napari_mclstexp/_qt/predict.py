@@ -142,7 +142,7 @@ class PredictWidget(QWidget):
             self._source = layer
 
             def make(token: CancelToken):
-                from ..predict.spots import predict_and_score
+                from ..workflows.predict import predict_and_score
 
                 return predict_and_score(bundle, adata, device=device, cancel=token)
 

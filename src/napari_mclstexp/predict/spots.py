@@ -219,22 +219,3 @@ def predict_at_spots(
         bundle, result.prediction.cpu().numpy(), result.uncertainty.cpu().numpy(), emb.cpu().numpy(),
         adata.obs, adata.obsm["spatial"], info, uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
     )
-
-
-def predict_and_score(bundle: Any, adata: Any, *, device: str | torch.device = "auto",
-                      cancel: CancelToken | None = None) -> ProgressGen[Any]:
-    """Generator: :func:`predict_at_spots`, then, when the sample has
-    measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
-    ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
-    numbers; NaN kept, so the predictions still write to ``.h5ad``)."""
-    from ..analysis.metrics import evaluate
-    from ..errors import MclstexpError
-
-    pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
-    if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
-        try:
-            scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
-            pred.uns.setdefault("mclstexp", {})["vs_measured"] = scores
-        except MclstexpError:  # nothing comparable (e.g. spots not matched): predictions stand alone
-            pass
-    return pred
