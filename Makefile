@@ -53,6 +53,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/lint-imports
 
 sample-data: setup
 	$(BIN)/python scripts/make_sample_data.py

@@ -150,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from napari_mclstexp.data.patches import PatchCache
+    from napari_mclstexp.device import resolve_device
     from napari_mclstexp.io.her2st import list_her2st_sections, read_her2st_section
     from napari_mclstexp.progress import run_with_progress
-    from napari_mclstexp.train.cv import run_cv
-    from napari_mclstexp.train.device import resolve_device
+    from napari_mclstexp.workflows.cv import run_cv
 
     root = data_root(args.data)
     if not root.is_dir():

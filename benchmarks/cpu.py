@@ -180,10 +180,10 @@ def bench_slide(s: dict, work: Path) -> dict:
     from gpu_parts import synthetic_slide
 
     from napari_mclstexp.bundle import load_bundle
-    from napari_mclstexp.demo import sample_data_dir
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.progress import run
+    from napari_mclstexp.workflows.demo import sample_data_dir
 
     bundle = load_bundle(sample_data_dir() / "demo_quick.mclst")
     slide = write_pyramid_tiff(work / "cpu_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)

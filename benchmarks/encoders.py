@@ -67,7 +67,7 @@ def cross_patient(samples, cfg, genes, seeds, cache_dir) -> dict:
     """Patient-scheme CV per seed; per fold and method the metrics, then means and ratios."""
     from napari_mclstexp.data.patches import PatchCache
     from napari_mclstexp.progress import run_with_progress
-    from napari_mclstexp.train.cv import run_cv
+    from napari_mclstexp.workflows.cv import run_cv
 
     rows: dict[str, dict[str, list[dict]]] = {}
     seconds = []

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)")
     args = p.parse_args(argv)
     t_begin = time.perf_counter()
-    from napari_mclstexp.train.device import resolve_device
+    from napari_mclstexp.device import resolve_device
 
     dev = resolve_device(args.device)
     tiny = args.tiny or dev.type != "cuda"

@@ -5,7 +5,8 @@
 # On a bare GPU image without the project's dependencies, put wheels in .whl/ first (Python 3.12):
 #   pip download --python-version 3.12 --only-binary=:all: --no-deps -d .whl \
 #       anndata zarr numcodecs tifffile imagecodecs donfig scverse-misc session-info2 \
-#       legacy-api-wrap natsort array-api-compat google-crc32c pytest pluggy iniconfig packaging
+#       legacy-api-wrap natsort array-api-compat google-crc32c msgspec \
+#       pydantic pydantic-core pydantic-settings python-dotenv annotated-types typing-inspection typing-extensions tzdata pytest pluggy iniconfig packaging
 # They are installed into /tmp/site (nothing else on the machine changes).
 #
 # Usage: OUT=/some/dir [COMPILE=1] [PARTS=trunk,train,...] [BUDGET_S=320] bash benchmarks/gpu_check.sh [extra gpu.py arguments, e.g. --budget-s 200]

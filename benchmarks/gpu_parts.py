@@ -231,8 +231,8 @@ def make_bank_bundle(dev: torch.device, s: dict, samples: list):
     """A bundle of the paper model (random weights) with a bank of ≥ ``bank_spots`` spots."""
     from napari_mclstexp.bundle import make_bundle
     from napari_mclstexp.data.genes import select_genes
+    from napari_mclstexp.model.bank import ReferenceBank
     from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
-    from napari_mclstexp.predict.bank import ReferenceBank
 
     cfg = our_config(s, epochs=1)
     genes = list(select_genes(samples, None))

@@ -32,8 +32,8 @@ from napari_mclstexp.atomic import atomic_write_path
 from napari_mclstexp.data.genes import expression_matrix, load_gene_list
 from napari_mclstexp.data.patches import PatchCache, default_cache_root, sample_patches
 from napari_mclstexp.io.her2st import read_her2st_section
+from napari_mclstexp.model.bank import build_bank
 from napari_mclstexp.model.presets import get_preset
-from napari_mclstexp.predict.bank import build_bank
 from napari_mclstexp.predict.baseline import histogram_knn_predict
 from napari_mclstexp.predict.retrieval import retrieve
 from napari_mclstexp.progress import run

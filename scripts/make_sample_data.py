@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 
 from napari_mclstexp.atomic import atomic_write_path
-from napari_mclstexp.demo import (
+from napari_mclstexp.progress import run_with_progress
+from napari_mclstexp.synthetic import make_demo_slide
+from napari_mclstexp.workflows.demo import (
     SAMPLE_BUNDLE,
     SAMPLE_H5AD,
     SAMPLE_IMAGE,
@@ -26,8 +28,6 @@ from napari_mclstexp.demo import (
     split_demo_sample,
     train_demo_bundle,
 )
-from napari_mclstexp.progress import run_with_progress
-from napari_mclstexp.synthetic import make_demo_slide
 
 REPO = Path(__file__).resolve().parents[1]
 #: Size budget of the whole folder (the wheel ships it).
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "sample_data", help="folder (default: %(default)s)")
     parser.add_argument("--no-model", dest="model", action="store_false", help="skip training the bundled model")
     parser.add_argument("--model-only", action="store_true", help="only retrain the model (slide and sample kept)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: napari_mclstexp.demo.DEMO_EPOCHS)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: napari_mclstexp.workflows.demo.DEMO_EPOCHS)")
     parser.add_argument("--device", default="cpu", help="training device (default: cpu, for reproducibility)")
     args = parser.parse_args(argv)
     out: Path = args.out

@@ -11,6 +11,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _patch_cache_outside_home(tmp_path_factory):
+    """Training in tests caches patches in a temporary folder, not in the user's ~/.cache."""
+    if "MCLSTEXP_CACHE" in os.environ:
+        yield
+        return
+    os.environ["MCLSTEXP_CACHE"] = str(tmp_path_factory.mktemp("patch-cache"))
+    yield
+    os.environ.pop("MCLSTEXP_CACHE", None)
+
+
 def _shared_data_root() -> Path | None:
     env = os.environ.get("MCLSTEXP_SHARED_DATA")
     root = Path(env) if env else REPO.parent / "shared" / "data"
@@ -103,3 +114,9 @@ def make_tiny_bundle(synthetic_samples):
         return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=extra_samples)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(make_tiny_bundle):
+    """A tiny untrained bundle built with the real model code (see ``make_tiny_bundle``)."""
+    return make_tiny_bundle()

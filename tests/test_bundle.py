@@ -22,7 +22,7 @@ def bundle(make_tiny_bundle, synthetic_samples):
 
 
 def test_expression_only_extra_sample_needs_no_image(synthetic_samples):
-    from napari_mclstexp.predict.bank import build_bank
+    from napari_mclstexp.model.bank import build_bank
 
     cfg = get_preset("quick").replace(embed_dim=8, input_px=32, patch_px=64)
     genes = list(synthetic_samples[0].var_names)

@@ -10,8 +10,9 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from napari_mclstexp import _sample_data, demo
+from napari_mclstexp import _sample_data
 from napari_mclstexp.errors import MissingInputError
+from napari_mclstexp.workflows import demo
 
 REPO = Path(__file__).resolve().parents[1]
 

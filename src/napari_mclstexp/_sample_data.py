@@ -122,7 +122,7 @@ def _layers_for(adata, spots_name: str) -> list[tuple]:
 
 def make_demo_sample() -> list[tuple]:
     """The offline demo slide (lazy multiscale Image) and its spots (Points coloured by tissue region)."""
-    from .demo import load_demo_sample
+    from .workflows.demo import load_demo_sample
 
     return _layers_for(load_demo_sample(), "demo spots (true regions)")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .analysis.report import json_safe, versions
 from .atomic import atomic_write_path
 from .errors import BundleError, InputError, MissingInputError
-from .predict.bank import ReferenceBank, build_bank
+from .model.bank import ReferenceBank, build_bank
 
 FORMAT_NAME = "napari-mclstexp-bundle"
 FORMAT_VERSION = 1
@@ -85,34 +85,9 @@ class Bundle:
 
     def build_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """Rebuild the model, load the weights, move it to ``device`` in eval mode."""
-        from .bundle_encoder import build_bundle_model
+        from .model.encoder_refs import build_bundle_model
 
         return build_bundle_model(self, device)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("napari-mclstexp", "torch", "numpy", "anndata", "safetensors"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
-
-
-def _jsonable(value: Any) -> Any:
-    """Numbers, strings, lists and dicts only (numpy scalars → Python, others → str)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    return str(value)
 
 
 def _training_mpp(samples: Sequence[Any]) -> float | None:
@@ -181,14 +156,14 @@ def make_bundle(
         "history": history,
         "k": int(cfg.k),
         "distance": cfg.distance,
-        "versions": _versions(),
+        "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    from .bundle_encoder import encoder_metadata, strip_referenced
+    from .model.encoder_refs import encoder_metadata, strip_referenced
 
     metadata.update(encoder_metadata(cfg, model))
     state = strip_referenced({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, metadata)
-    return Bundle(cfg.to_dict(), genes, state, bank, _jsonable(metadata))
+    return Bundle(cfg.to_dict(), genes, state, bank, json_safe(metadata))
 
 
 def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "float32") -> Path:
@@ -231,11 +206,11 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
     dest = Path(path)
     with atomic_write_path(dest) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            zf.writestr("metadata.json", json.dumps(_jsonable(metadata), indent=1))
+            zf.writestr("metadata.json", json.dumps(json_safe(metadata), indent=1))
             zf.writestr("weights.safetensors", weights)
             zf.writestr("bank.safetensors", bank_bytes)
             zf.writestr("bank_spots.json", json.dumps(bank.spot_ids.tolist()))
-    bundle.metadata = _jsonable(metadata)
+    bundle.metadata = json_safe(metadata)
     bundle.path = dest.resolve()
     return dest
 

@@ -63,6 +63,10 @@ class WeightsUnavailableError(InputError):
     """Pretrained weights could not be obtained (e.g. offline)."""
 
 
+class CheckpointMismatchError(InputError):
+    """A training checkpoint written for other data or other options than the run resuming it."""
+
+
 class OutputError(InputError):
     """An output path is unusable (e.g. it would overwrite an input)."""
 

@@ -20,23 +20,47 @@ from .errors import CountsError, MissingInputError, SampleFormatError, SpotMatch
 def library_id(adata: Any) -> str:
     """The key of ``uns['spatial']`` describing this sample.
 
-    Falls back to the single ``obs['section']`` value, then to ``"sample"``, when ``uns['spatial']``
-    is missing.
+    With several keys, the one named by the sample's ``obs['section']``; falls back to the single
+    ``obs['section']`` value, then to ``"sample"``, when ``uns['spatial']`` is missing.
+
+    Raises
+    ------
+    SampleFormatError
+        ``uns['spatial']`` holds several libraries and ``obs['section']`` names none of them (which one
+        describes these spots cannot be told).
     """
     spatial = adata.uns.get("spatial") if hasattr(adata, "uns") else None
     if isinstance(spatial, dict) and spatial:
         keys = list(spatial)
-        if len(keys) > 1 and "section" in adata.obs:
-            sections = set(map(str, adata.obs["section"].unique()))
-            for key in keys:
-                if key in sections:
-                    return str(key)
-        return str(keys[0])
+        if len(keys) == 1:
+            return str(keys[0])
+        sections = set(map(str, adata.obs["section"].unique())) if "section" in adata.obs else set()
+        matching = [str(k) for k in keys if str(k) in sections]
+        if len(matching) == 1:
+            return matching[0]
+        raise SampleFormatError(
+            f"uns['spatial'] holds {len(keys)} libraries ({', '.join(map(str, keys[:4]))}"
+            f"{', …' if len(keys) > 4 else ''}) and obs['section'] names "
+            f"{'several' if matching else 'none'} of them: keep the one of these spots"
+        )
     if "section" in adata.obs and adata.n_obs:
         values = adata.obs["section"].astype(str).unique()
         if len(values) == 1:
             return str(values[0])
     return "sample"
+
+
+def section_name(adata: Any, position: int = 0) -> str:
+    """The sample's section name: ``obs['section']`` when it holds one value, else its single
+    ``uns['spatial']`` library id, else ``sample<position>`` (training, banks and CV folds name samples so)."""
+    if "section" in adata.obs and adata.n_obs:
+        values = adata.obs["section"].astype(str).unique()
+        if len(values) == 1:
+            return str(values[0])
+    spatial = adata.uns.get("spatial") if hasattr(adata, "uns") else None
+    if isinstance(spatial, dict) and len(spatial) == 1:
+        return str(next(iter(spatial)))
+    return f"sample{position}"
 
 
 def _library(adata: Any) -> dict:

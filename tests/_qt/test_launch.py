@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_mclstexp import demo
+from napari_mclstexp.workflows import demo
 
 
 def _fake_result(tmp_path: Path) -> demo.DemoResult:

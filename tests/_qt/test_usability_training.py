@@ -61,8 +61,9 @@ def test_bad_model_path_is_refused_before_training(synthetic_samples, tmp_path, 
 
     import pytest
 
-    from napari_mclstexp._qt.train import bundle_output, train_and_save
+    from napari_mclstexp._qt.train import train_and_save
     from napari_mclstexp.errors import OutputError
+    from napari_mclstexp.workflows.train import bundle_output
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
@@ -210,6 +211,6 @@ def test_training_on_a_section_without_slide_names_it(synthetic_samples, tmp_pat
     bare = synthetic_samples[1].copy()
     lib = next(iter(bare.uns["spatial"]))
     del bare.uns["spatial"][lib]["metadata"]["source_image_path"]
-    with pytest.raises(InputError, match="SYN2: no H&E slide.*Load → Slide.*untick"):
+    with pytest.raises(InputError, match="SYN2: no H&E slide.*Load → Slide.*leave this section out"):
         run(train_and_save([synthetic_samples[0], bare], "quick", epochs=1, genes="hvg:8", device="cpu",
                            out=str(tmp_path / "m.mclst")))

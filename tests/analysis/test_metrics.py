@@ -124,7 +124,6 @@ def test_missing_genes_are_reported(truth):
 
 
 def test_raw_counts_are_normalised_like_the_prediction(rng):
-    pytest.importorskip("napari_mclstexp.data.genes")
     counts = rng.poisson(5.0, size=(100, 30)).astype(np.float32)
     truth = _adata(counts)
     norm = np.log10(1 + counts / counts.sum(axis=1, keepdims=True) * 1e4)

@@ -89,7 +89,7 @@ def test_evaluate_unknown_figure_gene_fails_first_naming_the_file(marker_pred, t
 
 
 def test_cv_table_shows_std_and_domain_scores(sample_files, tmp_path, monkeypatch, capsys):
-    from napari_mclstexp.train import cv
+    from napari_mclstexp.workflows import cv
 
     scores = {"SYN1": (0.2, 0.5), "SYN3": (0.4, 0.7)}
 
@@ -238,7 +238,7 @@ def test_quiet_may_follow_the_command(tmp_path, capsys):
 def test_demo_lists_the_retrained_model(trained, tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    import napari_mclstexp.demo as demo
+    import napari_mclstexp.workflows.demo as demo
 
     def fake_run_demo(out, **kwargs):
         yield from ()
@@ -318,7 +318,7 @@ def test_visium_outs_folder_is_named_after_the_sample(tmp_path, capsys):
 
 
 def test_cv_resume_refusal_says_what_changed(sample_files, tmp_path, monkeypatch, capsys):
-    from napari_mclstexp.train import cv
+    from napari_mclstexp.workflows import cv
 
     def fake_fold(fold, samples, config, **kwargs):
         yield from ()

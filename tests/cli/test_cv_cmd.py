@@ -7,7 +7,7 @@ import json
 import pytest
 
 from napari_mclstexp.cli import main
-from napari_mclstexp.train import cv
+from napari_mclstexp.workflows import cv
 
 
 @pytest.fixture

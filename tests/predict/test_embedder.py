@@ -84,3 +84,18 @@ def test_tta_override(model):
         assert torch.equal(plain, model.encode_images(torch.from_numpy(data), tta=False).float())
         assert torch.equal(averaged, model.encode_images(torch.from_numpy(data), tta=True).float())
     assert not torch.allclose(plain, averaged)
+
+
+def test_bundle_embedder_is_reused_on_cuda_only(tiny_bundle, monkeypatch):
+    """The next slide of a cohort replays the first one's graph: one embedder per bundle and settings."""
+    from napari_mclstexp.predict import spots
+
+    built = []
+    monkeypatch.setattr(spots, "prepare_model", lambda bundle, device: built.append(device) or object())
+    cuda = torch.device("cuda")
+    first = spots.bundle_embedder(tiny_bundle, cuda, "bf16", 256)
+    assert spots.bundle_embedder(tiny_bundle, cuda, "bf16", 256) is first and len(built) == 1
+    assert spots.bundle_embedder(tiny_bundle, cuda, "fp32", 256) is not first and len(built) == 2
+    cpu = torch.device("cpu")
+    assert spots.bundle_embedder(tiny_bundle, cpu) is not spots.bundle_embedder(tiny_bundle, cpu)
+    tiny_bundle.__dict__.pop("_embedders")

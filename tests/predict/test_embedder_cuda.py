@@ -13,7 +13,7 @@ import torch
 
 from napari_mclstexp.predict.embedder import WARMUP_BATCHES, ImageEmbedder
 from napari_mclstexp.predict.retrieval import retrieve
-from napari_mclstexp.predict.spots import embed_batch, prepare_model
+from napari_mclstexp.predict.spots import prepare_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -28,7 +28,7 @@ def test_graph_replays_embed_each_batch_like_eager(tiny_bundle, precision):
     embed = ImageEmbedder(model, dev, precision, batch_size=8)  # 6 rows padded to 8
     outs = [embed(b) for b in data]
     assert embed.mode == "graph", embed.fallback_reason
-    refs = [embed_batch(model, b, dev, precision, pad_to=8) for b in data]
+    refs = [ImageEmbedder(model, dev, precision, 8, use_graph=False)(b) for b in data]  # eager, padded
     for i, (out, ref) in enumerate(zip(outs, refs, strict=True)):
         assert out.shape == ref.shape == (6, 16)
         torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)

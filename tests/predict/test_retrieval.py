@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mclstexp.predict.bank import ReferenceBank
+from napari_mclstexp.model.bank import ReferenceBank
 from napari_mclstexp.predict.retrieval import inverse_square_weights, retrieve
 
 

@@ -46,12 +46,13 @@ def test_training_spot_retrieves_itself_when_embeddings_match(tiny_bundle, synth
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_padding_of_short_batches_changes_nothing(tiny_bundle, rng):
-    from napari_mclstexp.predict.spots import embed_batch, prepare_model
+    from napari_mclstexp.predict.embedder import ImageEmbedder
+    from napari_mclstexp.predict.spots import prepare_model
 
     dev = torch.device("cuda")
     model = prepare_model(tiny_bundle, dev)
     patches = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
-    a = embed_batch(model, patches, dev, "fp32")
-    b = embed_batch(model, patches, dev, "fp32", pad_to=16)
+    a = ImageEmbedder(model, dev, "fp32", use_graph=False)(patches)
+    b = ImageEmbedder(model, dev, "fp32", 16, use_graph=False)(patches)
     assert b.shape == (5, 16)
     torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

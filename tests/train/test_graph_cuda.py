@@ -98,11 +98,17 @@ def test_graph_training_matches_eager_training(synthetic_samples, precision, tol
                                       rotate_deg=20.0, color_jitter=(0.2, 0.2, 0.2))
     graph = run(train(synthetic_samples, cfg, device="cuda"))
     eager = run(train(synthetic_samples, cfg.replace(cuda_graph=False), device="cuda"))
-    assert graph.step_mode == "graph" and eager.step_mode == "eager"
+    # cuDNN's autotuned kernels (TF32, atomics in backward) differ from run to run: two eager runs set the
+    # spread the graph run may show (on an H200 eager-vs-eager BatchNorm running_var differed by 3.0 of 54)
+    again = run(train(synthetic_samples, cfg.replace(cuda_graph=False), device="cuda"))
+    assert graph.step_mode == "graph" and eager.step_mode == again.step_mode == "eager"
     # the lr history is read back from the captured tensor: the schedule reached it
     assert [h["lr"] for h in graph.history] == pytest.approx([h["lr"] for h in eager.history], rel=1e-6)
     # stale batches, a frozen lr or accumulated gradients would separate these curves by far more
     assert [h["loss"] for h in graph.history] == pytest.approx([h["loss"] for h in eager.history], rel=tol)
-    for (name, a), b in zip(graph.model.state_dict().items(), eager.model.state_dict().values(), strict=True):
+    states = zip(graph.model.state_dict().items(), eager.model.state_dict().values(),
+                 again.model.state_dict().values(), strict=True)
+    for (name, a), b, c in states:
         if a.is_floating_point():
-            torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=name)
+            spread = (c - b).abs().max().item()
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol + 3 * spread, msg=name)

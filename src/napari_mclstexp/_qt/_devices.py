@@ -6,8 +6,8 @@ from qtpy.QtWidgets import QComboBox
 
 
 def device_combo() -> QComboBox:
-    """A combo of :func:`napari_mclstexp.train.device.available_devices`, best (active) first."""
-    from ..train.device import available_devices
+    """A combo of :func:`napari_mclstexp.device.available_devices`, best (active) first."""
+    from ..device import available_devices
 
     combo = QComboBox()
     devices = available_devices() or ["cpu"]

@@ -146,7 +146,8 @@ def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
 
 def data_layer(adata, mpp: float | None) -> tuple:
     """A sample's spots (measured), or saved predictions as predictions (``_prediction_layers``)."""
-    from ._prediction_layers import is_prediction, prediction_layer
+    from ..prediction_meta import is_prediction
+    from ._prediction_layers import prediction_layer
 
     return prediction_layer(adata, mpp) if is_prediction(adata) else spots_layer(adata, mpp=mpp)
 

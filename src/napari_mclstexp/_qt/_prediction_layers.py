@@ -6,24 +6,11 @@ a dense Image layer (one pixel per tile).  Predictions are never normalised agai
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
+from .. import prediction_meta
+from ..prediction_meta import gene_values
 from ._colors import auto_limits, values_to_rgba
 from ._layers import KEY, spots_layer, world_scale, world_units
-
-
-def is_prediction(adata) -> bool:
-    """Whether ``adata`` holds predictions (their provenance ``uns['mclstexp']['bundle']``)."""
-    info = getattr(adata, "uns", {}).get("mclstexp")
-    return isinstance(info, dict) and "bundle" in info
-
-
-def gene_values(adata, gene: str | None = None) -> np.ndarray:
-    """One gene's values (default: the first) as a float32 vector."""
-    j = 0 if gene is None else adata.var_names.get_loc(gene)
-    col = adata.X[:, j]
-    col = col.toarray() if sparse.issparse(col) else np.asarray(col)
-    return col.ravel().astype(np.float32, copy=False)
 
 
 def dense_layer(pred, mpp: float | None, *, gene: str | None = None) -> tuple:
@@ -32,7 +19,7 @@ def dense_layer(pred, mpp: float | None, *, gene: str | None = None) -> tuple:
     from ..predict.slide import grid_image
 
     gene = str(gene or pred.var_names[0])
-    grid = pred.uns["mclstexp"]["grid"]
+    grid = prediction_meta.grid(pred)
     step, (x0, y0) = float(grid["step_px"]), grid["origin_xy"]
     image = grid_image(pred, gene)
     px = np.asarray(world_scale(mpp))
@@ -57,6 +44,6 @@ def predicted_spots_layer(pred, mpp: float | None, *, name: str | None = None) -
 
 def prediction_layer(pred, mpp: float | None) -> tuple:
     """The layer tuple of saved predictions: dense tiles when they carry a grid, else spots."""
-    if "grid" in pred.uns["mclstexp"] and pred.n_vars:
+    if prediction_meta.is_whole_slide(pred) and pred.n_vars:
         return dense_layer(pred, mpp)
     return predicted_spots_layer(pred, mpp)

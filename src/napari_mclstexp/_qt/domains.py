@@ -9,8 +9,9 @@ import pandas as pd
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ..io.export import category_colors
-from ..progress import CancelToken, Progress
+from ..progress import CancelToken
 from ..sample import library_id
+from ..workflows.domains import domains_task
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button
 from ._layers import KEY, layer_adata, role, spots_layer
@@ -18,20 +19,6 @@ from ._worker import TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
 NO_TRUTH = "(none)"
-
-
-def domains_task(adata, k: int, source: str, truth=None, cancel: CancelToken | None = None):
-    """Generator: domain labels (int, 0..k-1) and scores (``{}`` without ``truth``)."""
-    from ..analysis.domains import domain_features, find_domains, score_domains
-
-    yield Progress("domains", 0, 2, message="clustering")
-    labels = find_domains(domain_features(adata, source), int(k))
-    if cancel is not None:
-        cancel.raise_if_cancelled()
-    yield Progress("domains", 1, 2, message="scoring")
-    scores = score_domains(labels, truth) if truth is not None else {}
-    yield Progress("domains", 2, 2)
-    return labels, scores
 
 
 class DomainsWidget(QWidget):

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 from scipy import sparse
 
+from .. import prediction_meta
 from ._colorbar import ColorBar
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button, viewer_models
@@ -160,9 +161,8 @@ class ExploreWidget(QWidget):
     def _normalization(self) -> str:
         predicted = layers_with_role(self.viewer, "predicted")
         if predicted:
-            info = layer_adata(predicted[-1]).uns.get("mclstexp", {})
-            norm = info.get("normalization") or info.get("config", {}).get("normalization")
-            if isinstance(norm, str):
+            norm = prediction_meta.normalization(layer_adata(predicted[-1]))
+            if norm:
                 return norm
         return "log10_1e4"
 

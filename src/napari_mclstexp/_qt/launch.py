@@ -39,7 +39,7 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
     viewer
         A ``napari.Viewer``.
     result
-        :class:`~napari_mclstexp.demo.DemoResult` (with ``sample`` and ``prediction``).
+        :class:`~napari_mclstexp.workflows.demo.DemoResult` (with ``sample`` and ``prediction``).
     dock_widgets
         Also dock the plugin's widgets (tabbed).
 
@@ -94,7 +94,7 @@ def launch_demo(result: Any, *, block: bool = True) -> Any:
     Parameters
     ----------
     result
-        :class:`~napari_mclstexp.demo.DemoResult`.
+        :class:`~napari_mclstexp.workflows.demo.DemoResult`.
     block
         Run napari's event loop until the window closes.
 

@@ -9,10 +9,10 @@ import numpy as np
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
+from ..device import release_gpu_memory
 from ..errors import InputError
 from ..progress import CancelToken
 from ..sample import image_path
-from ..train.device import release_gpu_memory
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, viewer_models
 from ._devices import device_combo
 from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
@@ -142,7 +142,7 @@ class PredictWidget(QWidget):
             self._source = layer
 
             def make(token: CancelToken):
-                from ..predict.spots import predict_and_score
+                from ..workflows.predict import predict_and_score
 
                 return predict_and_score(bundle, adata, device=device, cancel=token)
 

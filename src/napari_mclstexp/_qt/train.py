@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import Qt
@@ -21,9 +19,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import InputError, OutputError, WeightsUnavailableError
+from ..errors import InputError, WeightsUnavailableError
 from ..progress import CancelToken
-from ..sample import image_path, library_id
 from ._common import PathEdit, button, connect_while_alive, viewer_models
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
@@ -33,65 +30,26 @@ from ._worker import TaskPanel
 PRESETS = ("quick", "default", "paper")
 
 
-def bundle_output(out: str | os.PathLike) -> Path:
-    """Check, before any training, that the bundle can be written at ``out``; returns the path.
-
-    A name without suffix gets ``.mclst`` (Predict's file dialog lists only those); missing folders
-    are created.
-
-    Raises
-    ------
-    InputError
-        No path given.
-    OutputError
-        ``out`` is a folder, or nothing can be written there (the path is named).
-    """
-    if not str(out).strip():
-        raise InputError("choose where to save the model bundle (.mclst)")
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise OutputError("is a folder; give a file name such as model.mclst", path)
-    if path.suffix.lower() != ".mclst":
-        path = path.with_name(path.name + ".mclst")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as err:
-        raise OutputError(f"cannot write the model here ({err.strerror or err})", path) from err
-    return path
-
-
 def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any, device: str,
                    out: str, overrides: dict | None = None, cancel: CancelToken | None = None):
-    """Generator: train on ``samples``, build the bundle (with its reference bank) and save it.
+    """Generator: the widget's parameters → :func:`~napari_mclstexp.workflows.train.train_and_save`
+    (patch cache, checkpoint beside the bundle, resumed after a Cancel when it still matches).
 
-    Returns the saved :class:`~napari_mclstexp.bundle.Bundle`.
+    Returns the :class:`~napari_mclstexp.workflows.train.SavedModel`.
     """
-    from ..bundle import make_bundle, save_bundle
-    from ..data.panel import check_default_panel
     from ..model.presets import get_preset
-    from ..train.trainer import train
+    from ..workflows import train as workflow
 
     if not samples:
         raise InputError("tick at least one section to train on")
-    if any(isinstance(s, str) for s in samples):
-        from ..io.h5ad import read_sample
-
-        samples = [read_sample(s, require_image=True) if isinstance(s, str) else s for s in samples]
-    for adata in samples:
-        if image_path(adata) is None:
-            raise InputError(f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
-                             "the slide with the spots (Load → Slide) or untick this section")
-    out = bundle_output(out)
     changes = dict(overrides or {})
     if epochs is not None:
         changes["epochs"] = int(epochs)
     config = get_preset(preset).replace(**changes)
-    check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
     with _spare_one_core(device):
         try:
-            result = yield from train(samples, config, genes=genes, device=device, cancel=cancel)
+            return (yield from workflow.train_and_save(samples, config, out, genes=genes, device=device,
+                                                       resume="auto", add_suffix=True, cancel=cancel))
         except WeightsUnavailableError as err:
             if config.weights != "imagenet":
                 raise
@@ -103,16 +61,12 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
                 "Weights field, or 'none' (random initialisation), or choose the quick preset (it needs "
                 "no pretrained weights)"
             ) from err
-    bundle = make_bundle(result, samples, device=result.device)
-    save_bundle(bundle, out)
-    return bundle
 
 
 def _preload_engine() -> None:
     """Import the trainer now, in the GUI thread while nothing runs: importing it from the worker
     later would hold the GIL through long extension loads and freeze the viewer for a moment."""
-    from .. import bundle  # noqa: F401
-    from ..train import trainer  # noqa: F401
+    from ..workflows import train  # noqa: F401  (the trainer, the bundle and the patch cache with it)
 
 
 @contextlib.contextmanager
@@ -243,13 +197,14 @@ class TrainWidget(QWidget):
 
         return self.task.start(make, self._done, description="Train")
 
-    def _done(self, bundle) -> None:
-        self.bundle = bundle
+    def _done(self, saved) -> None:
+        self.bundle = bundle = saved.bundle
         event = self.task.last_event
         loss = event.metrics.get("loss") if event is not None else None
-        path = str(bundle.path) if bundle.path else self.out.text()
+        path = str(saved.path)
         self.result_label.setText(
             f"saved {path} · {len(bundle.genes)} genes"
             + (f" · last loss {loss:.4g}" if loss is not None else "")
+            + (f" · resumed after epoch {saved.resumed_from_epoch}" if saved.resumed_from_epoch else "")
         )
         viewer_models(self.viewer).saved(path)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import prediction_meta
 from ..atomic import atomic_write_path
 from ..errors import GenePanelError, InputError
 from .metrics import (
@@ -20,7 +21,6 @@ from .metrics import (
     match_spots,
     measured_matrix,
     pearson_per_gene,
-    prediction_normalization,
 )
 
 
@@ -116,7 +116,7 @@ def plot_measured_vs_predicted(
         raise GenePanelError(f"not in both the prediction and the measurement: {', '.join(missing)}")
     p_idx, t_idx, _ = match_spots(pred, truth)
     panel = [str(g) for g in pred.var_names]
-    scale = normalization or prediction_normalization(pred)
+    scale = normalization or prediction_meta.normalization(pred)
     measured_all, _ = measured_matrix(truth, panel, scale)
     unit = _UNITS.get(scale or "none", "expression")
     cols = [panel.index(g) for g in genes]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from .. import prediction_meta
 from ..errors import GenePanelError, SpotMatchError
 
 #: Number of genes in the HEG and HVG subsets (the paper's "@50").
@@ -74,20 +75,6 @@ def match_spots(pred, truth) -> tuple[np.ndarray, np.ndarray, str]:
         "the prediction and the measured sample share no spot (neither by spot name nor by "
         "position in full-resolution pixels); was the prediction made on this sample?"
     )
-
-
-def prediction_normalization(pred) -> str | None:
-    """The normalisation method recorded in a prediction's ``uns['mclstexp']`` (or ``None``)."""
-    info = pred.uns.get("mclstexp", {}) if hasattr(pred, "uns") else {}
-    for holder in (info, info.get("config", {}), info.get("bundle", {}), info.get("metadata", {})):
-        if isinstance(holder, dict) and isinstance(holder.get("normalization"), str):
-            return holder["normalization"]
-    bundle = info.get("bundle", {})
-    if isinstance(bundle, dict) and isinstance(bundle.get("config"), dict):
-        value = bundle["config"].get("normalization")
-        if isinstance(value, str):
-            return value
-    return None
 
 
 def _looks_normalised(X: np.ndarray) -> bool:
@@ -205,7 +192,7 @@ def evaluate(pred, truth, *, normalization: str | None = None, top_n: int = TOP_
     if not measured:
         raise GenePanelError("none of the predicted genes is measured in the truth sample")
     if normalization is None:
-        normalization = prediction_normalization(pred)
+        normalization = prediction_meta.normalization(pred)
     truth_all, used = measured_matrix(truth, genes, normalization)
     cols = pd.Index(genes).get_indexer(measured)
     y = truth_all[t_idx][:, cols]

@@ -8,31 +8,43 @@ import math
 import os
 import platform
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 
-def json_safe(value: Any) -> Any:
-    """A copy with numpy scalars as Python numbers, tuples as lists and NaN/inf as ``None``."""
+def json_safe(value: Any, *, drop_none: bool = False) -> Any:
+    """A copy that JSON (and, with ``drop_none``, h5ad's ``uns``) can store.
+
+    numpy scalars become Python numbers, tuples lists, NaN/inf ``None``, keys strings, and anything else
+    that is not a number, string, bool or ``None`` its ``str`` (paths, dtypes).  ``drop_none`` then leaves
+    out ``None`` values and items (h5ad cannot write them).
+    """
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        items = ((str(k), json_safe(v, drop_none=drop_none)) for k, v in value.items())
+        return {k: v for k, v in items if not (drop_none and v is None)}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        items = (json_safe(v, drop_none=drop_none) for v in value)
+        return [v for v in items if not (drop_none and v is None)]
     if isinstance(value, np.generic):
-        return json_safe(value.item())
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
 
 
-def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write ``data`` as indented JSON, atomically (NaN written as ``null``)."""
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON, atomically (NaN written as ``null``); returns the path."""
     from ..atomic import atomic_write_path
 
+    path = Path(path)
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
 
 
 def versions() -> dict[str, str]:
@@ -42,10 +54,11 @@ def versions() -> dict[str, str]:
     from .. import __version__
 
     out = {"napari_mclstexp": __version__, "python": platform.python_version()}
-    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata", "pandas"):
+    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata", "pandas", "safetensors",
+                 "timm"):
         try:
             out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover
+        except PackageNotFoundError:
             pass
     return out
 

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.patches import PatchCache
     from ..model.presets import get_preset
     from ..progress import run_with_progress
-    from ..train.cv import run_cv
+    from ..workflows.cv import run_cv
 
     check_output(args.out, [*args.samples, *args.bank_extra])
     cfg = get_preset(args.preset)
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     extra = read_samples(args.bank_extra) if args.bank_extra else []
     check_default_panel(samples + extra, args.genes, cfg)
     folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
-    from ..train.cv_baselines import default_scheme, format_table
+    from ..workflows.cv_baselines import default_scheme, format_table
 
     scheme = args.scheme or default_scheme(samples)
     gen = run_cv(

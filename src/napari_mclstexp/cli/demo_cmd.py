@@ -57,8 +57,8 @@ def _has_display() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; print the headline numbers and where the outputs are."""
-    from ..demo import run_demo
     from ..progress import run_with_progress
+    from ..workflows.demo import run_demo
 
     result = run_with_progress(
         run_demo(args.out, train=args.train, epochs=args.epochs, device=args.device, figure=args.figure),

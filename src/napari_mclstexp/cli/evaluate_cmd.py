@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import prediction_meta
 from ..analysis.report import write_json
 from ..atomic import atomic_write_path
 from ..errors import InputError, MissingInputError, SpotMatchError
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         if err.path is not None:
             raise
         problem = err.problem.replace("the measured sample", f"the measured sample {args.truth}")
-        if pred.uns.get("mclstexp", {}).get("mode") == "whole_slide":
+        if prediction_meta.is_whole_slide(pred):
             problem = (f"a whole-slide prediction (tile grid) shares no spot with {args.truth}; "
                        f"to score, predict at its spots: mclstexp predict MODEL.mclst {args.truth} --out PRED.h5ad")
         raise SpotMatchError(problem, args.pred) from err

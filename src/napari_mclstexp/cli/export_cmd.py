@@ -44,6 +44,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the options, write the requested files and say what they hold; returns 0."""
+    from .. import prediction_meta
     from ..errors import GenePanelError, InputError, SampleFormatError
     from ..io.export import predictions_to_csv, spots_to_geojson
     from .evaluate_cmd import read_h5ad
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         cols = ", ".join(map(str, pred.obs.columns)) or "none"
         raise SampleFormatError(f"no obs column {key!r} for --domains-key (columns: {cols})", args.pred)
     n_genes = pred.n_vars if genes is None else len(genes)
-    unit = "tiles" if pred.uns.get("mclstexp", {}).get("mode") == "whole_slide" else "spots"
+    unit = "tiles" if prediction_meta.is_whole_slide(pred) else "spots"
     what = f"{pred.n_obs} {unit}, {n_genes} genes" + (f", domains from obs[{key!r}]" if key else "")
     if args.geojson:
         spots_to_geojson(pred, args.geojson, genes=genes, domains=key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.panel import check_default_panel
 from ._encoder_args import add_encoder_arguments, encoder_changes
 from ._paths import check_output
 
@@ -90,36 +89,31 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Train, build the bundle (model + reference bank) and save it."""
-    from ..bundle import make_bundle, save_bundle
-    from ..data.patches import PatchCache, default_cache_root
     from ..io.h5ad import read_sample
     from ..progress import run_with_progress
-    from ..train.trainer import train
+    from ..workflows.train import checkpoint_for, train_and_save
 
     out = Path(args.out).expanduser()
-    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else out.with_name(out.name + ".ckpt")
+    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else checkpoint_for(out)
     check_output(out, args.samples, suffix=".mclst")
     check_output(checkpoint, args.samples)
     config = config_from_args(args)
     samples = [read_sample(p, require_image=True) for p in args.samples]
-    check_default_panel(samples, args.genes, config)
     quiet = bool(getattr(args, "quiet", False))
-    result = run_with_progress(
-        train(samples, config, genes=args.genes, device=args.device, checkpoint=checkpoint,
-              resume=args.resume, patch_cache=PatchCache(default_cache_root())),
+    saved = run_with_progress(
+        train_and_save(samples, config, out, genes=args.genes, device=args.device, checkpoint=checkpoint,
+                       resume=args.resume),
         disable=quiet,
     )
-    if not result.is_main:
+    if saved.bundle is None or quiet:  # non-zero ranks of torchrun write and print nothing
         return 0
-    bundle = make_bundle(result, samples, result.device)
-    save_bundle(bundle, out)
+    result = saved.result
     last = result.history[-1] if result.history else {}
-    if not quiet:
-        n_epochs = len(result.history)
-        print(f"saved {out} ({len(result.genes)} genes, {sum(a.n_obs for a in samples)} training spots, "
-              f"{n_epochs} epoch{'' if n_epochs == 1 else 's'}, final loss {last.get('loss', float('nan')):.4f}, "
-              f"{result.train_seconds:.0f} s training)")
-        if checkpoint.is_file():
-            print(f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 1e6:.0f} MB) kept for --resume; "
-                  "delete it when no longer needed")
+    n_epochs = len(result.history)
+    print(f"saved {out} ({len(result.genes)} genes, {sum(a.n_obs for a in samples)} training spots, "
+          f"{n_epochs} epoch{'' if n_epochs == 1 else 's'}, final loss {last.get('loss', float('nan')):.4f}, "
+          f"{result.train_seconds:.0f} s training)")
+    if checkpoint.is_file():
+        print(f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 1e6:.0f} MB) kept for --resume; "
+              "delete it when no longer needed")
     return 0

@@ -102,7 +102,7 @@ class RidgeModel(nn.Module):
 
     def forward_images(self, x: torch.Tensor) -> torch.Tensor:
         """Float (N, 3, H, W) in [0, 1] → (N, G) predicted normalised expression."""
-        from ..train.features import encoder_features
+        from .frozen import encoder_features
 
         return self.linear(encoder_features(self, x).float())
 

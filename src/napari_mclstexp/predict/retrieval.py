@@ -147,7 +147,7 @@ def retrieve(
         ``(N, D)`` image embeddings (torch tensor on any device, or numpy).  Any float dtype; work is
         done in float32.
     bank
-        A :class:`~napari_mclstexp.predict.bank.ReferenceBank` (or any object with ``embeddings``
+        A :class:`~napari_mclstexp.model.bank.ReferenceBank` (or any object with ``embeddings``
         ``(M, D)`` and ``expression`` ``(M, G)``); it is moved to the queries' device.
     k
         Neighbours per query; clipped to the bank size ``M``.

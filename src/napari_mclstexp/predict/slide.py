@@ -29,9 +29,9 @@ from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .spots import (
     DEFAULT_BATCH,
+    bundle_embedder,
     patch_px_for,
     prediction_anndata,
-    prepare_model,
     provenance,
     resolve,
 )
@@ -258,8 +258,7 @@ def predict_whole_slide(
         if not len(xy):
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
-        model = prepare_model(bundle, dev) if len(xy) else None
-        embedder = ImageEmbedder(model, dev, precision, batch_size, tta=tta)
+        embedder = bundle_embedder(bundle, dev, precision, batch_size, tta) if len(xy) else None
 
         n, g = len(xy), len(bundle.genes)
         mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.report import json_safe
 from ..progress import CancelToken, Progress, ProgressGen
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
@@ -22,8 +23,8 @@ DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
 
 
 def resolve(device: str | torch.device) -> torch.device:
-    """``"auto"`` → cuda > mps > cpu; an unusable device raises ``InputError`` (train.device)."""
-    from ..train.device import resolve_device
+    """``"auto"`` → cuda > mps > cpu; an unusable device raises ``InputError`` (device.py)."""
+    from ..device import resolve_device
 
     return resolve_device(device)
 
@@ -38,15 +39,21 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def embed_batch(model: torch.nn.Module, patches: np.ndarray | torch.Tensor, device: torch.device,
-                precision: str = "bf16", pad_to: int | None = None) -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` patches → float32 ``(B, D)`` image embeddings on ``device`` (one eager call).
+def bundle_embedder(bundle: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None,
+                    tta: bool | None = None) -> ImageEmbedder:
+    """An :class:`ImageEmbedder` of the bundle's model on ``device``.
 
-    On CUDA a short batch is zero-padded to ``pad_to`` rows so cuDNN's autotuned kernels (one set per
-    input shape) are reused instead of being tuned again for the last batch.  Repeated calls should use
-    one :class:`~napari_mclstexp.predict.embedder.ImageEmbedder`, which also replays a CUDA graph.
+    On CUDA it is kept on the bundle object and handed out again to later calls with the same settings
+    (the next slide of a cohort, the next region), which then replay the CUDA graph captured by the first
+    call instead of rebuilding the model, autotuning and capturing again; elsewhere a fresh one.
     """
-    return ImageEmbedder(model, device, precision, pad_to, use_graph=False)(patches)
+    if device.type != "cuda":
+        return ImageEmbedder(prepare_model(bundle, device), device, precision, batch_size, tta=tta)
+    cache = bundle.__dict__.setdefault("_embedders", {})
+    key = (str(device), precision, batch_size, tta)
+    if key not in cache:
+        cache[key] = ImageEmbedder(prepare_model(bundle, device), device, precision, batch_size, tta=tta)
+    return cache[key]
 
 
 def embed_patches(
@@ -74,15 +81,6 @@ def embed_patches(
     return torch.cat(out)
 
 
-def _clean(value: Any) -> Any:
-    """Drop ``None`` (h5ad cannot store it) recursively."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value if v is not None]
-    return value
-
-
 def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, Any]:
     """The ``uns['mclstexp']`` summary: which model, which retrieval settings, which input."""
     meta = bundle.metadata
@@ -102,7 +100,7 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
         "normalization": str(bundle.config.get("normalization", "")),
         **extra,
     }
-    return _clean(info)
+    return json_safe(info, drop_none=True)
 
 
 def prediction_anndata(
@@ -221,22 +219,3 @@ def predict_at_spots(
         bundle, result.prediction.cpu().numpy(), result.uncertainty.cpu().numpy(), emb.cpu().numpy(),
         adata.obs, adata.obsm["spatial"], info, uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
     )
-
-
-def predict_and_score(bundle: Any, adata: Any, *, device: str | torch.device = "auto",
-                      cancel: CancelToken | None = None) -> ProgressGen[Any]:
-    """Generator: :func:`predict_at_spots`, then, when the sample has
-    measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
-    ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
-    numbers; NaN kept, so the predictions still write to ``.h5ad``)."""
-    from ..analysis.metrics import evaluate
-    from ..errors import MclstexpError
-
-    pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
-    if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
-        try:
-            scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
-            pred.uns.setdefault("mclstexp", {})["vs_measured"] = scores
-        except MclstexpError:  # nothing comparable (e.g. spots not matched): predictions stand alone
-            pass
-    return pred

@@ -48,7 +48,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .device import resolve_device
+from ..device import resolve_device
 
 __all__ = ["DistContext", "gather_with_grad", "init_distributed"]
 

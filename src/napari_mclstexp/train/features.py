@@ -7,6 +7,7 @@ foundation models set it to their input size × training µm/px) and resampled t
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,12 @@ import torch
 
 from ..data.features import FeatureCache, feature_key
 from ..data.patches import iter_sample_patches, patch_size_px
+from ..model.frozen import encoder_features, freeze_encoder, preprocessing_of
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, microns_per_pixel, spot_xy
+
+__all__ = ["encoder_features", "freeze_encoder", "iter_compute_features", "iter_sample_features",
+           "preprocessing_of", "sample_patch_px", "weights_id"]
 
 #: Patches per encoder forward pass when computing features.
 FEATURE_BATCH = 32
@@ -37,24 +42,6 @@ def weights_id(cfg: Any) -> str:
     return f"none:seed{cfg.seed}" if ident == "none" else ident
 
 
-def preprocessing_of(model: Any) -> dict[str, Any]:
-    """What the model does to [0, 1] images before the encoder (part of the cache key and bundle)."""
-    from ..model.foundation import preprocessing
-
-    out = preprocessing(model.image_encoder)
-    if out.get("by") == "model":
-        out["image_norm"] = model.config.image_norm
-    return out
-
-
-def encoder_features(model: Any, x: torch.Tensor) -> torch.Tensor:
-    """Float (N, 3, H, W) images in [0, 1] → (N, F) float32 encoder features (no projection head)."""
-    enc = model.image_encoder
-    if model.config.image_norm == "imagenet" and not getattr(enc, "normalises", False):
-        x = (x - model.img_mean) / model.img_std
-    return enc(x).float()
-
-
 def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device, *,
                           batch_size: int = FEATURE_BATCH, cancel: CancelToken | None = None,
                           label: str = "") -> ProgressGen[np.ndarray]:
@@ -67,8 +54,6 @@ def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device,
     numpy.ndarray
         float32 (N, F).
     """
-    from ..predict.embedder import autocast, to_device
-
     was_training = model.image_encoder.training
     model.image_encoder.eval()
     n = len(patches)
@@ -77,8 +62,8 @@ def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device,
         for start in range(0, n, batch_size):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            batch = to_device(np.ascontiguousarray(patches[start:start + batch_size]), device)
-            with torch.inference_mode(), autocast(device, model.config.precision):
+            batch = torch.from_numpy(np.array(patches[start:start + batch_size])).to(device)
+            with torch.inference_mode(), _autocast(device, model.config.precision):
                 out.append(encoder_features(model, model.to_input(batch)).cpu().numpy())
             yield Progress("features", min(start + batch_size, n), n, message=label or "image features")
     finally:
@@ -123,25 +108,8 @@ def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache:
     return feats
 
 
-def freeze_encoder(model: Any, unfreeze_last: int = 0) -> int:
-    """Stop gradients through the image encoder except its last ``unfreeze_last`` blocks.
-
-    Blocks are a ViT's ``blocks`` (with the final ``norm``) for timm encoders, else the encoder's
-    top-level children.  Returns the number of trainable encoder tensors left.
-    """
-    enc = model.image_encoder
-    for p in enc.parameters():
-        p.requires_grad_(False)
-    if unfreeze_last <= 0:
-        return 0
-    inner = getattr(enc, "model", enc)
-    blocks = list(getattr(inner, "blocks", [])) or [m for m in inner.children() if any(True for _ in m.parameters())]
-    tail = blocks[-int(unfreeze_last):]
-    if hasattr(inner, "blocks") and hasattr(inner, "norm"):
-        tail.append(inner.norm)
-    count = 0
-    for module in tail:
-        for p in module.parameters():
-            p.requires_grad_(True)
-            count += 1
-    return count
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (unless ``precision="fp32"``); a no-op elsewhere."""
+    if torch.device(device).type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

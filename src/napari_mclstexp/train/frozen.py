@@ -38,7 +38,7 @@ def iter_features_of(model: Any, samples: Sequence[Any], device: torch.device, *
                      cache: FeatureCache | None, patch_cache: Any = None,
                      cancel: CancelToken | None = None) -> ProgressGen[list[np.ndarray]]:
     """Features of every sample's spots (one float32 (N_i, F) array per sample), through ``cache``."""
-    from .trainer import section_name
+    from ..sample import section_name
 
     out = []
     for i, adata in enumerate(samples):
@@ -76,10 +76,11 @@ def train_frozen(
     TrainResult
     """
     from ..data.genes import expression_matrix, select_genes
+    from ..device import resolve_device
     from ..model.mclstexp import build_model, pos_shape_for, spot_positions
     from ..model.presets import as_config
-    from .device import resolve_device
-    from .trainer import TrainResult, _optimizer, _scheduler, section_name
+    from ..sample import section_name
+    from .trainer import TrainResult, _optimizer, _scheduler
 
     cfg = as_config(config)
     samples = list(samples)

@@ -37,11 +37,12 @@ def train_ridge(
         ``"patches"`` / ``"features"`` events, then ``"fit"``.
     """
     from ..data.genes import expression_matrix, select_genes
+    from ..device import resolve_device
     from ..model.presets import as_config
     from ..model.ridge import RidgeModel, fit_ridge, prediction_r2
-    from .device import resolve_device
+    from ..sample import section_name
     from .frozen import iter_features_of
-    from .trainer import TrainResult, section_name
+    from .trainer import TrainResult
 
     samples = list(samples)
     if not samples:

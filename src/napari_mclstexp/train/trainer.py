@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import CheckpointMismatchError, InputError
 from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
 from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import section_name
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .step import TrainStep, backward_step, optimizer_state, scheduler_state, uncompile_encoder
 
@@ -64,6 +65,8 @@ class TrainResult:
         ``"graph"`` when the steps were replayed from a captured CUDA graph, else ``"eager"``.
     compiled
         Whether the image encoder trained ``torch.compile``-d (``config.compile`` and no fallback).
+    start_epoch
+        Epochs already done by the checkpoint this run resumed from (0: trained from the start).
     """
 
     model: MclSTExp
@@ -76,23 +79,12 @@ class TrainResult:
     is_main: bool = True
     step_mode: str = "eager"
     compiled: bool = False
+    start_epoch: int = 0
 
     @property
     def train_seconds(self) -> float:
         """Summed wall time of the training epochs (s)."""
         return float(sum(h.get("seconds", 0.0) for h in self.history))
-
-
-def section_name(adata: Any, position: int) -> str:
-    """``obs['section']`` when unique, else the library id, else ``sample<position>``."""
-    if "section" in adata.obs and adata.n_obs:
-        values = adata.obs["section"].astype(str).unique()
-        if len(values) == 1:
-            return str(values[0])
-    spatial = adata.uns.get("spatial", {})
-    if isinstance(spatial, dict) and len(spatial) == 1:
-        return str(next(iter(spatial)))
-    return f"sample{position}"
 
 
 class _BatchSource:
@@ -311,12 +303,13 @@ def train(
         state = load_checkpoint(checkpoint)
         for key in ("genes", "pos_shape", "n_spots"):
             if state["meta"].get(key) != meta[key]:
-                raise InputError(f"checkpoint was written for other data ({key} differs); "
-                                 "remove it or drop --resume", checkpoint)
+                raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
+                                              "remove it or drop --resume", checkpoint)
         changed = [k for k, v in meta["config"].items()
                    if k not in ("epochs", *RUNTIME_OPTIONS) and state["meta"]["config"].get(k) != v]
         if changed:
-            raise InputError(f"checkpoint was written with other options ({', '.join(changed)})", checkpoint)
+            raise CheckpointMismatchError(f"checkpoint was written with other options ({', '.join(changed)})",
+                                          checkpoint)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -380,4 +373,4 @@ def train(
     if step_fn.compiled:
         uncompile_encoder(model)  # the returned model embeds banks eagerly, at any batch size
     return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main,
-                       step_fn.mode, step_fn.compiled)
+                       step_fn.mode, step_fn.compiled, start_epoch)

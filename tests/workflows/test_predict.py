@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.analysis.metrics import evaluate
-from napari_mclstexp.predict.spots import predict_and_score, predict_at_spots
+from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
+from napari_mclstexp.workflows.predict import predict_and_score
 
 
 def test_scores_match_evaluate_on_a_measured_section(tiny_bundle, synthetic_samples):

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..sample import section_name
+
 
 @dataclass
 class ReferenceBank:
@@ -103,18 +105,6 @@ class ReferenceBank:
         )
 
 
-def _section_name(adata: Any, position: int) -> str:
-    """The sample's section name (``obs['section']``), else its library id, else ``sample<i>``."""
-    if "section" in adata.obs and adata.n_obs:
-        values = adata.obs["section"].astype(str).unique()
-        if len(values) == 1:
-            return str(values[0])
-    spatial = adata.uns.get("spatial", {}) if hasattr(adata, "uns") else {}
-    if isinstance(spatial, dict) and len(spatial) == 1:
-        return str(next(iter(spatial)))
-    return f"sample{position}"
-
-
 @torch.inference_mode()
 def build_bank(
     model: torch.nn.Module,
@@ -149,7 +139,7 @@ def build_bank(
         float32 spot embeddings and normalised expression, with each spot's section and ``obs_name``.
     """
     from ..data.genes import expression_matrix
-    from ..model.mclstexp import encode_spot_bank, spot_positions
+    from .mclstexp import encode_spot_bank, spot_positions
 
     normalization = config["normalization"] if isinstance(config, dict) else config.normalization
     model.eval()
@@ -159,7 +149,7 @@ def build_bank(
         pos = np.asarray(spot_positions(adata, config), dtype=np.int64)
         emb = encode_spot_bank(model, expr, pos, config, device)
         emb = emb.detach().float().cpu().numpy() if torch.is_tensor(emb) else np.asarray(emb, np.float32)
-        section = _section_name(adata, i)
+        section = section_name(adata, i)
         banks.append(
             ReferenceBank(emb, expr, list(genes), np.full(len(expr), section), np.asarray(adata.obs_names, str))
         )

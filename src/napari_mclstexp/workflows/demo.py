@@ -9,7 +9,6 @@ finds tissue domains and writes the predictions, a metrics JSON and a figure.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,11 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .atomic import atomic_write_path
-from .errors import BundleError, MissingInputError, SampleFormatError
-from .progress import CancelToken, Progress, ProgressGen
+from ..analysis.report import write_json
+from ..errors import BundleError, MissingInputError, SampleFormatError
+from ..progress import CancelToken, Progress, ProgressGen
 
 #: Files of the sample folder.
 SAMPLE_H5AD = "demo_sample.h5ad"
@@ -41,7 +38,7 @@ DEMO_EPOCHS = 8
 def _candidate_dirs() -> list[Path]:
     """Where the sample folder may live: the installed package first, then the source tree."""
     installed = Path(str(resources.files("napari_mclstexp"))) / "sample_data"
-    source_tree = Path(__file__).resolve().parents[2] / "sample_data"
+    source_tree = Path(__file__).resolve().parents[3] / "sample_data"
     return [installed, source_tree]
 
 
@@ -112,7 +109,7 @@ def load_demo_sample(folder: str | os.PathLike | None = None):
         raise MissingInputError("the demo sample is missing", path)
     adata = ad.read_h5ad(path)
     resolve_image_path(adata, folder)
-    from .sample import validate_sample
+    from ..sample import validate_sample
 
     validate_sample(adata, path, require_image=True)
     for key in (SPLIT_KEY, REGION_KEY):
@@ -141,7 +138,7 @@ def split_demo_sample(adata) -> tuple[Any, Any]:
 
 def demo_config(epochs: int | None = None, seed: int = 0):
     """The ``quick`` preset as used by the demo: :data:`DEMO_EPOCHS` epochs, k = :data:`DEMO_K`."""
-    from .model.presets import get_preset
+    from ..model.presets import get_preset
 
     return get_preset(DEMO_PRESET).replace(
         k=DEMO_K, seed=seed, epochs=int(epochs if epochs is not None else DEMO_EPOCHS)
@@ -156,8 +153,8 @@ def train_demo_bundle(
     Yields the trainer's progress events (stages ``"patches"``, ``"train"``) and returns a
     :class:`~napari_mclstexp.bundle.Bundle` whose reference bank holds the training spots only.
     """
-    from .bundle import make_bundle
-    from .train.trainer import train
+    from ..bundle import make_bundle
+    from ..train.trainer import train
 
     result = yield from train([train_part], demo_config(epochs), device=device, cancel=cancel)
     yield Progress("bank", 0, 1, "embedding the reference spots")
@@ -174,7 +171,7 @@ def load_demo_bundle(path: str | os.PathLike):
     BundleError
         With the commands that retrain it, when the model code changed since it was made.
     """
-    from .bundle import load_bundle
+    from ..bundle import load_bundle
 
     bundle = load_bundle(path)
     try:
@@ -200,26 +197,6 @@ class DemoResult:
     genes_shown: list[str]
     prediction: Any = field(repr=False, default=None)
     sample: Any = field(repr=False, default=None)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as indented JSON, atomically (NaN → ``null``)."""
-    path = Path(path)
-    with atomic_write_path(path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(data), indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def image_driven_genes(genes: list[str]) -> list[str]:
@@ -263,11 +240,11 @@ def run_demo(
         Paths and metrics (``acg``, ``heg50``, ``hvg50``, ``mse``, ``mae``, ``acg_image_genes``,
         ``acg_noise_genes``, ``ari``, ``nmi``, ``ari_measured``, ...).
     """
-    from .analysis.domains import find_domains, score_domains
-    from .analysis.metrics import evaluate, measured_matrix, summary
-    from .bundle import save_bundle
-    from .io.h5ad import write_h5ad
-    from .predict.spots import predict_at_spots
+    from ..analysis.domains import find_domains, score_domains
+    from ..analysis.metrics import evaluate, measured_matrix, summary
+    from ..bundle import save_bundle
+    from ..io.h5ad import write_h5ad
+    from ..predict.spots import predict_at_spots
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -326,7 +303,7 @@ def run_demo(
     write_h5ad(pred, prediction_path)
     figure_path = None
     if figure and genes_shown:
-        from .analysis.figures import plot_measured_vs_predicted
+        from ..analysis.figures import plot_measured_vs_predicted
 
         figure_path = plot_measured_vs_predicted(pred, test_part, genes_shown, out / "measured_vs_predicted.png")
     metrics["seconds"] = round(time.perf_counter() - start, 2)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from napari_mclstexp import demo
 from napari_mclstexp.cli import main
+from napari_mclstexp.workflows import demo
 
 
 @pytest.fixture(scope="module")

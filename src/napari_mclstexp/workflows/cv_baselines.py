@@ -99,8 +99,8 @@ def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: 
     from ..data.patches import sample_patches
     from ..model.ridge import fit_ridge
     from ..predict.baseline import histogram_knn_predict
-    from .features import sample_patch_px
-    from .frozen import iter_features_of
+    from ..train.features import sample_patch_px
+    from ..train.frozen import iter_features_of
 
     cfg = model.config
     genes, norm = list(bundle.genes), str(bundle.config["normalization"])

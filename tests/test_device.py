@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from napari_mclstexp.device import available_devices, resolve_device
 from napari_mclstexp.errors import InputError
-from napari_mclstexp.train.device import available_devices, resolve_device
 
 
 def test_auto_and_cpu():
@@ -30,7 +30,7 @@ def test_unknown_device():
 def test_release_gpu_memory_reports_what_it_did():
     import torch
 
-    from napari_mclstexp.train.device import release_gpu_memory
+    from napari_mclstexp.device import release_gpu_memory
 
     msg = release_gpu_memory()
     if torch.cuda.is_available():

@@ -32,6 +32,7 @@ from ..analysis import report as _report
 from ..errors import InputError, SampleFormatError
 from ..io.h5ad import write_h5ad
 from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import section_name
 
 SCHEMES = ("slide", "patient")
 FORMAT_NAME = "napari-mclstexp-cv"
@@ -129,23 +130,11 @@ def plan_folds(
     return folds
 
 
-def section_of(adata: Any, position: int = 0) -> str:
-    """A sample's section name: ``obs['section']`` when unique, else its library id."""
-    if "section" in adata.obs and adata.n_obs:
-        values = adata.obs["section"].astype(str).unique()
-        if len(values) == 1:
-            return str(values[0])
-    spatial = adata.uns.get("spatial")
-    if isinstance(spatial, dict) and len(spatial) == 1:
-        return str(next(iter(spatial)))
-    return f"sample{position}"
-
-
 def patients_of(samples: Sequence[Any], scheme: str) -> dict[str, str]:
     """Section → patient of ``samples`` (``obs['patient']``); unique section names required."""
     out: dict[str, str] = {}
     for i, adata in enumerate(samples):
-        name = section_of(adata, i)
+        name = section_name(adata, i)
         if name in out:
             raise SampleFormatError(f"two samples are both section {name!r}: section names must be unique")
         if "patient" in adata.obs and adata.n_obs and adata.obs["patient"].nunique() == 1:
@@ -161,7 +150,7 @@ def patients_of(samples: Sequence[Any], scheme: str) -> dict[str, str]:
 
 def data_hash(samples: Sequence[Any]) -> str:
     """SHA-256 (hex, 16 chars) of the samples' section names, spots, genes, counts and positions."""
-    return _report.data_hash(samples, [section_of(a, i) for i, a in enumerate(samples)])
+    return _report.data_hash(samples, [section_name(a, i) for i, a in enumerate(samples)])
 
 
 def mean_metrics(folds: Mapping[str, Any], keys: Sequence[str] = MEAN_KEYS) -> dict[str, Any]:
@@ -205,8 +194,8 @@ def run_fold(
     from ..analysis.metrics import evaluate, summary
     from ..bundle import make_bundle
     from ..predict.spots import predict_at_spots
+    from ..train.trainer import train
     from .cv_baselines import fold_baselines, model_hest_pcc
-    from .trainer import train
 
     test = samples[fold.test]
     train_samples = [samples[s] for s in fold.train]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import BundleError, MissingInputError
+from ..errors import BundleError, MissingInputError
 
 ENCODER_PREFIX = "image_encoder."
 
@@ -28,8 +28,8 @@ def is_local_file(weights: str) -> bool:
 
 def encoder_metadata(cfg: Any, model: Any) -> dict[str, Any]:
     """The bundle's ``encoder_weights`` and ``preprocessing`` entries for a trained model."""
-    from .model.weights import file_sha256
-    from .train.features import preprocessing_of
+    from .frozen import preprocessing_of
+    from .weights import file_sha256
 
     weights = str(cfg.weights)
     info: dict[str, Any] = {"spec": weights if not is_local_file(weights) else "file", "embedded": True}
@@ -58,7 +58,7 @@ def referenced_weights(metadata: dict[str, Any], override: str | os.PathLike | N
     BundleError
         The file is missing, or its SHA-256 differs from the one the bundle was trained with.
     """
-    from .model.weights import file_sha256
+    from .weights import file_sha256
 
     info = metadata.get("encoder_weights") or {}
     if info.get("embedded", True):
@@ -79,14 +79,14 @@ def referenced_weights(metadata: dict[str, Any], override: str | os.PathLike | N
 
 def build_bundle_model(bundle: Any, device: torch.device | str = "cpu") -> torch.nn.Module:
     """Rebuild a bundle's model: encoder weights from the referenced file when not embedded."""
-    from .model.mclstexp import build_model
+    from .mclstexp import build_model
 
     try:
         weights = referenced_weights(bundle.metadata, getattr(bundle, "encoder_weights", None), bundle.path)
     except MissingInputError as err:  # pragma: no cover - referenced_weights raises BundleError itself
         raise BundleError(str(err), bundle.path) from err
     if bundle.config.get("head") == "ridge":
-        from .model.ridge import RidgeModel
+        from .ridge import RidgeModel
 
         model = RidgeModel(bundle.config, len(bundle.genes), image_weights=weights or "none")
     else:

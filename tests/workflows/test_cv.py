@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.errors import InputError, SampleFormatError
-from napari_mclstexp.train import cv
-from napari_mclstexp.train.cv import Fold, data_hash, mean_metrics, patients_of, plan_folds, run_cv
+from napari_mclstexp.workflows import cv
+from napari_mclstexp.workflows.cv import (
+    Fold,
+    data_hash,
+    mean_metrics,
+    patients_of,
+    plan_folds,
+    run_cv,
+)
 
 # her2st-like: patient = first letter; B4, C2-C4 have images, the rest expression only
 IMAGE = {s: s[0] for s in ["B4", "C2", "C3", "C4", "D1"]}
@@ -118,7 +125,6 @@ def cv_run(gen):
 
 @pytest.mark.slow
 def test_one_real_patient_fold(synthetic_samples, tmp_path):
-    pytest.importorskip("napari_mclstexp.train.trainer")
     from napari_mclstexp.data.patches import PatchCache
     from napari_mclstexp.model.presets import get_preset
     from napari_mclstexp.progress import run

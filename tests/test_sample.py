@@ -94,3 +94,22 @@ def test_drop_spots_outside(synthetic_sample):
     assert drop_spots_outside(kept, (512, 512)) is kept
     with pytest.raises(SpotMatchError, match="none of the"):
         drop_spots_outside(a, (1, 1))
+
+
+def test_library_id_refuses_to_guess_between_libraries(synthetic_sample):
+    """Several uns['spatial'] libraries and no obs['section'] naming one: a clear error, not the first key."""
+    import pytest
+
+    from napari_mclstexp.errors import SampleFormatError
+    from napari_mclstexp.sample import library_id, section_name
+
+    lib = library_id(synthetic_sample)
+    assert section_name(synthetic_sample) == "SYN1"
+    synthetic_sample.uns["spatial"]["OTHER"] = dict(synthetic_sample.uns["spatial"][lib])
+    assert library_id(synthetic_sample) == lib  # obs['section'] names one of the two
+    synthetic_sample.obs["section"] = "SYN9"
+    with pytest.raises(SampleFormatError, match="2 libraries.*names none"):
+        library_id(synthetic_sample)
+    assert section_name(synthetic_sample, 3) == "SYN9"
+    del synthetic_sample.obs["section"]
+    assert section_name(synthetic_sample, 3) == "sample3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_mclstexp.train.cv import Fold
-from napari_mclstexp.train.cv_baselines import (
+from napari_mclstexp.workflows.cv import Fold
+from napari_mclstexp.workflows.cv_baselines import (
     default_scheme,
     format_table,
     hest_pcc,
@@ -61,7 +61,7 @@ def test_summary_ratios_and_table():
 def test_cv_reports_model_and_every_baseline(synthetic_samples, tmp_path, monkeypatch):
     from napari_mclstexp.model.presets import get_preset
     from napari_mclstexp.progress import run
-    from napari_mclstexp.train.cv import run_cv
+    from napari_mclstexp.workflows.cv import run_cv
 
     monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))
     cfg = get_preset("quick").replace(encoder="timm:vit_tiny_patch16_224", weights="none", input_px=32,
