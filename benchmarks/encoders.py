@@ -141,6 +141,36 @@ def epoch_seconds(samples, cfg, genes, steps: int, batch: int) -> dict:
             "speedup": e2e_s / max(frozen_s, 1e-9)}
 
 
+def end_to_end_step(samples, cfg, genes, arch: str, px: int, batch: int, steps: int) -> dict:
+    """Seconds per spot of end-to-end training steps of ``timm:<arch>`` at ``px`` (random weights)."""
+    import torch
+
+    from napari_mclstexp.data.genes import expression_matrix, select_genes
+    from napari_mclstexp.data.patches import sample_patches
+    from napari_mclstexp.model.mclstexp import build_model, pos_shape_for, spot_positions
+
+    panel = list(select_genes(samples, genes))
+    c = cfg.replace(encoder=f"timm:{arch}", weights="none", input_px=px, freeze=False)
+    torch.manual_seed(0)
+    model = build_model(c, len(panel), pos_shape_for(samples, c)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    a = samples[0]
+    patches = torch.from_numpy(np.array(sample_patches(a, c.patch_px, px)[:batch]))
+    expr = torch.from_numpy(np.asarray(expression_matrix(a, panel, c.normalization))[:batch])
+    pos = torch.from_numpy(spot_positions(a, c)[:batch])
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = model.loss(*model(patches, expr, pos))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return {"arch": arch, "input_px": px, "batch": batch, "steps": steps,
+            "s_per_spot": float(np.median(times)) / batch}
+
+
 def patches_per_second(arch: str, px: int, n: int, batch: int) -> dict:
     """Encoder features per second on the CPU (inference, fp32, uint8 patches in)."""
     import torch
@@ -190,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads (default 1: on a shared 2-core CPU two threads ran 3-4x slower per step)")
     p.add_argument("--e2e-steps", type=int, default=2)
     p.add_argument("--out", help="summary JSON (default benchmarks/results/encoders-cpu.json)")
+    p.add_argument("--add-e2e", metavar="ARCH:PX",
+                   help="only time end-to-end steps of timm:ARCH at PX px and add them (vs the measured frozen "
+                        "epoch) to an existing --out JSON")
     args = p.parse_args(argv)
 
     import torch
@@ -211,6 +244,22 @@ def main(argv: list[str] | None = None) -> int:
     samples = [read_her2st_section(root, s) for s in SECTIONS]
     genes = root / "her_hvg_785.npy"
     genes = str(genes) if genes.is_file() else "hvg:300"
+    out = Path(args.out) if args.out else HERE / "results" / "encoders-cpu.json"
+    if args.add_e2e:
+        import json
+
+        from napari_mclstexp.analysis.report import write_json
+
+        arch, px = args.add_e2e.split(":")
+        res = json.loads(out.read_text())
+        step = end_to_end_step(samples, cfg, genes, arch, int(px), 8, args.e2e_steps)
+        e = res["epoch_seconds"]
+        step["end_to_end_s_per_epoch"] = step["s_per_spot"] * e["n_spots"]
+        step["speedup_vs_frozen_epoch"] = step["end_to_end_s_per_epoch"] / e["frozen_s_per_epoch"]
+        res.setdefault("end_to_end_other", []).append(step)
+        write_json(res, out)
+        print(step)
+        return 0
     t0 = time.perf_counter()
     res = {"benchmark": "encoders", "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
            "device": "cpu", "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
@@ -223,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     res["epoch_seconds"] = epoch_seconds(samples, cfg, genes, args.e2e_steps, 32)
     res["total_s"] = time.perf_counter() - t0
     res["table_markdown"] = table(res)
-    out = Path(args.out) if args.out else HERE / "results" / "encoders-cpu.json"
     from napari_mclstexp.analysis.report import write_json
 
     write_json(res, out)
