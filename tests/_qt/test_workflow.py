@@ -55,8 +55,9 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     assert train.device.currentText() == "cpu" or train.device.count() > 1
     out = tmp_path / "model.mclst"
     train.out.setText(str(out))
-    bundle = run_task(qtbot, train, train.train)
-    assert bundle is not None, notes
+    saved = run_task(qtbot, train, train.train)  # the workflow's SavedModel
+    assert saved is not None, notes
+    bundle = saved.bundle
     assert out.is_file() and len(bundle.genes) == 24
     assert train.task.last_event.stage == "train" and np.isfinite(train.task.last_event.metrics["loss"])
 
