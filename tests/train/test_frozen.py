@@ -127,8 +127,8 @@ def test_embed_option_copies_the_encoder(trained, synthetic_samples, tmp_path):
 
 
 def test_partial_fine_tuning_unfreezes_the_last_blocks(synthetic_samples, tmp_path):
+    from napari_mclstexp.model.frozen import freeze_encoder
     from napari_mclstexp.model.mclstexp import build_model
-    from napari_mclstexp.train.features import freeze_encoder
 
     model = build_model(_cfg("none"), 24, (40, 40))
     freeze_encoder(model, 2)
