@@ -188,3 +188,28 @@ def tile_tissue_fraction(mask: np.ndarray, scale: float, xy: np.ndarray, size_px
     inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
     footprint = np.maximum((fx1 - fx0) * (fy1 - fy0), 1.0)
     return np.clip(inside / footprint, 0.0, 1.0)
+
+
+def iter_slide_tissue_mask(path: Any, *, cancel: Any = None, **kwargs: Any):
+    """Generator form of :func:`slide_tissue_mask` for a slide file (opened and closed here).
+
+    Yields
+    ------
+    Progress
+        Stage ``"tissue"`` (0 of 1, then 1 of 1).
+
+    Returns
+    -------
+    mask, scale
+        As :func:`slide_tissue_mask`.
+    """
+    from ..io.wsi import open_slide
+    from ..progress import Progress
+
+    yield Progress("tissue", 0, 1, message="finding tissue")
+    with open_slide(path) as slide:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        mask, scale = slide_tissue_mask(slide, **kwargs)
+    yield Progress("tissue", 1, 1, message=f"{mask.mean():.0%} of the slide is tissue")
+    return mask, scale
