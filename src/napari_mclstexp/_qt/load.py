@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari.layers import Points
-from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 
 from .. import sample as sample_mod
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
-from ._common import PathEdit, add_layer_tuples, button
-from ._layers import data_layer, existing_image, last_sample_visible, slide_layer
+from ._common import PathEdit, add_layer_tuples, button, scroll_layout
+from ._layers import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ._worker import TaskPanel
 
 
@@ -77,7 +77,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     for adata in samples:
         sample_mpp = sample_mod.microns_per_pixel(adata)
         image = None if slide else existing_image(adata)
-        group = [] if image is None else [slide_layer(image, mpp=sample_mpp)]
+        group = [] if image is None else [slide_layer(image, mpp=sample_mpp, name=slide_name(adata))]
         layer_mpp = group[0][1]["metadata"]["mclstexp"]["mpp"] if group else (sample_mpp or mpp)
         groups.append(group + [data_layer(adata, layer_mpp)])
     yield Progress("load", 2, 2)
@@ -100,7 +100,7 @@ class LoadWidget(QWidget):
         form.addRow("Folder", self.folder_edit)
         self.task = TaskPanel()
         self.info = QLabel("")
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(button("Load", self.load))
         layout.addWidget(self.task)
@@ -123,3 +123,6 @@ class LoadWidget(QWidget):
                           + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else ""))
         if self.added:
             self.viewer.reset_view()
+            from ._canvas import show_scale_bar
+
+            show_scale_bar(self.viewer)
