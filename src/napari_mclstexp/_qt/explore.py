@@ -26,7 +26,7 @@ from scipy import sparse
 
 from .. import prediction_meta
 from ._canvas import gene_title, hide_colorbar, show_gene
-from ._colorbar import ColorBar
+from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button, scroll_layout, viewer_models
 from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
@@ -34,6 +34,7 @@ from ._layers import KEY, layer_adata, layers_with_role, role
 from ._region_panel import RegionPanel
 from ._side_by_side import SideBySide
 
+NO_LABELS = "(gene values)"
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "cividis", "gray")
 
 
@@ -86,6 +87,10 @@ class ExploreWidget(QWidget):
         self.show_uncertainty = QCheckBox("uncertainty layer")
         self.show_uncertainty.toggled.connect(self._toggle_uncertainty)
         self.colorbar = ColorBar()
+        self.labels = QComboBox()
+        self.labels.setToolTip("colour the spots by reference labels (pathologist annotation, clusters)")
+        self.labels.activated.connect(lambda *_: self.colour_by_labels(self.labels.currentText()))
+        self.legend = Legend()
         form = QFormLayout()
         form.addRow("Layer", self.target)
         form.addRow("Gene", self.search)
@@ -93,9 +98,11 @@ class ExploreWidget(QWidget):
         form.addRow("", self.gene_list)
         form.addRow("Colormap", self.colormap)
         form.addRow("Limits", limits)
+        form.addRow("Labels", self.labels)
         layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.colorbar)
+        layout.addWidget(self.legend)
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
         self.regions = RegionPanel(napari_viewer, self.target.layer)
@@ -108,6 +115,9 @@ class ExploreWidget(QWidget):
         self._measured_cache: dict[object, tuple[list[str], np.ndarray]] = {}
         self.refresh_genes()
         viewer_models(napari_viewer).predictions_added.connect(self.follow)
+        target = self.target.layer()
+        if target is not None and role(target) in ("predicted", "dense") and self.best_gene():
+            self.set_gene(self.best_gene())  # opened after predicting: show a gene, not limits 0–0
 
     def follow(self, name: str, gene: str = "") -> None:
         """Show new predictions: target the layer ``name`` and colour it by ``gene`` (default: the
@@ -158,10 +168,36 @@ class ExploreWidget(QWidget):
         adata = layer_adata(layer) if layer is not None else None
         genes = [] if adata is None else list(map(str, adata.var_names))
         reliability = self.reliability()
+        self._refresh_label_columns(adata)
         if (genes, reliability) != getattr(self, "_listed", None):
             self._listed = (genes, reliability)
             self.model.set_genes(genes, reliability, RELIABLE_R)
             self.proxy.sort(0)
+
+    def _refresh_label_columns(self, adata) -> None:
+        from ._label_colours import label_columns
+
+        columns = [NO_LABELS, *label_columns(adata)]
+        if columns != [self.labels.itemText(i) for i in range(self.labels.count())]:
+            self.labels.clear()
+            self.labels.addItems(columns)
+
+    def colour_by_labels(self, column: str, layer=None) -> list[str]:
+        """Colour the target's spots (or ``layer``) by the reference label ``column`` with a legend;
+        ``NO_LABELS`` goes back to the gene.  Returns the legend's names."""
+        from ._label_colours import paint_labels
+
+        layer = layer or self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        if column == NO_LABELS or adata is None or column not in adata.obs or not isinstance(layer, Points):
+            self.legend.set([], np.zeros((0, 3)))
+            self.redraw()
+            return []
+        names, colours, counts = paint_labels(layer, adata, column)
+        self.legend.set(names, colours, counts)
+        hide_colorbar(layer)
+        self.viewer.canvas.overlays.text.text = f"{layer.name}: {column}"
+        return names
 
     def values(self, layer, gene: str) -> np.ndarray | None:
         """Values of ``gene`` for ``layer``: predictions as they are, measured counts normalised

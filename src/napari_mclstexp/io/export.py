@@ -166,7 +166,11 @@ def spots_to_geojson(
             {"type": "Feature", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path.name}/{spot}")),
              "geometry": geometry, "properties": props}
         )
-    collection = {"type": "FeatureCollection", "features": features}
+    collection: dict = {"type": "FeatureCollection", "features": features}
+    table = reliability_table(adata)
+    if table is not None:  # a GeoJSON foreign member: QuPath ignores it, scripts can read it
+        collection["mclstexp"] = {"gene_reliability": {
+            g: {"r": _number(r), "reliable": bool(ok)} for g, r, ok in table.itertuples(index=False)}}
     _check_output(path)
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(collection, allow_nan=False, separators=(",", ":")))
@@ -197,12 +201,16 @@ def predictions_to_csv(
     genes: Sequence[str] | None = None,
     domains: np.ndarray | Sequence | str | None = None,
 ) -> Path:
-    """Write :func:`predictions_table` as CSV (atomic).  Returns the written path."""
+    """Write :func:`predictions_table` as CSV (atomic), and the genes' held-out reliability beside it
+    (:func:`reliability_path`) when the predictions carry one.  Returns the written path."""
     path = Path(path)
     table = predictions_table(adata, genes=genes, domains=domains)
     _check_output(path)
     with atomic_write_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    genes_table = reliability_table(adata)
+    if genes_table is not None:
+        table_to_csv(genes_table, reliability_path(path))
     return path
 
 
@@ -213,6 +221,24 @@ def table_to_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_write_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
+
+
+def reliability_table(adata) -> pd.DataFrame | None:
+    """Per-gene held-out reliability of predictions (``uns['mclstexp']['reliability']``) as a table
+    ``gene, r, reliable`` (``reliable``: r ≥ the stored threshold), or ``None`` when there is none."""
+    info = adata.uns.get("mclstexp", {}) if isinstance(adata.uns.get("mclstexp"), dict) else {}
+    rel = info.get("reliability")
+    if not isinstance(rel, dict) or "genes" not in rel:
+        return None
+    r = np.array([np.nan if v is None else float(v) for v in rel["r"]], dtype=float)
+    threshold = float(rel.get("threshold", 0.0))
+    return pd.DataFrame({"gene": [str(g) for g in rel["genes"]], "r": r, "reliable": r >= threshold})
+
+
+def reliability_path(path: str | os.PathLike) -> Path:
+    """Where an export's per-gene reliability goes: ``<stem>.genes.csv`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.genes.csv")
 
 
 def _check_output(path: Path) -> None:
