@@ -16,9 +16,8 @@ from ._layers import KEY
 
 
 def gene_title(gene: str, r: float | None = None, threshold: float | None = None) -> str:
-    """``KRT8 — predicted expression (log-normalised) · held-out r 0.62`` (``⚠ unreliable`` below
-    ``threshold``)."""
-    title = f"{gene} — predicted expression (normalised)"
+    """``KRT8 · predicted (normalised) · held-out r 0.62`` (``⚠ unreliable`` below ``threshold``)."""
+    title = f"{gene} · predicted (normalised)"
     if r is not None and math.isfinite(r):
         title += f" · held-out r {r:.2f}"
         if threshold is not None and r < threshold:
@@ -44,11 +43,11 @@ def hide_colorbar(layer) -> None:
 
 
 def show_gene(viewer, layer, gene: str, colormap: str, limits: tuple[float, float], title: str) -> None:
-    """Name ``gene`` on the canvas (text overlay, top centre), its colour bar, and the scale bar."""
+    """Name ``gene`` on the canvas (text overlay, top left), its colour bar, and the scale bar."""
     show_colorbar(layer, colormap, limits)
     text = viewer.canvas.overlays.text
     text.text = title
-    text.position = "top_center"
+    text.position = "top_left"  # the colour bar takes the top right
     text.font_size = 12
     text.visible = True
     meta = layer.metadata.get(KEY)

@@ -15,6 +15,8 @@ from ._layers import KEY, layers_with_role
 
 #: Outline width (mask px) of the tissue layer: the slide stays readable under it.
 CONTOUR = 2
+#: Outline colour (RGBA): cyan reads on pink/purple H&E and on viridis/magma overlays.
+OUTLINE = (0.0, 0.9, 1.0, 1.0)
 
 
 def tissue_layer_for(viewer, slide_layer):
@@ -39,6 +41,9 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float):
         np.asarray(mask, np.uint8), name=name, scale=px, units=slide_layer.units[-2:], opacity=0.8,
         metadata={KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale),
                         "mpp": meta.get("mpp")}})
+    from napari.utils.colormaps import DirectLabelColormap
+
+    layer.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE})
     layer.contour = CONTOUR
     layer.selected_label = 1
     layer.brush_size = 20

@@ -134,6 +134,11 @@ def _relay_warning(args: tuple) -> None:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
 
 
+#: What an ``on_result`` returns when it finishes later, over several event-loop turns
+#: (:meth:`TaskPanel.complete` then emits ``finished``).
+DEFERRED = object()
+
+
 class TaskPanel(QWidget):
     """Progress bar, status line and Cancel button for one long engine call at a time.
 
@@ -267,9 +272,18 @@ class TaskPanel(QWidget):
         self.bar.setValue(1)
         self.status.setText(f"{self._description}: done")
         try:
-            on_result(value)
+            if on_result(value) is DEFERRED:  # the widget calls complete() when its layers are in
+                return
         except Exception as err:  # noqa: BLE001 - turning results into layers must not crash
             self._report(err)
+            self.finished.emit(None)
+            return
+        self.finished.emit(value)
+
+    def complete(self, value: Any, error: BaseException | None = None) -> None:
+        """End a run whose ``on_result`` returned :data:`DEFERRED` (``error``: it failed meanwhile)."""
+        if error is not None:
+            self._report(error)
             self.finished.emit(None)
             return
         self.finished.emit(value)
