@@ -44,7 +44,11 @@ class GeneModel(QStandardItemModel):
             self.appendRow(item)
 
     def genes(self) -> list[str]:
+        """The listed genes, in model order."""
         return [self.item(i).data(GENE_ROLE) for i in range(self.rowCount())]
+
+    def stringList(self) -> list[str]:  # noqa: N802 - the QStringListModel call it replaces
+        return self.genes()
 
 
 class GeneFilter(QSortFilterProxyModel):

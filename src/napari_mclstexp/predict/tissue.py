@@ -12,6 +12,7 @@ C4), and drops pen marks (:func:`pen_mask`: green/blue ink hues, black ink).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ OD_FLOOR = 0.3
 #: Pen ink hues (HSV hue in [0, 1]): yellow-green to cyan, outside eosin (pink 0.85–1) and haematoxylin
 #: (purple-blue 0.6–0.85; her2st nuclei reach hue 0.64 at saturation 0.53).
 PEN_HUES = (0.15, 0.6)
+#: Below this fraction of the thumbnail, the ``"he"`` rule is taken to have missed a pale stain.
+MIN_HE_FRACTION = 0.01
 #: Blue ink shares haematoxylin's hue (0.6–0.7) but is far more saturated than any stain.
 BLUE_INK = (0.6, 0.7, 0.7)
 
@@ -153,7 +156,15 @@ def slide_tissue_mask(slide: Any, *, max_px: int = 1024, **kwargs: Any) -> tuple
     thumb = slide.thumbnail(max_px)
     h, _ = slide.shape
     kwargs = {"method": "he", "min_object_px": 256, "max_hole_px": 4096, "smooth_px": 2.0, **kwargs}
-    return tissue_mask(thumb, **kwargs), thumb.shape[0] / float(h)
+    mask = tissue_mask(thumb, **kwargs)
+    if kwargs["method"] == "he" and mask.mean() < MIN_HE_FRACTION:
+        # a very pale stain (optical density below the glass floor everywhere): colour alone decides
+        mask = tissue_mask(thumb, **{**kwargs, "method": "saturation"})
+        if mask.any():
+            warnings.warn(f"{getattr(slide, 'path', 'slide')}: the stain is too pale to tell tissue from "
+                          "stained glass; tissue found by colour alone (check the tissue layer)",
+                          UserWarning, stacklevel=2)
+    return mask, thumb.shape[0] / float(h)
 
 
 def tile_tissue_fraction(mask: np.ndarray, scale: float, xy: np.ndarray, size_px: float) -> np.ndarray:
