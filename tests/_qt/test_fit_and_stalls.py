@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
+import pytest
 from qtpy.QtCore import QTimer
 
 WIDGETS = ("Load", "Train", "Predict", "Explore", "Domains", "Export")
@@ -32,6 +34,12 @@ class Gaps:
         return float(np.diff(self.ticks).max() * 1e3) if len(self.ticks) > 1 else float("inf")
 
 
+#: A stall is GUI-thread time; on a machine with more runnable processes than cores the GUI thread
+#: simply gets no CPU, and the gaps measure the machine, not the plugin.
+overloaded = pytest.mark.skipif(
+    os.getloadavg()[0] > (os.cpu_count() or 1), reason="machine overloaded: UI gaps would measure the load")
+
+
 def test_six_docks_fit_a_1366x768_screen(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     window = viewer.window._qt_window
@@ -49,6 +57,7 @@ def test_six_docks_fit_a_1366x768_screen(make_napari_viewer, qtbot):
         assert bottom <= window.height(), (name, bottom)
 
 
+@overloaded
 def test_loading_the_her2st_folder_never_stalls(make_napari_viewer, qtbot, her2st_dir):
     viewer = make_napari_viewer()
     load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
@@ -60,6 +69,7 @@ def test_loading_the_her2st_folder_never_stalls(make_napari_viewer, qtbot, her2s
     assert gaps.longest_ms < 250, f"UI stalled {gaps.longest_ms:.0f} ms"
 
 
+@overloaded
 def test_streaming_a_whole_slide_prediction_never_stalls(make_napari_viewer, qtbot, synthetic_samples,
                                                         tiny_bundle):
     from napari_mclstexp.sample import image_path
