@@ -34,8 +34,8 @@ def test_screenshot_shows_tissue_and_prediction(make_napari_viewer, qtbot, demo_
     from napari_mclstexp._sample_data import make_demo_sample
     from napari_mclstexp.analysis.reliability import iter_gene_reliability
     from napari_mclstexp.bundle import load_bundle, save_bundle
-    from napari_mclstexp.demo import load_demo_sample
     from napari_mclstexp.progress import run
+    from napari_mclstexp.workflows.demo import load_demo_sample
 
     bundle = load_bundle(demo_bundle)
     adata = load_demo_sample()
