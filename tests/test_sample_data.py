@@ -112,7 +112,9 @@ def test_her2st_sample_offline_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))
     with pytest.raises(MissingInputError, match="offline") as info:
         _sample_data.her2st_sample()
-    assert "raw.githubusercontent.com/almaan/her2st" in str(info.value)
+    message = info.value.problem
+    assert message.startswith("could not download") and "github.com/almaan/her2st" in message
+    assert "https://" not in message and str(tmp_path) not in message  # the folder is the path, not the text
     leftovers = list((tmp_path / "cache").rglob("*")) if (tmp_path / "cache").exists() else []
     assert not [p for p in leftovers if p.is_file()]
 

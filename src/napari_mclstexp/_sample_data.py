@@ -70,7 +70,7 @@ def download_her2st_section(root: str | os.PathLike | None = None, *, timeout: f
     Raises
     ------
     MissingInputError
-        When a file cannot be downloaded (e.g. offline); the message lists the URLs to fetch by hand.
+        When a file cannot be downloaded (e.g. offline); the problem first, then the files to copy by hand.
     """
     root = Path(root) if root is not None else cache_dir() / "her2st"
     for local, (commit, repo_path) in HER2ST_FILES.items():
@@ -83,14 +83,11 @@ def download_her2st_section(root: str | os.PathLike | None = None, *, timeout: f
             if head.startswith(_LFS_POINTER):
                 _fetch(LFS_URL.format(repo=HER2ST_REPO, commit=commit, path=repo_path), dest, timeout)
         except (URLError, OSError, TimeoutError) as err:
-            urls = "; ".join(
-                f"{RAW_URL.format(repo=HER2ST_REPO, commit=c, path=p)} -> {root / name}"
-                for name, (c, p) in HER2ST_FILES.items()
-            )
+            files = ", ".join(p for _c, p in HER2ST_FILES.values())
             reason = getattr(err, "reason", err)
             raise MissingInputError(
-                f"could not download the public HER2+ section {HER2ST_SECTION} from github.com/{HER2ST_REPO} "
-                f"({reason}); are you offline? Try again when online, or download these files by hand: {urls}",
+                f"could not download the public HER2+ section {HER2ST_SECTION} ({reason}); offline? Try again "
+                f"when online, or copy {files} from github.com/{HER2ST_REPO} into this folder",
                 root,
             ) from err
     return root

@@ -136,7 +136,7 @@ def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_pa
     explore.regions.region_layer()
     explore.side_by_side.setChecked(True)
     um = pint.get_application_registry().micrometer
-    assert len(viewer.layers) == 7
+    assert len(viewer.layers) == 10  # + the tissue mask and the two side-by-side titles
     for layer in viewer.layers:
         assert tuple(layer.units) == (um, um), layer.name
     assert tuple(viewer.layers.extent.units) == (um, um)
@@ -256,7 +256,7 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
         predict.predict()
     pred = blocker.args[0]
-    dense = viewer.layers[f"predicted {pred.var_names[0]}"]
+    (dense,) = [lyr for lyr in viewer.layers if lyr.name.endswith("predicted tiles")]
     domains = dock("napari-mclstexp", "Domains")[1]
     domains.target.select(dense)
     domains.k.setValue(3)
@@ -275,7 +275,8 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     explore.set_gene(str(pred.var_names[1]))
     with qtbot.waitSignal(domains.task.finished, timeout=60_000):
         domains.run()
-    assert [lyr.name for lyr in viewer.layers if isinstance(lyr, Labels)] == ["SYN3 domains"]
+    assert [lyr.name for lyr in viewer.layers if isinstance(lyr, Labels) and "tissue" not in lyr.name] == [
+        "SYN3 domains"]
     layer = viewer.layers["SYN3 domains"]
     export = dock("napari-mclstexp", "Export")[1]
     export.layer.select(layer)
@@ -307,7 +308,10 @@ def test_explore_follows_new_predictions(make_napari_viewer, qtbot, synthetic_sa
     assert explore.target.currentText() == "SYN3 spots"
     with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
         predict.predict()
-    gene = str(blocker.args[0].var_names[0])
+    from napari_mclstexp.analysis.reliability import best_gene
+
+    pred = blocker.args[0]
+    gene = best_gene(list(map(str, pred.var_names)), {}, pred.X)  # no reliability: the most variable
     assert explore.target.currentText() == "SYN3 spots predicted" and explore.gene == gene
     assert explore.colorbar.title.text().startswith(gene)
     assert f"showing {gene}" in predict.info.text()

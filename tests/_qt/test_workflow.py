@@ -59,7 +59,9 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     assert saved is not None, notes
     bundle = saved.bundle
     assert out.is_file() and len(bundle.genes) == 24
-    assert train.task.last_event.stage == "train" and np.isfinite(train.task.last_event.metrics["loss"])
+    # training ends with the genes' held-out reliability, saved in the bundle (issue 16)
+    assert train.task.last_event.stage == "reliability" and np.isfinite(bundle.metadata["history"][-1]["loss"])
+    assert len(bundle.metadata["reliability"]["r"]) == 24
 
     # --- Predict at the held-out SYN3 spots
     predict = dock(viewer, "Predict")
@@ -93,17 +95,18 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     assert float(shown) == pytest.approx(values[5], rel=1e-2)
     explore.side_by_side.setChecked(True)
     measured = viewer.layers["SYN3 spots"]
-    assert viewer.grid.enabled and viewer.grid.stride == -2
+    assert viewer.grid.enabled and viewer.grid.stride == -3
     visible = [layer.name for layer in viewer.layers if layer.visible]
-    assert visible == ["SYN3.png (beside)", "SYN3 spots predicted", "SYN3.png", "SYN3 spots"]
+    assert visible == ["SYN3 slide (beside)", "SYN3 spots predicted", "SYN3 spots predicted (predicted title)",
+                       "SYN3 slide", "SYN3 spots", "SYN3 spots (measured title)"]
     layers = list(viewer.layers)
     assert viewer.grid.actual_shape(layers) in ((1, 2), (2, 1))
     cells = {name: viewer.grid.position(layers.index(viewer.layers[name]), layers) for name in visible}
-    assert cells["SYN3.png"] == cells["SYN3 spots"] != cells["SYN3 spots predicted"] == cells["SYN3.png (beside)"]
+    assert cells["SYN3 slide"] == cells["SYN3 spots"] != cells["SYN3 spots predicted"] == cells["SYN3 slide (beside)"]
     assert not np.allclose(measured.face_color, measured.face_color[0])  # coloured by the gene too
     assert np.allclose(measured.features["value"], explore.values(measured, "MARK1_2"))
     explore.side_by_side.setChecked(False)
-    assert not viewer.grid.enabled and "SYN3.png (beside)" not in viewer.layers
+    assert not viewer.grid.enabled and "SYN3 slide (beside)" not in viewer.layers
     assert viewer.layers["SYN1 spots"].visible
     explore.show_uncertainty.setChecked(True)
     assert uncertainty.visible

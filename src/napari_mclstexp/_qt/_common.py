@@ -7,7 +7,17 @@ from collections.abc import Callable, Iterable
 
 from napari.layers import Layer
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._layers import role
 
@@ -149,3 +159,22 @@ def button(text: str, slot: Callable[[], object]) -> QPushButton:
     b = QPushButton(text)
     b.clicked.connect(lambda *_: slot())
     return b
+
+
+def scroll_layout(widget: QWidget) -> QVBoxLayout:
+    """Give ``widget`` a vertical scroll area and return the layout to fill inside it.
+
+    Docks then fit small screens (1366×768 with all six widgets open): each dock shrinks to a few
+    rows and scrolls instead of pushing the next dock below the window's edge.
+    """
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setMinimumHeight(60)
+    inner = QWidget()
+    area.setWidget(inner)
+    outer.addWidget(area)
+    widget.scroll_area = area
+    return QVBoxLayout(inner)

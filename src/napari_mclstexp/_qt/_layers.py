@@ -45,7 +45,7 @@ def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float 
 
     slide = open_slide(path)
     mpp = slide.mpp or mpp
-    levels = list(slide.levels)
+    levels = list(slide.levels) if len(slide.levels) > 1 else preview_pyramid(slide.levels[0])
     data = levels if len(levels) > 1 else levels[0]
     meta = {"role": "slide", "slide_path": str(Path(path).resolve()), "mpp": mpp, "slide": slide}
     kwargs = {
@@ -57,6 +57,27 @@ def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float 
         "metadata": {KEY: meta},
     }
     return (data, kwargs, "image")
+
+
+#: A flat (JPEG/PNG) slide larger than this (px) gets reduced copies for display.
+PREVIEW_PX = 4096
+
+
+def preview_pyramid(level) -> list:
+    """A flat image as display levels: itself (decoded only when napari zooms in that far) and
+    reduced copies (JPEG DCT scaling: fast), made where this runs (the Load worker), so that adding the
+    layer never decodes a 9,000² px JPEG in the GUI thread (≈ 2.5 s stall per her2st slide)."""
+    reduced = getattr(level, "reduced", None)
+    if reduced is None or max(level.shape[:2]) <= PREVIEW_PX:
+        return [level]
+    out, size = [level], max(level.shape[:2])
+    while size > PREVIEW_PX // 2:
+        size //= 4
+        small = reduced(max(size, 256))
+        if small is None:  # already decoded: napari can slice it directly
+            return [level]
+        out.append(small)
+    return out
 
 
 def spots_layer(adata, *, role: str = "spots", name: str | None = None, mpp: float | None = None,
@@ -83,11 +104,15 @@ def spots_layer(adata, *, role: str = "spots", name: str | None = None, mpp: flo
     features: dict[str, Any] = {"value": np.zeros(n, np.float32) if values is None else values}
     if "uncertainty" in adata.obs:
         features["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=np.float32)
+    measured = role == "spots"
     kwargs = {
         "name": name or _default_name(adata, role),
         "size": float(diameter),
-        "border_width": 0.0,
-        "face_color": "#dddddd",
+        # measured spots are rings (the tissue shows through) until coloured; predictions are discs
+        "border_width": 0.12 if measured else 0.0,
+        "border_width_is_relative": True,
+        "border_color": "#f0f0f0",
+        "face_color": "transparent" if measured else "#dddddd",
         "opacity": 0.9,
         "features": features,
         "scale": world_scale(mpp),
@@ -138,7 +163,7 @@ def sample_layers(adata, *, with_image: bool = True) -> list[tuple]:
     path = existing_image(adata) if with_image else None
     mpp = sample_mod.microns_per_pixel(adata)
     if path is not None:
-        layers.append(slide_layer(path, mpp=mpp))
+        layers.append(slide_layer(path, mpp=mpp, name=slide_name(adata)))
         mpp = layers[-1][1]["metadata"][KEY]["mpp"]
     layers.append(data_layer(adata, mpp))
     return layers
@@ -150,6 +175,11 @@ def data_layer(adata, mpp: float | None) -> tuple:
     from ._prediction_layers import prediction_layer
 
     return prediction_layer(adata, mpp) if is_prediction(adata) else spots_layer(adata, mpp=mpp)
+
+
+def slide_name(adata) -> str:
+    """``"C4 slide"``: a sample's slide is named after its section, not its image file."""
+    return f"{_library(adata)} slide"
 
 
 def last_sample_visible(groups: list[list[tuple]]) -> list[tuple]:

@@ -10,12 +10,15 @@ import numpy as np
 from .. import prediction_meta
 from ..prediction_meta import gene_values
 from ._colors import auto_limits, values_to_rgba
-from ._layers import KEY, spots_layer, world_scale, world_units
+from ._layers import KEY, _library, spots_layer, world_scale, world_units
 
 
-def dense_layer(pred, mpp: float | None, *, gene: str | None = None) -> tuple:
+def dense_layer(pred, mpp: float | None, *, gene: str | None = None, name: str | None = None) -> tuple:
     """Whole-slide predictions as an Image layer tuple of ``gene`` (default: the first), on the
-    prediction's tile grid (``uns['mclstexp']['grid']``), in µm when ``mpp`` is known."""
+    prediction's tile grid (``uns['mclstexp']['grid']``), in µm when ``mpp`` is known.
+
+    The layer is named after the slide (``"C4 predicted tiles"``), never after the gene shown: it
+    holds every gene, and exports take its name."""
     from ..predict.slide import grid_image
 
     gene = str(gene or pred.var_names[0])
@@ -26,9 +29,9 @@ def dense_layer(pred, mpp: float | None, *, gene: str | None = None) -> tuple:
     finite = image[np.isfinite(image)]
     limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
     kwargs = {
-        "name": f"predicted {gene}", "colormap": "viridis", "opacity": 0.7, "blending": "translucent",
+        "name": name or f"{_library(pred)} predicted tiles", "colormap": "viridis", "opacity": 0.7, "blending": "translucent",
         "scale": px * step, "translate": px * np.array([y0, x0], float), "contrast_limits": limits,
-        "units": world_units(mpp), "metadata": {KEY: {"role": "dense", "adata": pred, "mpp": mpp}},
+        "units": world_units(mpp), "metadata": {KEY: {"role": "dense", "adata": pred, "mpp": mpp, "gene": gene}},
     }
     return (image, kwargs, "image")
 

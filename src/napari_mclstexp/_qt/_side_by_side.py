@@ -1,9 +1,10 @@
 """Measured beside predicted: two grid cells, each with the slide under its spots, colours linked.
 
 napari's grid puts ``|stride|`` consecutive layers in one cell (counted from the top of the list when the
-stride is negative), so the top of the layer list becomes ``[slide twin, predicted, slide, measured]`` with
-``stride = -2`` (measured in the first cell, predicted in the second); other visible layers are hidden
-while the view is on and shown again when it is turned off.  The twin shares the slide's lazy arrays (no copy).
+stride is negative), so the top of the layer list becomes ``[slide twin, predicted, "predicted" title,
+slide, measured, "measured" title]`` with ``stride = -3`` (measured in the first cell, predicted in the
+second); other visible layers are hidden while the view is on.  Turning it off restores the layer order
+and visibility exactly as they were.  The twin shares the slide's lazy arrays (no copy).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class SideBySide:
         self._hidden: list = []
         self._linked: list = []
         self._stride = 1
+        self._order: list = []
+        self.titles: list = []
         self.active = False
 
     def enable(self, measured, predicted) -> None:
@@ -46,27 +49,38 @@ class SideBySide:
             self.disable()
         viewer = self.viewer
         slide = slide_for(viewer, predicted, measured)
+        self._order = list(viewer.layers)
         keep = [layer for layer in (slide, measured, predicted) if layer is not None]
         self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in keep]
         for layer in self._hidden:
             layer.visible = False
-        order = [predicted, measured]
+        titles = [self._title(measured, "measured"), self._title(predicted, "predicted")]
+        self.titles = titles
+        order = [predicted, titles[1], measured, titles[0]]
         if slide is not None:
             self.twin = viewer.add_image(
                 slide.data, rgb=slide.rgb, multiscale=slide.multiscale, scale=slide.scale,
                 translate=slide.translate, units=slide.units, name=f"{slide.name} (beside)",
                 metadata={KEY: {"role": "twin"}},
             )
-            order = [self.twin, predicted, slide, measured]
-        for layer in keep + ([self.twin] if self.twin is not None else []):
+            order = [self.twin, predicted, titles[1], slide, measured, titles[0]]
+        for layer in keep + titles + ([self.twin] if self.twin is not None else []):
             layer.visible = True
         for layer in order:  # move each to the top in turn: they end up in this order
             viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
         self._stride = viewer.grid.stride
-        viewer.grid.stride = -2 if slide is not None else 1
+        viewer.grid.stride = -3 if slide is not None else -2
         viewer.grid.enabled = True
         self._link(measured, predicted)
         self.active = True
+
+    def _title(self, layer, text: str):
+        """A one-point text layer naming a grid cell, at the top-left of ``layer``'s spots."""
+        corner = layer.data.min(axis=0) if len(layer.data) else [0.0, 0.0]
+        return self.viewer.add_points(
+            [corner], name=f"{layer.name} ({text} title)", size=0, scale=layer.scale, units=layer.units,
+            text={"string": [text], "size": 14, "color": "white", "anchor": "upper_left"},
+            metadata={KEY: {"role": "title"}})
 
     def _link(self, measured, predicted) -> None:
         from napari.experimental import link_layers
@@ -81,13 +95,21 @@ class SideBySide:
         viewer = self.viewer
         viewer.grid.enabled = False
         viewer.grid.stride = self._stride
-        if self.twin is not None and self.twin in viewer.layers:
-            viewer.layers.remove(self.twin)
-        self.twin = None
+        for extra in [self.twin, *self.titles]:
+            if extra is not None and extra in viewer.layers:
+                viewer.layers.remove(extra)
+        self.twin, self.titles = None, []
         for layer in self._hidden:
             if layer in viewer.layers:
                 layer.visible = True
         self._hidden = []
+        # the order from before (bottom → top), layers added meanwhile staying on top
+        before = [layer for layer in self._order if layer in viewer.layers]
+        for layer in before:
+            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        for layer in [layer for layer in viewer.layers if layer not in before]:
+            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        self._order = []
         if self._linked:
             from napari.experimental import unlink_layers
 

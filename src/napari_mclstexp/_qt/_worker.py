@@ -23,7 +23,7 @@ from napari.utils.notifications import notification_manager, show_error, show_in
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..errors import Cancelled, MclstexpError
+from ..errors import Cancelled, InputError, MclstexpError
 from ..progress import CancelToken, Progress
 from ._llvm_guard import guard_triton
 
@@ -74,7 +74,11 @@ def _unfreeze() -> None:
 
 
 def error_message(err: BaseException) -> str:
-    """The text a user sees for ``err``: the engine's own message, or the type and message."""
+    """The text a user sees for ``err``: the problem first, then the file (a toast cuts long lines, and
+    a path can fill one), e.g. ``not a model bundle (no metadata.json inside) — in /data/m.mclst``;
+    other engine errors as they are, anything else with its type."""
+    if isinstance(err, InputError) and err.path is not None:
+        return f"{err.problem} — in {err.path}"
     if isinstance(err, MclstexpError):
         return str(err)
     return f"{type(err).__name__}: {err}"
@@ -128,6 +132,11 @@ def _relay_warning(args: tuple) -> None:
         notification_manager.receive_warning(message, category, filename, lineno)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+
+
+#: What an ``on_result`` returns when it finishes later, over several event-loop turns
+#: (:meth:`TaskPanel.complete` then emits ``finished``).
+DEFERRED = object()
 
 
 class TaskPanel(QWidget):
@@ -263,12 +272,27 @@ class TaskPanel(QWidget):
         self.bar.setValue(1)
         self.status.setText(f"{self._description}: done")
         try:
-            on_result(value)
+            if on_result(value) is DEFERRED:  # the widget calls complete() when its layers are in
+                return
         except Exception as err:  # noqa: BLE001 - turning results into layers must not crash
             self._report(err)
             self.finished.emit(None)
             return
         self.finished.emit(value)
+
+    def complete(self, value: Any, error: BaseException | None = None) -> None:
+        """End a run whose ``on_result`` returned :data:`DEFERRED` (``error``: it failed meanwhile)."""
+        if error is not None:
+            self._report(error)
+            self.finished.emit(None)
+            return
+        self.finished.emit(value)
+
+    def fail(self, message: str) -> None:
+        """Report a problem found before any work started: in the status line (where the widget's
+        errors always are) and as a notification.  Returns ``None`` (what ``start`` returns then)."""
+        self.status.setText(f"error: {message}")
+        show_error(message)
 
     def _report(self, err: BaseException) -> None:
         self.last_error = err
@@ -281,13 +305,17 @@ class TaskPanel(QWidget):
         show_error(message)
 
 
-def run_guarded(action: Callable[[], Any]) -> Any:
-    """Run a quick GUI-thread action; engine errors become a notification instead of a crash.
+def run_guarded(action: Callable[[], Any], status: QLabel | None = None) -> Any:
+    """Run a quick GUI-thread action; engine errors become a notification instead of a crash (and
+    the widget's ``status`` line says so too, when given).
 
     Returns the action's value, or ``None`` after an error.
     """
     try:
         return action()
     except Exception as err:  # noqa: BLE001 - the user sees the message, the viewer survives
-        show_error(error_message(err))
+        message = error_message(err)
+        if status is not None:
+            status.setText(f"error: {message}")
+        show_error(message)
         return None

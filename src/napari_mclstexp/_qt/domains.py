@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..io.export import category_colors
 from ..progress import CancelToken
 from ..sample import library_id
 from ..workflows.domains import domains_task
 from ._colorbar import Legend
-from ._common import LayerCombo, add_layer_tuples, button
+from ._common import LayerCombo, add_layer_tuples, button, scroll_layout
 from ._layers import KEY, layer_adata, role, spots_layer
 from ._worker import TaskPanel
 
@@ -43,7 +43,7 @@ class DomainsWidget(QWidget):
         self.task = TaskPanel()
         self.scores = QLabel("")
         self.legend = Legend()
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(button("Find domains", self.run))
         layout.addWidget(self.task)

@@ -12,7 +12,6 @@ import time
 import numpy as np
 from napari.layers import Points
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QSortFilterProxyModel, QStringListModel, Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,19 +20,21 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QListView,
-    QVBoxLayout,
     QWidget,
 )
 from scipy import sparse
 
 from .. import prediction_meta
-from ._colorbar import ColorBar
+from ._canvas import gene_title, hide_colorbar, show_gene
+from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
-from ._common import LayerCombo, button, viewer_models
+from ._common import LayerCombo, button, scroll_layout, viewer_models
+from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
 from ._layers import KEY, layer_adata, layers_with_role, role
 from ._region_panel import RegionPanel
 from ._side_by_side import SideBySide
 
+NO_LABELS = "(gene values)"
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "turbo", "cividis", "gray")
 
 
@@ -54,17 +55,20 @@ class ExploreWidget(QWidget):
         self.target = LayerCombo(napari_viewer, ["predicted", "dense", "spots"])
         self.target.currentIndexChanged.connect(lambda *_: self.refresh_genes())
         self.search = QLineEdit()
-        self.search.setPlaceholderText("search genes…")
-        self.model = QStringListModel()
-        self.proxy = QSortFilterProxyModel()
+        self.search.setPlaceholderText("search genes… (Enter: top match)")
+        self.model = GeneModel()
+        self.proxy = GeneFilter()
         self.proxy.setSourceModel(self.model)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.search.textChanged.connect(self.proxy.set_query)
+        self.search.returnPressed.connect(self.choose_top_match)
+        self.sort = QComboBox()
+        self.sort.addItems(SORTS)
+        self.sort.currentTextChanged.connect(self.proxy.set_sort)
         self.gene_list = QListView()
         self.gene_list.setModel(self.proxy)
-        self.gene_list.setMinimumHeight(160)
+        self.gene_list.setMinimumHeight(120)
         self.gene_list.selectionModel().currentChanged.connect(
-            lambda cur, _prev: cur.isValid() and self.set_gene(cur.data()))
+            lambda cur, _prev: cur.isValid() and self.set_gene(cur.data(GENE_ROLE)))
         self.colormap = QComboBox()
         self.colormap.addItems(COLORMAPS)
         self.colormap.currentTextChanged.connect(lambda *_: self.redraw())
@@ -83,15 +87,22 @@ class ExploreWidget(QWidget):
         self.show_uncertainty = QCheckBox("uncertainty layer")
         self.show_uncertainty.toggled.connect(self._toggle_uncertainty)
         self.colorbar = ColorBar()
+        self.labels = QComboBox()
+        self.labels.setToolTip("colour the spots by reference labels (pathologist annotation, clusters)")
+        self.labels.activated.connect(lambda *_: self.colour_by_labels(self.labels.currentText()))
+        self.legend = Legend()
         form = QFormLayout()
         form.addRow("Layer", self.target)
         form.addRow("Gene", self.search)
+        form.addRow("Sort by", self.sort)
         form.addRow("", self.gene_list)
         form.addRow("Colormap", self.colormap)
         form.addRow("Limits", limits)
-        layout = QVBoxLayout(self)
+        form.addRow("Labels", self.labels)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.colorbar)
+        layout.addWidget(self.legend)
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
         self.regions = RegionPanel(napari_viewer, self.target.layer)
@@ -104,23 +115,89 @@ class ExploreWidget(QWidget):
         self._measured_cache: dict[object, tuple[list[str], np.ndarray]] = {}
         self.refresh_genes()
         viewer_models(napari_viewer).predictions_added.connect(self.follow)
+        target = self.target.layer()
+        if target is not None and role(target) in ("predicted", "dense") and self.best_gene():
+            self.set_gene(self.best_gene())  # opened after predicting: show a gene, not limits 0–0
 
-    def follow(self, name: str, gene: str) -> None:
-        """Show new predictions: target the layer ``name`` and colour it by ``gene`` (colour bar)."""
+    def follow(self, name: str, gene: str = "") -> None:
+        """Show new predictions: target the layer ``name`` and colour it by ``gene`` (default: the
+        most reliable one) with its name and colour bar on the canvas."""
         if name not in self.viewer.layers or self.side_by_side.isChecked():
             return
         self.target.select(self.viewer.layers[name])
         self.refresh_genes()
-        self.set_gene(gene)
+        self.set_gene(gene or self.best_gene())
+
+    def best_gene(self) -> str | None:
+        """The target layer's gene shown last, else its most reliable (or most variable) gene."""
+        from ..analysis.reliability import best_gene
+
+        layer = self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        if adata is None or not adata.n_vars:
+            return None
+        shown = layer.metadata.get(KEY, {}).get("gene")
+        if shown in adata.var_names:
+            return str(shown)
+        return best_gene(list(map(str, adata.var_names)), self.reliability())
+
+    def reliability(self) -> dict[str, float]:
+        """``{gene: held-out r}`` of the target layer's predictions (``{}`` when unknown)."""
+        from ..analysis.reliability import reliability_map
+
+        layer = self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        if adata is None or role(layer) == "spots":
+            predicted = layers_with_role(self.viewer, "predicted")
+            adata = layer_adata(predicted[-1]) if predicted else adata
+        return reliability_map(adata.uns.get("mclstexp", {}).get("reliability")) if adata is not None else {}
+
+    def choose_top_match(self) -> None:
+        """Enter in the search field: colour by the top row (the exact match when there is one)."""
+        gene = self.proxy.first_gene()
+        if gene is not None:
+            self.gene_list.setCurrentIndex(self.proxy.index(0, 0))
+            self.set_gene(gene)
 
     # --- genes -------------------------------------------------------------------------------
     def refresh_genes(self) -> None:
         """Fill the gene list from the chosen layer's AnnData."""
+        from ..analysis.reliability import RELIABLE_R
+
         layer = self.target.layer()
         adata = layer_adata(layer) if layer is not None else None
         genes = [] if adata is None else list(map(str, adata.var_names))
-        if genes != self.model.stringList():
-            self.model.setStringList(genes)
+        reliability = self.reliability()
+        self._refresh_label_columns(adata)
+        if (genes, reliability) != getattr(self, "_listed", None):
+            self._listed = (genes, reliability)
+            self.model.set_genes(genes, reliability, RELIABLE_R)
+            self.proxy.sort(0)
+
+    def _refresh_label_columns(self, adata) -> None:
+        from ._label_colours import label_columns
+
+        columns = [NO_LABELS, *label_columns(adata)]
+        if columns != [self.labels.itemText(i) for i in range(self.labels.count())]:
+            self.labels.clear()
+            self.labels.addItems(columns)
+
+    def colour_by_labels(self, column: str, layer=None) -> list[str]:
+        """Colour the target's spots (or ``layer``) by the reference label ``column`` with a legend;
+        ``NO_LABELS`` goes back to the gene.  Returns the legend's names."""
+        from ._label_colours import paint_labels
+
+        layer = layer or self.target.layer()
+        adata = layer_adata(layer) if layer is not None else None
+        if column == NO_LABELS or adata is None or column not in adata.obs or not isinstance(layer, Points):
+            self.legend.set([], np.zeros((0, 3)))
+            self.redraw()
+            return []
+        names, colours, counts = paint_labels(layer, adata, column)
+        self.legend.set(names, colours, counts)
+        hide_colorbar(layer)
+        self.viewer.canvas.overlays.text.text = f"{layer.name}: {column}"
+        return names
 
     def values(self, layer, gene: str) -> np.ndarray | None:
         """Values of ``gene`` for ``layer``: predictions as they are, measured counts normalised
@@ -210,7 +287,18 @@ class ExploreWidget(QWidget):
         self.last_napari_ms = 1e3 * napari_s
         self.last_switch_ms = 1e3 * (time.perf_counter() - t0) - self.last_napari_ms
         self.colorbar.set(cmap, self.limits, title)
+        self._name_on_canvas(layer, pair, cmap)
         return self.last_switch_ms
+
+    def _name_on_canvas(self, layer, pair, cmap: str) -> None:
+        """Gene name, reliability and colour bar on the canvas (one bar: the pair shares the limits)."""
+        from ..analysis.reliability import RELIABLE_R
+
+        r = self.reliability().get(self.gene) if role(layer) != "spots" else None
+        title = gene_title(self.gene, r, RELIABLE_R) if role(layer) != "spots" else f"{self.gene} — measured"
+        show_gene(self.viewer, layer, self.gene, cmap, self.limits, title)
+        if pair is not None:
+            hide_colorbar(pair)
 
     def _paint(self, layer, values: np.ndarray, cmap: str) -> float:
         """Recolour one layer; returns seconds spent in napari's own update."""
@@ -222,8 +310,7 @@ class ExploreWidget(QWidget):
         t0 = time.perf_counter()
         layer.data = image
         layer.colormap = cmap
-        layer.contrast_limits = self.limits
-        layer.name = f"predicted {self.gene}"
+        layer.contrast_limits = self.limits  # the layer keeps its name: it holds every gene
         return time.perf_counter() - t0
 
     # --- companions --------------------------------------------------------------------------

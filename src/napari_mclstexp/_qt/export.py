@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from napari.layers import Points
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..atomic import atomic_write_path
-from ._common import LayerCombo, PathEdit, button
+from ._common import LayerCombo, PathEdit, button, scroll_layout
 from ._layers import layer_adata, layers_with_role
 from ._worker import run_guarded
 
@@ -36,7 +36,7 @@ class ExportWidget(QWidget):
         row.addWidget(button("QuPath GeoJSON", lambda: self.export(".geojson")))
         self.info = QLabel("")
         self.info.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addLayout(row)
         layout.addWidget(button("Screenshot", lambda: self.screenshot()))

@@ -72,6 +72,8 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
                 log.warning("could not open the %s widget: %s", name, err)
         if "Explore" in docked:
             _show_in_explore(*docked["Explore"], predicted, gene)
+            if "annotation" in result.sample.obs:  # the true regions' colours get their legend
+                docked["Explore"][1].colour_by_labels("annotation", viewer.layers[added[-2]])
     viewer.layers.selection.active = predicted
     viewer.reset_view()
     return {"layers": added, "widgets": list(docked), "gene": gene}

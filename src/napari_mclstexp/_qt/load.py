@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari.layers import Points
-from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 
 from .. import sample as sample_mod
 from ..errors import InputError, MissingInputError
 from ..progress import CancelToken, Progress
-from ._common import PathEdit, add_layer_tuples, button
-from ._layers import data_layer, existing_image, last_sample_visible, slide_layer
-from ._worker import TaskPanel
+from ._common import PathEdit, add_layer_tuples, button, scroll_layout
+from ._layers import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
+from ._worker import DEFERRED, TaskPanel
 
 
 def read_spots(path: str | Path) -> list:
@@ -77,7 +77,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     for adata in samples:
         sample_mpp = sample_mod.microns_per_pixel(adata)
         image = None if slide else existing_image(adata)
-        group = [] if image is None else [slide_layer(image, mpp=sample_mpp)]
+        group = [] if image is None else [slide_layer(image, mpp=sample_mpp, name=slide_name(adata))]
         layer_mpp = group[0][1]["metadata"]["mclstexp"]["mpp"] if group else (sample_mpp or mpp)
         groups.append(group + [data_layer(adata, layer_mpp)])
     yield Progress("load", 2, 2)
@@ -100,7 +100,7 @@ class LoadWidget(QWidget):
         form.addRow("Folder", self.folder_edit)
         self.task = TaskPanel()
         self.info = QLabel("")
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(button("Load", self.load))
         layout.addWidget(self.task)
@@ -116,10 +116,35 @@ class LoadWidget(QWidget):
                                self._add, description="Load")
 
     def _add(self, layers: list[tuple]) -> None:
-        self.added = add_layer_tuples(self.viewer, layers)
+        """Add the layers, one per turn of the event loop (each costs napari ~0.1–0.5 s of GUI work:
+        eight at once froze the window), then report; ``added`` is filled when the last is in."""
+        self.added = []
+        self._pending = list(layers)
+        self._add_next(layers)
+        return DEFERRED
+
+    def _add_next(self, result) -> None:
+        from qtpy.QtCore import QTimer
+
+        try:
+            if self._pending:
+                self.added += add_layer_tuples(self.viewer, [self._pending.pop(0)])
+                QTimer.singleShot(0, lambda: self._add_next(result))
+                return
+            self._report()
+        except Exception as err:  # noqa: BLE001 - the panel reports it like any failure
+            self._pending = []
+            self.task.complete(None, err)
+            return
+        self.task.complete(result)
+
+    def _report(self) -> None:
         n_spots = sum(len(layer.data) for layer in self.added if isinstance(layer, Points))
         hidden = sum(not layer.visible for layer in self.added if isinstance(layer, Points))
         self.info.setText(f"{len(self.added)} layers, {n_spots} spots"
                           + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else ""))
         if self.added:
             self.viewer.reset_view()
+            from ._canvas import show_scale_bar
+
+            show_scale_bar(self.viewer)

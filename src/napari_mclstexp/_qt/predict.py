@@ -6,16 +6,20 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from napari.layers import Points
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..device import release_gpu_memory
 from ..errors import InputError
+from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path
-from ._common import LayerCombo, PathEdit, add_layer_tuples, button, viewer_models
+from ._colors import auto_limits, set_points_values
+from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
+from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for
 from ._worker import TaskPanel, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -83,10 +87,14 @@ class PredictWidget(QWidget):
         self.task.finished.connect(self._keep_partial)
         self.info = QLabel("")
         self.info.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(button("Predict", self.predict))
-        layout.addWidget(button("Release GPU memory", self.release_memory))
+        self.detect_button = button("Detect tissue (check or paint it, then Predict)", self.detect_tissue)
+        layout.addWidget(self.detect_button)
+        self.release_button = button("Release GPU memory", self.release_memory)
+        self.release_button.setVisible(device_combo().count() > 1)  # nothing to release on a CPU-only machine
+        layout.addWidget(self.release_button)
         layout.addWidget(self.task)
         layout.addWidget(self.info)
         layout.addStretch(1)
@@ -97,6 +105,7 @@ class PredictWidget(QWidget):
         self._offer_bundle(models.last_bundle)
         self._tiles = TileBuffer()
         self._stream = None
+        self._tissue_found: list[tuple] = []
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
         self.streamed_tiles = 0
@@ -125,20 +134,18 @@ class PredictWidget(QWidget):
         if self.task.running:
             show_error("A prediction is already running: wait for it or press Cancel.")
             return None
-        bundle = run_guarded(self.load_bundle)
+        bundle = run_guarded(self.load_bundle, self.task.status)
         if bundle is None:
             return None
         device = self.device.currentText()
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:
-                show_error("Load spots first (Load widget).")
-                return None
+                return self.task.fail("Load spots first (Load widget).")
             adata = layer_adata(layer)
             if image_path(adata) is None:
-                show_error(f"{layer.name}: no H&E slide for these spots; open the full-resolution slide in "
-                           "Load → Slide together with the spots, then predict")
-                return None
+                return self.task.fail(f"no H&E slide for these spots; open the full-resolution slide in "
+                                      f"Load → Slide together with the spots, then predict ({layer.name})")
             self._source = layer
 
             def make(token: CancelToken):
@@ -149,51 +156,97 @@ class PredictWidget(QWidget):
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
         if slide_layer is None:
-            show_error("Open a slide first (Load widget).")
-            return None
+            return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
-        step = self.step.value() or None
-        self._start_stream(slide_layer, bundle, step)
+        step = self._start_stream(slide_layer, bundle, self.step.value() or None, device)
+        checked = tissue_layer_for(self.viewer, slide_layer)
+        tissue = layer_mask(checked) if checked is not None else None
+        self._tissue_found = []
 
         def make_slide(token: CancelToken):
             from ..predict.slide import predict_whole_slide
+            from ..predict.tissue import iter_slide_tissue_mask
 
-            return predict_whole_slide(bundle, meta["slide_path"], step_px=step, device=device,
-                                       cancel=token, on_tile=self._tiles, mpp=meta.get("mpp"))
+            def run():
+                mask = tissue
+                if mask is None:  # shown (and editable) from the first tile on, and used as shown
+                    mask = yield from iter_slide_tissue_mask(meta["slide_path"], cancel=token)
+                    self._tissue_found.append((slide_layer, *mask))
+                return (yield from predict_whole_slide(
+                    bundle, meta["slide_path"], step_px=step, device=device, cancel=token,
+                    on_tile=self._tiles, mpp=meta.get("mpp"), tissue=mask))
+
+            return run()
 
         return self.task.start(make_slide, self._add_dense, description="Predict slide")
 
+    def detect_tissue(self):
+        """Detect the chosen slide's tissue and show it as an editable Labels layer (no prediction)."""
+        slide_layer = self.slide.layer()
+        if slide_layer is None:
+            return self.task.fail("Open a slide first (Load widget).")
+        path = slide_layer.metadata[KEY]["slide_path"]
+
+        def make(token: CancelToken):
+            from ..predict.tissue import iter_slide_tissue_mask
+
+            return iter_slide_tissue_mask(path, cancel=token)
+
+        return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found),
+                               description="Detect tissue")
+
+    def _show_tissue(self, slide_layer, mask, scale) -> None:
+        if slide_layer in self.viewer.layers:
+            add_tissue_layer(self.viewer, slide_layer, mask, scale)
+            self.info.setText(f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue "
+                              "layer (label 1), then Predict")
+
     def _add_spot_predictions(self, pred) -> None:
+        from ..analysis.reliability import best_gene, reliability_map
+
         self.result = pred
         mpp = self._source.metadata[KEY].get("mpp")
-        first = np.asarray(pred.X[:, 0]).ravel() if pred.n_vars else None
+        gene = best_gene(list(map(str, pred.var_names)),
+                         reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X)
+        shown = gene_values(pred, gene) if gene is not None else None
         added = add_layer_tuples(self.viewer, [
-            spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=first),
             spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
-        ])
+            spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=shown),
+        ])[::-1]  # predicted above its (hidden) uncertainty, and the one selected
         for layer in added:
             layer.metadata[KEY]["source"] = self._source.name
-        from ._colors import auto_limits, set_points_values
-
-        if first is not None:
-            set_points_values(added[0], first, "viridis", auto_limits(first))
+        if shown is not None:
+            self._colour(added[0], gene, shown)
+        self.viewer.layers.selection.active = added[0]
         unc = added[1]
         unc.visible = False
         if "uncertainty" in pred.obs:
             values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
             set_points_values(unc, values, "magma", auto_limits(values))
-        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted" + self._showing(pred)
+        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted" + self._showing(gene)
         scores = pred.uns.get("mclstexp", {}).get("vs_measured")
         if scores:
             text += f"; vs measured {self._source.name}: {score_text(scores)}"
         self.info.setText(text)
+        self.task.status.setText(f"Predict: done, {pred.n_obs} spots")
         self._warn_other_genes(pred)
-        if pred.n_vars:
-            viewer_models(self.viewer).predictions_added.emit(added[0].name, str(pred.var_names[0]))
+        if gene is not None:
+            viewer_models(self.viewer).predictions_added.emit(added[0].name, gene)
+
+    def _colour(self, layer, gene: str, values: np.ndarray) -> None:
+        """Colour ``layer`` by ``gene`` (viridis, robust limits), name it and its colour bar on the canvas."""
+        from ..analysis.reliability import RELIABLE_R, reliability_map
+        from ._canvas import gene_title, show_gene
+
+        limits = auto_limits(values)
+        if isinstance(layer, Points):
+            set_points_values(layer, values, "viridis", limits)
+        r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
+        show_gene(self.viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))
 
     @staticmethod
-    def _showing(pred) -> str:
-        return f"; showing {pred.var_names[0]} (other genes, colour bar: Explore)" if pred.n_vars else ""
+    def _showing(gene: str | None) -> str:
+        return f"; showing {gene}, the most reliable gene (others: Explore)" if gene else ""
 
     def _warn_other_genes(self, pred) -> None:
         """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
@@ -206,8 +259,10 @@ class PredictWidget(QWidget):
                      f"{self._source.name}: it was trained on other genes, so measured and predicted "
                      "cannot be compared")
 
-    def _start_stream(self, slide_layer, bundle, step: int | None) -> None:
-        """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive."""
+    def _start_stream(self, slide_layer, bundle, step: int | None, device: str = "cpu") -> int:
+        """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive.
+        Returns the tile step (px): the one chosen, else half a patch on an accelerator (4× the tiles,
+        finer maps) and a whole patch on CPU."""
         from ..io.wsi import open_slide
         from ..predict.slide import tile_grid
         from ..predict.spots import patch_px_for
@@ -217,16 +272,24 @@ class PredictWidget(QWidget):
         meta = slide_layer.metadata[KEY]
         slide = meta.get("slide") or open_slide(meta["slide_path"])
         patch_px = patch_px_for(bundle, slide.mpp or meta.get("mpp"))  # as the engine (mpp=)
-        self._grid = tile_grid(slide.shape, int(step or patch_px), patch_px)
+        step = int(step or (patch_px if device.startswith("cpu") else max(1, patch_px // 2)))
+        self._grid = tile_grid(slide.shape, step, patch_px)
+        from ..analysis.reliability import best_gene, reliability_map
+
+        genes = list(map(str, bundle.genes))
+        self._gene_index = genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))
         grid = np.full(self._grid.shape, np.nan, np.float32)
         px = np.asarray(world_scale(meta.get("mpp")))
-        name = f"{slide_layer.name} {bundle.genes[0]} (streaming)"
+        name = f"{slide_layer.name.removesuffix(' slide')} predicted (streaming)"
         self._stream = self.viewer.add_image(
             grid, name=name, colormap="viridis", opacity=0.7, scale=px * self._grid.step_px,
             translate=px * np.asarray(self._grid.origin_xy[::-1]), contrast_limits=(0, 1),
             blending="translucent", units=world_units(meta.get("mpp")))
+        return step
 
     def _flush_tiles(self) -> None:
+        while self._tissue_found:  # the mask this run uses, shown as soon as it is known
+            self._show_tissue(*self._tissue_found.pop())
         if self._stream is None:
             return
         items = self._tiles.drain()
@@ -237,7 +300,7 @@ class PredictWidget(QWidget):
         for xy, values in items:
             cols, rows = self._grid.indices(xy).T
             ok = (rows >= 0) & (rows < grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])
-            grid[rows[ok], cols[ok]] = np.asarray(values, np.float32).reshape(len(xy), -1)[ok, 0]
+            grid[rows[ok], cols[ok]] = np.asarray(values, np.float32).reshape(len(xy), -1)[ok, self._gene_index]
         finite = grid[np.isfinite(grid)]
         if finite.size:
             lo, hi = float(finite.min()), float(finite.max())
@@ -252,18 +315,33 @@ class PredictWidget(QWidget):
             self._stream = None
 
     def _add_dense(self, pred) -> None:
+        """The streaming layer becomes the predictions' dense layer (no second layer to build: adding
+        one costs the GUI thread ~0.5 s), coloured by the most reliable gene."""
+        from ..analysis.reliability import best_gene, reliability_map
         from ._prediction_layers import dense_layer
 
         self._flush_tiles()
-        if self._stream is not None:
-            self.viewer.layers.remove(self._stream)
-            self._stream = None
         self.result = pred
-        mpp = self.slide.layer().metadata[KEY].get("mpp") if self.slide.layer() else None
-        (layer,) = add_layer_tuples(self.viewer, [dense_layer(pred, mpp)])
-        layer.colorbar.visible = True
-        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + self._showing(pred))
-        viewer_models(self.viewer).predictions_added.emit(layer.name, str(pred.var_names[0]))
+        slide = self.slide.layer()
+        mpp = slide.metadata[KEY].get("mpp") if slide is not None else None
+        gene = best_gene(list(map(str, pred.var_names)),
+                         reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X)
+        name = f"{slide.name.removesuffix(' slide')} predicted tiles" if slide is not None else None
+        image, kwargs, _ = dense_layer(pred, mpp, gene=gene, name=name)
+        layer, self._stream = self._stream, None
+        if layer is None or layer not in self.viewer.layers or layer.data.shape != image.shape:
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+            (layer,) = add_layer_tuples(self.viewer, [(image, kwargs, "image")])
+        else:
+            layer.data, layer.metadata = image, kwargs["metadata"]
+            layer.contrast_limits, layer.name = kwargs["contrast_limits"], kwargs["name"]
+        self.viewer.layers.selection.active = layer
+        if gene is not None:
+            self._colour(layer, gene, gene_values(pred, gene))
+        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + self._showing(gene))
+        if gene is not None:
+            viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
 
     def release_memory(self) -> None:
         """Drop the cached bundle/model and free accelerator memory."""

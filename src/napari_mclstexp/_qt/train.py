@@ -15,13 +15,12 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..errors import InputError, WeightsUnavailableError
 from ..progress import CancelToken
-from ._common import PathEdit, button, connect_while_alive, viewer_models
+from ._common import PathEdit, button, connect_while_alive, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
@@ -118,7 +117,7 @@ class TrainWidget(QWidget):
         self.task = TaskPanel()
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(button("Train", self.train))
         layout.addWidget(self.task)

@@ -38,6 +38,27 @@ def category_colors(n: int) -> np.ndarray:
     return CATEGORY_COLORS[np.arange(n) % len(CATEGORY_COLORS)]
 
 
+def domain_colors(labels: Sequence) -> dict:
+    """One colour per domain label, the same on screen and in every export: integer labels ``i``
+    (the Domains widget's ``Domain i``) get ``category_colors`` entry ``i``; other labels their rank
+    in sorted order.  Returns ``{label: [r, g, b]}`` (uint8 values as ints)."""
+    uniques = list(pd.unique(np.asarray(labels)))
+    try:
+        index = {u: int(u) for u in uniques if float(u) == int(u) and int(u) >= 0}
+    except (TypeError, ValueError):
+        index = {}
+    if len(index) != len(uniques):
+        index = {u: i for i, u in enumerate(sorted(uniques, key=str))}
+    table = category_colors(max(index.values(), default=-1) + 1)
+    return {u: table[i].tolist() for u, i in index.items()}
+
+
+def _square(cx: float, cy: float, edge: float) -> list[list[float]]:
+    h = edge / 2.0
+    ring = [[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h], [cx - h, cy - h]]
+    return np.round(np.asarray(ring, float), 3).tolist()
+
+
 def _dense_columns(adata, genes: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     names = list(adata.var_names) if genes is None else list(genes)
     missing = [g for g in names if g not in adata.var_names]
@@ -81,6 +102,7 @@ def spots_to_geojson(
     domain_prefix: str = "Domain ",
     spot_diameter_px: float | None = None,
     n_vertices: int = 24,
+    tile_px: float | None = None,
 ) -> Path:
     """Write spots as QuPath detections: a circle per spot, genes as measurements, domains as classes.
 
@@ -99,6 +121,9 @@ def spots_to_geojson(
         Circle diameter in full-resolution px; default from the sample's scale factors, else points.
     n_vertices
         Vertices per circle polygon.
+    tile_px
+        Write squares of this edge (full-res px) instead of circles; default: the grid step of
+        whole-slide predictions (``uns['mclstexp']['grid']``: tiles that touch, no gaps), else circles.
 
     Returns
     -------
@@ -118,13 +143,16 @@ def spots_to_geojson(
         extra["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=float)
     classes: dict = {}
     if labels is not None:
-        uniques = pd.unique(labels)
-        colors = category_colors(len(uniques))
-        classes = {u: (f"{domain_prefix}{u}", colors[i].tolist()) for i, u in enumerate(uniques)}
+        classes = {u: (f"{domain_prefix}{u}", c) for u, c in domain_colors(labels).items()}
+    if tile_px is None:
+        grid = adata.uns.get("mclstexp", {}).get("grid") if isinstance(adata.uns.get("mclstexp"), dict) else None
+        tile_px = float(grid["step_px"]) if grid else None
     features = []
     for i, spot in enumerate(adata.obs_names):
         x, y = xy[i]
-        if spot_diameter_px:
+        if tile_px:
+            geometry = {"type": "Polygon", "coordinates": [_square(x, y, tile_px)]}
+        elif spot_diameter_px:
             geometry = {"type": "Polygon", "coordinates": [_circle(x, y, spot_diameter_px / 2, n_vertices)]}
         else:
             geometry = {"type": "Point", "coordinates": [round(float(x), 3), round(float(y), 3)]}
@@ -138,7 +166,11 @@ def spots_to_geojson(
             {"type": "Feature", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path.name}/{spot}")),
              "geometry": geometry, "properties": props}
         )
-    collection = {"type": "FeatureCollection", "features": features}
+    collection: dict = {"type": "FeatureCollection", "features": features}
+    table = reliability_table(adata)
+    if table is not None:  # a GeoJSON foreign member: QuPath ignores it, scripts can read it
+        collection["mclstexp"] = {"gene_reliability": {
+            g: {"r": _number(r), "reliable": bool(ok)} for g, r, ok in table.itertuples(index=False)}}
     _check_output(path)
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(collection, allow_nan=False, separators=(",", ":")))
@@ -169,12 +201,16 @@ def predictions_to_csv(
     genes: Sequence[str] | None = None,
     domains: np.ndarray | Sequence | str | None = None,
 ) -> Path:
-    """Write :func:`predictions_table` as CSV (atomic).  Returns the written path."""
+    """Write :func:`predictions_table` as CSV (atomic), and the genes' held-out reliability beside it
+    (:func:`reliability_path`) when the predictions carry one.  Returns the written path."""
     path = Path(path)
     table = predictions_table(adata, genes=genes, domains=domains)
     _check_output(path)
     with atomic_write_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    genes_table = reliability_table(adata)
+    if genes_table is not None:
+        table_to_csv(genes_table, reliability_path(path))
     return path
 
 
@@ -185,6 +221,24 @@ def table_to_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_write_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return path
+
+
+def reliability_table(adata) -> pd.DataFrame | None:
+    """Per-gene held-out reliability of predictions (``uns['mclstexp']['reliability']``) as a table
+    ``gene, r, reliable`` (``reliable``: r ≥ the stored threshold), or ``None`` when there is none."""
+    info = adata.uns.get("mclstexp", {}) if isinstance(adata.uns.get("mclstexp"), dict) else {}
+    rel = info.get("reliability")
+    if not isinstance(rel, dict) or "genes" not in rel:
+        return None
+    r = np.array([np.nan if v is None else float(v) for v in rel["r"]], dtype=float)
+    threshold = float(rel.get("threshold", 0.0))
+    return pd.DataFrame({"gene": [str(g) for g in rel["genes"]], "r": r, "reliable": r >= threshold})
+
+
+def reliability_path(path: str | os.PathLike) -> Path:
+    """Where an export's per-gene reliability goes: ``<stem>.genes.csv`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.genes.csv")
 
 
 def _check_output(path: Path) -> None:

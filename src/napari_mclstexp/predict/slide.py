@@ -182,6 +182,7 @@ def predict_whole_slide(
     on_tile: OnTile | None = None,
     dist: Any = None,
     mpp: float | None = None,
+    tissue: tuple[np.ndarray, float] | None = None,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -218,6 +219,9 @@ def predict_whole_slide(
     mpp
         µm per level-0 px when the file does not record it (JPEG/PNG; e.g. from the spots' sample):
         sets the patch size from the bundle's ``patch_um`` as at spots.  The file's own value wins.
+    tissue
+        ``(mask, scale)``: a tissue mask the user checked or painted (bool, ``scale`` = mask px per
+        full-res px), used instead of detecting one (:func:`~.tissue.slide_tissue_mask`).
 
     Yields
     ------
@@ -247,7 +251,9 @@ def predict_whole_slide(
         rows, cols = np.indices(grid.shape).reshape(2, -1)
         xy = grid.centres(cols, rows)
         yield Progress("tissue", 0, 1, message="finding tissue")
-        if detect_tissue:
+        if tissue is not None:
+            frac = tile_tissue_fraction(np.asarray(tissue[0]) > 0, float(tissue[1]), xy, patch_px)
+        elif detect_tissue:
             mask, scale = slide_tissue_mask(slide)
             frac = tile_tissue_fraction(mask, scale, xy, patch_px)
         else:

@@ -100,7 +100,13 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
         "normalization": str(bundle.config.get("normalization", "")),
         **extra,
     }
-    return json_safe(info, drop_none=True)
+    info = json_safe(info, drop_none=True)
+    rel = meta.get("reliability")
+    if isinstance(rel, dict) and "genes" in rel:  # per-gene held-out r (analysis.reliability), NaN kept aligned
+        info["reliability"] = {**json_safe({key: v for key, v in rel.items() if key not in ("genes", "r")}, drop_none=True),
+                               "genes": [str(g) for g in rel["genes"]],
+                               "r": np.array([np.nan if v is None else float(v) for v in rel["r"]], np.float32)}
+    return info
 
 
 def prediction_anndata(

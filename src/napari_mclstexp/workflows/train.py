@@ -156,5 +156,10 @@ def train_and_save(
     if not result.is_main:
         return SavedModel(None, result, path, ckpt, resumed)
     bundle = make_bundle(result, samples, device=result.device)
+    from ..analysis.reliability import iter_gene_reliability
+
+    # per-gene held-out reliability travels with the model (issue 16)
+    bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
+                                                                      cancel=cancel)
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)

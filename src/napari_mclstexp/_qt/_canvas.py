@@ -1,0 +1,63 @@
+"""What the colours show, on the canvas itself: the gene's name (and its held-out reliability) as
+the viewer's text overlay, a colour bar for the coloured layer, and the scale bar.
+
+Points coloured through RGBA arrays have no napari colour bar of their own; their colour manager is
+given the colormap and limits (the colours stay as set, ``direct``) so the Points ``face_colorbar``
+draws the same scale as the spots.
+"""
+
+from __future__ import annotations
+
+import math
+
+from napari.layers import Points
+
+from ._layers import KEY
+
+
+def gene_title(gene: str, r: float | None = None, threshold: float | None = None) -> str:
+    """``KRT8 · predicted (normalised) · held-out r 0.62`` (``⚠ unreliable`` below ``threshold``)."""
+    title = f"{gene} · predicted (normalised)"
+    if r is not None and math.isfinite(r):
+        title += f" · held-out r {r:.2f}"
+        if threshold is not None and r < threshold:
+            title += " ⚠ unreliable"
+    return title
+
+
+def show_colorbar(layer, colormap: str, limits: tuple[float, float]) -> None:
+    """Show the canvas colour bar of ``layer`` (Image: its own; Points: its face colours' scale)."""
+    if isinstance(layer, Points):
+        layer.face_colormap = colormap  # colours stay direct: only the bar reads these
+        layer.face_contrast_limits = tuple(map(float, limits))
+        layer.face_colorbar.visible = True
+    elif hasattr(layer, "colorbar"):
+        layer.colorbar.visible = True
+
+
+def hide_colorbar(layer) -> None:
+    """Hide ``layer``'s canvas colour bar (e.g. a measured pair)."""
+    bar = getattr(layer, "face_colorbar", None) or getattr(layer, "colorbar", None)
+    if bar is not None:
+        bar.visible = False
+
+
+def show_gene(viewer, layer, gene: str, colormap: str, limits: tuple[float, float], title: str) -> None:
+    """Name ``gene`` on the canvas (text overlay, top left), its colour bar, and the scale bar."""
+    show_colorbar(layer, colormap, limits)
+    text = viewer.canvas.overlays.text
+    text.text = title
+    text.position = "top_left"  # the colour bar takes the top right
+    text.font_size = 12
+    text.visible = True
+    meta = layer.metadata.get(KEY)
+    if isinstance(meta, dict):
+        meta["gene"] = str(gene)
+    show_scale_bar(viewer)
+
+
+def show_scale_bar(viewer) -> None:
+    """Turn the scale bar on (layers carry µm ``units`` when the pixel size is known)."""
+    bar = viewer.canvas.overlays.scale_bar
+    bar.visible = True
+    bar.position = "bottom_right"
