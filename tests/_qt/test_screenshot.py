@@ -32,10 +32,10 @@ def test_screenshot_shows_tissue_and_prediction(make_napari_viewer, qtbot, demo_
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp._qt._gene_list import UNRELIABLE
     from napari_mclstexp._sample_data import make_demo_sample
-    from napari_mclstexp.analysis.reliability import iter_gene_reliability
     from napari_mclstexp.bundle import load_bundle, save_bundle
     from napari_mclstexp.progress import run
     from napari_mclstexp.workflows.demo import load_demo_sample
+    from napari_mclstexp.workflows.reliability import iter_gene_reliability
 
     bundle = load_bundle(demo_bundle)
     adata = load_demo_sample()

@@ -23,6 +23,7 @@ from ..io.h5ad import read_sample
 from ..progress import CancelToken, ProgressGen
 from ..sample import image_path, library_id
 from ..train import trainer
+from .reliability import iter_gene_reliability
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -156,9 +157,7 @@ def train_and_save(
     if not result.is_main:
         return SavedModel(None, result, path, ckpt, resumed)
     bundle = make_bundle(result, samples, device=result.device)
-    from ..analysis.reliability import iter_gene_reliability
-
-    # per-gene held-out reliability travels with the model (issue 16)
+    # per-gene held-out reliability travels with the model
     bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
                                                                       cancel=cancel)
     save_bundle(bundle, path)

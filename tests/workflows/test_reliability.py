@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_mclstexp.analysis.reliability import (
-    RELIABLE_R,
-    best_gene,
-    iter_gene_reliability,
-    pearson_per_gene,
-    reliability_map,
-)
+from napari_mclstexp.analysis.metrics import pearson_per_gene
+from napari_mclstexp.analysis.reliability import RELIABLE_R, best_gene, reliability_map
 from napari_mclstexp.progress import run
+from napari_mclstexp.workflows.reliability import iter_gene_reliability
 
 TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10, "epochs": 1}
 
@@ -20,7 +16,7 @@ TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 
 def test_pearson_per_gene_matches_numpy(rng):
     truth = rng.normal(size=(50, 3))
     pred = np.stack([truth[:, 0] * 2 + 1, -truth[:, 1], np.full(50, 3.0)], axis=1)
-    r = pearson_per_gene(pred, truth)
+    r = pearson_per_gene(pred, truth)[0]
     assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(-1.0) and np.isnan(r[2])
 
 
