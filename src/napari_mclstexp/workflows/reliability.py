@@ -27,7 +27,7 @@ def _held_out_groups(bank: Any) -> list[np.ndarray]:
     return [half, ~half]
 
 
-def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = "auto",
+def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = "auto", patch_cache: Any = None,
                           cancel: CancelToken | None = None) -> ProgressGen[dict[str, Any]]:
     """Generator: held-out per-gene reliability of ``bundle`` on its training ``samples``.
 
@@ -39,6 +39,9 @@ def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = 
         The training sections (with images), in bank order.
     device
         Where to run the image encoder.
+    patch_cache
+        A :class:`~napari_mclstexp.data.patches.PatchCache` holding the training patches (no extraction
+        again), or ``None``.
 
     Yields
     ------
@@ -56,7 +59,7 @@ def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = 
     embs = []
     for adata in samples:
         size = patch_px_for(bundle, microns_per_pixel(adata))
-        patches = yield from iter_sample_patches(adata, size, int(cfg["input_px"]), None, cancel)
+        patches = yield from iter_sample_patches(adata, size, int(cfg["input_px"]), patch_cache, cancel)
         emb = yield from embed_patches(model, patches, dev, 64, cancel=cancel)
         embs.append(emb.float().cpu().numpy())
     query = np.concatenate(embs) if embs else np.zeros((0, int(cfg["embed_dim"])), np.float32)

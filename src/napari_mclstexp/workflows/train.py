@@ -159,6 +159,6 @@ def train_and_save(
     bundle = make_bundle(result, samples, device=result.device)
     # per-gene held-out reliability travels with the model
     bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
-                                                                      cancel=cancel)
+                                                                      patch_cache=cache, cancel=cancel)
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
