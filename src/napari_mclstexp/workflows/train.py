@@ -157,8 +157,8 @@ def train_and_save(
     if not result.is_main:
         return SavedModel(None, result, path, ckpt, resumed)
     bundle = make_bundle(result, samples, device=result.device)
-    # per-gene held-out reliability travels with the model
-    bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
-                                                                      patch_cache=cache, cancel=cancel)
+    if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
+        bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
+                                                                          patch_cache=cache, cancel=cancel)
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
