@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import report as _report
+from ..data.scales import describe_scale, value_normalization
 from ..errors import InputError, SampleFormatError
 from ..io.h5ad import write_h5ad
 from ..progress import CancelToken, Progress, ProgressGen
@@ -207,7 +208,7 @@ def run_fold(
     pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache,
                                        cancel=cancel)
     t3 = time.perf_counter()
-    scores = evaluate(pred, test, normalization=bundle.config["normalization"])
+    scores = evaluate(pred, test, normalization=value_normalization(bundle.config))  # the bank values' scale
     metrics = summary(scores)
     if domain_key and domain_key in test.obs:
         metrics.update(domain_scores(pred, test, domain_key, seed=int(bundle.config.get("seed", 0))))
@@ -243,22 +244,18 @@ def _baseline_metrics(bundle, train_samples, test, pred, patch_cache, cancel) ->
     cfg = bundle.config
     size, out_px = int(cfg["patch_px"]), int(cfg["input_px"])
     tr_p = np.concatenate([sample_patches(a, size, out_px, patch_cache, cancel) for a in train_samples])
-    tr_x = np.concatenate([expression_matrix(a, bundle.genes, cfg["normalization"]) for a in train_samples])
+    tr_x = np.concatenate([expression_matrix(a, bundle.genes, value_normalization(cfg)) for a in train_samples])
     te_p = sample_patches(test, size, out_px, patch_cache, cancel)
     base = pred.copy()
     base.X = np.asarray(histogram_knn_predict(tr_p, tr_x, te_p, int(cfg["k"])), dtype=np.float32)
-    return summary(evaluate(base, test, normalization=cfg["normalization"]))
+    return summary(evaluate(base, test, normalization=value_normalization(cfg)))
 
 
 def _header(scheme, cfg, genes, samples, extras, plan) -> dict[str, Any]:
     return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "scheme": scheme,
-        "preset": cfg.preset,
-        "config": cfg.to_dict(),
-        "genes": list(genes),
-        "data_hash": data_hash(list(samples) + list(extras)),
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "scheme": scheme, "preset": cfg.preset,
+        "config": cfg.to_dict(), "scale": describe_scale(value_normalization(cfg)),  # what the metrics are on
+        "genes": list(genes), "data_hash": data_hash(list(samples) + list(extras)),
         "plan": [f.to_dict() for f in plan],
     }
 
