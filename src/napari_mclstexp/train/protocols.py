@@ -85,9 +85,9 @@ PAPER_PROTOCOLS: dict[str, PaperProtocol] = {
 def detect_dataset(samples: Sequence[Any]) -> str:
     """The published dataset whose paper protocol fits ``samples``.
 
-    Visium: Space Ranger scale factors (``tissue_hires_scalef``/``fiducial_diameter_fullres``) or
-    10x ``var['gene_ids']``; cSCC: legacy ST sections named like ``P2_ST_rep1``; other legacy ST:
-    ``her2st``.
+    Visium: 10x ``var['gene_ids']`` (Space Ranger matrices) or the Space Ranger scale factor
+    ``fiducial_diameter_fullres``; cSCC: legacy ST sections named like ``P2_ST_rep1``; other legacy
+    ST: ``her2st``.
 
     Raises
     ------
@@ -100,7 +100,7 @@ def detect_dataset(samples: Sequence[Any]) -> str:
     for adata in samples:
         entry = adata.uns.get("spatial", {}).get(library_id(adata), {}) if hasattr(adata, "uns") else {}
         factors = entry.get("scalefactors", {}) if isinstance(entry, dict) else {}
-        if {"tissue_hires_scalef", "fiducial_diameter_fullres"} & set(factors) or "gene_ids" in adata.var:
+        if "fiducial_diameter_fullres" in factors or "gene_ids" in adata.var:
             kinds.add("visium")
         elif _CSCC_NAME.match(str(library_id(adata))):
             kinds.add("cscc")
