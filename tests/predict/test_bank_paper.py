@@ -6,7 +6,12 @@ import numpy as np
 import torch
 
 from napari_mclstexp.data.genes import expression_matrix
-from napari_mclstexp.model.mclstexp import build_model, encode_spot_bank, pos_shape_for, spot_positions
+from napari_mclstexp.model.mclstexp import (
+    build_model,
+    encode_spot_bank,
+    pos_shape_for,
+    spot_positions,
+)
 from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.predict.bank import build_bank
 
