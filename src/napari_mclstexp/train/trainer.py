@@ -287,8 +287,9 @@ def train(
             if state["meta"].get(key) != meta[key]:
                 raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
                                               "remove it or drop --resume", checkpoint)
+        before = as_config(state["meta"]["config"]).to_dict()  # keys newer than the checkpoint: defaults
         changed = [k for k, v in meta["config"].items()
-                   if k not in ("epochs", *RUNTIME_OPTIONS) and state["meta"]["config"].get(k) != v]
+                   if k not in ("epochs", *RUNTIME_OPTIONS) and before.get(k) != v]
         if changed:
             raise CheckpointMismatchError(f"checkpoint was written with other options ({', '.join(changed)})",
                                           checkpoint)
