@@ -40,6 +40,10 @@ Three presets are offered (``get_preset``):
     * AdamW (decoupled weight decay, as the paper text says) with cosine decay over 30 epochs;
     * bf16 autocast, channels_last and fused AdamW on CUDA (fp32 elsewhere).
 
+    It keeps torchvision's DenseNet forward (ReLU before pooling), head dropout 0.1 and drops each
+    epoch's last partial batch, and is scored on the per-spot scale it trains on (``cv --protocol
+    paper`` scores it on the reference's per-gene scale, :mod:`napari_mclstexp.train.protocols`).
+
 ``quick``
     CPU-feasible from a random initialisation (no pretrained weights offline): a small CNN
     (``encoders.SmallCNN``, ≈ 70 M multiply-adds per image) trained end to end on 64 px inputs (224 px
