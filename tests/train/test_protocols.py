@@ -108,3 +108,18 @@ def test_detects_the_real_readers_output(her2st_dir, visium_tiny_dir):
 
     assert detect_dataset([read_visium(visium_tiny_dir / "1.0.0")]) == "visium"
     assert detect_dataset([read_her2st_section(her2st_dir, "B4")]) == "her2st"
+
+
+@pytest.mark.slow
+def test_one_visium_paper_fold_end_to_end(synthetic_samples, tmp_path):
+    from napari_mclstexp.data.patches import PatchCache
+    from napari_mclstexp.progress import run
+
+    base = get_preset("paper").replace(encoder="smallcnn", weights="none", epochs=1, input_px=32, batch_size=100)
+    cfg, info = resolve_protocol(base, "paper:visium")
+    res = run(cv.run_cv(synthetic_samples, "slide", cfg, folds=["SYN1"], device="cpu",
+                        patch_cache=PatchCache(tmp_path / "cache")))
+    fold = res["folds"]["SYN1"]
+    assert fold["metrics"]["normalization"] == "log10_1e4_per_gene" == info["scale"]
+    assert -1 <= fold["metrics"]["acg"] <= 1 and fold["n_bank_spots"] == sum(a.n_obs for a in synthetic_samples[1:])
+    assert "per gene" in res["scale"] and res["config"]["image_norm"] == "bgr255"
