@@ -7,10 +7,10 @@ import pytest
 
 from napari_mclstexp.analysis.metrics import evaluate
 from napari_mclstexp.bundle import load_bundle
-from napari_mclstexp.demo import load_demo_sample, sample_data_dir, split_demo_sample
 from napari_mclstexp.model.presets import as_config
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
+from napari_mclstexp.workflows.demo import load_demo_sample, sample_data_dir, split_demo_sample
 
 #: Produced by the code before these fields existed (commit be2ef88) on the shipped demo bundle, CPU.
 BEFORE = {"x_sum": 26167.24175798893, "acg": 0.4629172334818337, "mse": 0.15204910069983948}

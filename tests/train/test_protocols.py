@@ -11,8 +11,8 @@ from napari_mclstexp.cli import main
 from napari_mclstexp.errors import InputError
 from napari_mclstexp.model.mclstexp import spot_positions
 from napari_mclstexp.model.presets import get_preset
-from napari_mclstexp.train import cv
 from napari_mclstexp.train.protocols import detect_dataset, paper_config, resolve_protocol
+from napari_mclstexp.workflows import cv
 
 
 def renamed(adata, name: str):

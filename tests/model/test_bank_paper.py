@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from napari_mclstexp.data.genes import expression_matrix
+from napari_mclstexp.model.bank import build_bank
 from napari_mclstexp.model.mclstexp import (
     build_model,
     encode_spot_bank,
@@ -13,7 +14,6 @@ from napari_mclstexp.model.mclstexp import (
     spot_positions,
 )
 from napari_mclstexp.model.presets import get_preset
-from napari_mclstexp.predict.bank import build_bank
 
 
 def test_paper_bank_chunks_run_across_sections_and_values_are_per_gene(synthetic_samples):
