@@ -114,9 +114,10 @@ class MclSTExp(nn.Module):
         """uint8 (N, H, W, 3) patches → (N, D) image embeddings (resizing and normalisation included).
 
         With ``config.test_augment`` (eval mode) each patch gets a random flip/90° rotation first, as
-        the reference's Visium loader does at test time.  With test-time augmentation (``tta``, default ``config.tta``; only in eval mode) the
-        embedding is the mean over the 8 flips/90° rotations of each patch (re-normalised when the
-        model uses L2-normalised embeddings): tissue has no orientation, so this removes noise.
+        the reference's Visium loader does at test time.  With test-time augmentation (``tta``,
+        default ``config.tta``; only in eval mode) the embedding is the mean over the 8 flips/90°
+        rotations of each patch (re-normalised when the model uses L2-normalised embeddings): tissue
+        has no orientation, so this removes noise.
         """
         x = self.to_input(patches)
         if self.config.test_augment and not self.training:  # the reference's Visium test loader

@@ -287,7 +287,10 @@ def train(
             if state["meta"].get(key) != meta[key]:
                 raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
                                               "remove it or drop --resume", checkpoint)
-        before = as_config(state["meta"]["config"]).to_dict()  # keys newer than the checkpoint: defaults
+        try:  # keys newer than the checkpoint take their defaults (= the behaviour it was trained with)
+            before = as_config(state["meta"]["config"]).to_dict()
+        except InputError:  # keys this version does not know: compare as written
+            before = dict(state["meta"]["config"])
         changed = [k for k, v in meta["config"].items()
                    if k not in ("epochs", *RUNTIME_OPTIONS) and before.get(k) != v]
         if changed:
