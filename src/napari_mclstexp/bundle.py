@@ -122,6 +122,7 @@ def make_bundle(
         Evaluation figures to record (e.g. cross-validation ACG); the last training epoch's numbers
         are recorded in any case.
     """
+    from .data.scales import value_normalization
     from .model.presets import as_config
 
     cfg = as_config(train_result.config)
@@ -142,6 +143,7 @@ def make_bundle(
         "config": cfg.to_dict(),
         "genes": genes,
         "normalization": cfg.normalization,
+        "value_normalization": value_normalization(cfg),  # scale of the bank's values and predictions
         "patch_px": int(cfg.patch_px),
         "input_px": int(cfg.input_px),
         "training_mpp": mpp,

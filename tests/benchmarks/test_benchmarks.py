@@ -130,3 +130,11 @@ def test_cpu_script_runs_tiny(tmp_path):
     comp = report["compile"]  # the part fails loudly if torch.compile fell back to eager
     assert len(comp["runs"]["eager"]) == len(comp["runs"]["compiled"]) == 2
     assert comp["speedup"] == pytest.approx(comp["eager_epoch_s"] / comp["compiled_epoch_s"])
+
+
+def test_paper_scale_facts_on_a_synthetic_section(synthetic_sample):
+    bench = _load("paper_scale")
+    genes = list(synthetic_sample.var_names)
+    facts = bench.scale_facts(synthetic_sample, genes)
+    assert 0 < facts["heg50_shared_genes"] <= len(genes) and -1 <= facts["per_gene_r_median"] <= 1
+    assert facts["mean_per_gene"] != facts["mean_per_spot"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.panel import check_default_panel
+from ..train.protocols import PROTOCOLS
 from ._encoder_args import add_encoder_arguments, encoder_changes
 from ._paths import check_output
 
@@ -15,6 +16,8 @@ examples:
   mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --scheme slide --preset quick --out cv.json
   mclstexp cv *.h5ad --scheme patient --preset default --device cuda --out cv_patient.json
   mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --folds C2 --bank-extra A*.h5ad --out cv.json
+  mclstexp cv P*_ST_rep*.h5ad --scheme slide --preset paper --protocol paper:cscc --out cv_cscc.json
+  mclstexp cv B4.h5ad C2.h5ad C3.h5ad C4.h5ad --scheme slide --preset quick --protocol paper --out q.json
 
 Rerunning the same command continues an interrupted run: folds already in --out are kept.
 """
@@ -45,6 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the preset's)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the preset's)")
     p.add_argument("--weights", metavar="imagenet|none|PATH", help="encoder weights (default: the preset's)")
+    p.add_argument("--protocol", choices=PROTOCOLS, metavar="ours|paper|paper:DATASET",
+                   help="evaluation protocol: ours (per-spot scale) or the reference code's (per-gene scale; "
+                        "with --preset paper also its her2st/cscc/visium set-up, 'paper' = from the data's "
+                        "kind); default: paper for --preset paper, else ours")
+    p.add_argument("--k", type=int, metavar="K", help="retrieval neighbours (default: the protocol's)")
+    p.add_argument("--distance", choices=["l1", "l2"], help="retrieval 1/d² distance (default: the protocol's)")
     p.add_argument("--folds", metavar="SECTION,...", help="test only these sections")
     p.add_argument("--bank-extra", nargs="+", default=[], metavar="SAMPLE.h5ad",
                    help="expression-only sections added to the reference bank")
@@ -96,6 +105,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(row("mean", mean))
     if any(k + "_std" in mean for k in keys):
         print(row("std", mean, "_std"))
+    if results.get("scale"):
+        print(f"scale: {results['scale']}")
     if "baseline_acg" in mean:
         print(f"{'baseline':<10}" + "".join(f"{fmt(mean.get('baseline_' + k)):>9}" for k in keys[:5]))
 
@@ -105,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.patches import PatchCache
     from ..model.presets import get_preset
     from ..progress import run_with_progress
+    from ..train.protocols import resolve_protocol
     from ..workflows.cv import run_cv
 
     check_output(args.out, [*args.samples, *args.bank_extra])
@@ -115,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**changes)
     samples = read_samples(args.samples, require_image=True)
     extra = read_samples(args.bank_extra) if args.bank_extra else []
+    cfg, protocol = resolve_protocol(cfg, getattr(args, "protocol", None), samples)
+    overrides = {k: getattr(args, k, None) for k in ("k", "distance")}
+    cfg = cfg.replace(**{k: v for k, v in overrides.items() if v is not None})
+    print(f"protocol {protocol['protocol']}, k {cfg.k}, {cfg.distance.upper()}; scale: {protocol['scale_description']}")
     check_default_panel(samples + extra, args.genes, cfg)
     folds = [s.strip() for s in args.folds.split(",") if s.strip()] if args.folds else None
     from ..workflows.cv_baselines import default_scheme, format_table

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--genes-csv", metavar="FILE", help="write the per-gene table, best-predicted first")
     p.add_argument(
         "--normalization",
-        choices=["log10_1e4", "ln_cpm", "none"],
+        choices=["log10_1e4", "log10_1e4_per_gene", "ln_cpm", "none"],
         help="normalisation of the measured counts (default: the prediction's)",
     )
     p.add_argument("--figure", metavar="PNG", help="measured vs predicted maps on the slide")

@@ -44,10 +44,12 @@ def color_jitter(
     contrast: float = 0.0,
     saturation: float = 0.0,
     generator: torch.Generator | None = None,
+    order: str = "fixed",
 ) -> torch.Tensor:
     """Per-image random brightness, contrast and saturation (torchvision ``ColorJitter`` semantics).
 
-    Factors are drawn uniformly from ``[1 − v, 1 + v]`` and applied in this fixed order.  The blends run
+    Factors are drawn uniformly from ``[1 − v, 1 + v]`` and applied in this fixed order, or with
+    ``order="random"`` in a random order per image, as torchvision does.  The fixed-order blends run
     in place on chunks of :data:`JITTER_CHUNK` images (CPU) of one output copy (``x`` is not modified).
 
     Parameters
@@ -68,6 +70,8 @@ def color_jitter(
         return 1.0 + (2.0 * _rand(n, x, generator) - 1.0) * v if v > 0 else None
 
     fb, fc, fs = factor(brightness), factor(contrast), factor(saturation)  # drawn in this order
+    if order == "random" and n:
+        return _jitter_random_order(x, (fb, fc, fs), generator)
     out = x.clone()
     if fb is None and fc is None and fs is None:
         return out
@@ -82,6 +86,33 @@ def color_jitter(
         if fs is not None:
             _blend_(y, _grey(y), fs[rows])
     return out
+
+
+def _jitter_op(y: torch.Tensor, op: int, f: torch.Tensor) -> torch.Tensor:
+    """Out-of-place brightness (0), contrast (1) or saturation (2) blend of ``y`` by factors ``f``."""
+    r = f.view(-1, 1, 1, 1)
+    if op == 0:
+        return (y * r).clamp_(0.0, 1.0)
+    other = _grey(y).mean(dim=(1, 2, 3), keepdim=True) if op == 1 else _grey(y)
+    return (y * r + other * (1 - r)).clamp_(0.0, 1.0)
+
+
+def _jitter_random_order(
+    x: torch.Tensor, factors: tuple[torch.Tensor | None, ...], generator: torch.Generator | None
+) -> torch.Tensor:
+    """Brightness/contrast/saturation in a random order per image, without a host sync: in each of
+    three rounds every enabled operation runs on the whole batch and each image keeps the one its
+    permutation names for that round."""
+    n = x.shape[0]
+    perm = torch.argsort(torch.rand((n, 3), device=x.device, generator=generator), dim=1)
+    y = x
+    for slot in range(3):
+        out = y
+        for op, f in enumerate(factors):
+            if f is not None:
+                out = torch.where((perm[:, slot] == op).view(-1, 1, 1, 1), _jitter_op(y, op, f), out)
+        y = out
+    return y.clone() if y is x else y
 
 
 def flip_rot90(
@@ -149,10 +180,13 @@ def _apply_masked(x: torch.Tensor, symmetry: torch.Tensor, rot90: bool) -> torch
     return res
 
 
-def rotate(x: torch.Tensor, max_deg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def rotate(
+    x: torch.Tensor, max_deg: float, generator: torch.Generator | None = None, mode: str = "bilinear"
+) -> torch.Tensor:
     """Rotate each image by a random angle in ``[−max_deg, max_deg]`` about its centre.
 
-    Bilinear, zero fill outside (as torchvision ``RandomRotation(max_deg)`` with fill 0).
+    ``mode`` ``"bilinear"`` or ``"nearest"`` (torchvision ``RandomRotation``'s default, the reference
+    code's); zero fill outside (as ``RandomRotation(max_deg)`` with fill 0).
     """
     n = x.shape[0]
     angle = (2.0 * _rand(n, x, generator) - 1.0) * math.radians(max_deg)
@@ -160,7 +194,7 @@ def rotate(x: torch.Tensor, max_deg: float, generator: torch.Generator | None = 
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
 def augment_batch(
@@ -171,6 +205,8 @@ def augment_batch(
     rotate_deg: float = 0.0,
     jitter: tuple[float, float, float] = (0.0, 0.0, 0.0),
     generator: torch.Generator | None = None,
+    rotate_mode: str = "bilinear",
+    jitter_order: str = "fixed",
 ) -> torch.Tensor:
     """Training augmentation of a batch: colour jitter, flips, 90° and/or arbitrary rotation.
 
@@ -186,6 +222,9 @@ def augment_batch(
         (brightness, contrast, saturation) strengths.
     generator
         Optional torch generator on ``x``'s device (default: the device's global generator).
+    rotate_mode, jitter_order
+        Interpolation of arbitrary rotations (``"bilinear"``/``"nearest"``) and order of the colour
+        jitter (``"fixed"``/``"random"``), see :func:`rotate` and :func:`color_jitter`.
 
     Returns
     -------
@@ -195,9 +234,9 @@ def augment_batch(
     if x.shape[0] == 0:
         return x
     if any(v > 0 for v in jitter):
-        x = color_jitter(x, *jitter, generator=generator)
+        x = color_jitter(x, *jitter, generator=generator, order=jitter_order)
     if flips or rot90:
         x = flip_rot90(x, flips, rot90, generator=generator)
     if rotate_deg > 0:
-        x = rotate(x, rotate_deg, generator=generator)
+        x = rotate(x, rotate_deg, generator=generator, mode=rotate_mode)
     return x

@@ -22,8 +22,9 @@ from scipy import sparse
 
 from ..errors import GenePanelError, InputError, MissingInputError
 from ..sample import check_counts
+from .scales import PER_GENE, per_gene_log10, section_groups
 
-METHODS = ("log10_1e4", "ln_cpm", "none")
+METHODS = ("log10_1e4", "ln_cpm", "none", "log10_1e4_per_gene")
 _HEADER_WORDS = {"gene", "genes", "symbol", "gene_symbol", "gene_name", "name", "feature", "gene_id", "id"}
 
 
@@ -114,8 +115,10 @@ def normalize_counts(X: Any, method: str = "log10_1e4") -> np.ndarray:
         (N, G) counts, dense or sparse.
     method
         ``"log10_1e4"``: per spot divide by the sum over the G genes, ×1e4, then log10(1 + x) (the
-        reference code); ``"ln_cpm"``: ln(1 + counts per million); ``"none"``: counts as float32.
-        Spots whose counts sum to zero get zeros.
+        reference code); ``"ln_cpm"``: ln(1 + counts per million); ``"none"``: counts as float32;
+        ``"log10_1e4_per_gene"``: each gene over the N spots (the reference's evaluation scale,
+        :mod:`napari_mclstexp.data.scales`; the N spots must be one section).
+        Spots (genes, per gene) whose counts sum to zero get zeros.
 
     Returns
     -------
@@ -129,6 +132,8 @@ def normalize_counts(X: Any, method: str = "log10_1e4") -> np.ndarray:
     dense = np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64)
     if method == "none":
         return dense.astype(np.float32)
+    if method == PER_GENE:
+        return per_gene_log10(dense).astype(np.float32)
     totals = dense.sum(axis=1, keepdims=True)
     scale = 1e4 if method == "log10_1e4" else 1e6
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -164,7 +169,8 @@ def expression_matrix(adata: Any, genes: Sequence[str], method: str = "log10_1e4
     genes
         The panel.  Genes absent from the sample become zero columns (with a warning).
     method
-        See :func:`normalize_counts`; the per-spot sum runs over the panel (as in the reference code).
+        See :func:`normalize_counts`; the per-spot sum runs over the panel (as in the reference code);
+        ``"log10_1e4_per_gene"`` normalises each section (``obs['section']``) on its own.
 
     Returns
     -------
@@ -184,7 +190,12 @@ def expression_matrix(adata: Any, genes: Sequence[str], method: str = "log10_1e4
             UserWarning,
             stacklevel=2,
         )
-    return normalize_counts(X, method)
+    if method != PER_GENE:
+        return normalize_counts(X, method)
+    out = np.zeros(X.shape, dtype=np.float32)
+    for rows in section_groups(adata):
+        out[rows] = normalize_counts(X[rows], method)
+    return out
 
 
 def hvg_genes(samples: Sequence[Any], n: int) -> list[str]:

@@ -126,8 +126,11 @@ def build_bank(
         The model's gene panel (order matters).
     config
         The training configuration (``TrainConfig`` or its dict): its ``normalization`` normalises the
-        counts and the spot encoder's attention context follows the preset
-        (:func:`~napari_mclstexp.model.mclstexp.encode_spot_bank`).
+        counts the spot encoder embeds, its value normalisation
+        (:func:`~napari_mclstexp.data.scales.value_normalization`: ``paper`` → the reference's per-gene
+        scale) the bank's expression values; the spot encoder's attention context follows the preset
+        (:func:`~napari_mclstexp.model.mclstexp.encode_spot_bank`).  With context ``"batch"`` the
+        chunks of consecutive spots run over all sections concatenated, as the reference's loader does.
     device
         Where to run the spot encoder.
     extra
@@ -139,18 +142,29 @@ def build_bank(
         float32 spot embeddings and normalised expression, with each spot's section and ``obs_name``.
     """
     from ..data.genes import expression_matrix
+    from ..data.scales import value_normalization
     from .mclstexp import encode_spot_bank, spot_positions
 
     normalization = config["normalization"] if isinstance(config, dict) else config.normalization
+    values_norm = value_normalization(config)
+    context = config.get("context") if isinstance(config, dict) else getattr(config, "context", None)
     model.eval()
-    banks = []
+    inputs, values, positions, sections, spot_ids = [], [], [], [], []
     for i, adata in enumerate([*samples, *extra]):
         expr = np.asarray(expression_matrix(adata, list(genes), normalization), dtype=np.float32)
-        pos = np.asarray(spot_positions(adata, config), dtype=np.int64)
-        emb = encode_spot_bank(model, expr, pos, config, device)
-        emb = emb.detach().float().cpu().numpy() if torch.is_tensor(emb) else np.asarray(emb, np.float32)
-        section = section_name(adata, i)
-        banks.append(
-            ReferenceBank(emb, expr, list(genes), np.full(len(expr), section), np.asarray(adata.obs_names, str))
-        )
-    return ReferenceBank.concatenate(banks)
+        inputs.append(expr)
+        values.append(expr if values_norm == normalization else
+                      np.asarray(expression_matrix(adata, list(genes), values_norm), dtype=np.float32))
+        positions.append(np.asarray(spot_positions(adata, config), dtype=np.int64))
+        sections.append(np.full(len(expr), section_name(adata, i)))
+        spot_ids.append(np.asarray(adata.obs_names, str))
+    if not inputs:
+        raise ValueError("no samples to build a reference bank from")
+    if context == "batch":  # one run of chunks over the sections concatenated (reference code)
+        emb_parts = [encode_spot_bank(model, np.concatenate(inputs), np.concatenate(positions), config, device)]
+    else:
+        emb_parts = [encode_spot_bank(model, e, p, config, device) for e, p in zip(inputs, positions, strict=True)]
+    emb = np.concatenate([t.detach().float().cpu().numpy() if torch.is_tensor(t) else np.asarray(t, np.float32)
+                          for t in emb_parts])
+    return ReferenceBank(emb, np.concatenate(values), list(genes), np.concatenate(sections),
+                         np.concatenate(spot_ids))

@@ -159,3 +159,24 @@ def make_image_encoder(name: str, weights: str = "none", input_px: int | None = 
                 path,
             )
     return model, ENCODERS[name]
+
+
+class PooledFeatures(nn.Module):
+    """A torchvision DenseNet's ``features`` block (ending at norm5, **no** final ReLU), then mean-pooled.
+
+    The reference code's image encoder (``Sequential(*densenet.children()[:-1])`` + adaptive average
+    pool): features can be negative, unlike torchvision's forward, which applies a ReLU first.  The
+    state-dict keys (``features.*``) are those of the stripped DenseNet, so weights load either way.
+    """
+
+    def __init__(self, densenet: nn.Module) -> None:
+        super().__init__()
+        self.features = densenet.features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
+
+
+def without_final_relu(name: str, model: nn.Module) -> nn.Module:
+    """``model`` with torchvision's ReLU after DenseNet's norm5 removed (other encoders unchanged)."""
+    return PooledFeatures(model) if name == "densenet121" else model

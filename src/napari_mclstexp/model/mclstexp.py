@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import SampleFormatError
-from .encoders import make_image_encoder
+from .encoders import make_image_encoder, without_final_relu
 from .heads import ProjectionHead
 from .losses import clip_loss
 from .presets import TrainConfig, as_config
@@ -55,6 +55,8 @@ class MclSTExp(nn.Module):
         self.pos_shape = (int(pos_shape[0]), int(pos_shape[1]))
         weights = config.weights if image_weights is None else image_weights
         self.image_encoder, feat_dim = make_image_encoder(config.encoder, weights, config.input_px)
+        if not getattr(config, "final_relu", True):  # the reference's features (paper preset)
+            self.image_encoder = without_final_relu(config.encoder, self.image_encoder)
         self.image_head = ProjectionHead(feat_dim, config.embed_dim, config.head_dropout)
         self.spot_encoder = SpotEncoder(
             self.n_genes, self.pos_shape, heads=config.spot_heads, head_dim=config.spot_head_dim,
@@ -96,20 +98,33 @@ class MclSTExp(nn.Module):
         return x
 
     def forward_images(self, x: torch.Tensor) -> torch.Tensor:
-        """Float (N, 3, H, W) images in [0, 1] → (N, D) image embeddings."""
+        """Float (N, 3, H, W) RGB images in [0, 1] → (N, D) image embeddings.
+
+        ``image_norm``: ``"imagenet"`` standardises with ImageNet mean/std (unless the encoder normalises
+        with its own statistics, as foundation models do), ``"none"`` keeps [0, 1], ``"bgr255"`` feeds BGR
+        values in 0–255 (the reference's cv2-read Visium images).
+        """
         if self.config.image_norm == "imagenet" and not getattr(self.image_encoder, "normalises", False):
             x = (x - self.img_mean) / self.img_std
+        elif self.config.image_norm == "bgr255":
+            x = x.flip(1) * 255.0
         emb = self.image_head(self.image_encoder(x))
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb
 
     def encode_images(self, patches: torch.Tensor | np.ndarray, tta: bool | None = None) -> torch.Tensor:
         """uint8 (N, H, W, 3) patches → (N, D) image embeddings (resizing and normalisation included).
 
-        With test-time augmentation (``tta``, default ``config.tta``; only in eval mode) the
-        embedding is the mean over the 8 flips/90° rotations of each patch (re-normalised when the
-        model uses L2-normalised embeddings): tissue has no orientation, so this removes noise.
+        With ``config.test_augment`` (eval mode) each patch gets a random flip/90° rotation first, as
+        the reference's Visium loader does at test time.  With test-time augmentation (``tta``,
+        default ``config.tta``; only in eval mode) the embedding is the mean over the 8 flips/90°
+        rotations of each patch (re-normalised when the model uses L2-normalised embeddings): tissue
+        has no orientation, so this removes noise.
         """
         x = self.to_input(patches)
+        if self.config.test_augment and not self.training:  # the reference's Visium test loader
+            from ..data.augment import flip_rot90
+
+            x = flip_rot90(x, self.config.flips, self.config.rot90)
         use_tta = self.config.tta if tta is None else tta
         if not use_tta or self.training or len(x) == 0:
             return self.forward_images(x)

@@ -4,12 +4,18 @@ Three presets are offered (``get_preset``):
 
 ``paper``
     The reference code's behaviour (METHOD.md), for reproduction: DenseNet-121 with ImageNet weights
-    on 224 px patches scaled to [0, 1] without ImageNet mean/std; two 65,536-row position tables
-    indexed by integer array coordinates; the whole mini-batch is one attention sequence at training
-    time while the reference bank is embedded in chunks of 32 consecutive spots; hard-target CLIP loss
-    on raw (not L2-normalised) embeddings at T = 1; Adam lr 1e-4 / weight decay 1e-3, batch 128,
-    90 epochs; ColorJitter(.5, .5, .5) + flips + arbitrary rotation; k = 200, L1 distance with
-    1/d² weights; ``log10_1e4`` normalisation; fp32.
+    whose ``features`` block ends at norm5 **without** torchvision's final ReLU (``final_relu=False``),
+    on 224 px patches scaled to [0, 1] without ImageNet mean/std; projection heads without dropout;
+    two 65,536-row position tables indexed by integer array coordinates; the whole mini-batch is one
+    attention sequence at training time while the reference bank is embedded in chunks of 32
+    consecutive spots (over the bank's sections concatenated); hard-target CLIP loss on raw (not
+    L2-normalised) embeddings at T = 1; Adam lr 1e-4 / weight decay 1e-3, batch 128 with the last
+    partial batch kept, 90 epochs; ColorJitter(.5, .5, .5) in random order + flips + arbitrary
+    rotation (nearest neighbour); k = 200, L1 distance with 1/d² weights; ``log10_1e4`` training
+    inputs but bank values (hence predictions, and the truth they are scored against) on the
+    reference's per-gene scale (``value_normalization="log10_1e4_per_gene"``,
+    :mod:`napari_mclstexp.data.scales`); fp32 throughout.  This is the HER2+ protocol; cSCC and
+    Visium differ in a few points (:mod:`napari_mclstexp.train.protocols`).
 
 ``default``
     The reference method with its defects fixed.  Measured on an H200 (``benchmarks/accuracy.py``,
@@ -33,6 +39,10 @@ Three presets are offered (``get_preset``):
       jitter (0.2, 0.2, 0.2), so stain cues are not destroyed;
     * AdamW (decoupled weight decay, as the paper text says) with cosine decay over 30 epochs;
     * bf16 autocast, channels_last and fused AdamW on CUDA (fp32 elsewhere).
+
+    It keeps torchvision's DenseNet forward (ReLU before pooling), head dropout 0.1 and drops each
+    epoch's last partial batch, and is scored on the per-spot scale it trains on (``cv --protocol
+    paper`` scores it on the reference's per-gene scale, :mod:`napari_mclstexp.train.protocols`).
 
 ``quick``
     CPU-feasible from a random initialisation (no pretrained weights offline): a small CNN
@@ -85,7 +95,8 @@ class TrainConfig:
     weights: str = "imagenet"  #: "imagenet", "none" or a local .pth/.safetensors path
     patch_px: int = 224  #: square crop size around each spot centre (full-res px)
     input_px: int = 224  #: encoder input size (px); crops are resized to it
-    image_norm: str = "imagenet"  #: "imagenet" (mean/std) or "none" (values in [0, 1])
+    image_norm: str = "imagenet"  #: "imagenet" (mean/std), "none" (RGB in [0, 1]) or "bgr255" (BGR, 0-255)
+    final_relu: bool = True  #: densenet121: torchvision's ReLU after norm5 (False: the reference's features)
     # spot side
     spot_depth: int = 2  #: pre-norm Transformer blocks
     spot_heads: int = 8
@@ -110,6 +121,7 @@ class TrainConfig:
     weight_decay: float = 1e-3
     scheduler: str = "cosine"  #: "none" or "cosine"
     batch_size: int = 128  #: global batch (spots per step, summed over ranks)
+    drop_last: bool = True  #: drop each epoch's last partial batch (False: keep it; one process only)
     epochs: int = 30
     seed: int = 0
     precision: str = "bf16"  #: "bf16" (autocast on CUDA) or "fp32"
@@ -120,10 +132,14 @@ class TrainConfig:
     flips: bool = True
     rot90: bool = True
     rotate_deg: float = 0.0  #: arbitrary rotation range ±deg (paper: 180)
+    rotate_mode: str = "bilinear"  #: interpolation of arbitrary rotations: "bilinear" or "nearest"
     color_jitter: tuple[float, float, float] = (0.2, 0.2, 0.2)  #: brightness, contrast, saturation
+    jitter_order: str = "fixed"  #: "fixed" (b, c, s) or "random" per image (torchvision's ColorJitter)
     tta: bool = False  #: at inference, average image embeddings over the 8 flips/90° rotations
+    test_augment: bool = False  #: at inference, random flips/90° rotations of queries (reference, Visium)
     # data and retrieval
-    normalization: str = "log10_1e4"  #: "log10_1e4" or "ln_cpm"
+    normalization: str = "log10_1e4"  #: training inputs: "log10_1e4", "ln_cpm" or "log10_1e4_per_gene"
+    value_normalization: str | None = None  #: bank values/predictions/truth scale (None: = normalization)
     k: int = 200
     distance: str = "l2"  #: "l1" or "l2" (1/d² weights)
     # frozen encoders and heads (model/foundation.py, train/frozen.py, model/ridge.py)
@@ -163,7 +179,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`~napari_mclstexp.errors.InputError` on an impossible combination."""
         choices = {
-            "image_norm": ("imagenet", "none"),
+            "image_norm": ("imagenet", "none", "bgr255"),
             "position_source": ("array", "pixel"),
             "pos_table": ("fixed", "data"),
             "context": ("batch", "spot"),
@@ -171,7 +187,10 @@ class TrainConfig:
             "optimizer": ("adam", "adamw"),
             "scheduler": ("none", "cosine"),
             "precision": ("bf16", "fp32"),
-            "normalization": ("log10_1e4", "ln_cpm"),
+            "normalization": ("log10_1e4", "ln_cpm", "log10_1e4_per_gene"),
+            "value_normalization": (None, "log10_1e4", "ln_cpm", "log10_1e4_per_gene"),
+            "rotate_mode": ("bilinear", "nearest"),
+            "jitter_order": ("fixed", "random"),
             "distance": ("l1", "l2"),
             "head": ("contrastive", "ridge"),
         }
@@ -204,12 +223,13 @@ def get_preset(name: str) -> TrainConfig:
     if name == "paper":
         return TrainConfig(
             preset="paper", encoder="densenet121", weights="imagenet", patch_px=224, input_px=224,
-            image_norm="none", pos_table="fixed", pos_rows=65536, context="batch", bank_chunk=32,
-            embed_dim=256, head_dropout=0.1, l2_normalize=False, temperature=1.0,
+            image_norm="none", final_relu=False, pos_table="fixed", pos_rows=65536, context="batch",
+            bank_chunk=32, embed_dim=256, head_dropout=0.0, l2_normalize=False, temperature=1.0,
             learn_temperature=False, targets="hard", optimizer="adam", lr=1e-4, weight_decay=1e-3,
-            scheduler="none", batch_size=128, epochs=90, precision="fp32", channels_last=False,
-            flips=True, rot90=False, rotate_deg=180.0, color_jitter=(0.5, 0.5, 0.5),
-            normalization="log10_1e4", k=200, distance="l1",
+            scheduler="none", batch_size=128, drop_last=False, epochs=90, precision="fp32",
+            channels_last=False, flips=True, rot90=False, rotate_deg=180.0, rotate_mode="nearest",
+            color_jitter=(0.5, 0.5, 0.5), jitter_order="random", normalization="log10_1e4",
+            value_normalization="log10_1e4_per_gene", k=200, distance="l1",
         )
     if name == "default":
         return TrainConfig(preset="default")

@@ -30,6 +30,7 @@ from .heads import predict_from_embeddings
 from .spots import (
     DEFAULT_BATCH,
     bundle_embedder,
+    bundle_precision,
     patch_px_for,
     prediction_anndata,
     provenance,
@@ -171,7 +172,7 @@ def predict_whole_slide(
     k: int | None = None,
     distance: str | None = None,
     batch_size: int | None = None,
-    precision: str = "bf16",
+    precision: str | None = None,
     tta: bool | None = None,
     min_tissue: float = 0.25,
     detect_tissue: bool = True,
@@ -264,7 +265,7 @@ def predict_whole_slide(
         if not len(xy):
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
-        embedder = bundle_embedder(bundle, dev, precision, batch_size, tta) if len(xy) else None
+        embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta) if len(xy) else None
 
         n, g = len(xy), len(bundle.genes)
         mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles

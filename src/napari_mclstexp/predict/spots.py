@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..analysis.report import json_safe
+from ..data.scales import value_normalization
 from ..progress import CancelToken, Progress, ProgressGen
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
@@ -97,7 +98,8 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
         },
         "k": int(k),
         "distance": str(distance),
-        "normalization": str(bundle.config.get("normalization", "")),
+        # the scale of X (the bank's values), which evaluation normalises the truth to
+        "normalization": value_normalization(bundle.config),
         **extra,
     }
     info = json_safe(info, drop_none=True)
@@ -139,6 +141,11 @@ def prediction_anndata(
     return out
 
 
+def bundle_precision(bundle: Any) -> str:
+    """Precision a bundle's queries are embedded in by default: the one its model trained in."""
+    return str(bundle.config.get("precision", "bf16"))
+
+
 def patch_px_for(bundle: Any, mpp: float | None) -> int:
     """Crop edge (full-res px) covering the training patches' µm extent at ``mpp``; else the trained px."""
     from ..data.patches import patch_size_px
@@ -156,7 +163,7 @@ def predict_at_spots(
     k: int | None = None,
     distance: str | None = None,
     batch_size: int | None = None,
-    precision: str = "bf16",
+    precision: str | None = None,
     tta: bool | None = None,
     patch_cache: Any = None,
     cancel: CancelToken | None = None,
@@ -177,7 +184,8 @@ def predict_at_spots(
     batch_size
         Patches per forward pass (default by device: 256 CUDA, 128 MPS, 64 CPU).
     precision
-        ``"bf16"`` (autocast on CUDA) or ``"fp32"``.
+        ``"bf16"`` (autocast on CUDA) or ``"fp32"``; ``None``: the precision the model was trained in
+        (:func:`bundle_precision`; ``paper`` → fp32, as the reference code).
     tta
         Test-time augmentation (mean embedding over the 8 flips/90° rotations, 8× the encoder work);
         ``None``: as the bundle's config (which its bank was embedded with).
@@ -202,6 +210,7 @@ def predict_at_spots(
     from ..sample import image_path, library_id, microns_per_pixel
 
     dev = resolve(device)
+    precision = precision or bundle_precision(bundle)
     k = int(k or bundle.config["k"])
     distance = distance or bundle.config["distance"]
     batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))

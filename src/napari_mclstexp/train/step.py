@@ -163,7 +163,8 @@ class TrainStep:
         model, cfg = self.model, self.cfg
         x = model.to_input(x_u8)
         x = augment_batch(x, flips=cfg.flips, rot90=cfg.rot90, rotate_deg=cfg.rotate_deg,
-                          jitter=tuple(cfg.color_jitter))
+                          jitter=tuple(cfg.color_jitter), rotate_mode=cfg.rotate_mode,
+                          jitter_order=cfg.jitter_order)
         if model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():

@@ -289,7 +289,9 @@ def train(
     per_rank = max(1, cfg.batch_size // ctx.world_size)
     local_n = len(ctx.shard(np.arange(n)))
     batch = min(per_rank, local_n)
-    steps_per_epoch = max(1, local_n // batch)
+    # the reference keeps each epoch's last partial batch (drop_last=False); ranks must agree on sizes
+    keep_last = not cfg.drop_last and ctx.world_size == 1 and local_n % batch != 0
+    steps_per_epoch = max(1, -(-local_n // batch) if keep_last else local_n // batch)
     total_steps = steps_per_epoch * cfg.epochs
     opt = _optimizer(model, cfg, dev)
     sched = _scheduler(opt, cfg, total_steps)
@@ -305,8 +307,12 @@ def train(
             if state["meta"].get(key) != meta[key]:
                 raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
                                               "remove it or drop --resume", checkpoint)
+        try:  # keys newer than the checkpoint take their defaults (= the behaviour it was trained with)
+            before = as_config(state["meta"]["config"]).to_dict()
+        except InputError:  # keys this version does not know: compare as written
+            before = dict(state["meta"]["config"])
         changed = [k for k, v in meta["config"].items()
-                   if k not in ("epochs", *RUNTIME_OPTIONS) and state["meta"]["config"].get(k) != v]
+                   if k not in ("epochs", *RUNTIME_OPTIONS) and before.get(k) != v]
         if changed:
             raise CheckpointMismatchError(f"checkpoint was written with other options ({', '.join(changed)})",
                                           checkpoint)
@@ -320,7 +326,8 @@ def train(
     source = _BatchSource(patches, dev, batch)
     expr_t = torch.from_numpy(expr).to(dev)
     pos_t = torch.from_numpy(pos).to(dev)
-    step_fn = TrainStep(model, net, opt, ctx, source, expr_t, pos_t, cfg, batch, use_graph=cfg.cuda_graph)
+    step_fn = TrainStep(model, net, opt, ctx, source, expr_t, pos_t, cfg, batch,
+                        use_graph=cfg.cuda_graph and not keep_last)  # a graph needs one batch shape
     t_start = time.perf_counter()
     done = 0
     last_loss = float("nan")

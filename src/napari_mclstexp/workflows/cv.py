@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import report as _report
+from ..data.scales import describe_scale, value_normalization
 from ..errors import InputError, SampleFormatError
 from ..io.h5ad import write_h5ad
 from ..progress import CancelToken, Progress, ProgressGen
@@ -209,7 +210,7 @@ def run_fold(
     pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache,
                                        cancel=cancel)
     t3 = time.perf_counter()
-    scores = evaluate(pred, test, normalization=bundle.config["normalization"])
+    scores = evaluate(pred, test, normalization=value_normalization(bundle.config))  # the bank values' scale
     metrics = summary(scores)
     metrics["hest_pcc"] = model_hest_pcc(bundle, train_samples, scores)
     if domain_key and domain_key in test.obs:
@@ -238,13 +239,9 @@ def run_fold(
 
 def _header(scheme, cfg, genes, samples, extras, plan) -> dict[str, Any]:
     return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "scheme": scheme,
-        "preset": cfg.preset,
-        "config": cfg.to_dict(),
-        "genes": list(genes),
-        "data_hash": data_hash(list(samples) + list(extras)),
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "scheme": scheme, "preset": cfg.preset,
+        "config": cfg.to_dict(), "scale": describe_scale(value_normalization(cfg)),  # what the metrics are on
+        "genes": list(genes), "data_hash": data_hash(list(samples) + list(extras)),
         "plan": [f.to_dict() for f in plan],
     }
 

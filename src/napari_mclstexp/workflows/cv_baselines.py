@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.scales import value_normalization
 from ..progress import CancelToken, ProgressGen
 
 #: Baselines scored per fold, in table order.
@@ -103,7 +104,7 @@ def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: 
     from ..train.frozen import iter_features_of
 
     cfg = model.config
-    genes, norm = list(bundle.genes), str(bundle.config["normalization"])
+    genes, norm = list(bundle.genes), value_normalization(bundle.config)
     tr_x = np.concatenate([expression_matrix(a, genes, norm) for a in train_samples]).astype(np.float32)
     hvgs = training_hvgs(tr_x, genes)
     out: dict[str, Any] = {"hvgs": hvgs}
@@ -192,7 +193,7 @@ def model_hest_pcc(bundle: Any, train_samples: Sequence[Any], scores: Mapping[st
     """The model's HEST metric on a fold: Pearson over the training sections' 50 most variable genes."""
     from ..data.genes import expression_matrix
 
-    genes, norm = list(bundle.genes), str(bundle.config["normalization"])
+    genes, norm = list(bundle.genes), value_normalization(bundle.config)
     tr_x = np.concatenate([expression_matrix(a, genes, norm) for a in train_samples])
     per_gene = {str(g): float(r) for g, r in scores["per_gene"]["r"].items()}
     return hest_pcc(per_gene, training_hvgs(tr_x, genes))

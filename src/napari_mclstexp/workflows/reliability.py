@@ -11,8 +11,9 @@ from ..analysis.metrics import pearson_per_gene
 from ..analysis.reliability import METHOD, RELIABLE_R
 from ..data.genes import expression_matrix
 from ..data.patches import iter_sample_patches
+from ..data.scales import value_normalization
 from ..predict.retrieval import retrieve
-from ..predict.spots import embed_patches, patch_px_for, prepare_model, resolve
+from ..predict.spots import bundle_precision, embed_patches, patch_px_for, prepare_model, resolve
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import microns_per_pixel
 
@@ -60,10 +61,11 @@ def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = 
     for adata in samples:
         size = patch_px_for(bundle, microns_per_pixel(adata))
         patches = yield from iter_sample_patches(adata, size, int(cfg["input_px"]), patch_cache, cancel)
-        emb = yield from embed_patches(model, patches, dev, 64, cancel=cancel)
+        emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
         embs.append(emb.float().cpu().numpy())
     query = np.concatenate(embs) if embs else np.zeros((0, int(cfg["embed_dim"])), np.float32)
-    truth = np.concatenate([expression_matrix(a, bundle.genes, cfg["normalization"]) for a in samples])
+    # on the scale of the bank's values, which the predictions average (paper: per gene)
+    truth = np.concatenate([expression_matrix(a, bundle.genes, value_normalization(cfg)) for a in samples])
     pred = np.zeros_like(truth)
     n_bank = len(bundle.bank)
     if len(query) != n_bank:  # extra expression-only sections in the bank: no images to query with
