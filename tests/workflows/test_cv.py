@@ -143,3 +143,39 @@ def test_one_real_patient_fold(synthetic_samples, tmp_path):
     assert fold["epochs"] == 1 and fold["device"] == "cpu" and fold["timings"]["train_s"] > 0
     assert (tmp_path / "pred" / "SYN1.h5ad").is_file()
     assert res["mean"]["acg"] == pytest.approx(m["acg"])
+
+
+@pytest.mark.slow
+def test_baseline_and_model_crop_the_same_test_patches(synthetic_samples, tmp_path, monkeypatch):
+    """The test section scanned at another resolution: the model crops its µm extent (patch_px_for), and
+    the colour-histogram baseline must see those same patches, not the trained pixel size."""
+    from napari_mclstexp.data import patches as patches_mod
+    from napari_mclstexp.data.patches import PatchCache
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.sample import library_id
+
+    samples = [a.copy() for a in synthetic_samples]
+    for a, mpp in zip(samples, (1.0, 1.0, 0.5), strict=True):  # SYN3 (the test) at twice the resolution
+        a.uns["spatial"][library_id(a)]["metadata"]["microns_per_pixel"] = mpp
+    crops: dict[str, set[int]] = {}
+    real_sample, real_iter = patches_mod.sample_patches, patches_mod.iter_sample_patches
+
+    def record(adata, size_px, *args, **kwargs):
+        crops.setdefault(str(adata.obs["section"].iloc[0]), set()).add(int(size_px))
+
+    def sample_patches(adata, size_px, *args, **kwargs):
+        record(adata, size_px)
+        return real_sample(adata, size_px, *args, **kwargs)
+
+    def iter_sample_patches(adata, size_px, *args, **kwargs):
+        record(adata, size_px)
+        return (yield from real_iter(adata, size_px, *args, **kwargs))
+
+    monkeypatch.setattr(patches_mod, "sample_patches", sample_patches)
+    monkeypatch.setattr(patches_mod, "iter_sample_patches", iter_sample_patches)
+    cfg = get_preset("quick").replace(epochs=1, k=10, input_px=16, patch_px=48)
+    run(run_cv(samples, "patient", cfg, out=tmp_path / "cv.json", folds=["SYN3"], device="cpu", baseline=True,
+               patch_cache=PatchCache(tmp_path / "cache")))
+    assert crops["SYN3"] == {96}  # 48 px at 1 µm/px = 48 µm = 96 px at 0.5 µm/px, for model and baselines
+    assert crops["SYN1"] == crops["SYN2"] == {48}

@@ -30,6 +30,17 @@ def patch_size_px(size_um: float, mpp: float) -> int:
     return max(1, int(round(float(size_um) / float(mpp))))
 
 
+def crop_px(patch_px: int, patch_um: float | None, mpp: float | None) -> int:
+    """The one rule for a patch's crop edge (full-res px) on a slide of ``mpp`` µm/px.
+
+    ``patch_um`` at ``mpp`` when both are known (so the patch covers the same tissue whatever the scan
+    resolution), else ``patch_px``.  Training, bundles, prediction and the CV baselines all crop so.
+    """
+    if patch_um and mpp:
+        return patch_size_px(patch_um, mpp)
+    return int(patch_px)
+
+
 def _blocks(corners: np.ndarray, block_px: int) -> list[np.ndarray]:
     """Indices of spots grouped by the ``block_px`` grid cell of their patch corner (row-major)."""
     if len(corners) == 0:

@@ -148,11 +148,9 @@ def bundle_precision(bundle: Any) -> str:
 
 def patch_px_for(bundle: Any, mpp: float | None) -> int:
     """Crop edge (full-res px) covering the training patches' µm extent at ``mpp``; else the trained px."""
-    from ..data.patches import patch_size_px
+    from ..data.patches import crop_px
 
-    if bundle.patch_um and mpp:
-        return patch_size_px(bundle.patch_um, mpp)
-    return bundle.patch_px
+    return crop_px(bundle.patch_px, bundle.patch_um, mpp)
 
 
 def predict_at_spots(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..data.features import FeatureCache, feature_key
-from ..data.patches import iter_sample_patches, patch_size_px
+from ..data.patches import crop_px, iter_sample_patches
 from ..model.frozen import encoder_features, freeze_encoder, preprocessing_of
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, microns_per_pixel, spot_xy
@@ -28,10 +28,7 @@ FEATURE_BATCH = 32
 
 def sample_patch_px(adata: Any, cfg: Any) -> int:
     """Crop edge (full-res px) for ``adata``: ``patch_um`` at its µm/px when both are known, else ``patch_px``."""
-    mpp = microns_per_pixel(adata)
-    if getattr(cfg, "patch_um", 0) and mpp:
-        return patch_size_px(cfg.patch_um, mpp)
-    return int(cfg.patch_px)
+    return crop_px(cfg.patch_px, getattr(cfg, "patch_um", 0), microns_per_pixel(adata))
 
 
 def weights_id(cfg: Any) -> str:
@@ -76,8 +73,10 @@ def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device,
 
 def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache: FeatureCache | None = None,
                          patch_cache: Any = None, batch_size: int = FEATURE_BATCH,
-                         cancel: CancelToken | None = None, label: str = "") -> ProgressGen[np.ndarray]:
-    """Features of every spot of ``adata`` under ``model``'s (frozen) image encoder, through ``cache``.
+                         cancel: CancelToken | None = None, label: str = "",
+                         size_px: int | None = None) -> ProgressGen[np.ndarray]:
+    """Features of every spot of ``adata`` under ``model``'s (frozen) image encoder, through ``cache``;
+    crops of ``size_px`` (default: the training crop, :func:`sample_patch_px`).
 
     A cache hit reads the matrix back and computes nothing; a miss extracts the patches (``patch_cache``
     if given), computes the features and stores them.
@@ -88,7 +87,7 @@ def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache:
         float32 (N, F), spot order of ``adata``.
     """
     cfg = model.config
-    size_px = sample_patch_px(adata, cfg)
+    size_px = int(size_px or sample_patch_px(adata, cfg))
     key = None
     if cache is not None:
         path = image_path(adata)

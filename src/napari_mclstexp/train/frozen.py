@@ -35,9 +35,10 @@ def embed_features(model: Any, feats: torch.Tensor) -> torch.Tensor:
 
 
 def iter_features_of(model: Any, samples: Sequence[Any], device: torch.device, *,
-                     cache: FeatureCache | None, patch_cache: Any = None,
+                     cache: FeatureCache | None, patch_cache: Any = None, sizes: Sequence[int | None] | None = None,
                      cancel: CancelToken | None = None) -> ProgressGen[list[np.ndarray]]:
-    """Features of every sample's spots (one float32 (N_i, F) array per sample), through ``cache``."""
+    """Features of every sample's spots (one float32 (N_i, F) array per sample), through ``cache``;
+    ``sizes`` overrides a sample's crop edge (px; ``None``: the training crop)."""
     from ..sample import section_name
 
     out = []
@@ -45,8 +46,9 @@ def iter_features_of(model: Any, samples: Sequence[Any], device: torch.device, *
         if cancel is not None:
             cancel.raise_if_cancelled()
         label = f"section {section_name(adata, i)} ({i + 1} of {len(samples)})"
+        size = sizes[i] if sizes is not None else None
         out.append((yield from iter_sample_features(model, adata, device, cache=cache, patch_cache=patch_cache,
-                                                    cancel=cancel, label=label)))
+                                                    cancel=cancel, label=label, size_px=size)))
     return out
 
 

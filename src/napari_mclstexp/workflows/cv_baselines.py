@@ -100,6 +100,8 @@ def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: 
     from ..data.patches import sample_patches
     from ..model.ridge import fit_ridge
     from ..predict.baseline import histogram_knn_predict
+    from ..predict.spots import patch_px_for
+    from ..sample import microns_per_pixel
     from ..train.features import sample_patch_px
     from ..train.frozen import iter_features_of
 
@@ -115,14 +117,15 @@ def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: 
         feature_cache = FeatureCache()
     cache = feature_cache if frozen else None
     dev = torch.device(device)
+    test_px = patch_px_for(bundle, microns_per_pixel(test))  # the test section's crops, as the model's
     feats = yield from iter_features_of(model, [*train_samples, test], dev, cache=cache, patch_cache=patch_cache,
-                                        cancel=cancel)
+                                        sizes=[None] * len(train_samples) + [test_px], cancel=cancel)
     w, b = fit_ridge(np.concatenate(feats[:-1]), tr_x, seed=int(cfg.seed))
     out["ridge"] = _score(pred, feats[-1] @ w.T + b, test, norm, hvgs)
     out_px = int(cfg.input_px)
     tr_p = np.concatenate([sample_patches(a, sample_patch_px(a, cfg), out_px, patch_cache, cancel)
                            for a in train_samples])
-    te_p = sample_patches(test, sample_patch_px(test, cfg), out_px, patch_cache, cancel)
+    te_p = sample_patches(test, test_px, out_px, patch_cache, cancel)
     k = int(bundle.config.get("k", 50))
     out["histogram"] = _score(pred, histogram_knn_predict(tr_p, tr_x, te_p, k), test, norm, hvgs)
     out["mean"] = _score(pred, np.broadcast_to(tr_x.mean(0), (test.n_obs, len(genes))), test, norm, hvgs)
