@@ -1,4 +1,4 @@
-"""npe2 readers: ``.h5ad`` samples, Visium and her2st folders, whole-slide images.
+"""npe2 readers: ``.h5ad`` samples, Visium, Visium HD and her2st folders, whole-slide images.
 
 Each reader returns layer data tuples: the slide as a lazy multiscale Image (when the sample names an
 existing image) and the spots as a Points layer.  Readers never modify what they read.
@@ -48,6 +48,8 @@ def get_reader(path: str | list[str]) -> ReaderFunction | None:
         return read_h5ad_layers
     if is_her2st_folder(p):
         return read_her2st_layers
+    if p.is_dir() and is_visium_hd_folder(p):
+        return read_visium_hd_layers
     if is_visium_folder(p):
         return read_visium_layers
     if name.endswith(WSI_SUFFIXES):
@@ -69,6 +71,28 @@ def read_visium_layers(path: str | list[str]) -> list[tuple]:
     from .io.visium import read_visium
 
     return sample_layers(read_visium(_single(path)))
+
+
+def is_visium_hd_folder(path: Path) -> bool:
+    """A Space Ranger HD run (``binned_outputs/square_XXXum/``) given as the sample, ``outs`` or itself."""
+    from .io.visium_hd import is_visium_hd_folder as _is_hd
+
+    return _is_hd(path)
+
+
+def read_visium_hd_sample(path: str | os.PathLike):
+    """The sample of a Visium HD folder: its 8 µm bins (else the smallest size written)."""
+    from .io.visium_hd import available_bin_sizes, find_binned_outputs, read_visium_hd
+
+    sizes = available_bin_sizes(find_binned_outputs(path))
+    return read_visium_hd(path, 8 if (8 in sizes or 2 in sizes) else sizes[0])
+
+
+def read_visium_hd_layers(path: str | list[str]) -> list[tuple]:
+    """Layers of a Visium HD folder (:func:`read_visium_hd_sample`)."""
+    from ._qt._layers import sample_layers
+
+    return sample_layers(read_visium_hd_sample(_single(path)))
 
 
 def her2st_sections_with_images(root: str | os.PathLike) -> list[str]:

@@ -16,8 +16,13 @@ from ._worker import DEFERRED, TaskPanel
 
 
 def read_spots(path: str | Path) -> list:
-    """Samples (AnnData) from a ``.h5ad`` file, a her2st folder (sections with images) or a Visium folder."""
-    from .._reader import her2st_sections_with_images, is_her2st_folder, is_visium_folder
+    """Samples (AnnData) from a ``.h5ad`` file, a her2st folder (sections with images), a Visium or Visium HD folder."""
+    from .._reader import (
+        her2st_sections_with_images,
+        is_her2st_folder,
+        is_visium_folder,
+        is_visium_hd_folder,
+    )
 
     p = Path(path)
     if not p.exists():
@@ -30,6 +35,10 @@ def read_spots(path: str | Path) -> list:
         from ..io.her2st import read_her2st
 
         return list(read_her2st(p, sections=her2st_sections_with_images(p)).values())
+    if p.is_dir() and is_visium_hd_folder(p):
+        from .._reader import read_visium_hd_sample
+
+        return [read_visium_hd_sample(p)]
     if is_visium_folder(p):
         from ..io.visium import read_visium
 
@@ -93,7 +102,7 @@ class LoadWidget(QWidget):
         self.slide_edit = PathEdit("slide (.tif, .svs, .ndpi, .ome.tif, .jpg, .png)",
                                    filter="Slides (*.tif *.tiff *.svs *.ndpi *.jpg *.jpeg *.png)")
         self.spots_edit = PathEdit("spots (.h5ad file)", filter="AnnData (*.h5ad)")
-        self.folder_edit = PathEdit("or a Visium / her2st folder", mode="folder")
+        self.folder_edit = PathEdit("or a Visium / Visium HD / her2st folder", mode="folder")
         form = QFormLayout()
         form.addRow("Slide", self.slide_edit)
         form.addRow("Spots", self.spots_edit)

@@ -1,4 +1,5 @@
-"""``mclstexp import her2st DIR --out OUTDIR`` and ``mclstexp import visium DIR --out FILE.h5ad``."""
+"""``mclstexp import her2st DIR --out OUTDIR``, ``import visium DIR --out FILE.h5ad`` and
+``import visium-hd DIR --bin 8|16 --out FILE.h5ad``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ examples:
   mclstexp import her2st ../shared/data/her2st --sections B4,C2 --out samples/
   mclstexp import visium V1_Breast/outs --out V1_Breast.h5ad --image V1_Breast_image.tif
       --image is the full-resolution H&E picture the spot coordinates refer to (TIFF, SVS, JPEG ...).
+  mclstexp import visium-hd HD_sample/outs --bin 8 --out HD_8um.h5ad --image HD_fullres.tif
+      8 µm bins of a Visium HD run (--bin 2, 8, 16 as written; other multiples of 2 µm are summed).
 """
 
 
@@ -31,7 +34,7 @@ def register(subparsers: Any) -> None:
     """Add the ``import`` command with its ``her2st`` and ``visium`` sub-commands."""
     p = subparsers.add_parser(
         "import",
-        help="convert her2st (legacy ST) or 10x Visium folders into .h5ad samples",
+        help="convert her2st (legacy ST), 10x Visium or Visium HD folders into .h5ad samples",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,6 +71,25 @@ def register(subparsers: Any) -> None:
     v.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
     v.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
     v.set_defaults(run=run)
+    hd = kinds.add_parser(
+        "visium-hd",
+        help="10x Genomics Visium HD Space Ranger output folder (binned_outputs/square_XXXum)",
+        description=(
+            "Read one bin size of a Visium HD run: binned_outputs/square_XXXum/filtered_feature_bc_matrix.h5, "
+            "spatial/tissue_positions.parquet and spatial/scalefactors_json.json. Sizes Space Ranger did not "
+            "write (any multiple of 2 µm) are summed from the 2 µm bins. Only bins under tissue are kept. "
+            "Writes one .h5ad file."
+        ),
+    )
+    hd.add_argument("folder", metavar="DIR", help="the sample folder, its outs/ or outs/binned_outputs/")
+    hd.add_argument("--bin", dest="bin_um", type=int, default=8, metavar="UM",
+                    help="bin edge in µm: 2, 8, 16 or another multiple of 2 (default: %(default)s)")
+    hd.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
+    hd.add_argument("--image", metavar="FULLRES",
+                    help="full-resolution H&E image (default: the one Space Ranger recorded, when it exists)")
+    hd.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
+    hd.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
+    hd.set_defaults(run=run)
 
 
 def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[list[tuple[str, Any]]]:
@@ -131,6 +153,28 @@ def run_visium(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_visium_hd(args: argparse.Namespace) -> int:
+    """Import one bin size of a Visium HD folder into one ``.h5ad``."""
+    from ..io.h5ad import write_h5ad
+    from ..io.visium_hd import read_visium_hd
+    from ..sample import image_path
+
+    folder, out = Path(args.folder), Path(args.out)
+    if out.suffix.lower() != ".h5ad":
+        raise OutputError("--out must end in .h5ad", out)
+    inputs = [folder] + ([Path(args.image)] if args.image else [])
+    check_output(out, inputs, overwrite=args.overwrite, suffix=".h5ad")
+    adata = read_visium_hd(folder, args.bin_um, image=args.image, library_id=args.library_id)
+    write_h5ad(adata, out)
+    if not getattr(args, "quiet", False):
+        image = image_path(adata)
+        note = f"image {image}" if image else "expression only (add --image FULLRES to train or predict)"
+        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} bins of {args.bin_um} µm × {adata.n_vars} genes, "
+              f"{note} → {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch on ``args.kind``; returns the exit status."""
-    return run_her2st(args) if args.kind == "her2st" else run_visium(args)
+    runners = {"her2st": run_her2st, "visium": run_visium, "visium-hd": run_visium_hd}
+    return runners[args.kind](args)
