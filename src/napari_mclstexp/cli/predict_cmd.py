@@ -13,6 +13,7 @@ Predict spatial gene expression with a trained model bundle (.mclst).
 
 At spots:     mclstexp predict MODEL.mclst SAMPLE.h5ad --out PRED.h5ad
 Whole slide:  mclstexp predict MODEL.mclst --image SLIDE --out PRED.h5ad [--step-px N]
+Cohort:       mclstexp predict MODEL.mclst --image SLIDE... | --manifest SLIDES.csv --out-dir DIR
 
 Each spot's (or tile's) image patch is embedded and the k most similar training spots are
 retrieved from the bundle's reference bank; the prediction is their expression weighted by 1/d².
@@ -26,6 +27,11 @@ EPILOG = """\
 examples:
   mclstexp predict model.mclst B4.h5ad --out B4_pred.h5ad
   mclstexp predict model.mclst --image slide.ome.tif --out slide_pred.h5ad --step-px 112 --device cuda
+  mclstexp predict model.mclst --manifest cohort.csv --out-dir preds/
+      one preds/<name>.h5ad per slide (written atomically; a rerun skips finished slides), failures
+      recorded in preds/cohort_summary.csv (exit status 1 when any slide failed).  CSV columns: image
+      (required), name, mpp.  Under torchrun the slides are spread over the ranks:
+  torchrun --nproc-per-node 4 -m napari_mclstexp.cli predict model.mclst --manifest c.csv --out-dir p/
 """
 
 
@@ -37,8 +43,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("model", metavar="MODEL.mclst", help="trained model bundle")
     p.add_argument("sample", nargs="?", metavar="SAMPLE.h5ad", help="sample whose spots to predict")
-    p.add_argument("--image", metavar="SLIDE", help="whole-slide image to predict on a tile grid (instead of a sample)")
-    p.add_argument("--out", required=True, metavar="PRED.h5ad", help="output AnnData (written atomically)")
+    p.add_argument("--image", metavar="SLIDE", nargs="+",
+                   help="whole-slide image(s) to predict on a tile grid (instead of a sample); several need --out-dir")
+    p.add_argument("--manifest", metavar="SLIDES.csv",
+                   help="cohort: CSV of slides (column image, optional name and mpp); needs --out-dir")
+    p.add_argument("--out", metavar="PRED.h5ad", help="output AnnData (written atomically)")
+    p.add_argument("--out-dir", metavar="DIR",
+                   help="cohort: folder for one <name>.h5ad per slide and cohort_summary.csv (resumable)")
     p.add_argument("--step-px", type=int, default=None, metavar="N",
                    help="whole slide: distance between tile centres in full-resolution px (default: the patch size)")
     p.add_argument("--min-tissue", type=float, default=0.25, metavar="F",
@@ -62,6 +73,8 @@ def register(subparsers) -> None:
 def _check_paths(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
+    if args.out is None:
+        raise InputError("give --out PRED.h5ad (or --out-dir DIR for several slides)")
     if (args.sample is None) == (args.image is None):
         raise InputError("give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither")
     check_output(args.out, (args.model, args.sample, args.image), suffix=".h5ad")
@@ -79,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from ..io.h5ad import read_sample, write_h5ad
     from ..progress import run_with_progress
 
+    if args.out_dir or args.manifest or (args.image and len(args.image) > 1):
+        from ._predict_cohort import run_cohort
+
+        return run_cohort(args)
+    args.image = args.image[0] if args.image else None
     _check_paths(args)
     bundle = load_bundle(args.model)
     if getattr(args, "encoder_weights", None):
