@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         sample = read_sample(args.sample, require_image=True)
         gen = predict_at_spots(bundle, sample, **options)
         what = "spots"
+        if "bin_grid" in sample.uns:  # Visium HD: every bin, in chunks (bounded memory)
+            from ..predict.bins import predict_at_bins
+
+            gen, what = predict_at_bins(bundle, sample, **options), "bins"
     pred = run_with_progress(gen, disable=quiet)
     write_h5ad(pred, args.out)
     if not quiet:

@@ -60,6 +60,11 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="checkpoint written every epoch (default: MODEL.mclst.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    p.add_argument("--bins-per-epoch", type=int, default=None, metavar="N",
+                   help="binned data (Visium HD): train each epoch on a fresh spatially stratified sample of N "
+                        "bins (patch memory bounded by N) with ~110 µm patches")
+    p.add_argument("--bank-size", type=int, default=None, metavar="N",
+                   help="reference bank of at most N spots/bins (stratified subsample; default: all)")
     p.set_defaults(run=run)
 
 
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     quiet = bool(getattr(args, "quiet", False))
     saved = run_with_progress(
         train_and_save(samples, config, out, genes=args.genes, device=args.device, checkpoint=checkpoint,
-                       resume=args.resume),
+                       resume=args.resume, bins_per_epoch=getattr(args, "bins_per_epoch", None),
+                       bank_size=getattr(args, "bank_size", None)),
         disable=quiet,
     )
     if saved.bundle is None or quiet:  # non-zero ranks of torchrun write and print nothing

@@ -103,6 +103,8 @@ def train_and_save(
     patch_cache: PatchCache | None = None,
     add_suffix: bool = False,
     cancel: CancelToken | None = None,
+    bins_per_epoch: int | None = None,
+    bank_size: int | None = None,
 ) -> ProgressGen[SavedModel]:
     """Generator: train on ``samples``, build the bundle (model + reference bank) and save it atomically.
 
@@ -129,6 +131,11 @@ def train_and_save(
         Add ``.mclst`` to an ``out`` without it.
     cancel
         Checked between training steps.
+    bins_per_epoch
+        Binned data (Visium HD): each epoch trains on a fresh stratified sample of this many bins
+        (:func:`~napari_mclstexp.train.bins.train_on_bins`; ``resume`` does not apply).
+    bank_size
+        The reference bank holds at most this many spots/bins (stratified subsample; ``None``: all).
 
     Returns
     -------
@@ -146,19 +153,30 @@ def train_and_save(
     check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
     cache = patch_cache if patch_cache is not None else PatchCache(default_cache_root())
     kwargs = dict(genes=genes, device=device, checkpoint=ckpt, patch_cache=cache, cancel=cancel)
-    try:
-        result = yield from trainer.train(samples, config, resume=bool(resume), **kwargs)
-    except CheckpointMismatchError as err:
-        if resume != "auto":
-            raise
-        warnings.warn(f"{err.problem}: training afresh (the checkpoint is replaced)", UserWarning, stacklevel=2)
-        result = yield from trainer.train(samples, config, resume=False, **kwargs)
+    for name, value in (("bins per epoch", bins_per_epoch), ("bank size", bank_size)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, not {value}")
+    if bins_per_epoch:
+        from ..train.bins import train_on_bins
+
+        result = yield from train_on_bins(samples, config, bins_per_epoch=int(bins_per_epoch), **kwargs)
+    else:
+        try:
+            result = yield from trainer.train(samples, config, resume=bool(resume), **kwargs)
+        except CheckpointMismatchError as err:
+            if resume != "auto":
+                raise
+            warnings.warn(f"{err.problem}: training afresh (the checkpoint is replaced)", UserWarning, stacklevel=2)
+            result = yield from trainer.train(samples, config, resume=False, **kwargs)
     resumed = result.start_epoch
     if not result.is_main:
         return SavedModel(None, result, path, ckpt, resumed)
-    bundle = make_bundle(result, samples, device=result.device)
+    from ..train.bins import bank_samples
+
+    bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
+    bundle = make_bundle(result, bank, device=result.device)
     if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
-        bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, samples, device=result.device,
+        bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, bank, device=result.device,
                                                                           patch_cache=cache, cancel=cancel)
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
