@@ -173,7 +173,10 @@ def data_layer(adata, mpp: float | None) -> tuple:
     """A sample's spots (measured), or saved predictions as predictions (``_prediction_layers``)."""
     from ..prediction_meta import is_prediction
     from ._prediction_layers import prediction_layer
+    from ._raster_layers import is_binned, raster_layer
 
+    if is_binned(adata):  # Visium HD: far too many bins for Points
+        return raster_layer(adata, mpp, role="predicted" if is_prediction(adata) else "spots")
     return prediction_layer(adata, mpp) if is_prediction(adata) else spots_layer(adata, mpp=mpp)
 
 

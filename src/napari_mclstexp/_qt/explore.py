@@ -304,6 +304,13 @@ class ExploreWidget(QWidget):
         """Recolour one layer; returns seconds spent in napari's own update."""
         if isinstance(layer, Points):
             return set_points_values(layer, values, cmap, self.limits)
+        if "raster" in layer.metadata.get(KEY, {}):  # binned sample or its predictions
+            from ._raster_layers import set_raster_values
+
+            seconds = set_raster_values(layer, values, cmap, self.limits)
+            if role(layer) == "predicted":
+                layer.name = f"predicted {self.gene}"
+            return seconds
         from ..predict.slide import grid_image
 
         image = grid_image(layer_adata(layer), values)
