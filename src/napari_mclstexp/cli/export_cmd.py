@@ -1,4 +1,5 @@
-"""``mclstexp export PRED.h5ad --geojson FILE --csv FILE``: predictions for QuPath and spreadsheets."""
+"""``mclstexp export PRED.h5ad --geojson FILE --csv FILE --spatialdata STORE.zarr``: predictions for QuPath,
+spreadsheets and the scverse tools."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("pred", metavar="PRED.h5ad", help="prediction written by mclstexp predict (or domains)")
     p.add_argument("--geojson", metavar="FILE", help="QuPath GeoJSON file to write")
     p.add_argument("--csv", metavar="FILE", help="CSV table to write")
+    p.add_argument("--spatialdata", metavar="STORE.zarr",
+                   help="SpatialData store: a table annotating spot circles or bin/tile squares (full-res px)")
+    p.add_argument("--embed-slide", action="store_true",
+                   help="with --spatialdata: embed the slide as an image element (default: reference its path)")
     p.add_argument("--genes", metavar="G1,G2", help="genes to export (default: all)")
     p.add_argument("--domains-key", metavar="COLUMN",
                    help="obs column with domain labels (default: 'domain' when present)")
@@ -49,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.export import predictions_to_csv, spots_to_geojson
     from .evaluate_cmd import read_h5ad
 
-    if not (args.geojson or args.csv):
-        raise InputError("nothing to export: give --geojson FILE and/or --csv FILE")
+    if not (args.geojson or args.csv or args.spatialdata):
+        raise InputError("nothing to export: give --geojson FILE, --csv FILE and/or --spatialdata STORE.zarr")
     for out in (args.geojson, args.csv):
         check_output(out, [args.pred])
     pred = read_h5ad(args.pred)
@@ -77,4 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         predictions_to_csv(pred, args.csv, genes=genes, domains=key)
         print(f"wrote {args.csv} ({what})")
+    if args.spatialdata:
+        from ..io.spatialdata_io import write_spatialdata
+
+        write_spatialdata(pred, args.spatialdata, image="embed" if args.embed_slide else "reference")
+        print(f"wrote {args.spatialdata} (SpatialData: {what})")
     return 0

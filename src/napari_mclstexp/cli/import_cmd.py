@@ -90,6 +90,20 @@ def register(subparsers: Any) -> None:
     hd.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
     hd.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
     hd.set_defaults(run=run)
+    sdp = kinds.add_parser(
+        "spatialdata",
+        help="SpatialData .zarr store (image + shapes of spots/bins + the table annotating them)",
+        description=("Read a table of a SpatialData store and the shapes it annotates; spot/bin centres are "
+                     "brought onto the image's pixels through the store's transformations. The image "
+                     "element is written once as a pyramidal OME-TIFF beside the .h5ad. Needs the "
+                     "spatialdata extra."),
+    )
+    sdp.add_argument("folder", metavar="STORE.zarr", help="the SpatialData store")
+    sdp.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
+    sdp.add_argument("--table", metavar="NAME", help="table element (default: the first)")
+    sdp.add_argument("--image", metavar="NAME", help="image element (default: the first)")
+    sdp.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
+    sdp.set_defaults(run=run)
 
 
 def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[list[tuple[str, Any]]]:
@@ -174,7 +188,25 @@ def run_visium_hd(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_spatialdata(args: argparse.Namespace) -> int:
+    """Import one table of a SpatialData store into one ``.h5ad`` (image as ``<out>.image.ome.tif``)."""
+    from ..io.h5ad import write_h5ad
+    from ..io.spatialdata_io import read_spatialdata
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".h5ad":
+        raise OutputError("--out must end in .h5ad", out)
+    check_output(out, [Path(args.folder)], overwrite=args.overwrite, suffix=".h5ad")
+    adata = read_spatialdata(args.folder, table=args.table, image=args.image,
+                             image_out=out.with_suffix(".image.ome.tif"))
+    write_h5ad(adata, out)
+    if not getattr(args, "quiet", False):
+        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} spots × {adata.n_vars} genes → {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch on ``args.kind``; returns the exit status."""
-    runners = {"her2st": run_her2st, "visium": run_visium, "visium-hd": run_visium_hd}
+    runners = {"her2st": run_her2st, "visium": run_visium, "visium-hd": run_visium_hd,
+               "spatialdata": run_spatialdata}
     return runners[args.kind](args)
