@@ -1,39 +1,52 @@
-"""Prediction at every bin of a Visium HD section, in chunks: memory bounded by the chunk, not the section.
+"""Prediction at every bin of a Visium HD section: bounded memory, neighbouring bins read together.
 
-Each chunk of bins goes through :func:`~napari_mclstexp.predict.spots.predict_at_spots` (patches of the
-bundle's µm size centred on the bins, embeddings, chunked retrieval); the pieces are assembled into one
-prediction AnnData with the bins' grid and ``uns['bin_grid']`` kept, so it can be drawn as a raster.
+Bins are spots whose patch (the bundle's µm size, ~110 µm) is centred on the bin; neighbouring bins'
+patches overlap almost entirely, so bins are grouped into square blocks of the bin grid and each block
+is read with one region read from the pyramid level matching the encoder's input scale, by worker
+threads with bounded read-ahead (the whole-slide reader, :mod:`.tiles`).  Batches are embedded and
+retrieved as they come; only per-bin results are kept, so memory does not grow with patches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import time
 from typing import Any
 
 import numpy as np
 
 from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
-#: Bins per chunk: patch memory ≈ chunk × input_px² × 3 bytes (224 px: 3 GB at 20,000).
-DEFAULT_CHUNK = 20_000
+#: Bins per block edge read with one region read (16 × 16 bins of 8 µm = 128 µm + one patch).
+BLOCK_BINS = 16
 
 
-def predict_at_bins(bundle: Any, adata: Any, *, chunk: int = DEFAULT_CHUNK, device: str = "auto",
-                    cancel: CancelToken | None = None, **options: Any) -> ProgressGen[Any]:
-    """Predict expression at every bin of ``adata``, ``chunk`` bins at a time.
+def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | None = None,
+                    distance: str | None = None, batch_size: int | None = None, precision: str = "bf16",
+                    tta: bool | None = None, use_pyramid: bool = True, block_bins: int = BLOCK_BINS,
+                    workers: int | None = None, cancel: CancelToken | None = None) -> ProgressGen[Any]:
+    """Predict expression at every bin of ``adata`` from its H&E image.
 
     Parameters
     ----------
     bundle
         A loaded :class:`~napari_mclstexp.bundle.Bundle`.
     adata
-        Binned sample with its image (never modified).
-    chunk
-        Bins per chunk.
-    device, options
-        As :func:`~napari_mclstexp.predict.spots.predict_at_spots` (``k``, ``distance``,
-        ``batch_size``, ``precision``, ``tta``, ``patch_cache``).
+        Binned sample with its image (``obs['array_row'/'array_col']``; never modified).
+    device, k, distance, batch_size, precision, tta
+        As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
+    use_pyramid
+        Read from the coarsest pyramid level not coarser than the encoder's input scale; ``False``
+        reads level 0 and resizes (then equal to :func:`predict_at_spots`).
+    block_bins
+        Bins per block edge read at once.
+    workers
+        Reading threads (default: CPU count, at most 8).
+    cancel
+        Checked between batches.
 
     Yields
     ------
@@ -43,32 +56,64 @@ def predict_at_bins(bundle: Any, adata: Any, *, chunk: int = DEFAULT_CHUNK, devi
     Returns
     -------
     anndata.AnnData
-        As :func:`predict_at_spots` for all bins, in input order, plus ``uns['bin_grid']``.
+        As :func:`predict_at_spots` (input order, ``obs``, ``obsm['spatial']``), plus ``uns['bin_grid']``.
     """
-    import anndata as ad
+    from ..errors import SampleFormatError
+    from ..io.wsi import open_slide
+    from .embedder import ImageEmbedder
+    from .slide import _launch
+    from .spots import (
+        DEFAULT_BATCH,
+        patch_px_for,
+        prediction_anndata,
+        prepare_model,
+        provenance,
+        resolve,
+    )
+    from .tiles import group_blocks, tile_batches
 
-    from .spots import predict_at_spots
-
-    n = int(adata.n_obs)
-    chunk = max(1, int(chunk))
-    parts, t0 = [], time.perf_counter()
-    yield Progress("bins", 0, n, message=f"{n} bins in chunks of {chunk}")
-    for start in range(0, n, chunk):
-        piece = adata[start : start + chunk]
-        gen = predict_at_spots(bundle, piece, device=device, cancel=cancel, **options)
-        try:
-            while True:
-                next(gen)  # inner stages: the chunk's own bars would flood the CLI
-        except StopIteration as stop:
-            parts.append(stop.value)
-        done = min(start + chunk, n)
-        rate = done / max(time.perf_counter() - t0, 1e-9)
-        yield Progress("bins", done, n, message="bins predicted",
-                       metrics={"bins_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)})
-    pred = parts[0] if len(parts) == 1 else ad.concat(parts, merge="first", uns_merge="first")
-    pred.uns = copy.deepcopy(parts[0].uns)
+    dev = resolve(device)
+    k = int(k or bundle.config["k"])
+    distance = distance or bundle.config["distance"]
+    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    input_px = int(bundle.config["input_px"])
+    patch_px = patch_px_for(bundle, microns_per_pixel(adata))
+    path = image_path(adata)
+    if path is None or not path.is_file():
+        raise SampleFormatError("predicting at bins needs the section's H&E image (import with --image)", path)
+    xy = spot_xy(adata)
+    n, g = len(xy), len(bundle.genes)
+    rows = adata.obs["array_row"].to_numpy(np.int64) if "array_row" in adata.obs else np.floor(xy[:, 1]).astype(int)
+    cols = adata.obs["array_col"].to_numpy(np.int64) if "array_col" in adata.obs else np.floor(xy[:, 0]).astype(int)
+    pred = np.zeros((n, g), np.float32)
+    unc = np.zeros(n, np.float32)
+    emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
+    model = prepare_model(bundle, dev)
+    embedder = ImageEmbedder(model, dev, precision, batch_size, tta=tta)
+    done, t0 = 0, time.perf_counter()
+    yield Progress("bins", 0, n, message=f"{n} bins, {patch_px} px patches")
+    with open_slide(path) as slide:
+        level = slide.best_level(patch_px / input_px) if use_pyramid else 0
+        blocks = group_blocks(cols - cols.min(), rows - rows.min(), max(1, int(block_bins)))
+        batches = tile_batches(slide, xy, blocks, patch_px, input_px, level, batch_size,
+                               int(workers or min(8, os.cpu_count() or 1)), pin=dev.type == "cuda")
+        with contextlib.closing(batches):
+            for idx, batch in batches:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                item = _launch(embedder, batch, idx, bundle.bank, k, distance, dev)
+                item.wait()
+                pred[idx], unc[idx], emb[idx] = item.prediction.numpy(), item.uncertainty.numpy(), item.embedding.numpy()
+                done += len(idx)
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                yield Progress("bins", done, n, message="bins predicted",
+                               metrics={"bins_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)})
+    info = provenance(bundle, k, distance, mode="bins", source_sample=library_id(adata),
+                      source_image_path=str(path), patch_px=int(patch_px), input_px=input_px, level=int(level),
+                      tta=bool(bundle.config.get("tta", False) if tta is None else tta))
+    spatial = adata.uns.get("spatial")
+    out = prediction_anndata(bundle, pred, unc, emb, adata.obs, adata.obsm["spatial"], info,
+                             uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None)
     if "bin_grid" in adata.uns:
-        pred.uns["bin_grid"] = copy.deepcopy(dict(adata.uns["bin_grid"]))
-    pred.uns.setdefault("mclstexp", {})["chunk"] = chunk
-    assert np.array_equal(pred.obs_names, adata.obs_names)
-    return pred
+        out.uns["bin_grid"] = copy.deepcopy(dict(adata.uns["bin_grid"]))
+    return out
