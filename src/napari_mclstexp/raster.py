@@ -59,10 +59,19 @@ class BinRaster:
         shape = (int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1)
         return cls(rows - r0, cols - c0, shape, affine)
 
+    @property
+    def flat(self) -> np.ndarray:
+        """Flat (row-major) raster index of each observation (cached: a gene switch is one scatter)."""
+        cached = self.__dict__.get("_flat")
+        if cached is None:
+            cached = self.rows * self.shape[1] + self.cols
+            object.__setattr__(self, "_flat", cached)
+        return cached
+
     def image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """(rows, cols) float32 raster of per-observation ``values``; ``fill`` where no observation."""
         out = np.full(self.shape, fill, dtype=np.float32)
-        out[self.rows, self.cols] = values
+        np.put(out, self.flat, np.asarray(values, dtype=np.float32))
         return out
 
     def labels(self, values: np.ndarray) -> np.ndarray:
@@ -102,7 +111,10 @@ class GeneColumns:
         if sparse.issparse(X):
             if self._csc is None:
                 self._csc = sparse.csc_matrix(X)
-            col = self._csc[:, j].toarray()
+            csc = self._csc
+            lo, hi = csc.indptr[j], csc.indptr[j + 1]
+            col = np.zeros(csc.shape[0], np.float32)
+            col[csc.indices[lo:hi]] = csc.data[lo:hi]  # no intermediate sparse matrix
         else:
             col = np.asarray(X[:, j])
         return col.ravel().astype(np.float32, copy=False)

@@ -138,3 +138,13 @@ def test_paper_scale_facts_on_a_synthetic_section(synthetic_sample):
     facts = bench.scale_facts(synthetic_sample, genes)
     assert 0 < facts["heg50_shared_genes"] <= len(genes) and -1 <= facts["per_gene_r_median"] <= 1
     assert facts["mean_per_gene"] != facts["mean_per_spot"]
+
+
+def test_visium_hd_benchmark_runs_small(tmp_path):
+    out = tmp_path / "hd.json"
+    done = subprocess.run([sys.executable, str(BENCH / "visium_hd.py"), "--out", str(out), "--bins", "3000",
+                           "--genes", "20", "--parts", "write,import,switch"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert 2500 < result["import"]["bins"] < 3500 and result["switch"]["switch_ms_median"] > 0
