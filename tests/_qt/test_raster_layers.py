@@ -45,3 +45,42 @@ def test_load_visium_hd_folder_as_raster_and_switch_genes(make_napari_viewer, hd
     shown = bins.data[raster.rows, raster.cols]
     np.testing.assert_array_equal(shown > shown.min(), counts > 0)  # normalised, but zero stays lowest
     assert np.isnan(bins.data).sum() == bins.data.size - adata.n_obs
+
+
+def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, qtbot, hd_folder):
+    import anndata as ad
+    from napari.layers import Labels
+
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import data_layer
+    from napari_mclstexp.io.visium_hd import read_visium_hd
+
+    hd = read_visium_hd(hd_folder, 8)
+    rng = np.random.default_rng(0)
+    # predictions as predict_at_bins writes them: dense X over the bins, the bin grid kept
+    pred = ad.AnnData(np.log1p(hd.X.toarray()).astype(np.float32) + rng.normal(0, 0.01, hd.shape).astype(np.float32),
+                      obs=hd.obs.copy(), var=hd.var.copy())
+    pred.obsm["spatial"] = hd.obsm["spatial"]
+    pred.uns.update(spatial=hd.uns["spatial"], bin_grid=hd.uns["bin_grid"],
+                    mclstexp={"bundle": {"genes": list(hd.var_names)}, "mode": "bins"})
+    viewer = make_napari_viewer()
+    (layer,) = add_layer_tuples(viewer, [data_layer(pred, 0.5)])
+    assert layer.metadata["mclstexp"]["role"] == "predicted" and layer.data.shape == (10, 12)
+    domains = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Domains")[1]
+    domains.target.select(layer)
+    domains.k.setValue(3)
+    with qtbot.waitSignal(domains.task.finished, timeout=60_000) as blocker:
+        domains.run()
+    labels, _ = blocker.args[0]
+    (domain_map,) = [lyr for lyr in viewer.layers if isinstance(lyr, Labels)]
+    raster = layer.metadata["mclstexp"]["raster"]
+    assert np.array_equal(domain_map.data[raster.rows, raster.cols], labels + 1)
+    assert (domain_map.data > 0).sum() == pred.n_obs
+    np.testing.assert_allclose(domain_map.affine.affine_matrix, layer.affine.affine_matrix)
+    # Export writes rasters from their AnnData: one row per bin, with the domains of the map
+    import pandas as pd
+
+    export = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Export")[1]
+    export.layer.select(domain_map)
+    table = pd.read_csv(export.export(".csv", str(hd_folder / "bins.csv")))
+    assert len(table) == pred.n_obs and table["domain"].tolist() == labels.tolist()

@@ -116,7 +116,8 @@ class DomainsWidget(QWidget):
         adata = layer_adata(self._layer)
         names = [f"Domain {i}" for i in range(int(labels.max()) + 1)]
         colors = category_colors(len(names))
-        dense = role(self._layer) == "dense"
+        # dense tiles and binned rasters (Visium HD) get a Labels map; spots a Points layer
+        dense = role(self._layer) == "dense" or "raster" in self._layer.metadata.get(KEY, {})
         # a dense layer is renamed by Explore (its gene): name the map after the slide instead
         name = f"{library_id(adata)} domains" if dense else f"{self._layer.name} domains"
         if name in self.viewer.layers:
@@ -139,14 +140,20 @@ class DomainsWidget(QWidget):
 
         from ..predict.slide import grid_image
 
-        image = grid_image(pred, np.asarray(labels) + 1, fill=0).astype(np.int32)
+        raster = self._layer.metadata[KEY].get("raster")
+        if raster is not None:
+            image = raster.labels(np.asarray(labels) + 1)
+        else:
+            image = grid_image(pred, np.asarray(labels) + 1, fill=0).astype(np.int32)
         rgba = {i + 1: (*(c / 255.0), 1.0) for i, c in enumerate(colors)}
         with_domains = pred.copy()
         with_domains.obs["domain"] = pd.Categorical(labels)
         dense = self._layer
         meta = {KEY: {"role": "domain_map", "adata": with_domains, "mpp": dense.metadata[KEY].get("mpp")}}
+        place = ({"affine": dense.affine.affine_matrix} if raster is not None
+                 else {"scale": dense.scale, "translate": dense.translate})
         self.viewer.add_labels(
-            image, name=name, scale=dense.scale, translate=dense.translate, units=dense.units, opacity=0.6,
+            image, name=name, **place, units=dense.units, opacity=0.6,
             colormap=DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **rgba}),
             metadata=meta)
 
