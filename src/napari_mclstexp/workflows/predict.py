@@ -23,7 +23,12 @@ def predict_and_score(bundle: Bundle, adata: AnnData, *, device: str | torch.dev
     measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
     ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
     numbers; NaN kept, so the predictions still write to ``.h5ad``)."""
-    pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
+    if "bin_grid" in adata.uns:  # Visium HD: every bin, block reads, bounded memory
+        from ..predict.bins import predict_at_bins
+
+        pred = yield from predict_at_bins(bundle, adata, device=device, cancel=cancel)
+    else:
+        pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel)
     if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
         try:
             scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
