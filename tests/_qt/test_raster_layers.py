@@ -84,3 +84,23 @@ def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, q
     export.layer.select(domain_map)
     table = pd.read_csv(export.export(".csv", str(hd_folder / "bins.csv")))
     assert len(table) == pred.n_obs and table["domain"].tolist() == labels.tolist()
+
+
+def test_region_review_on_a_raster(make_napari_viewer, hd_folder):
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp._qt._layers import data_layer
+    from napari_mclstexp.io.visium_hd import read_visium_hd
+
+    hd = read_visium_hd(hd_folder, 8)
+    viewer = make_napari_viewer()
+    (layer,) = add_layer_tuples(viewer, [data_layer(hd, 0.5)])
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    explore.target.select(layer)
+    explore.regions.draw_region()
+    # a rectangle in world µm: y 40–80, x 50–100 (full-res px y 80–160, x 100–200)
+    viewer.layers["region"].add_polygons([np.array([[40, 50], [40, 100], [80, 100], [80, 50]], float)])
+    table = explore.regions.rank()
+    xy = hd.obsm["spatial"]
+    expected = (xy[:, 0] > 100) & (xy[:, 0] < 200) & (xy[:, 1] > 80) & (xy[:, 1] < 160)
+    assert table is not None and expected.sum() > 0
+    assert explore.regions.summary.text().startswith(f"{int(expected.sum())} spots inside")

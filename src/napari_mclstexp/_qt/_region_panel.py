@@ -104,4 +104,7 @@ class RegionPanel(QWidget):
 def _to_layer(source, target, vertices: np.ndarray) -> np.ndarray:
     """Vertices of ``source`` layer data → ``target`` layer data coordinates (via world)."""
     world = vertices * np.asarray(source.scale) + np.asarray(source.translate)
+    meta = target.metadata.get("mclstexp", {}) if isinstance(target.metadata, dict) else {}
+    if "raster" in meta:  # a binned raster's data are bins, not pixels: world µm → full-res px
+        return world / float(meta.get("mpp") or 1.0)
     return (world - np.asarray(target.translate)) / np.asarray(target.scale)
