@@ -11,8 +11,8 @@ from .synthetic import region_map, render_he
 
 
 def write_cohort_slides(folder: str | os.PathLike, n: int, *, size_px: tuple[int, int] = (512, 512),
-                        mpp: float = 1.0, n_regions: int = 4, seed: int = 0) -> list[Path]:
-    """Write ``n`` synthetic slides ``slide_000.ome.tif`` … into ``folder`` (created).
+                        mpp: float = 1.0, n_regions: int = 3, seed: int = 0) -> list[Path]:
+    """Write ``n`` synthetic slides ``slide_000.ome.tif`` … into ``folder`` (created), tissue edge to edge.
 
     Parameters
     ----------
@@ -20,6 +20,9 @@ def write_cohort_slides(folder: str | os.PathLike, n: int, *, size_px: tuple[int
         (height, width) of each slide in px.
     mpp
         µm per pixel recorded in each file.
+    n_regions
+        Tissue regions (the first three stain colours: the fourth is pale, fat-like, and tissue
+        detection rightly skips it).
     seed
         Slide ``i`` uses seed ``seed + i``: the cohort is deterministic.
 
