@@ -25,7 +25,7 @@ BLOCK_BINS = 16
 
 
 def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | None = None,
-                    distance: str | None = None, batch_size: int | None = None, precision: str = "bf16",
+                    distance: str | None = None, batch_size: int | None = None, precision: str | None = None,
                     tta: bool | None = None, use_pyramid: bool = True, block_bins: int = BLOCK_BINS,
                     workers: int | None = None, cancel: CancelToken | None = None) -> ProgressGen[Any]:
     """Predict expression at every bin of ``adata`` from its H&E image.
@@ -60,13 +60,13 @@ def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | N
     """
     from ..errors import SampleFormatError
     from ..io.wsi import open_slide
-    from .embedder import ImageEmbedder
     from .slide import _launch
     from .spots import (
         DEFAULT_BATCH,
+        bundle_embedder,
+        bundle_precision,
         patch_px_for,
         prediction_anndata,
-        prepare_model,
         provenance,
         resolve,
     )
@@ -88,8 +88,7 @@ def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | N
     pred = np.zeros((n, g), np.float32)
     unc = np.zeros(n, np.float32)
     emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
-    model = prepare_model(bundle, dev)
-    embedder = ImageEmbedder(model, dev, precision, batch_size, tta=tta)
+    embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta)
     done, t0 = 0, time.perf_counter()
     yield Progress("bins", 0, n, message=f"{n} bins, {patch_px} px patches")
     with open_slide(path) as slide:
@@ -101,7 +100,7 @@ def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | N
             for idx, batch in batches:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                item = _launch(embedder, batch, idx, bundle.bank, k, distance, dev)
+                item = _launch(embedder, batch, idx, bundle, k, distance, dev)
                 item.wait()
                 pred[idx], unc[idx], emb[idx] = item.prediction.numpy(), item.uncertainty.numpy(), item.embedding.numpy()
                 done += len(idx)
