@@ -50,6 +50,7 @@ BENCH_ARGS ?=
 bench: setup
 	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/cpu.py $(BENCH_ARGS)
 	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/region_read.py
+	$(BIN)/python -m pytest -m timing -s tests/_qt/test_fit_and_stalls.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -37,15 +37,17 @@ def test_compiled_encoder_trains_like_eager(eager, synthetic_samples, caplog):
     a, b = state(eager), state(compiled)
     assert a.keys() == b.keys()  # in-place compile: bundles and checkpoints keep their keys
     # fused kernels round differently; one epoch of steps stays close to the eager run: the weights
-    # differ by ~1 % of how far training moved them (Adam amplifies rounding in near-zero gradients,
-    # e.g. of conv biases ahead of batch norm, so this is not checked parameter by parameter)
+    # differ by a few % of how far training moved them (1 % on one CPU, 6.5 % on this project's 2-core
+    # machine with torch 2.14; Adam amplifies rounding in near-zero gradients, e.g. of conv biases ahead
+    # of batch norm, so this is not checked parameter by parameter); a broken compile moves them apart
+    # by as much as training moved them
     assert compiled.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=1e-3)
     torch.manual_seed(7)  # the trainer's initial weights
     init = build_model(eager.config, len(eager.genes), eager.pos_shape).state_dict()
     keys = [k for k in a if a[k].is_floating_point()]
     moved = torch.cat([(a[k] - init[k]).flatten() for k in keys]).norm()
     apart = torch.cat([(b[k] - a[k]).flatten() for k in keys]).norm()
-    assert apart < 0.05 * moved
+    assert apart < 0.1 * moved
     assert compiled.model.image_encoder._compiled_call_impl is None  # returned model runs eagerly
 
 
