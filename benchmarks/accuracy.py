@@ -115,14 +115,19 @@ def table(summary: dict) -> str:
         for method in ("model", "baseline"):
             m = row.get(method) or {}
             dom = row.get("domains", {}).get("predicted_expression" if method == "model" else "none", {})
-            lines.append(f"| {name} | {method if method == 'model' else 'colour-hist kNN'} | "
-                         + " | ".join(f(m.get(k)) for k in METRICS)
-                         + f" | {f(dom.get('ari'))} | {f(dom.get('nmi'))} |")
+            lines.append(
+                f"| {name} | {method if method == 'model' else 'colour-hist kNN'} | "
+                + " | ".join(f(m.get(k)) for k in METRICS)
+                + f" | {f(dom.get('ari'))} | {f(dom.get('nmi'))} |"
+            )
     mean = summary["mean"]
     for method, prefix in (("model", ""), ("colour-hist kNN", "baseline_")):
         dom = (f(mean.get("domain_ari")), f(mean.get("domain_nmi"))) if not prefix else ("–", "–")
-        lines.append(f"| **mean** | {method} | " + " | ".join(f(mean.get(prefix + k)) for k in METRICS)
-                     + f" | {dom[0]} | {dom[1]} |")
+        lines.append(
+            f"| **mean** | {method} | "
+            + " | ".join(f(mean.get(prefix + k)) for k in METRICS)
+            + f" | {dom[0]} | {dom[1]} |"
+        )
     return "\n".join(lines)
 
 
@@ -135,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         return encoders.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
-    ap.add_argument("--preset", default="auto", choices=["auto", "quick", "default", "paper"],
-                    help="auto: default on CUDA, quick otherwise")
+    ap.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", "quick", "default", "paper"],
+        help="auto: default on CUDA, quick otherwise",
+    )
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--weights", help="encoder weights (default: the preset's, random if offline)")
     ap.add_argument("--folds", default=",".join(TEST_SECTIONS))
@@ -178,9 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.gettempdir()) / f"mclstexp-accuracy-{out.stem}"
     pred_dir = work / "pred"
     cache = PatchCache(args.cache or work / "cache")
-    gen = run_cv(list(samples.values()), args.scheme, cfg, out=cv_out, folds=folds, extra=extra,
-                 genes=str(genes) if genes.is_file() else None, device=str(device),
-                 domain_key="cluster_ref", baseline=True, predictions_dir=pred_dir, patch_cache=cache)
+    gen = run_cv(
+        list(samples.values()),
+        args.scheme,
+        cfg,
+        out=cv_out,
+        folds=folds,
+        extra=extra,
+        genes=str(genes) if genes.is_file() else None,
+        device=str(device),
+        domain_key="cluster_ref",
+        baseline=True,
+        predictions_dir=pred_dir,
+        patch_cache=cache,
+    )
     cv_res = run_with_progress(gen)
     doms = domain_references(pred_dir, samples, cfg)
 
@@ -211,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             "model": {k: m.get(k) for k in (*METRICS, "n_spots", "n_genes", "n_nan_genes")},
             "baseline": {k: (fold.get("baseline_metrics") or {}).get(k) for k in METRICS},
             "domains": {
-                "predicted_expression": {"ari": m.get("domain_ari"), "nmi": m.get("domain_nmi"), "k": m.get("domain_k")},
+                "predicted_expression": {
+                    "ari": m.get("domain_ari"),
+                    "nmi": m.get("domain_nmi"),
+                    "k": m.get("domain_k"),
+                },
                 **({k: v for k, v in doms.get(name, {}).items() if k != "k"}),
             },
             "timings": fold.get("timings"),
@@ -229,9 +253,11 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json(summary, out)
     print(summary["table_markdown"])
-    print(f"domains (mean ARI/NMI): embedding {summary['mean'].get('domain_embedding_ari')}/"
-          f"{summary['mean'].get('domain_embedding_nmi')}, measured expression "
-          f"{summary['mean'].get('domain_measured_expression_ari')}/{summary['mean'].get('domain_measured_expression_nmi')}")
+    print(
+        f"domains (mean ARI/NMI): embedding {summary['mean'].get('domain_embedding_ari')}/"
+        f"{summary['mean'].get('domain_embedding_nmi')}, measured expression "
+        f"{summary['mean'].get('domain_measured_expression_ari')}/{summary['mean'].get('domain_measured_expression_nmi')}"
+    )
     print(f"summary: {out}")
     return 0
 

@@ -27,8 +27,19 @@ BUNDLE = ROOT / "sample_data" / "demo_quick.mclst"
 
 
 def _cmd(paths, out: Path) -> list[str]:
-    return ["-m", "napari_mclstexp.cli", "predict", str(BUNDLE), "--image", *map(str, paths), "--out-dir", str(out),
-            "--device", "cpu", "-q"]
+    return [
+        "-m",
+        "napari_mclstexp.cli",
+        "predict",
+        str(BUNDLE),
+        "--image",
+        *map(str, paths),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -63,26 +74,33 @@ def main() -> None:
         paths = write_cohort_slides(tmp / "slides", args.slides, size_px=(args.size_px, args.size_px), seed=11)
         names = [q.name.split(".")[0] for q in paths]
         t0 = time.perf_counter()
-        clean = subprocess.run([sys.executable, *_cmd(paths, tmp / "clean")], env=_env(), capture_output=True,
-                               text=True)
+        clean = subprocess.run(
+            [sys.executable, *_cmd(paths, tmp / "clean")], env=_env(), capture_output=True, text=True
+        )
         result["clean"] = {"exit": clean.returncode, "seconds": time.perf_counter() - t0}
         summary = pd.read_csv(tmp / "clean" / "cohort_summary.csv")
         result["clean"]["tiles"] = int(summary["tiles"].sum())
         result["clean"]["slides_per_min"] = 60 * args.slides / result["clean"]["seconds"]
 
-        proc = subprocess.Popen([sys.executable, *_cmd(paths, tmp / "killed")], env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, *_cmd(paths, tmp / "killed")],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while len(list((tmp / "killed").glob("*.h5ad"))) < args.slides // 2 and proc.poll() is None:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         finished = len(list((tmp / "killed").glob("*.h5ad")))
         t0 = time.perf_counter()
-        rerun = subprocess.run([sys.executable, *_cmd(paths, tmp / "killed")], env=_env(), capture_output=True,
-                               text=True)
+        rerun = subprocess.run(
+            [sys.executable, *_cmd(paths, tmp / "killed")], env=_env(), capture_output=True, text=True
+        )
         summary = pd.read_csv(tmp / "killed" / "cohort_summary.csv")
         result["kill_and_resume"] = {
-            "finished_before_kill": finished, "rerun_exit": rerun.returncode,
+            "finished_before_kill": finished,
+            "rerun_exit": rerun.returncode,
             "rerun_seconds": time.perf_counter() - t0,
             "rerun_skipped": int((summary["status"] == "skipped").sum()),
             "rerun_predicted": int((summary["status"] == "done").sum()),
@@ -93,15 +111,29 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         t0 = time.perf_counter()
-        dist = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                               "--master-port", str(port), *_cmd(paths, tmp / "dist")], env=_env(),
-                              capture_output=True, text=True)
+        dist = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc-per-node",
+                "2",
+                "--master-port",
+                str(port),
+                *_cmd(paths, tmp / "dist"),
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+        )
         summary = pd.read_csv(tmp / "dist" / "cohort_summary.csv")
         result["torchrun_2_cpu"] = {
-            "exit": dist.returncode, "seconds": time.perf_counter() - t0,
+            "exit": dist.returncode,
+            "seconds": time.perf_counter() - t0,
             "slides_per_rank": summary["rank"].value_counts().sort_index().tolist(),
-            "each_slide_once": bool(summary["name"].is_unique and len(summary) == args.slides
-                                    and (summary["status"] == "done").all()),
+            "each_slide_once": bool(
+                summary["name"].is_unique and len(summary) == args.slides and (summary["status"] == "done").all()
+            ),
             "outputs_equal_clean_run": _equal(tmp / "clean", tmp / "dist", names),
         }
     args.out.write_text(json.dumps(result, indent=2))

@@ -56,10 +56,30 @@ if (HERE.parent / "src").is_dir():
     sys.path.insert(1, str(HERE.parent / "src"))
 
 SIZES = {
-    "full": dict(patch_px=224, batch=128, n_patches=1024, pil_patches=384, image_px=2048, quick_image_px=512,
-                 quick_sections=3, quick_epochs=None, slide_px=4096, compile_epochs=6),
-    "tiny": dict(patch_px=64, batch=16, n_patches=64, pil_patches=32, image_px=256, quick_image_px=256,
-                 quick_sections=3, quick_epochs=2, slide_px=768, compile_epochs=2),
+    "full": dict(
+        patch_px=224,
+        batch=128,
+        n_patches=1024,
+        pil_patches=384,
+        image_px=2048,
+        quick_image_px=512,
+        quick_sections=3,
+        quick_epochs=None,
+        slide_px=4096,
+        compile_epochs=6,
+    ),
+    "tiny": dict(
+        patch_px=64,
+        batch=16,
+        n_patches=64,
+        pil_patches=32,
+        image_px=256,
+        quick_image_px=256,
+        quick_sections=3,
+        quick_epochs=2,
+        slide_px=768,
+        compile_epochs=2,
+    ),
 }
 
 
@@ -79,12 +99,17 @@ def bench_pil(s: dict) -> dict:
         item = ds[i]
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert item["image"].shape == (3, s["patch_px"], s["patch_px"])
-    return {"patches_per_s": len(ds) / wall, "patches_per_cpu_s": len(ds) / cpu, "ms_per_patch": 1e3 * wall / len(ds),
-            "patches": len(ds)}
+    return {
+        "patches_per_s": len(ds) / wall,
+        "patches_per_cpu_s": len(ds) / cpu,
+        "ms_per_patch": 1e3 * wall / len(ds),
+        "patches": len(ds),
+    }
 
 
-def bench_tensor(s: dict, patches: torch.Tensor, *, rotate_deg: float, rot90: bool,
-                 jitter: tuple[float, float, float]) -> dict:
+def bench_tensor(
+    s: dict, patches: torch.Tensor, *, rotate_deg: float, rot90: bool, jitter: tuple[float, float, float]
+) -> dict:
     """Cached uint8 patches → batch by index → float → ``augment_batch``, patches/s."""
     from napari_mclstexp.data.augment import augment_batch
 
@@ -103,9 +128,16 @@ def bench_tensor(s: dict, patches: torch.Tensor, *, rotate_deg: float, rot90: bo
         done += b
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert out.shape == (b, 3, s["patch_px"], s["patch_px"]) and 0.0 <= float(out.min()) <= float(out.max()) <= 1.0
-    return {"patches_per_s": done / wall, "patches_per_cpu_s": done / cpu, "ms_per_patch": 1e3 * wall / done,
-            "patches": done,
-            "batch": b, "rotate_deg": rotate_deg, "rot90": rot90, "jitter": list(jitter)}
+    return {
+        "patches_per_s": done / wall,
+        "patches_per_cpu_s": done / cpu,
+        "ms_per_patch": 1e3 * wall / done,
+        "patches": done,
+        "batch": b,
+        "rotate_deg": rotate_deg,
+        "rot90": rot90,
+        "jitter": list(jitter),
+    }
 
 
 def bench_patch_pipeline(s: dict, work: Path) -> dict:
@@ -113,9 +145,13 @@ def bench_patch_pipeline(s: dict, work: Path) -> dict:
     from napari_mclstexp.sample import image_path, spot_xy
     from napari_mclstexp.synthetic import make_synthetic_sample
 
-    adata = make_synthetic_sample(work, image_px=(s["image_px"], s["image_px"]),
-                                  spot_spacing_px=s["image_px"] / np.sqrt(s["n_patches"]) * 0.93,
-                                  n_genes=8, section="PATCHES")
+    adata = make_synthetic_sample(
+        work,
+        image_px=(s["image_px"], s["image_px"]),
+        spot_spacing_px=s["image_px"] / np.sqrt(s["n_patches"]) * 0.93,
+        n_genes=8,
+        section="PATCHES",
+    )
     xy = spot_xy(adata)
     t0 = time.perf_counter()
     cached = extract_patches(image_path(adata), xy, s["patch_px"])
@@ -128,15 +164,24 @@ def bench_patch_pipeline(s: dict, work: Path) -> dict:
     log(f"  cached + tensor augmentation (paper transforms): {paper['patches_per_s']:.0f} patches/s")
     default = bench_tensor(s, patches, rotate_deg=0.0, rot90=True, jitter=(0.2, 0.2, 0.2))
     log(f"  cached + tensor augmentation (default preset): {default['patches_per_s']:.0f} patches/s")
-    small = torch.nn.functional.interpolate(patches.permute(0, 3, 1, 2).float(), size=(64, 64), mode="bilinear",
-                                            antialias=True).round_().clamp_(0, 255).byte().permute(0, 2, 3, 1)
-    quick = bench_tensor({**s, "patch_px": 64}, small.contiguous(), rotate_deg=0.0, rot90=True,
-                         jitter=(0.1, 0.1, 0.1))
+    small = (
+        torch.nn.functional.interpolate(
+            patches.permute(0, 3, 1, 2).float(), size=(64, 64), mode="bilinear", antialias=True
+        )
+        .round_()
+        .clamp_(0, 255)
+        .byte()
+        .permute(0, 2, 3, 1)
+    )
+    quick = bench_tensor({**s, "patch_px": 64}, small.contiguous(), rotate_deg=0.0, rot90=True, jitter=(0.1, 0.1, 0.1))
     log(f"  cached 64 px + tensor augmentation (quick preset): {quick['patches_per_s']:.0f} patches/s")
     return {
-        "patch_px": s["patch_px"], "cached_tensor_quick_64px": quick,
+        "patch_px": s["patch_px"],
+        "cached_tensor_quick_64px": quick,
         "extract_once": {"patches_per_s": len(xy) / extract, "patches": len(xy)},
-        "pil_per_sample": pil, "cached_tensor_paper": paper, "cached_tensor_default": default,
+        "pil_per_sample": pil,
+        "cached_tensor_paper": paper,
+        "cached_tensor_default": default,
         "speedup_paper_transforms": paper["patches_per_s"] / pil["patches_per_s"],
         "speedup_default": default["patches_per_s"] / pil["patches_per_s"],
     }
@@ -153,8 +198,10 @@ def bench_quick(s: dict, work: Path) -> dict:
     from napari_mclstexp.train.trainer import train
 
     px = s["quick_image_px"]
-    samples = [make_synthetic_sample(work / "quick", image_px=(px, px), seed=i, section=f"Q{i}", patient=f"P{i}")
-               for i in range(s["quick_sections"] + 1)]
+    samples = [
+        make_synthetic_sample(work / "quick", image_px=(px, px), seed=i, section=f"Q{i}", patient=f"P{i}")
+        for i in range(s["quick_sections"] + 1)
+    ]
     held_out, train_set = samples[-1], samples[:-1]
     cfg = get_preset("quick")
     if s["quick_epochs"] is not None:
@@ -164,20 +211,27 @@ def bench_quick(s: dict, work: Path) -> dict:
     t_train = time.perf_counter() - t0
     bundle = make_bundle(result, train_set, "cpu")
     t_model, cpu_model = time.perf_counter() - t0, time.process_time() - c0
-    log(f"  quick preset: model in {t_model:.1f} s ({sum(a.n_obs for a in train_set)} spots, "
-        f"{cfg.epochs} epochs)")
+    log(f"  quick preset: model in {t_model:.1f} s ({sum(a.n_obs for a in train_set)} spots, {cfg.epochs} epochs)")
     pred = run(predict_at_spots(bundle, held_out, device="cpu"))
     metrics = evaluate(pred, held_out)
     log(f"  quick preset: held-out ACG {metrics['acg']:.3f}")
-    return {"time_to_model_s": t_model, "time_to_model_cpu_s": cpu_model, "train_s": t_train, "epochs": cfg.epochs,
-            "train_spots": int(sum(a.n_obs for a in train_set)), "n_genes": len(bundle.genes),
-            "image_px": px, "held_out_acg": float(metrics["acg"]), "held_out_heg50": float(metrics["heg50"]),
-            "final_loss": float(result.history[-1]["loss"]) if result.history else None}
+    return {
+        "time_to_model_s": t_model,
+        "time_to_model_cpu_s": cpu_model,
+        "train_s": t_train,
+        "epochs": cfg.epochs,
+        "train_spots": int(sum(a.n_obs for a in train_set)),
+        "n_genes": len(bundle.genes),
+        "image_px": px,
+        "held_out_acg": float(metrics["acg"]),
+        "held_out_heg50": float(metrics["heg50"]),
+        "final_loss": float(result.history[-1]["loss"]) if result.history else None,
+    }
 
 
 def bench_slide(s: dict, work: Path) -> dict:
     """Whole-slide prediction on the CPU with the demo bundle: tiles/s, TTA off and on."""
-    from gpu_parts import synthetic_slide
+    from gpu_infer import synthetic_slide
 
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
@@ -187,17 +241,27 @@ def bench_slide(s: dict, work: Path) -> dict:
 
     bundle = load_bundle(sample_data_dir() / "demo_quick.mclst")
     slide = write_pyramid_tiff(work / "cpu_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
-    out: dict = {"slide_px": s["slide_px"], "preset": bundle.config.get("preset"),
-                 "input_px": int(bundle.config["input_px"]), "bank_spots": len(bundle.bank)}
+    out: dict = {
+        "slide_px": s["slide_px"],
+        "preset": bundle.config.get("preset"),
+        "input_px": int(bundle.config["input_px"]),
+        "bank_spots": len(bundle.bank),
+    }
     for tta in (False, True):
         t0, c0 = time.perf_counter(), time.process_time()
         pred = run(predict_whole_slide(bundle, slide, device="cpu", tta=tta))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         key = "tta" if tta else "no_tta"
-        out[key] = {"tiles": int(pred.n_obs), "seconds": wall, "tiles_per_s": pred.n_obs / wall,
-                    "tiles_per_cpu_s": pred.n_obs / max(cpu, 1e-9)}
-        log(f"  whole slide {s['slide_px']} px, TTA {'on' if tta else 'off'}: {pred.n_obs} tiles in {wall:.1f} s "
-            f"= {pred.n_obs / wall:.0f} tiles/s")
+        out[key] = {
+            "tiles": int(pred.n_obs),
+            "seconds": wall,
+            "tiles_per_s": pred.n_obs / wall,
+            "tiles_per_cpu_s": pred.n_obs / max(cpu, 1e-9),
+        }
+        log(
+            f"  whole slide {s['slide_px']} px, TTA {'on' if tta else 'off'}: {pred.n_obs} tiles in {wall:.1f} s "
+            f"= {pred.n_obs / wall:.0f} tiles/s"
+        )
     out["tta_cost"] = out["tta"]["seconds"] / out["no_tta"]["seconds"]
     return out
 
@@ -211,8 +275,10 @@ def bench_compile(s: dict, work: Path) -> dict:
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(work / "inductor")  # an honest first compile
     px = s["quick_image_px"]
-    samples = [make_synthetic_sample(work / "compile", image_px=(px, px), seed=i, section=f"C{i}", patient=f"P{i}")
-               for i in range(s["quick_sections"])]
+    samples = [
+        make_synthetic_sample(work / "compile", image_px=(px, px), seed=i, section=f"C{i}", patient=f"P{i}")
+        for i in range(s["quick_sections"])
+    ]
     cfg = get_preset("quick").replace(epochs=s["compile_epochs"])
     runs: dict[str, list[dict]] = {"eager": [], "compiled": []}
     for _ in range(2):  # interleaved: a busy moment on a shared machine hits both
@@ -221,22 +287,29 @@ def bench_compile(s: dict, work: Path) -> dict:
             if result.compiled != (key == "compiled"):
                 raise RuntimeError("torch.compile fell back to eager; see the log")
             h = result.history
-            runs[key].append({"first_epoch_s": h[0]["seconds"],
-                              "epoch_s": float(np.median([e["seconds"] for e in h[1:]])),
-                              "final_loss": h[-1]["loss"]})
+            runs[key].append(
+                {
+                    "first_epoch_s": h[0]["seconds"],
+                    "epoch_s": float(np.median([e["seconds"] for e in h[1:]])),
+                    "final_loss": h[-1]["loss"],
+                }
+            )
     out: dict = {"epochs": cfg.epochs, "train_spots": int(sum(a.n_obs for a in samples)), "runs": runs}
     for key, rs in runs.items():
         out[f"{key}_epoch_s"] = min(r["epoch_s"] for r in rs)
     out["compile_first_epoch_extra_s"] = runs["compiled"][0]["first_epoch_s"] - runs["eager"][0]["first_epoch_s"]
     out["speedup"] = out["eager_epoch_s"] / out["compiled_epoch_s"]
-    log(f"  compile: {out['eager_epoch_s']:.2f} s/epoch eager vs {out['compiled_epoch_s']:.2f} compiled "
-        f"(x{out['speedup']:.2f}); first compile +{out['compile_first_epoch_extra_s']:.1f} s")
+    log(
+        f"  compile: {out['eager_epoch_s']:.2f} s/epoch eager vs {out['compiled_epoch_s']:.2f} compiled "
+        f"(x{out['speedup']:.2f}); first compile +{out['compile_first_epoch_extra_s']:.1f} s"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="CPU speed figures: patch pipeline, quick-preset time to a model, "
-                                            "whole-slide prediction")
+    p = argparse.ArgumentParser(
+        description="CPU speed figures: patch pipeline, quick-preset time to a model, whole-slide prediction"
+    )
     p.add_argument("--tiny", action="store_true", help="tiny sizes (seconds; for tests)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--parts", default="patches,quick,slide,compile")
@@ -247,13 +320,23 @@ def main(argv: list[str] | None = None) -> int:
     s = SIZES["tiny" if args.tiny else "full"]
     from napari_mclstexp.atomic import atomic_write_path
 
-    report = {"device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "tiny": args.tiny,
-              "load_avg_start": os.getloadavg()[0],
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "errors": {}}
+    report = {
+        "device": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "tiny": args.tiny,
+        "load_avg_start": os.getloadavg()[0],
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "errors": {},
+    }
     work = Path(tempfile.mkdtemp(prefix="mclstexp-cpubench-"))
-    parts = {"patches": ("patch_pipeline", bench_patch_pipeline), "quick": ("quick_preset", bench_quick),
-             "slide": ("whole_slide", bench_slide), "compile": ("compile", bench_compile)}
+    parts = {
+        "patches": ("patch_pipeline", bench_patch_pipeline),
+        "quick": ("quick_preset", bench_quick),
+        "slide": ("whole_slide", bench_slide),
+        "compile": ("compile", bench_compile),
+    }
     for name in [w.strip() for w in args.parts.split(",") if w.strip()]:
         key, fn = parts[name]
         log(f"{key}: start")

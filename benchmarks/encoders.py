@@ -13,8 +13,8 @@ Three measurements, one JSON (``benchmarks/results/encoders-<device>.json``):
 2. **Seconds per epoch, frozen vs end to end**, same encoder and input size: the frozen epoch is
    timed by the trainer; the end-to-end epoch is extrapolated from timed training steps (forward,
    backward, update of encoder + heads) to the same number of spots.
-3. **Feature-extraction patches/s** of the encoder on the CPU at 224 px (ViT-S/16 by default; the CV uses ViT-Ti/16 at 112 px
-   to fit a shared 2-core CPU).
+3. **Feature-extraction patches/s** of the encoder on the CPU at 224 px (ViT-S/16 by default; the CV uses
+   ViT-Ti/16 at 112 px to fit a shared 2-core CPU).
 
 Usage::
 
@@ -73,8 +73,17 @@ def cross_patient(samples, cfg, genes, seeds, cache_dir) -> dict:
     seconds = []
     for seed in seeds:
         t0 = time.perf_counter()
-        res = run_with_progress(run_cv(samples, "patient", cfg.replace(seed=seed), genes=genes, device="cpu",
-                                       baseline=True, patch_cache=PatchCache(cache_dir / "patches")))
+        res = run_with_progress(
+            run_cv(
+                samples,
+                "patient",
+                cfg.replace(seed=seed),
+                genes=genes,
+                device="cpu",
+                baseline=True,
+                patch_cache=PatchCache(cache_dir / "patches"),
+            )
+        )
         seconds.append(time.perf_counter() - t0)
         for test, fold in res["folds"].items():
             per = rows.setdefault(test, {m: [] for m in METHODS})
@@ -136,9 +145,14 @@ def epoch_seconds(samples, cfg, genes, steps: int, batch: int) -> dict:
             times.append(time.perf_counter() - t0)
     per_spot = float(np.median(times)) / batch
     e2e_s = per_spot * n_spots
-    return {"n_spots": n_spots, "frozen_s_per_epoch": frozen_s, "end_to_end_s_per_epoch": e2e_s,
-            "end_to_end_extrapolated_from_steps": steps, "end_to_end_batch": batch,
-            "speedup": e2e_s / max(frozen_s, 1e-9)}
+    return {
+        "n_spots": n_spots,
+        "frozen_s_per_epoch": frozen_s,
+        "end_to_end_s_per_epoch": e2e_s,
+        "end_to_end_extrapolated_from_steps": steps,
+        "end_to_end_batch": batch,
+        "speedup": e2e_s / max(frozen_s, 1e-9),
+    }
 
 
 def end_to_end_step(samples, cfg, genes, arch: str, px: int, batch: int, steps: int) -> dict:
@@ -167,8 +181,7 @@ def end_to_end_step(samples, cfg, genes, arch: str, px: int, batch: int, steps: 
         opt.step()
         if i:
             times.append(time.perf_counter() - t0)
-    return {"arch": arch, "input_px": px, "batch": batch, "steps": steps,
-            "s_per_spot": float(np.median(times)) / batch}
+    return {"arch": arch, "input_px": px, "batch": batch, "steps": steps, "s_per_spot": float(np.median(times)) / batch}
 
 
 def patches_per_second(arch: str, px: int, n: int, batch: int) -> dict:
@@ -188,41 +201,66 @@ def patches_per_second(arch: str, px: int, n: int, batch: int) -> dict:
             enc(x)
             done += batch
     s = time.perf_counter() - t0
-    return {"arch": arch, "input_px": px, "dim": dim, "patches": done, "seconds": s, "patches_per_s": done / s,
-            "params_m": sum(p.numel() for p in enc.parameters()) / 1e6}
+    return {
+        "arch": arch,
+        "input_px": px,
+        "dim": dim,
+        "patches": done,
+        "seconds": s,
+        "patches_per_s": done / s,
+        "params_m": sum(p.numel() for p in enc.parameters()) / 1e6,
+    }
 
 
 def table(res: dict) -> str:
     cp = res["cross_patient"]
-    lines = ["| fold | " + " | ".join(f"{m} ACG" for m in METHODS) + " | model HEST PCC | ridge HEST PCC |",
-             "|---" * (len(METHODS) + 3) + "|"]
+    lines = [
+        "| fold | " + " | ".join(f"{m} ACG" for m in METHODS) + " | model HEST PCC | ridge HEST PCC |",
+        "|---" * (len(METHODS) + 3) + "|",
+    ]
 
     def f(v):
         return f"{v:.3f}" if isinstance(v, float) else "–"
 
     for t, per in {**cp["folds"], "mean": cp["mean"]}.items():
-        lines.append(f"| {t} | " + " | ".join(f(per[m]["acg"]) for m in METHODS)
-                     + f" | {f(per['model']['hest_pcc'])} | {f(per['ridge']['hest_pcc'])} |")
+        lines.append(
+            f"| {t} | "
+            + " | ".join(f(per[m]["acg"]) for m in METHODS)
+            + f" | {f(per['model']['hest_pcc'])} | {f(per['ridge']['hest_pcc'])} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="her2st folder (default: ../shared/data/her2st)")
-    p.add_argument("--arch", default="vit_tiny_patch16_224",
-                   help="timm architecture of the CV and the epoch timing (default: ViT-Ti/16, CPU budget)")
-    p.add_argument("--speed-arch", default="vit_small_patch16_224",
-                   help="timm architecture whose 224 px feature extraction is timed (default: ViT-S/16)")
+    p.add_argument(
+        "--arch",
+        default="vit_tiny_patch16_224",
+        help="timm architecture of the CV and the epoch timing (default: ViT-Ti/16, CPU budget)",
+    )
+    p.add_argument(
+        "--speed-arch",
+        default="vit_small_patch16_224",
+        help="timm architecture whose 224 px feature extraction is timed (default: ViT-S/16)",
+    )
     p.add_argument("--input-px", type=int, default=112, help="encoder input for the CV (default 112: CPU budget)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=10, help="contrastive head epochs (default 10; quick preset: 40)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared 2-core CPU two threads ran 3-4x slower per step)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core CPU two threads ran 3-4x slower per step)",
+    )
     p.add_argument("--e2e-steps", type=int, default=2)
     p.add_argument("--out", help="summary JSON (default benchmarks/results/encoders-cpu.json)")
-    p.add_argument("--add-e2e", metavar="ARCH:PX",
-                   help="only time end-to-end steps of timm:ARCH at PX px and add them (vs the measured frozen "
-                        "epoch) to an existing --out JSON")
+    p.add_argument(
+        "--add-e2e",
+        metavar="ARCH:PX",
+        help="only time end-to-end steps of timm:ARCH at PX px and add them (vs the measured frozen "
+        "epoch) to an existing --out JSON",
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -239,8 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MCLSTEXP_CACHE", str(work / "cache"))
     weights = random_weights(args.arch, args.input_px, work / f"{args.arch}-{args.input_px}-random.safetensors")
-    cfg = get_preset("quick").replace(encoder=f"timm:{args.arch}", weights=str(weights), input_px=args.input_px,
-                                      patch_px=224, freeze=True, epochs=args.epochs)
+    cfg = get_preset("quick").replace(
+        encoder=f"timm:{args.arch}",
+        weights=str(weights),
+        input_px=args.input_px,
+        patch_px=224,
+        freeze=True,
+        epochs=args.epochs,
+    )
     samples = [read_her2st_section(root, s) for s in SECTIONS]
     genes = root / "her_hvg_785.npy"
     genes = str(genes) if genes.is_file() else "hvg:300"
@@ -261,11 +305,19 @@ def main(argv: list[str] | None = None) -> int:
         print(step)
         return 0
     t0 = time.perf_counter()
-    res = {"benchmark": "encoders", "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-           "device": "cpu", "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-           "note": ("encoder weights are random (no download possible here): foundation-model accuracy cannot be "
-                    "measured on this machine; the table measures the pipeline and the baselines"),
-           "config": cfg.to_dict(), "genes": genes}
+    res = {
+        "benchmark": "encoders",
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "note": (
+            "encoder weights are random (no download possible here): foundation-model accuracy cannot be "
+            "measured on this machine; the table measures the pipeline and the baselines"
+        ),
+        "config": cfg.to_dict(),
+        "genes": genes,
+    }
     res["features_per_s_224"] = patches_per_second(args.speed_arch, 224, 32, 16)
     res["features_per_s_cv_encoder"] = patches_per_second(args.arch, args.input_px, 64, 32)
     res["cross_patient"] = cross_patient(samples, cfg, genes, list(range(args.seeds)), work)
@@ -277,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     write_json(res, out)
     print(res["table_markdown"])
     e = res["epoch_seconds"]
-    print(f"s/epoch frozen {e['frozen_s_per_epoch']:.2f} vs end to end {e['end_to_end_s_per_epoch']:.1f} "
-          f"({e['speedup']:.0f}×); {args.speed_arch} features at 224 px: {res['features_per_s_224']['patches_per_s']:.1f}/s")
+    print(
+        f"s/epoch frozen {e['frozen_s_per_epoch']:.2f} vs end to end {e['end_to_end_s_per_epoch']:.1f} "
+        f"({e['speedup']:.0f}×); {args.speed_arch} features at 224 px: "
+        f"{res['features_per_s_224']['patches_per_s']:.1f}/s"
+    )
     print(f"summary: {out}")
     return 0
 

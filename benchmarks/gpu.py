@@ -59,29 +59,63 @@ if (HERE.parent / "src").is_dir():
 
 #: Sizes per mode.  Full: HER2+ panel (785 genes), batch 128, 224 px; tiny: seconds on a CPU.
 SIZES = {
-    "full": dict(n_genes=785, batch=128, patch_px=224, train_image_px=1536, train_spacing_px=13.0,
-                 train_sections=2, trunk_batches=(128, 256), trunk_s=8.0, train_s=50.0, train_eager_s=30.0, ref_s=30.0,
-                 ref_image_px=4096, slide_px=16384, warm_slide_px=2048, step_px=112, bank_spots=30000,
-                 infer_s=25.0, direct_s=15.0, direct_spots=8192),
-    "tiny": dict(n_genes=16, batch=8, patch_px=32, train_image_px=192, train_spacing_px=24.0,
-                 train_sections=2, trunk_batches=(8,), trunk_s=1.0, train_s=3.0, train_eager_s=2.0, ref_s=1.5,
-                 ref_image_px=256, slide_px=512, warm_slide_px=128, step_px=32, bank_spots=2000,
-                 infer_s=1.0, direct_s=1.0, direct_spots=64, ref_spots=96),
+    "full": dict(
+        n_genes=785,
+        batch=128,
+        patch_px=224,
+        train_image_px=1536,
+        train_spacing_px=13.0,
+        train_sections=2,
+        trunk_batches=(128, 256),
+        trunk_s=8.0,
+        train_s=50.0,
+        train_eager_s=30.0,
+        ref_s=30.0,
+        ref_image_px=4096,
+        slide_px=16384,
+        warm_slide_px=2048,
+        step_px=112,
+        bank_spots=30000,
+        infer_s=25.0,
+        direct_s=15.0,
+        direct_spots=8192,
+    ),
+    "tiny": dict(
+        n_genes=16,
+        batch=8,
+        patch_px=32,
+        train_image_px=192,
+        train_spacing_px=24.0,
+        train_sections=2,
+        trunk_batches=(8,),
+        trunk_s=1.0,
+        train_s=3.0,
+        train_eager_s=2.0,
+        ref_s=1.5,
+        ref_image_px=256,
+        slide_px=512,
+        warm_slide_px=128,
+        step_px=32,
+        bank_spots=2000,
+        infer_s=1.0,
+        direct_s=1.0,
+        direct_spots=64,
+        ref_spots=96,
+    ),
 }
 #: Seconds kept for the parts after ``train`` (reference, infer, margins).
 RESERVE_AFTER_TRAIN = {"full": 120.0, "tiny": 8.0}
 
+from gpu_infer import part_infer, write_slides  # noqa: E402
 from gpu_parts import (  # noqa: E402  (after the sys.path set-up)
     log,
     make_train_samples,
     part_direct,
-    part_infer,
     part_reference,
     part_train,
     part_trunk,
     peak_gb,
     reset_peak,
-    write_slides,
 )
 from gpu_vit import part_vit  # noqa: E402
 
@@ -116,8 +150,11 @@ def summarise(report: dict, s: dict) -> None:
     if not report["tiny"]:
         inf = report["infer_patches_per_s"]
         report["goals"] = {
-            "train_ge_2200": bool(tr and tr >= 2200), "train_ge_85pct_trunk": bool(tr and trunk and tr >= 0.85 * trunk),
-            "train_ge_5x_reference": bool(tr and ref and tr >= 5 * ref), "infer_ge_8000": bool(inf and inf >= 8000)}
+            "train_ge_2200": bool(tr and tr >= 2200),
+            "train_ge_85pct_trunk": bool(tr and trunk and tr >= 0.85 * trunk),
+            "train_ge_5x_reference": bool(tr and ref and tr >= 5 * ref),
+            "infer_ge_8000": bool(inf and inf >= 8000),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,12 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:K or cpu")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (implied without CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoder (trunk, direct)")
-    p.add_argument("--parts", default="trunk,train,reference,infer,train_eager",
-                   help="comma-separated parts, in order (also: vit, direct)")
+    p.add_argument(
+        "--parts",
+        default="trunk,train,reference,infer,train_eager",
+        help="comma-separated parts, in order (also: vit, direct)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     p.add_argument("--tag", default="", help="appended to the JSON's name (e.g. compile), so runs do not overwrite")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1 in tiny mode, as OpenMP spinning on shared cores costs 10x)",
+    )
     args = p.parse_args(argv)
     t_begin = time.perf_counter()
     from napari_mclstexp.device import resolve_device
@@ -143,13 +187,27 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or 1)
     s = SIZES[mode]
     card = card_name(dev)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", card + (f" {args.tag}" if args.tag else "")).strip("-") + ("-tiny" if tiny else "")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", card + (f" {args.tag}" if args.tag else "")).strip("-") + (
+        "-tiny" if tiny else ""
+    )
     out = args.out / f"gpu-{slug}-{dt.date.today().isoformat()}.json"
-    report = {"device": card, "train_spots_per_s": None, "reference_spots_per_s": None,
-              "infer_patches_per_s": None, "peak_mem_gb": None, "tiny": tiny, "budget_s": args.budget_s,
-              "torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0],
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "sizes": s,
-              "compile": bool(args.compile), "details": {}, "errors": {}}
+    report = {
+        "device": card,
+        "train_spots_per_s": None,
+        "reference_spots_per_s": None,
+        "infer_patches_per_s": None,
+        "peak_mem_gb": None,
+        "tiny": tiny,
+        "budget_s": args.budget_s,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": sys.version.split()[0],
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "sizes": s,
+        "compile": bool(args.compile),
+        "details": {},
+        "errors": {},
+    }
     log(f"device {card} ({dev}), mode {mode}, budget {args.budget_s:.0f} s, torch {torch.__version__}")
     messages = report["engine_log"] = []  # CUDA-graph captures and fallbacks of the engine
     handler = logging.Handler(logging.INFO)
@@ -178,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         value = fut.result()
         if key == "samples" and "logged" not in futures:
             futures["logged"] = True
-            log(f"  synthetic sections: {sum(a.n_obs for a in value)} spots "
-                f"(ready {time.perf_counter() - t_prep:.0f} s after start)")
+            log(
+                f"  synthetic sections: {sum(a.n_obs for a in value)} spots "
+                f"(ready {time.perf_counter() - t_prep:.0f} s after start)"
+            )
         return value
 
     def samples() -> list:
@@ -187,13 +247,26 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = {
         "trunk": lambda: part_trunk(dev, s, args),
-        "train": lambda: part_train(dev, s, args, samples(),
-                                    max(s["train_s"] / 5, min(s["train_s"], left() - RESERVE_AFTER_TRAIN[mode]))),
-        "train_eager": lambda: part_train(dev, s, args, samples(), max(s["train_s"] / 5, min(
-            s["train_eager_s"], left() - 20.0 * (not tiny))), cuda_graph=False),
+        "train": lambda: part_train(
+            dev, s, args, samples(), max(s["train_s"] / 5, min(s["train_s"], left() - RESERVE_AFTER_TRAIN[mode]))
+        ),
+        "train_eager": lambda: part_train(
+            dev,
+            s,
+            args,
+            samples(),
+            max(s["train_s"] / 5, min(s["train_eager_s"], left() - 20.0 * (not tiny))),
+            cuda_graph=False,
+        ),
         "reference": lambda: part_reference(dev, s, max(s["ref_s"] / 3, min(s["ref_s"], left() - 60.0 * (not tiny)))),
-        "infer": lambda: part_infer(dev, s, samples(), lambda: prepared("slides"), max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny))),
-                                    hard_limit_s=max(10.0, left() - 40.0 * (not tiny))),
+        "infer": lambda: part_infer(
+            dev,
+            s,
+            samples(),
+            lambda: prepared("slides"),
+            max(0.0, min(s["infer_s"], left() - 25.0 * (not tiny))),
+            hard_limit_s=max(10.0, left() - 40.0 * (not tiny)),
+        ),
         "vit": lambda: part_vit(dev, tiny, max(1.0, min(10.0 if not tiny else 1.0, (left() - 10.0) / 4)), log),
         "direct": lambda: part_direct(dev, s, args, max(1.0, min(s["direct_s"], left() - 5.0))),
     }
@@ -227,9 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     summarise(report, s)
     report["elapsed_s"] = time.perf_counter() - t_begin
     write_json(out, report)
-    keys = ("device", "train_spots_per_s", "train_step_mode", "train_eager_spots_per_s", "reference_spots_per_s",
-            "infer_patches_per_s", "peak_mem_gb", "speedup_vs_reference", "train_fraction_of_trunk", "vit_patches_per_s",
-            "goals")
+    keys = (
+        "device",
+        "train_spots_per_s",
+        "train_step_mode",
+        "train_eager_spots_per_s",
+        "reference_spots_per_s",
+        "infer_patches_per_s",
+        "peak_mem_gb",
+        "speedup_vs_reference",
+        "train_fraction_of_trunk",
+        "vit_patches_per_s",
+        "goals",
+    )
     log("summary: " + json.dumps({k: report.get(k) for k in keys}, default=float))
     log(f"wrote {out} in {report['elapsed_s']:.0f} s")
     return 0 if not report["errors"] else 1

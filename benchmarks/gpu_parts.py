@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 
@@ -43,18 +41,34 @@ def our_config(s: dict, epochs: int = 1000):
     """The paper model with our pipeline (random weights: offline, and speed does not depend on them)."""
     from napari_mclstexp.model.presets import get_preset
 
-    return get_preset("paper").replace(weights="none", patch_px=s["patch_px"], input_px=s["patch_px"],
-                                       precision="bf16", channels_last=True, pos_table="data",
-                                       batch_size=s["batch"], epochs=epochs)
+    return get_preset("paper").replace(
+        weights="none",
+        patch_px=s["patch_px"],
+        input_px=s["patch_px"],
+        precision="bf16",
+        channels_last=True,
+        pos_table="data",
+        batch_size=s["batch"],
+        epochs=epochs,
+    )
 
 
 def make_train_samples(s: dict, work: Path) -> list:
     from napari_mclstexp.synthetic import make_synthetic_sample
 
     px = s["train_image_px"]
-    return [make_synthetic_sample(work, image_px=(px, px), spot_spacing_px=s["train_spacing_px"],
-                                  n_genes=s["n_genes"], seed=i, section=f"BENCH{i}", patient=f"P{i}")
-            for i in range(s["train_sections"])]
+    return [
+        make_synthetic_sample(
+            work,
+            image_px=(px, px),
+            spot_spacing_px=s["train_spacing_px"],
+            n_genes=s["n_genes"],
+            seed=i,
+            section=f"BENCH{i}",
+            patient=f"P{i}",
+        )
+        for i in range(s["train_sections"])
+    ]
 
 
 def part_trunk(dev: torch.device, s: dict, args) -> dict:
@@ -98,9 +112,13 @@ def part_trunk(dev: torch.device, s: dict, args) -> dict:
         except Exception as err:  # the eager figures stand on their own
             log(f"  trunk graph capture failed: {type(err).__name__}: {err}")
     torch.backends.cudnn.benchmark = False
-    return {"images_per_s": out, "graphed_images_per_s": {str(s["batch"]): graphed} if graphed else None,
-            "precision": "bf16" if dev.type == "cuda" else "fp32",
-            "channels_last": dev.type == "cuda", "compile": bool(args.compile)}
+    return {
+        "images_per_s": out,
+        "graphed_images_per_s": {str(s["batch"]): graphed} if graphed else None,
+        "precision": "bf16" if dev.type == "cuda" else "fp32",
+        "channels_last": dev.type == "cuda",
+        "compile": bool(args.compile),
+    }
 
 
 def trunk_graphed_rate(enc: torch.nn.Module, dev: torch.device, s: dict) -> float:
@@ -176,8 +194,10 @@ def part_train(dev: torch.device, s: dict, args, samples: list, seconds: float, 
             reported = dict(ev.metrics)
             if now - last_log > 10:
                 last_log = now
-                log(f"  train: step {ev.step}, epoch {reported.get('epoch')}, "
-                    f"trainer says {reported.get('spots_per_s', float('nan')):.0f} spots/s")
+                log(
+                    f"  train: step {ev.step}, epoch {reported.get('epoch')}, "
+                    f"trainer says {reported.get('spots_per_s', float('nan')):.0f} spots/s"
+                )
             if now - t_train0 >= seconds and len(events) >= 4:
                 cancel.cancel()
     except StopIteration as stop:
@@ -192,12 +212,19 @@ def part_train(dev: torch.device, s: dict, args, samples: list, seconds: float, 
     n_spots = sum(a.n_obs for a in samples)
     mode = "graph" if reported.get("cuda_graph") else "eager"
     log(f"  train: {rate:.0f} spots/s steady over {steps} steps ({mode} steps)")
-    return {"spots_per_s": rate, "step_mode": mode, "timed_steps": steps, "n_train_spots": n_spots,
-            "patch_stage_s": (t_train0 or t_end) - t0, "train_s": t_end - (t_train0 or t_end),
-            "trainer_reported": reported,
-            "history": result.history if result is not None else None,
-            "config": cfg.to_dict(), "method": "train.trainer.train as shipped, cancelled after the "
-            "time budget; rate between the first step after warm-up and the last step (GPU synced)"}
+    return {
+        "spots_per_s": rate,
+        "step_mode": mode,
+        "timed_steps": steps,
+        "n_train_spots": n_spots,
+        "patch_stage_s": (t_train0 or t_end) - t0,
+        "train_s": t_end - (t_train0 or t_end),
+        "trainer_reported": reported,
+        "history": result.history if result is not None else None,
+        "config": cfg.to_dict(),
+        "method": "train.trainer.train as shipped, cancelled after the "
+        "time budget; rate between the first step after warm-up and the last step (GPU synced)",
+    }
 
 
 def part_reference(dev: torch.device, s: dict, seconds: float) -> dict:
@@ -205,144 +232,26 @@ def part_reference(dev: torch.device, s: dict, seconds: float) -> dict:
 
     torch.backends.cudnn.benchmark = False  # the reference code does not turn it on
     n_spots = s.get("ref_spots")
-    out = benchmark_reference(dev, n_genes=s["n_genes"], batch_size=s["batch"], patch_px=s["patch_px"],
-                              seconds=seconds, image_px=s["ref_image_px"], n_spots=n_spots,
-                              log=lambda m: log(m) if "0 steps" in m else None)
-    out["settings"].update(cudnn_benchmark=torch.backends.cudnn.benchmark,
-                           tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
-                           tf32_cudnn=torch.backends.cudnn.allow_tf32)
-    log(f"  reference: {out['spots_per_s']:.0f} spots/s (loader {out['loader_ms_per_patch']:.2f} ms/patch, "
-        f"model {out['model_ms_per_step']:.1f} ms/step)")
+    out = benchmark_reference(
+        dev,
+        n_genes=s["n_genes"],
+        batch_size=s["batch"],
+        patch_px=s["patch_px"],
+        seconds=seconds,
+        image_px=s["ref_image_px"],
+        n_spots=n_spots,
+        log=lambda m: log(m) if "0 steps" in m else None,
+    )
+    out["settings"].update(
+        cudnn_benchmark=torch.backends.cudnn.benchmark,
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+        tf32_cudnn=torch.backends.cudnn.allow_tf32,
+    )
+    log(
+        f"  reference: {out['spots_per_s']:.0f} spots/s (loader {out['loader_ms_per_patch']:.2f} ms/patch, "
+        f"model {out['model_ms_per_step']:.1f} ms/step)"
+    )
     return out
-
-
-def synthetic_slide(edge_px: int, seed: int = 0) -> np.ndarray:
-    """H&E-like (edge_px, edge_px, 3) uint8 image: one rendered tile repeated (cheap at any size)."""
-    from napari_mclstexp.synthetic import region_map, render_he
-
-    rng = np.random.default_rng(seed)
-    tile = min(edge_px, 2048)
-    base = render_he(region_map((tile, tile), 4, rng, smooth_px=tile / 4), rng)
-    reps = -(-edge_px // tile)
-    return np.tile(base, (reps, reps, 1))[:edge_px, :edge_px]
-
-
-def make_bank_bundle(dev: torch.device, s: dict, samples: list):
-    """A bundle of the paper model (random weights) with a bank of ≥ ``bank_spots`` spots."""
-    from napari_mclstexp.bundle import make_bundle
-    from napari_mclstexp.data.genes import select_genes
-    from napari_mclstexp.model.bank import ReferenceBank
-    from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
-
-    cfg = our_config(s, epochs=1)
-    genes = list(select_genes(samples, None))
-    pos_shape = pos_shape_for(samples, cfg)
-    torch.manual_seed(0)
-    model = build_model(cfg, len(genes), pos_shape).to(dev).eval()
-    fake = SimpleNamespace(model=model, config=cfg, genes=genes, history=[], pos_shape=pos_shape,
-                           train_sections=[str(a.obs["section"].iloc[0]) for a in samples])
-    bundle = make_bundle(fake, samples, dev)
-    missing = s["bank_spots"] - len(bundle.bank)
-    if missing > 0:  # pad with resampled rows + noise: retrieval cost depends on the size only
-        rng = np.random.default_rng(0)
-        rows = rng.integers(0, len(bundle.bank), missing)
-        emb = bundle.bank.embeddings[rows] + rng.normal(0, 0.05, (missing, bundle.bank.dim)).astype(np.float32)
-        extra = ReferenceBank(emb, bundle.bank.expression[rows], genes, np.full(missing, "PAD"),
-                              np.array([f"pad{i}" for i in range(missing)]))
-        bundle.bank = ReferenceBank.concatenate([bundle.bank, extra])
-    return bundle
-
-
-def timed_prediction(dev: torch.device, bundle, slide: Path, step_px: int, hard_limit_s: float) -> dict:
-    """One ``predict_whole_slide`` call, cancelled after ``hard_limit_s`` s (rate from its events then)."""
-    from napari_mclstexp.errors import Cancelled
-    from napari_mclstexp.predict.slide import predict_whole_slide
-    from napari_mclstexp.progress import CancelToken, run
-
-    cancel = CancelToken()
-    seen = [0, 0.0]
-    sync(dev)
-    t0 = time.perf_counter()
-
-    def on_event(ev) -> None:
-        if ev.stage == "predict":
-            seen[:] = [int(ev.step), time.perf_counter() - t0]
-            if seen[1] > hard_limit_s:
-                cancel.cancel()
-
-    try:
-        pred = run(predict_whole_slide(bundle, slide, step_px=step_px, device=str(dev), cancel=cancel), on_event)
-    except Cancelled:
-        n, wall = seen
-        return {"patches": n, "seconds": wall, "patches_per_s": n / max(wall, 1e-9), "cancelled": True}
-    sync(dev)
-    wall = time.perf_counter() - t0
-    return {"patches": int(pred.n_obs), "seconds": wall, "patches_per_s": pred.n_obs / wall, "cancelled": False}
-
-
-def write_slides(s: dict, work: Path) -> tuple[Path, Path]:
-    """The timed slide and a small warm-up slide, as pyramidal OME-TIFFs (mpp 1)."""
-    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
-
-    big = write_pyramid_tiff(work / "bench_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
-    small = write_pyramid_tiff(work / "warm_slide.ome.tif", synthetic_slide(s["warm_slide_px"], 1), mpp=1.0)
-    return big, small
-
-
-def part_infer(dev: torch.device, s: dict, samples: list, slides, seconds: float,
-               hard_limit_s: float) -> dict:
-    from napari_mclstexp.predict.slide import predict_whole_slide
-    from napari_mclstexp.progress import run
-
-    torch.backends.cudnn.benchmark = False  # whatever predict_whole_slide does itself
-    bundle = make_bank_bundle(dev, s, samples)
-    t = time.perf_counter()
-    big, small = slides()
-    log(f"  infer: waited {time.perf_counter() - t:.1f} s for the slides; bank {len(bundle.bank)} spots")
-    warm = run(predict_whole_slide(bundle, small, step_px=s["step_px"], device=str(dev)))
-    log(f"  infer: warm-up predicted {warm.n_obs} patches")
-    runs = []
-    t_part = time.perf_counter()
-    while not runs or time.perf_counter() - t_part < seconds:
-        runs.append(timed_prediction(dev, bundle, big, s["step_px"], hard_limit_s))
-        r = runs[-1]
-        log(f"  infer: {r['patches']} patches in {r['seconds']:.2f} s = {r['patches_per_s']:.0f} patches/s"
-            + (" (cut short)" if r["cancelled"] else ""))
-        if r["patches"] == 0:
-            raise RuntimeError("whole-slide prediction found no tissue on the synthetic slide")
-        if r["cancelled"]:
-            break
-    rates = sorted(r["patches_per_s"] for r in runs)
-    reader = reader_rate(big, s, seconds=min(5.0, max(1.0, seconds / 5)))
-    log(f"  infer: tile reading alone (no model): {reader:.0f} patches/s")
-    return {"patches_per_s": float(np.median(rates)), "reader_patches_per_s": reader, "runs": runs,
-            "bank_spots": len(bundle.bank),
-            "n_genes": len(bundle.genes), "slide_px": s["slide_px"], "step_px": s["step_px"],
-            "patch_px": s["patch_px"], "warmup_patches": int(warm.n_obs)}
-
-
-def reader_rate(slide_path: Path, s: dict, seconds: float) -> float:
-    """Patches/s of ``predict.tiles.tile_batches`` alone: lazy block reads by the worker threads."""
-    import os
-
-    from napari_mclstexp.io.wsi import open_slide
-    from napari_mclstexp.predict.slide import tile_grid
-    from napari_mclstexp.predict.tiles import group_blocks, tile_batches
-
-    with open_slide(slide_path) as slide:
-        grid = tile_grid(slide.shape, s["step_px"], s["patch_px"])
-        rows, cols = np.indices(grid.shape).reshape(2, -1)
-        xy = grid.centres(cols, rows)
-        blocks = group_blocks(cols, rows, 8)
-        gen = tile_batches(slide, xy, blocks, s["patch_px"], s["patch_px"], 0, 256,
-                           min(8, os.cpu_count() or 1), pin=torch.cuda.is_available())
-        t0, n = time.perf_counter(), 0
-        for idx, _ in gen:
-            n += len(idx)
-            if time.perf_counter() - t0 > seconds:
-                break
-        gen.close()
-        return n / (time.perf_counter() - t0)
 
 
 def part_direct(dev: torch.device, s: dict, args, seconds: float) -> dict:
@@ -362,13 +271,19 @@ def part_direct(dev: torch.device, s: dict, args, seconds: float) -> dict:
     patches = torch.randint(0, 256, (n, s["patch_px"], s["patch_px"], 3), dtype=torch.uint8, device=dev)
     expr = torch.rand(n, g, device=dev)
     pos = torch.randint(0, 64, (n, 2), device=dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3,
-                           **({"fused": True} if dev.type == "cuda" else {}))
+    opt = torch.optim.Adam(
+        model.parameters(), lr=1e-4, weight_decay=1e-3, **({"fused": True} if dev.type == "cuda" else {})
+    )
 
     def step() -> None:
         idx = torch.randint(0, n, (b,), device=dev)
-        x = augment_batch(model.to_input(patches[idx]), flips=True, rot90=False, rotate_deg=cfg.rotate_deg,
-                          jitter=tuple(cfg.color_jitter))
+        x = augment_batch(
+            model.to_input(patches[idx]),
+            flips=True,
+            rot90=False,
+            rotate_deg=cfg.rotate_deg,
+            jitter=tuple(cfg.color_jitter),
+        )
         with autocast(dev):
             img, spot = model(x, expr[idx], pos[idx])
         loss = model.loss(img, spot)

@@ -55,9 +55,15 @@ def part_vit(dev: torch.device, tiny: bool, seconds_each: float, log) -> dict:
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
             rate = n / (time.perf_counter() - t)
-        out["models"][label] = {"patches_per_s": rate, "batch": batch, "input_px": px, "embed_dim": dim,
-                                "params_m": n_params / 1e6, "dtype": str(dtype).removeprefix("torch."),
-                                "setup_s": t - t0}
+        out["models"][label] = {
+            "patches_per_s": rate,
+            "batch": batch,
+            "input_px": px,
+            "embed_dim": dim,
+            "params_m": n_params / 1e6,
+            "dtype": str(dtype).removeprefix("torch."),
+            "setup_s": t - t0,
+        }
         log(f"  vit {label}: {rate:.0f} patches/s at batch {batch}, {px} px ({n_params / 1e6:.0f} M params)")
         del model, x
         if dev.type == "cuda":

@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     genes = load_gene_list(root / "her_hvg_785.npy")
     test = samples[args.test]
     train_samples = [samples[s] for s in SECTIONS if s != args.test]
-    cfg = get_preset(args.preset).replace(weights="none", input_px=args.input_px, epochs=args.epochs,
-                                          seed=args.seed)
+    cfg = get_preset(args.preset).replace(weights="none", input_px=args.input_px, epochs=args.epochs, seed=args.seed)
     cache = PatchCache(Path(tempfile.gettempdir()) / "mclstexp-bench-cache")
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.perf_counter()
@@ -112,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         # the same trained model; only the bank's values (and so the truth's scale) differ
         bundle = make_bundle(SimpleNamespace(**{**vars(result), "config": pcfg}), train_samples, "cpu")
         pred = run(predict_at_spots(bundle, test, device="cpu", patch_cache=cache))
-        rows[protocol] = {**summary(evaluate(pred, test)), "scale": info["scale_description"],
-                          "k": pcfg.k, "distance": pcfg.distance}
+        rows[protocol] = {
+            **summary(evaluate(pred, test)),
+            "scale": info["scale_description"],
+            "k": pcfg.k,
+            "distance": pcfg.distance,
+        }
     out = {
         "benchmark": "paper_scale",
         "preset": args.preset,

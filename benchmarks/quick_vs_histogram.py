@@ -60,8 +60,12 @@ def acg(pred: np.ndarray, truth: np.ndarray) -> float:
 
 @torch.inference_mode()
 def embed(model, patches: np.ndarray, batch: int = 128, tta: bool | None = None) -> torch.Tensor:
-    return torch.cat([model.encode_images(torch.from_numpy(np.array(patches[i:i + batch])), tta=tta)
-                      for i in range(0, len(patches), batch)])
+    return torch.cat(
+        [
+            model.encode_images(torch.from_numpy(np.array(patches[i : i + batch])), tta=tta)
+            for i in range(0, len(patches), batch)
+        ]
+    )
 
 
 def save(out: Path, payload: dict) -> None:
@@ -81,22 +85,29 @@ def summarise(runs: list[dict], reference: dict[str, dict]) -> dict:
     for s in seeds:
         rows = [r for r in runs if r["seed"] == s]
         if sorted(r["test"] for r in rows) == tests:
-            per_seed.append({"seed": s, "acg_k200": float(np.mean([r["acg_k200"] for r in rows])),
-                             "acg_k50": float(np.mean([r["acg_k50"] for r in rows])),
-                             "acg_k200_no_tta": float(np.mean([r.get("acg_k200_no_tta", np.nan) for r in rows])),
-                             "train_wall_s": float(np.mean([r["train_wall_s"] for r in rows]))})
+            per_seed.append(
+                {
+                    "seed": s,
+                    "acg_k200": float(np.mean([r["acg_k200"] for r in rows])),
+                    "acg_k50": float(np.mean([r["acg_k50"] for r in rows])),
+                    "acg_k200_no_tta": float(np.mean([r.get("acg_k200_no_tta", np.nan) for r in rows])),
+                    "train_wall_s": float(np.mean([r["train_wall_s"] for r in rows])),
+                }
+            )
     out = {"reference_mean_acg": ref, "reference_best_k": best_k, "complete_seeds": len(per_seed)}
     if per_seed:
         quick = float(np.mean([p["acg_k200"] for p in per_seed]))
-        out.update({
-            "quick_per_seed": per_seed,
-            "quick_mean_acg_k200": quick,
-            "quick_mean_acg_k50": float(np.mean([p["acg_k50"] for p in per_seed])),
-            "quick_mean_acg_k200_no_tta": float(np.mean([p["acg_k200_no_tta"] for p in per_seed])),
-            "quick_std_over_seeds_k200": float(np.std([p["acg_k200"] for p in per_seed])),
-            "relative_gain_vs_best_reference": quick / ref[best_k] - 1.0,
-            "goal_10pct_met": bool(quick >= 1.10 * ref[best_k]),
-        })
+        out.update(
+            {
+                "quick_per_seed": per_seed,
+                "quick_mean_acg_k200": quick,
+                "quick_mean_acg_k50": float(np.mean([p["acg_k50"] for p in per_seed])),
+                "quick_mean_acg_k200_no_tta": float(np.mean([p["acg_k200_no_tta"] for p in per_seed])),
+                "quick_std_over_seeds_k200": float(np.std([p["acg_k200"] for p in per_seed])),
+                "relative_gain_vs_best_reference": quick / ref[best_k] - 1.0,
+                "goal_10pct_met": bool(quick >= 1.10 * ref[best_k]),
+            }
+        )
     return out
 
 
@@ -128,11 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="training device (default: cpu, the quick preset's target)")
     ap.add_argument("--weights", default=None, help="override the preset's encoder weights (e.g. none offline)")
     ap.add_argument("--time-all-four", action="store_true", help="also time quick on all four sections")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                    help="override config fields, e.g. --set weight_decay=0.05 color_jitter=[0.3,0.3,0.3]")
-    ap.add_argument("--out", default=None, help="JSON (default: benchmarks/results/<preset>_vs_histogram[_<device>].json)")
-    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                    help="only merge the runs of earlier result files (e.g. one per seed) into --out")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="override config fields, e.g. --set weight_decay=0.05 color_jitter=[0.3,0.3,0.3]",
+    )
+    ap.add_argument(
+        "--out", default=None, help="JSON (default: benchmarks/results/<preset>_vs_histogram[_<device>].json)"
+    )
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="only merge the runs of earlier result files (e.g. one per seed) into --out",
+    )
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge, Path(args.out or REPO / "benchmarks" / "results" / "quick_vs_histogram.json"))
@@ -159,17 +182,30 @@ def main(argv: list[str] | None = None) -> int:
     patches = {s: np.asarray(sample_patches(a, cfg.patch_px, cfg.input_px, cache)) for s, a in samples.items()}
     out = Path(args.out)
     payload = {
-        "benchmark": name, "device": args.device, "overrides": overrides, "config": cfg.to_dict(), "sections": list(SECTIONS),
-        "tests": args.tests, "n_genes": len(genes) if isinstance(genes, list) else genes,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "python": sys.version.split()[0],
-                    "torch": torch.__version__, "platform": platform.platform()},
-        "reference": {}, "runs": [], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "benchmark": name,
+        "device": args.device,
+        "overrides": overrides,
+        "config": cfg.to_dict(),
+        "sections": list(SECTIONS),
+        "tests": args.tests,
+        "n_genes": len(genes) if isinstance(genes, list) else genes,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": args.threads,
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "reference": {},
+        "runs": [],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     for test in args.tests:
         train_names = [s for s in SECTIONS if s != test]
         gene_list = genes if isinstance(genes, list) else None
         if gene_list is None:
             from napari_mclstexp.data.genes import select_genes
+
             gene_list = select_genes([samples[s] for s in train_names], genes)
         truth = expression_matrix(samples[test], gene_list, cfg.normalization)
         tr_expr = np.concatenate([expression_matrix(samples[s], gene_list, cfg.normalization) for s in train_names])
@@ -183,15 +219,24 @@ def main(argv: list[str] | None = None) -> int:
             train_names = [s for s in SECTIONS if s != test]
             train_samples = [samples[s] for s in train_names]
             t0, c0 = time.perf_counter(), time.process_time()
-            result = run(train(train_samples, cfg.replace(seed=seed), genes=genes, device=args.device,
-                             patch_cache=cache))
+            result = run(
+                train(train_samples, cfg.replace(seed=seed), genes=genes, device=args.device, patch_cache=cache)
+            )
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             bank = build_bank(result.model, train_samples, result.genes, result.config, result.device)
             queries = embed(result.model, patches[test])
             truth = expression_matrix(samples[test], result.genes, cfg.normalization)
-            row = {"seed": seed, "history": result.history, "test": test, "train": train_names, "n_train_spots": int(len(bank.expression)),
-                   "train_wall_s": wall, "train_cpu_s": cpu, "final_loss": result.history[-1]["loss"],
-                   "temperature": result.history[-1]["temperature"]}
+            row = {
+                "seed": seed,
+                "history": result.history,
+                "test": test,
+                "train": train_names,
+                "n_train_spots": int(len(bank.expression)),
+                "train_wall_s": wall,
+                "train_cpu_s": cpu,
+                "final_loss": result.history[-1]["loss"],
+                "temperature": result.history[-1]["temperature"],
+            }
             for k in (50, 200):
                 row[f"acg_k{k}"] = acg(retrieve(queries, bank, k, cfg.distance).prediction, truth)
             if cfg.tta:  # ablation: the same model without test-time augmentation
@@ -204,9 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.time_all_four:
         t0, c0 = time.perf_counter(), time.process_time()
         run(train(list(samples.values()), cfg, genes=genes, device=args.device, patch_cache=cache))
-        payload["all_four_sections"] = {"train_wall_s": time.perf_counter() - t0,
-                                        "train_cpu_s": time.process_time() - c0,
-                                        "n_spots": int(sum(a.n_obs for a in samples.values()))}
+        payload["all_four_sections"] = {
+            "train_wall_s": time.perf_counter() - t0,
+            "train_cpu_s": time.process_time() - c0,
+            "n_spots": int(sum(a.n_obs for a in samples.values())),
+        }
     payload["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     payload["summary"] = summarise(payload["runs"], payload["reference"])
     save(out, payload)

@@ -76,12 +76,14 @@ def reference_transforms():
     """The reference code's training transforms (torchvision, PIL input)."""
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.ColorJitter(0.5, 0.5, 0.5),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomRotation(degrees=180),
-        transforms.ToTensor(),
-    ])
+    return transforms.Compose(
+        [
+            transforms.ColorJitter(0.5, 0.5, 0.5),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomRotation(degrees=180),
+            transforms.ToTensor(),
+        ]
+    )
 
 
 class ReferenceDataset(Dataset):
@@ -120,9 +122,15 @@ def build_reference_model(n_genes: int, *, patch_px: int = 224, pos_rows: int = 
     from napari_mclstexp.model.mclstexp import build_model
     from napari_mclstexp.model.presets import get_preset
 
-    config = get_preset("paper").replace(weights="none", patch_px=patch_px, input_px=patch_px,
-                                         pos_table="fixed", pos_rows=pos_rows, precision="fp32",
-                                         channels_last=False)
+    config = get_preset("paper").replace(
+        weights="none",
+        patch_px=patch_px,
+        input_px=patch_px,
+        pos_table="fixed",
+        pos_rows=pos_rows,
+        precision="fp32",
+        channels_last=False,
+    )
     return build_model(config, n_genes, (pos_rows, pos_rows))
 
 
@@ -180,8 +188,9 @@ def benchmark_reference(
     data = make_reference_data(n_spots, n_genes, image_px=image_px, seed=seed)
     model = build_reference_model(n_genes, patch_px=patch_px, pos_rows=pos_rows).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3)
-    loader = DataLoader(ReferenceDataset(data, patch_px), batch_size=batch_size, shuffle=True,
-                        num_workers=0, drop_last=True)
+    loader = DataLoader(
+        ReferenceDataset(data, patch_px), batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True
+    )
     loader_s = model_s = 0.0
     steps = timed = 0
     losses: list[float] = []
@@ -229,7 +238,13 @@ def benchmark_reference(
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "n_params": int(sum(p.numel() for p in model.parameters())),
-        "settings": {"n_genes": n_genes, "batch_size": batch_size, "patch_px": patch_px,
-                     "pos_rows": pos_rows, "precision": "fp32", "num_workers": 0,
-                     "optimizer": "Adam(lr=1e-4, weight_decay=1e-3)"},
+        "settings": {
+            "n_genes": n_genes,
+            "batch_size": batch_size,
+            "patch_px": patch_px,
+            "pos_rows": pos_rows,
+            "precision": "fp32",
+            "num_workers": 0,
+            "optimizer": "Adam(lr=1e-4, weight_decay=1e-3)",
+        },
     }

@@ -114,8 +114,14 @@ def bench_one(path: Path, mode: str, boxes: list[tuple[int, int]], size: int, th
         assert all(o.shape == (size, size, 3) for o in out)
         mp = len(boxes) * size * size / 1e6
         if not best or mp / wall > best["mp_per_s"]:
-            best = {"mp_per_s": mp / wall, "mp_per_cpu_s": mp / cpu, "wall_s": wall, "megapixels": mp,
-                    "regions": len(boxes), "cache_hit_rate": hits}
+            best = {
+                "mp_per_s": mp / wall,
+                "mp_per_cpu_s": mp / cpu,
+                "wall_s": wall,
+                "megapixels": mp,
+                "regions": len(boxes),
+                "cache_hit_rate": hits,
+            }
     return best
 
 
@@ -141,17 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     from napari_mclstexp.atomic import atomic_write_path
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
 
-    report: dict = {"device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "tiny": args.tiny, "load_avg_start": os.getloadavg()[0],
-                    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    "slide": {"edge_px": s["edge_px"], "tile_px": 256, "compression": "jpeg", "quality": 90},
-                    "region_px": s["region_px"], "repeats": s["repeats"], "results": {}}
+    report: dict = {
+        "device": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "tiny": args.tiny,
+        "load_avg_start": os.getloadavg()[0],
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "slide": {"edge_px": s["edge_px"], "tile_px": 256, "compression": "jpeg", "quality": 90},
+        "region_px": s["region_px"],
+        "repeats": s["repeats"],
+        "results": {},
+    }
     with tempfile.TemporaryDirectory(prefix="mclstexp-readbench-") as work:
         path = Path(work) / "slide.ome.tif"
         t0 = time.perf_counter()
         write_pyramid_tiff(path, synthetic_image(s["edge_px"]), mpp=0.5, tile=256)
-        log(f"wrote a {s['edge_px']}² px JPEG pyramid in {time.perf_counter() - t0:.1f} s "
-            f"({path.stat().st_size / 2**20:.1f} MB)")
+        log(
+            f"wrote a {s['edge_px']}² px JPEG pyramid in {time.perf_counter() - t0:.1f} s "
+            f"({path.stat().st_size / 2**20:.1f} MB)"
+        )
         report["pixels_equal"] = check_equal(path, s)
         for pattern in ("blocks", "random"):
             boxes = boxes_for(s, pattern)
@@ -160,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
                     r = bench_one(path, mode, boxes, s["region_px"], n, s["repeats"])
                     report["results"].setdefault(pattern, {}).setdefault(mode, {})[f"threads_{n}"] = r
                     hit = "" if r["cache_hit_rate"] is None else f", cache hits {100 * r['cache_hit_rate']:.0f}%"
-                    log(f"  {pattern:6s} {mode:14s} {n} thread(s): {r['mp_per_s']:7.1f} MP/s "
-                        f"({r['mp_per_cpu_s']:.1f} MP/CPU-s{hit})")
+                    log(
+                        f"  {pattern:6s} {mode:14s} {n} thread(s): {r['mp_per_s']:7.1f} MP/s "
+                        f"({r['mp_per_cpu_s']:.1f} MP/CPU-s{hit})"
+                    )
     res = report["results"]
     report["speedup_direct_vs_zarr"] = {
-        pattern: {f"threads_{n}": res[pattern]["direct"][f"threads_{n}"]["mp_per_s"]
-                  / res[pattern]["zarr"][f"threads_{n}"]["mp_per_s"] for n in threads}
+        pattern: {
+            f"threads_{n}": res[pattern]["direct"][f"threads_{n}"]["mp_per_s"]
+            / res[pattern]["zarr"][f"threads_{n}"]["mp_per_s"]
+            for n in threads
+        }
         for pattern in res
     }
     report["load_avg_end"] = os.getloadavg()[0]

@@ -33,12 +33,15 @@ def predicted_spots(n: int, n_genes: int, seed: int = 0):
     phases = rng.uniform(0, 2 * np.pi, size=(n_genes, 2))
     X = np.stack([np.sin(xy[:, 0] / 3000 + p[0]) + np.cos(xy[:, 1] / 2000 + p[1]) for p in phases], 1)
     X = (X + rng.normal(0, 0.2, X.shape)).astype(np.float32)
-    a = ad.AnnData(X=X, obs=pd.DataFrame({"uncertainty": rng.random(n).astype(np.float32)},
-                                         index=[f"s{i}" for i in range(n)]),
-                   var=pd.DataFrame(index=[f"GENE{g}" for g in range(n_genes)]))
+    a = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame({"uncertainty": rng.random(n).astype(np.float32)}, index=[f"s{i}" for i in range(n)]),
+        var=pd.DataFrame(index=[f"GENE{g}" for g in range(n_genes)]),
+    )
     a.obsm["spatial"] = xy
-    a.uns["spatial"] = {"BENCH": {"scalefactors": {"spot_diameter_fullres": 55.0},
-                                  "metadata": {"microns_per_pixel": 1.0}}}
+    a.uns["spatial"] = {
+        "BENCH": {"scalefactors": {"spot_diameter_fullres": 55.0}, "metadata": {"microns_per_pixel": 1.0}}
+    }
     return a
 
 
@@ -62,10 +65,15 @@ def gene_switch(viewer, app, n_spots: int, n_genes: int, repeats: int) -> dict:
         app.processEvents()
         to_frame.append(1e3 * (time.perf_counter() - t0))
     viewer.layers.remove(layer)
-    return {"n_spots": n_spots, "n_genes": n_genes, "repeats": repeats,
-            "own_ms_median": float(np.median(own)), "own_ms_max": float(np.max(own)),
-            "napari_face_color_ms_median": float(np.median(in_napari)),
-            "to_frame_ms_median": float(np.median(to_frame))}
+    return {
+        "n_spots": n_spots,
+        "n_genes": n_genes,
+        "repeats": repeats,
+        "own_ms_median": float(np.median(own)),
+        "own_ms_max": float(np.max(own)),
+        "napari_face_color_ms_median": float(np.median(in_napari)),
+        "to_frame_ms_median": float(np.median(to_frame)),
+    }
 
 
 def training_stall(viewer, app, epochs: int) -> dict:
@@ -107,12 +115,18 @@ def training_stall(viewer, app, epochs: int) -> dict:
     gaps = np.diff(ticks) * 1e3
     import os
 
-    return {"epochs": epochs, "wall_s": time.perf_counter() - t0, "ok": done[0] is not None,
-            "load_average_1min": os.getloadavg()[0], "cpu_count": os.cpu_count(),
-            "ticks": len(ticks), "longest_stall_ms": float(gaps.max()),
-            "longest_stall_after": stages[int(np.argmax(gaps))],
-            "longest_stall_at_s": float(ticks[int(np.argmax(gaps))] - t0),
-            "p99_gap_ms": float(np.percentile(gaps, 99))}
+    return {
+        "epochs": epochs,
+        "wall_s": time.perf_counter() - t0,
+        "ok": done[0] is not None,
+        "load_average_1min": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
+        "ticks": len(ticks),
+        "longest_stall_ms": float(gaps.max()),
+        "longest_stall_after": stages[int(np.argmax(gaps))],
+        "longest_stall_at_s": float(ticks[int(np.argmax(gaps))] - t0),
+        "p99_gap_ms": float(np.percentile(gaps, 99)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
     result = {
-        "python": sys.version.split()[0], "napari": napari.__version__, "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "napari": napari.__version__,
+        "machine": platform.machine(),
         "gene_switch": gene_switch(viewer, app, args.spots, args.genes, args.repeats),
         "training": training_stall(viewer, app, args.epochs),
     }

@@ -44,11 +44,25 @@ def part_write(work: Path, n_bins: int, n_genes: int) -> dict:
     cover = 0.85
     side = int(math.ceil(math.sqrt(n_bins / cover)))
     t0 = time.perf_counter()
-    write_visium_hd(work / "HD", n_rows=side, n_cols=side, bins=(8,), n_genes=n_genes, tissue_cover=cover,
-                    geometry=HDGeometry(0.2737, (500.0, 500.0), 0.3), chunk_rows=48, seed=0)
+    write_visium_hd(
+        work / "HD",
+        n_rows=side,
+        n_cols=side,
+        bins=(8,),
+        n_genes=n_genes,
+        tissue_cover=cover,
+        geometry=HDGeometry(0.2737, (500.0, 500.0), 0.3),
+        chunk_rows=48,
+        seed=0,
+    )
     size = sum(p.stat().st_size for p in (work / "HD").rglob("*") if p.is_file())
-    return {"grid": [side, side], "capture_mm": side * 8 / 1000, "seconds": time.perf_counter() - t0,
-            "folder_mb": size / 1e6, "peak_rss_gb": _rss_gb()}
+    return {
+        "grid": [side, side],
+        "capture_mm": side * 8 / 1000,
+        "seconds": time.perf_counter() - t0,
+        "folder_mb": size / 1e6,
+        "peak_rss_gb": _rss_gb(),
+    }
 
 
 def part_import(work: Path) -> dict:
@@ -57,8 +71,15 @@ def part_import(work: Path) -> dict:
     t0 = time.perf_counter()
     adata = read_visium_hd(work / "HD", 8)
     seconds = time.perf_counter() - t0
-    return {"bins": int(adata.n_obs), "genes": int(adata.n_vars), "nnz": int(adata.X.nnz), "seconds": seconds,
-            "peak_rss_gb": _rss_gb(), "target_seconds": 60, "target_peak_gb": 4}
+    return {
+        "bins": int(adata.n_obs),
+        "genes": int(adata.n_vars),
+        "nnz": int(adata.X.nnz),
+        "seconds": seconds,
+        "peak_rss_gb": _rss_gb(),
+        "target_seconds": 60,
+        "target_peak_gb": 4,
+    }
 
 
 def part_switch(work: Path) -> dict:
@@ -76,9 +97,14 @@ def part_switch(work: Path) -> dict:
         t = time.perf_counter()
         image = raster.image(cols(gene))
         times.append(1e3 * (time.perf_counter() - t))
-    return {"bins": int(adata.n_obs), "raster_shape": list(image.shape), "first_use_ms": setup_ms,
-            "switch_ms_median": float(np.median(times)), "switch_ms_max": float(np.max(times)),
-            "target_ms": 15}
+    return {
+        "bins": int(adata.n_obs),
+        "raster_shape": list(image.shape),
+        "first_use_ms": setup_ms,
+        "switch_ms_median": float(np.median(times)),
+        "switch_ms_max": float(np.max(times)),
+        "target_ms": 15,
+    }
 
 
 def _small_section(work: Path) -> Path:
@@ -86,8 +112,17 @@ def _small_section(work: Path) -> Path:
 
     folder = work / "HDsmall"
     if not folder.exists():
-        write_visium_hd(folder, n_rows=96, n_cols=96, bins=(8,), n_genes=33, image=True, image_margin_px=120,
-                        geometry=HDGeometry(1.0, (120.0, 120.0), 0.0), seed=1)
+        write_visium_hd(
+            folder,
+            n_rows=96,
+            n_cols=96,
+            bins=(8,),
+            n_genes=33,
+            image=True,
+            image_margin_px=120,
+            geometry=HDGeometry(1.0, (120.0, 120.0), 0.0),
+            seed=1,
+        )
     return folder
 
 
@@ -108,10 +143,17 @@ def part_predict(work: Path, n_bins: int, n_predict: int) -> dict:
     pred = run(predict_at_bins(bundle, adata, device="cpu"))
     seconds = time.perf_counter() - t0
     rate = pred.n_obs / seconds
-    return {"bins": int(pred.n_obs), "seconds": seconds, "bins_per_s": rate, "patch_px": int(bundle.patch_px),
-            "extrapolated_bins": n_bins, "extrapolated_minutes": n_bins / rate / 60, "peak_rss_gb": _rss_gb(),
-            "note": "shipped quick bundle (smallcnn, 64 px input, 224 px patch at 1 µm/px); first --predict-bins bins "
-                    "of a smaller section with an image; time for all bins extrapolated"}
+    return {
+        "bins": int(pred.n_obs),
+        "seconds": seconds,
+        "bins_per_s": rate,
+        "patch_px": int(bundle.patch_px),
+        "extrapolated_bins": n_bins,
+        "extrapolated_minutes": n_bins / rate / 60,
+        "peak_rss_gb": _rss_gb(),
+        "note": "shipped quick bundle (smallcnn, 64 px input, 224 px patch at 1 µm/px); first --predict-bins bins "
+        "of a smaller section with an image; time for all bins extrapolated",
+    }
 
 
 def part_train(work: Path, bins_per_epoch: int) -> dict:
@@ -127,15 +169,33 @@ def part_train(work: Path, bins_per_epoch: int) -> dict:
     cfg = get_preset("quick").replace(epochs=1, encoder="smallcnn", weights="none")
     t0 = time.perf_counter()
     result = run(train_on_bins([adata], cfg, bins_per_epoch=bins_per_epoch, device="cpu"))
-    return {"section_bins": int(adata.n_obs), "bins_per_epoch": bins_per_epoch, "seconds": time.perf_counter() - t0,
-            "bins_per_s": result.history[-1]["spots_per_s"], "patch_px": int(result.config.patch_px),
-            "peak_rss_gb": _rss_gb()}
+    return {
+        "section_bins": int(adata.n_obs),
+        "bins_per_epoch": bins_per_epoch,
+        "seconds": time.perf_counter() - t0,
+        "bins_per_s": result.history[-1]["spots_per_s"],
+        "patch_px": int(result.config.patch_px),
+        "peak_rss_gb": _rss_gb(),
+    }
 
 
 def _child(part: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--part", part, "--work", str(args.work), "--bins", str(args.bins),
-           "--genes", str(args.genes), "--predict-bins", str(args.predict_bins),
-           "--bins-per-epoch", str(args.bins_per_epoch)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--part",
+        part,
+        "--work",
+        str(args.work),
+        "--bins",
+        str(args.bins),
+        "--genes",
+        str(args.genes),
+        "--predict-bins",
+        str(args.predict_bins),
+        "--bins-per-epoch",
+        str(args.bins_per_epoch),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
@@ -155,10 +215,13 @@ def main() -> None:
     args = p.parse_args()
     warnings.simplefilter("ignore")
     if args.part:
-        fn = {"write": lambda: part_write(args.work, args.bins, args.genes), "import": lambda: part_import(args.work),
-              "switch": lambda: part_switch(args.work),
-              "predict": lambda: part_predict(args.work, args.bins, args.predict_bins),
-              "train": lambda: part_train(args.work, args.bins_per_epoch)}[args.part]
+        fn = {
+            "write": lambda: part_write(args.work, args.bins, args.genes),
+            "import": lambda: part_import(args.work),
+            "switch": lambda: part_switch(args.work),
+            "predict": lambda: part_predict(args.work, args.bins, args.predict_bins),
+            "train": lambda: part_train(args.work, args.bins_per_epoch),
+        }[args.part]
         print(json.dumps(fn()))
         return
     with tempfile.TemporaryDirectory(prefix="mclstexp-hd-bench-") as tmp:

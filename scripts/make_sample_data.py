@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "sample_data", help="folder (default: %(default)s)")
     parser.add_argument("--no-model", dest="model", action="store_false", help="skip training the bundled model")
     parser.add_argument("--model-only", action="store_true", help="only retrain the model (slide and sample kept)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: napari_mclstexp.workflows.demo.DEMO_EPOCHS)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: napari_mclstexp.workflows.demo.DEMO_EPOCHS)"
+    )
     parser.add_argument("--device", default="cpu", help="training device (default: cpu, for reproducibility)")
     args = parser.parse_args(argv)
     out: Path = args.out

@@ -108,8 +108,12 @@ def make_tiny_bundle(synthetic_samples):
         genes = list(synthetic_samples[0].var_names)
         pos_shape = pos_shape_for(synthetic_samples[:2], cfg)
         result = SimpleNamespace(
-            model=build_model(cfg, len(genes), pos_shape), config=cfg, genes=genes,
-            train_sections=["SYN1", "SYN2"], history=list(history), pos_shape=pos_shape,
+            model=build_model(cfg, len(genes), pos_shape),
+            config=cfg,
+            genes=genes,
+            train_sections=["SYN1", "SYN2"],
+            history=list(history),
+            pos_shape=pos_shape,
         )
         return make_bundle(result, synthetic_samples[:2], "cpu", extra_samples=extra_samples)
 

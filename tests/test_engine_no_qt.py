@@ -31,14 +31,20 @@ SCRIPT = textwrap.dedent(
 def test_engine_imports_without_qt_or_napari():
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(sorted(WIDGET_PARTS)), json.dumps(FORBIDDEN)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     modules = result["modules"]
     # the walk really covered the engine
-    for expected in ("napari_mclstexp.io.wsi", "napari_mclstexp.data.patches", "napari_mclstexp.sample",
-                     "napari_mclstexp.cli.import_cmd"):
+    for expected in (
+        "napari_mclstexp.io.wsi",
+        "napari_mclstexp.data.patches",
+        "napari_mclstexp.sample",
+        "napari_mclstexp.cli.import_cmd",
+    ):
         assert expected in modules
     assert not any("_qt" in m for m in modules)
     assert result["loaded"] == [], f"engine modules pulled in {result['loaded']}"

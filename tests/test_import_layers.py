@@ -21,8 +21,14 @@ pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not 
 
 def lint(src: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    return subprocess.run([str(LINT), "--config", str(REPO / "pyproject.toml"), "--no-cache"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_sources_keep_every_contract():
@@ -31,15 +37,21 @@ def test_the_sources_keep_every_contract():
     assert "0 broken" in out.stdout
 
 
-@pytest.mark.parametrize("module, line, contracts", [
-    ("model/spot.py", "from ..train import trainer  # noqa", ["Layers"]),  # a lower layer importing a higher one
-    ("predict/retrieval.py", "from .._qt import _colors  # noqa", ["never imports Qt", "Layers"]),
-    ("data/augment.py", "import qtpy  # noqa", ["never imports Qt"]),
-])
+@pytest.mark.parametrize(
+    "module, line, contracts",
+    [
+        ("model/spot.py", "from ..train import trainer  # noqa", ["Layers"]),  # a lower layer importing a higher one
+        ("predict/retrieval.py", "from .._qt import _colors  # noqa", ["never imports Qt", "Layers"]),
+        ("data/augment.py", "import qtpy  # noqa", ["never imports Qt"]),
+    ],
+)
 def test_a_wrong_import_is_caught(tmp_path, module, line, contracts):
     copy = tmp_path / "src"
-    shutil.copytree(REPO / "src" / "napari_mclstexp", copy / "napari_mclstexp",
-                    ignore=shutil.ignore_patterns("__pycache__", "sample_data"))
+    shutil.copytree(
+        REPO / "src" / "napari_mclstexp",
+        copy / "napari_mclstexp",
+        ignore=shutil.ignore_patterns("__pycache__", "sample_data"),
+    )
     target = copy / "napari_mclstexp" / module
     target.write_text(target.read_text() + f"\n{line}\n")
     out = lint(copy)

@@ -17,8 +17,12 @@ def test_spot_and_whole_slide_predictions_are_told_apart():
     assert meta.is_prediction(spots) and not meta.is_whole_slide(spots) and meta.grid(spots) is None
     assert meta.normalization(spots) == "ln_cpm"  # from the bundle when the top level lacks it
     tiles = plain.copy()
-    tiles.uns["mclstexp"] = {"bundle": {}, "mode": "whole_slide", "normalization": "log10_1e4",
-                             "grid": {"step_px": 112, "origin_xy": [0, 0], "shape": [2, 2]}}
+    tiles.uns["mclstexp"] = {
+        "bundle": {},
+        "mode": "whole_slide",
+        "normalization": "log10_1e4",
+        "grid": {"step_px": 112, "origin_xy": [0, 0], "shape": [2, 2]},
+    }
     assert meta.is_whole_slide(tiles) and meta.grid(tiles)["step_px"] == 112
     assert meta.normalization(tiles) == "log10_1e4"
     tiles.uns["mclstexp"] = "not a mapping"

@@ -50,8 +50,9 @@ def test_whole_slide_tile_grid(tmp_path):
     import anndata as ad
     import pandas as pd
 
-    pred = ad.AnnData(np.ones((2, 1), np.float32),
-                      obs=pd.DataFrame({"array_row": [3, 4], "array_col": [2, 5]}, index=["a", "b"]))
+    pred = ad.AnnData(
+        np.ones((2, 1), np.float32), obs=pd.DataFrame({"array_row": [3, 4], "array_col": [2, 5]}, index=["a", "b"])
+    )
     pred.uns["mclstexp"] = {"grid": {"step_px": 100, "origin_xy": [50.0, 60.0], "shape": [10, 10]}}
     raster = BinRaster.from_adata(pred)
     assert raster.shape == (2, 4)

@@ -26,7 +26,10 @@ HER2ST_FILES = {
     # local path under the cache folder (her2st layout): (commit, path in the repository)
     "ST-cnts/B4.tsv.gz": ("e75e5c53a994726a8ad251aaf653a02d7932eb6a", "data/ST-cnts/B4.tsv.gz"),
     "ST-spotfiles/B4_selection.tsv": ("9f2260c6aa8347996955d53f0a5f06ac14c93470", "data/ST-spotfiles/B4_selection.tsv"),
-    "ST-imgs/B/B4/BT10737_D2_HE.jpg": ("9f2260c6aa8347996955d53f0a5f06ac14c93470", "data/ST-imgs/B/B4/BT10737_D2_HE.jpg"),
+    "ST-imgs/B/B4/BT10737_D2_HE.jpg": (
+        "9f2260c6aa8347996955d53f0a5f06ac14c93470",
+        "data/ST-imgs/B/B4/BT10737_D2_HE.jpg",
+    ),
 }
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 #: Large files may be stored with Git LFS; the raw URL then serves a small pointer file.
@@ -35,7 +38,8 @@ _LFS_POINTER = b"version https://git-lfs"
 
 
 def cache_dir() -> Path:
-    """Download cache: ``$MCLSTEXP_CACHE``, else ``$XDG_CACHE_HOME/napari-mclstexp``, else ``~/.cache/napari-mclstexp``."""
+    """Download cache: ``$MCLSTEXP_CACHE``, else ``$XDG_CACHE_HOME/napari-mclstexp``, else
+    ``~/.cache/napari-mclstexp``."""
     env = os.environ.get("MCLSTEXP_CACHE")
     if env:
         return Path(env).expanduser()

@@ -68,6 +68,5 @@ def write_geojson(path: str, data: Any, meta: dict) -> list[str]:
     from .sample import spot_diameter_px
 
     diameter = spot_diameter_px(adata) or diameter or None
-    spots_to_geojson(adata, path, domains="domain" if "domain" in adata.obs else None,
-                     spot_diameter_px=diameter)
+    spots_to_geojson(adata, path, domains="domain" if "domain" in adata.obs else None, spot_diameter_px=diameter)
     return [path]

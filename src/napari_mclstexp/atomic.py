@@ -41,7 +41,8 @@ def atomic_write_path(path: str | os.PathLike, suffix: str | None = None) -> Ite
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.name}.", suffix=(suffix if suffix is not None else "".join(dest.suffixes)) + ".part",
+        prefix=f".{dest.name}.",
+        suffix=(suffix if suffix is not None else "".join(dest.suffixes)) + ".part",
         dir=dest.parent,
     )
     os.close(fd)

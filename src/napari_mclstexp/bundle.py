@@ -197,14 +197,19 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
     metadata = dict(bundle.metadata)
     metadata.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, config=bundle.config, genes=bundle.genes)
     metadata["bank"] = {
-        "n_spots": len(bank), "dim": bank.dim, "embedding_dtype": bank_dtype, "sections": section_names,
+        "n_spots": len(bank),
+        "dim": bank.dim,
+        "embedding_dtype": bank_dtype,
+        "sections": section_names,
     }
     weights = save_torch({k: v.detach().cpu().contiguous() for k, v in bundle.state_dict.items()})
-    bank_bytes = save_np({
-        "embeddings": np.ascontiguousarray(bank.embeddings, dtype=bank_dtype),
-        "expression": np.ascontiguousarray(bank.expression, dtype=np.float32),
-        "section_index": np.asarray([lookup[s] for s in bank.sections.tolist()], dtype=np.int32),
-    })
+    bank_bytes = save_np(
+        {
+            "embeddings": np.ascontiguousarray(bank.embeddings, dtype=bank_dtype),
+            "expression": np.ascontiguousarray(bank.expression, dtype=np.float32),
+            "section_index": np.asarray([lookup[s] for s in bank.sections.tolist()], dtype=np.int32),
+        }
+    )
     dest = Path(path)
     with atomic_write_path(dest) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -244,7 +249,8 @@ def _check_format(meta: Any, path: Path) -> None:
     if version > FORMAT_VERSION:
         raise BundleError(
             f"bundle format version {version} is newer than this napari-mclstexp supports "
-            f"({FORMAT_VERSION}); upgrade napari-mclstexp", path,
+            f"({FORMAT_VERSION}); upgrade napari-mclstexp",
+            path,
         )
     if version < 1:
         raise BundleError(f"unknown bundle format version {version}", path)

@@ -119,8 +119,15 @@ def run_with_progress(gen: Generator[Progress, Any, T], *, disable: bool = False
                 old.close()
             current.clear()
             # a stage that comes back (an outer loop around inner stages) continues where it was
-            bar = tqdm(total=event.total, desc=event.stage, disable=disable, leave=True, initial=event.step,
-                       mininterval=interval, maxinterval=max(interval, 10.0))
+            bar = tqdm(
+                total=event.total,
+                desc=event.stage,
+                disable=disable,
+                leave=True,
+                initial=event.step,
+                mininterval=interval,
+                maxinterval=max(interval, 10.0),
+            )
             current[event.stage] = bar
         if event.total is not None and bar.total != event.total:
             bar.total = event.total

@@ -195,8 +195,12 @@ def drop_spots_outside(adata: Any, shape: tuple[int, int], path: str | os.PathLi
         return adata
     if n_out == len(inside):
         finite = xy[np.isfinite(xy).all(1)]
-        span = (f"; the spots span x {finite[:, 0].min():.0f}–{finite[:, 0].max():.0f}, "
-                f"y {finite[:, 1].min():.0f}–{finite[:, 1].max():.0f} px" if len(finite) else "")
+        span = (
+            f"; the spots span x {finite[:, 0].min():.0f}–{finite[:, 0].max():.0f}, "
+            f"y {finite[:, 1].min():.0f}–{finite[:, 1].max():.0f} px"
+            if len(finite)
+            else ""
+        )
         raise SpotMatchError(
             f"none of the {n_out} spots lies inside the image ({w} × {h} px){span}: is it the "
             "full-resolution image the spot coordinates refer to?",

@@ -216,7 +216,9 @@ def tissue_mask(shape: tuple[int, int], rng: np.random.Generator, cover: float =
     h, w = shape
     yy, xx = np.mgrid[0:h:8, 0:w:8]
     r = np.hypot((yy - h / 2) / (0.5 * h), (xx - w / 2) / (0.5 * w))
-    wobble = ndimage.zoom(ndimage.gaussian_filter(rng.normal(size=(8, 8)), 1.0), (yy.shape[0] / 8, yy.shape[1] / 8), order=3)
+    wobble = ndimage.zoom(
+        ndimage.gaussian_filter(rng.normal(size=(8, 8)), 1.0), (yy.shape[0] / 8, yy.shape[1] / 8), order=3
+    )
     wobble = wobble[: yy.shape[0], : yy.shape[1]] / max(np.abs(wobble).max(), 1e-9)
     small = r + 0.12 * wobble < np.sqrt(cover)
     return np.repeat(np.repeat(small, 8, axis=0), 8, axis=1)[:h, :w]

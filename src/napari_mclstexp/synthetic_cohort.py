@@ -10,8 +10,15 @@ import numpy as np
 from .synthetic import region_map, render_he
 
 
-def write_cohort_slides(folder: str | os.PathLike, n: int, *, size_px: tuple[int, int] = (512, 512),
-                        mpp: float = 1.0, n_regions: int = 3, seed: int = 0) -> list[Path]:
+def write_cohort_slides(
+    folder: str | os.PathLike,
+    n: int,
+    *,
+    size_px: tuple[int, int] = (512, 512),
+    mpp: float = 1.0,
+    n_regions: int = 3,
+    seed: int = 0,
+) -> list[Path]:
     """Write ``n`` synthetic slides ``slide_000.ome.tif`` … into ``folder`` (created), tissue edge to edge.
 
     Parameters
@@ -39,6 +46,5 @@ def write_cohort_slides(folder: str | os.PathLike, n: int, *, size_px: tuple[int
     for i in range(n):
         rng = np.random.default_rng(seed + i)
         he = render_he(region_map(size_px, n_regions, rng, smooth_px=120.0), rng)
-        paths.append(write_pyramid_tiff(folder / f"slide_{i:03d}.ome.tif", he, mpp=mpp, tile=256,
-                                        compression="zlib"))
+        paths.append(write_pyramid_tiff(folder / f"slide_{i:03d}.ome.tif", he, mpp=mpp, tile=256, compression="zlib"))
     return paths

@@ -58,8 +58,9 @@ class HDGeometry:
         return self.centres(np.asarray(rows) * f + c, np.asarray(cols) * f + c)
 
 
-def write_10x_h5(path: Path, X: sparse.csr_matrix, barcodes: list[str], genes: list[str],
-                 library_id: str = "synthetic") -> Path:
+def write_10x_h5(
+    path: Path, X: sparse.csr_matrix, barcodes: list[str], genes: list[str], library_id: str = "synthetic"
+) -> Path:
     """Write bins × genes counts as a Space Ranger v3 ``filtered_feature_bc_matrix.h5``."""
     X = sparse.csr_matrix(X)  # bins × genes CSR == genes × bins CSC, the 10x layout
     kw = {"compression": "gzip", "compression_opts": 1} if X.nnz > 1000 else {}
@@ -148,16 +149,22 @@ def write_visium_hd(
     # region map on a coarse µm lattice (one cell per 8 µm), shared by counts and image
     span_um = (n_rows * fine, n_cols * fine)
     cell_um = 8.0
-    lattice = region_map((max(4, int(span_um[0] / cell_um)), max(4, int(span_um[1] / cell_um))), n_regions, rng,
-                         smooth_px=max(4.0, 150.0 / cell_um))
+    lattice = region_map(
+        (max(4, int(span_um[0] / cell_um)), max(4, int(span_um[1] / cell_um))),
+        n_regions,
+        rng,
+        smooth_px=max(4.0, 150.0 / cell_um),
+    )
     means, genes = _gene_means(n_genes, n_regions, rng)
     rr, cc = np.indices((n_rows, n_cols)).reshape(2, -1)
     # tissue: ellipse in grid units covering tissue_cover of the area
     ny, nx = (rr + 0.5) / n_rows - 0.5, (cc + 0.5) / n_cols - 0.5
     radius = math.sqrt(tissue_cover / math.pi)
     in_tissue = (nx**2 + ny**2) <= radius**2
-    labels = lattice[np.minimum((rr * fine / cell_um).astype(int), lattice.shape[0] - 1),
-                     np.minimum((cc * fine / cell_um).astype(int), lattice.shape[1] - 1)]
+    labels = lattice[
+        np.minimum((rr * fine / cell_um).astype(int), lattice.shape[0] - 1),
+        np.minimum((cc * fine / cell_um).astype(int), lattice.shape[1] - 1),
+    ]
     area = (fine / 8.0) ** 2
     parts = []
     for start in range(0, n_rows * n_cols, chunk_rows * n_cols):
@@ -170,10 +177,13 @@ def write_visium_hd(
 
     image_path = None
     if image:
-        image_path = _write_image(root, lattice, cell_um, geometry, n_rows * f_fine, n_cols * f_fine,
-                                  image_margin_px, rng)
-        (root / "_invocation").write_text(f'@include "spatial_pipeline.mro"\ncall SPATIAL_RNA_COUNTER(\n'
-                                          f'    tissue_image_paths = ["{image_path.resolve()}"],\n)\n')
+        image_path = _write_image(
+            root, lattice, cell_um, geometry, n_rows * f_fine, n_cols * f_fine, image_margin_px, rng
+        )
+        (root / "_invocation").write_text(
+            f'@include "spatial_pipeline.mro"\ncall SPATIAL_RNA_COUNTER(\n'
+            f'    tissue_image_paths = ["{image_path.resolve()}"],\n)\n'
+        )
     for b in bins:
         f = b // fine
         if f == 1:
@@ -183,32 +193,64 @@ def write_visium_hd(
             X, rows, cols = aggregate_bins(X_fine, rr, cc, f)
             t_idx = np.unique((rr[in_tissue] // f) * (int(cols.max()) + 1) + cc[in_tissue] // f)
             tissue = np.isin(rows * (int(cols.max()) + 1) + cols, t_idx)
-        _write_square(outs / "binned_outputs" / bin_folder_name(b), b, X, rows, cols, tissue, genes, geometry,
-                      root.name)
+        _write_square(
+            outs / "binned_outputs" / bin_folder_name(b), b, X, rows, cols, tissue, genes, geometry, root.name
+        )
     return outs
 
 
-def _write_square(square: Path, b: int, X: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
-                  tissue: np.ndarray, genes: list[str], geometry: HDGeometry, library_id: str) -> None:
+def _write_square(
+    square: Path,
+    b: int,
+    X: sparse.csr_matrix,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    tissue: np.ndarray,
+    genes: list[str],
+    geometry: HDGeometry,
+    library_id: str,
+) -> None:
     """One ``square_XXXum`` folder: filtered matrix (in-tissue bins), positions of all bins, scale factors."""
     (square / "spatial").mkdir(parents=True, exist_ok=True)
     barcodes = np.asarray(bin_barcode(b, rows, cols), dtype=object)
     xy = geometry.bin_centres(b, rows, cols)
-    pd.DataFrame({
-        "barcode": barcodes, "in_tissue": tissue.astype(np.int32), "array_row": rows.astype(np.int32),
-        "array_col": cols.astype(np.int32), "pxl_row_in_fullres": xy[:, 1], "pxl_col_in_fullres": xy[:, 0],
-    }).to_parquet(square / "spatial" / "tissue_positions.parquet", index=False)
+    pd.DataFrame(
+        {
+            "barcode": barcodes,
+            "in_tissue": tissue.astype(np.int32),
+            "array_row": rows.astype(np.int32),
+            "array_col": cols.astype(np.int32),
+            "pxl_row_in_fullres": xy[:, 1],
+            "pxl_col_in_fullres": xy[:, 0],
+        }
+    ).to_parquet(square / "spatial" / "tissue_positions.parquet", index=False)
     write_10x_h5(square / "filtered_feature_bc_matrix.h5", X[tissue], list(barcodes[tissue]), genes, library_id)
     mpp = geometry.mpp
-    (square / "spatial" / "scalefactors_json.json").write_text(json.dumps({
-        "spot_diameter_fullres": b / mpp, "bin_size_um": float(b), "microns_per_pixel": mpp,
-        "tissue_hires_scalef": 0.2, "tissue_lowres_scalef": 0.02, "fiducial_diameter_fullres": 10 * b / mpp,
-        "regist_target_img_scalef": 0.2,
-    }))
+    (square / "spatial" / "scalefactors_json.json").write_text(
+        json.dumps(
+            {
+                "spot_diameter_fullres": b / mpp,
+                "bin_size_um": float(b),
+                "microns_per_pixel": mpp,
+                "tissue_hires_scalef": 0.2,
+                "tissue_lowres_scalef": 0.02,
+                "fiducial_diameter_fullres": 10 * b / mpp,
+                "regist_target_img_scalef": 0.2,
+            }
+        )
+    )
 
 
-def _write_image(root: Path, lattice: np.ndarray, cell_um: float, geometry: HDGeometry, rows_2um: int,
-                 cols_2um: int, margin_px: int, rng: np.random.Generator) -> Path:
+def _write_image(
+    root: Path,
+    lattice: np.ndarray,
+    cell_um: float,
+    geometry: HDGeometry,
+    rows_2um: int,
+    cols_2um: int,
+    margin_px: int,
+    rng: np.random.Generator,
+) -> Path:
     """Render the H&E of the capture area (+ margin) so that each pixel shows the region of its grid place."""
     from .io.wsi_write import write_pyramid_tiff
 

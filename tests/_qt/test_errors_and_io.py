@@ -70,8 +70,11 @@ def test_corrupt_file_in_load_widget_gives_notification(make_napari_viewer, qtbo
 
 def test_writers_from_foreign_points_layer(tmp_path):
     data = np.array([[10.0, 20.0], [30.0, 40.0]])  # (row, col)
-    meta = {"features": pd.DataFrame({"GENE": [1.5, 2.5], "domain": ["a", "b"]}), "size": np.array([4.0, 4.0]),
-            "metadata": {}}
+    meta = {
+        "features": pd.DataFrame({"GENE": [1.5, 2.5], "domain": ["a", "b"]}),
+        "size": np.array([4.0, 4.0]),
+        "metadata": {},
+    }
     geo = _writer.write_geojson(str(tmp_path / "f.geojson"), data, meta)[0]
     feats = json.loads(open(geo).read())["features"]
     ring = np.array(feats[1]["geometry"]["coordinates"][0])

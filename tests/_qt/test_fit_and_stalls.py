@@ -68,8 +68,7 @@ def test_loading_the_her2st_folder_never_stalls(make_napari_viewer, qtbot, her2s
 
 
 @overloaded
-def test_streaming_a_whole_slide_prediction_never_stalls(make_napari_viewer, qtbot, synthetic_samples,
-                                                        tiny_bundle):
+def test_streaming_a_whole_slide_prediction_never_stalls(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
     from napari_mclstexp.sample import image_path
 
     viewer = make_napari_viewer()

@@ -19,8 +19,14 @@ def _fake_result(tmp_path: Path) -> demo.DemoResult:
     pred.X = expression_matrix(test, list(test.var_names), "log10_1e4")
     pred.obs["uncertainty"] = np.linspace(0, 1, pred.n_obs, dtype=np.float32)
     return demo.DemoResult(
-        out_dir=tmp_path, prediction_path=tmp_path / "p.h5ad", metrics_path=tmp_path / "m.json",
-        figure_path=None, metrics={}, genes_shown=["TUMOUR_M1"], prediction=pred, sample=sample,
+        out_dir=tmp_path,
+        prediction_path=tmp_path / "p.h5ad",
+        metrics_path=tmp_path / "m.json",
+        figure_path=None,
+        metrics={},
+        genes_shown=["TUMOUR_M1"],
+        prediction=pred,
+        sample=sample,
     )
 
 

@@ -12,8 +12,9 @@ from napari_mclstexp.progress import run
 def hd_folder(tmp_path):
     from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
 
-    write_visium_hd(tmp_path / "HDV", n_rows=40, n_cols=48, bins=(2, 8), geometry=HDGeometry(0.5, (40.0, 30.0)),
-                    image=True, seed=6)
+    write_visium_hd(
+        tmp_path / "HDV", n_rows=40, n_cols=48, bins=(2, 8), geometry=HDGeometry(0.5, (40.0, 30.0)), image=True, seed=6
+    )
     return tmp_path / "HDV"
 
 
@@ -58,11 +59,17 @@ def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, q
     hd = read_visium_hd(hd_folder, 8)
     rng = np.random.default_rng(0)
     # predictions as predict_at_bins writes them: dense X over the bins, the bin grid kept
-    pred = ad.AnnData(np.log1p(hd.X.toarray()).astype(np.float32) + rng.normal(0, 0.01, hd.shape).astype(np.float32),
-                      obs=hd.obs.copy(), var=hd.var.copy())
+    pred = ad.AnnData(
+        np.log1p(hd.X.toarray()).astype(np.float32) + rng.normal(0, 0.01, hd.shape).astype(np.float32),
+        obs=hd.obs.copy(),
+        var=hd.var.copy(),
+    )
     pred.obsm["spatial"] = hd.obsm["spatial"]
-    pred.uns.update(spatial=hd.uns["spatial"], bin_grid=hd.uns["bin_grid"],
-                    mclstexp={"bundle": {"genes": list(hd.var_names)}, "mode": "bins"})
+    pred.uns.update(
+        spatial=hd.uns["spatial"],
+        bin_grid=hd.uns["bin_grid"],
+        mclstexp={"bundle": {"genes": list(hd.var_names)}, "mode": "bins"},
+    )
     viewer = make_napari_viewer()
     (layer,) = add_layer_tuples(viewer, [data_layer(pred, 0.5)])
     assert layer.metadata["mclstexp"]["role"] == "predicted" and layer.data.shape == (10, 12)

@@ -12,8 +12,13 @@ def test_encoder_fields_follow_the_engine_rules(make_napari_viewer):
     assert widget.overrides() == {"head": "contrastive"}  # nothing chosen: the preset's encoder
     fields.encoder.setCurrentText("uni")
     ch = widget.overrides()
-    assert (ch["encoder"], ch["input_px"], ch["patch_um"], ch["freeze"], ch["weights"]) == ("uni", 224, 112.0, True,
-                                                                                            "hub")
+    assert (ch["encoder"], ch["input_px"], ch["patch_um"], ch["freeze"], ch["weights"]) == (
+        "uni",
+        224,
+        112.0,
+        True,
+        "hub",
+    )
     fields.mode.setCurrentText("partial (last N blocks)")
     fields.unfreeze.setValue(3)
     fields.weights.setText("/models/uni.bin")

@@ -17,6 +17,15 @@ def test_default_panel_too_large_is_refused_before_training(synthetic_samples, t
         run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, genes=None, device="cpu", out=str(out)))
     assert not out.exists()
     # an explicit choice passes the guard (and trains)
-    bundle = run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, genes="hvg:8", device="cpu",
-                                out=str(out), overrides={"input_px": 16, "patch_px": 48})).bundle
+    bundle = run(
+        train_and_save(
+            list(synthetic_samples[:2]),
+            "quick",
+            epochs=1,
+            genes="hvg:8",
+            device="cpu",
+            out=str(out),
+            overrides={"input_px": 16, "patch_px": 48},
+        )
+    ).bundle
     assert len(bundle.genes) == 8 and out.is_file()

@@ -41,6 +41,7 @@ def test_widget_training_reuses_patches_and_resumes(synthetic_samples, tmp_path,
 
     # other options than the checkpoint's: the widget warns and trains afresh instead of failing
     with pytest.warns(UserWarning, match="other options.*training afresh"):
-        third = run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1,
-                                   **{**kw, "overrides": {**TINY, "lr": 5e-4}}))
+        third = run(
+            train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, **{**kw, "overrides": {**TINY, "lr": 5e-4}})
+        )
     assert third.resumed_from_epoch == 0 and len(third.result.history) == 1

@@ -27,8 +27,7 @@ def test_cancel_within_one_step_and_no_ui_stall(make_napari_viewer, qtbot, synth
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     step_times: list[float] = []
     assert widget.train() is not None
-    widget.task.worker.yielded.connect(
-        lambda e: step_times.append(time.perf_counter()) if e.stage == "train" else None)
+    widget.task.worker.yielded.connect(lambda e: step_times.append(time.perf_counter()) if e.stage == "train" else None)
     timer.start()
     qtbot.waitUntil(lambda: len(step_times) >= 10, timeout=120_000)
     with qtbot.waitSignal(widget.task.finished, timeout=60_000) as blocker:
@@ -38,8 +37,10 @@ def test_cancel_within_one_step_and_no_ui_stall(make_napari_viewer, qtbot, synth
     timer.stop()
     steps = np.diff(step_times)
     gaps = np.diff(ticks)
-    print(f"step {np.median(steps) * 1e3:.0f} ms (max {steps.max() * 1e3:.0f}), cancel {latency * 1e3:.0f} ms, "
-          f"longest UI gap {gaps.max() * 1e3:.0f} ms over {len(ticks)} ticks")
+    print(
+        f"step {np.median(steps) * 1e3:.0f} ms (max {steps.max() * 1e3:.0f}), cancel {latency * 1e3:.0f} ms, "
+        f"longest UI gap {gaps.max() * 1e3:.0f} ms over {len(ticks)} ticks"
+    )
     assert blocker.args == [None]
     assert "cancelled" in widget.task.status.text()
     assert not (tmp_path / "never.mclst").exists()

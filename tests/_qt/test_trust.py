@@ -22,8 +22,13 @@ def reliable_bundle(tiny_bundle, tmp_path_factory):
     bundle = load_bundle(tiny_bundle)
     genes = list(bundle.genes)
     r = [0.9 if g == "MARK1_0" else 0.5 if g.startswith("MARK") else 0.05 for g in genes]
-    bundle.metadata["reliability"] = {"genes": genes, "r": r, "threshold": 0.3,
-                                      "method": "leave-one-section-out retrieval", "n_spots": 10}
+    bundle.metadata["reliability"] = {
+        "genes": genes,
+        "r": r,
+        "threshold": 0.3,
+        "method": "leave-one-section-out retrieval",
+        "n_spots": 10,
+    }
     path = tmp_path_factory.mktemp("rel") / "reliable.mclst"
     save_bundle(bundle, path)
     return path
@@ -73,8 +78,9 @@ def test_tissue_mask_is_shown_editable_and_used(make_napari_viewer, qtbot, synth
     assert half.obsm["spatial"][:, 0].min() > 512 / 2 - 32  # no tile centre in the erased half
 
 
-def test_reliability_sorts_marks_and_names_the_best_gene(make_napari_viewer, qtbot, synthetic_samples,
-                                                        reliable_bundle, tmp_path):
+def test_reliability_sorts_marks_and_names_the_best_gene(
+    make_napari_viewer, qtbot, synthetic_samples, reliable_bundle, tmp_path
+):
     """Items 2 and 6: predictions carry per-gene reliability; Explore (opened after predicting) lists
     genes by it with a marker below the threshold and shows the best gene, named on the canvas with a
     colour bar; exports carry the reliability."""
@@ -121,8 +127,9 @@ def test_side_by_side_off_restores_layer_order(make_napari_viewer, qtbot, synthe
     assert [lyr.name for lyr in viewer.layers] == before and not viewer.grid.enabled
 
 
-def test_domain_colours_agree_between_legend_and_geojson(make_napari_viewer, qtbot, synthetic_samples,
-                                                        tiny_bundle, tmp_path):
+def test_domain_colours_agree_between_legend_and_geojson(
+    make_napari_viewer, qtbot, synthetic_samples, tiny_bundle, tmp_path
+):
     """Item 4: the GeoJSON colour of "Domain i" is the legend's colour of domain i."""
     viewer = make_napari_viewer()
     _predict_spots(viewer, qtbot, synthetic_samples[2], tiny_bundle)
@@ -134,8 +141,10 @@ def test_domain_colours_agree_between_legend_and_geojson(make_napari_viewer, qtb
     export = _dock(viewer, "Export")
     export.layer.select(viewer.layers["SYN3 spots predicted domains"])
     geo = json.loads(export.export(".geojson", str(tmp_path / "d.geojson")).read_text())
-    seen = {f["properties"]["classification"]["name"]: tuple(f["properties"]["classification"]["color"])
-            for f in geo["features"]}
+    seen = {
+        f["properties"]["classification"]["name"]: tuple(f["properties"]["classification"]["color"])
+        for f in geo["features"]
+    }
     assert len(seen) == 5 and all(seen[name] == legend[name] for name in seen)
 
 
@@ -158,8 +167,9 @@ def test_gene_search_puts_the_exact_match_first_and_enter_picks_it(make_napari_v
     assert explore.gene == "KRT8"
 
 
-def test_whole_slide_tiles_reach_qupath_as_touching_squares(make_napari_viewer, qtbot, synthetic_samples,
-                                                           tiny_bundle, tmp_path):
+def test_whole_slide_tiles_reach_qupath_as_touching_squares(
+    make_napari_viewer, qtbot, synthetic_samples, tiny_bundle, tmp_path
+):
     """Item 8: tiles are exported as squares of the grid step (no gaps), not 24-sided circles."""
     from napari_mclstexp.sample import image_path
 

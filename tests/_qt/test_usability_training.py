@@ -15,8 +15,13 @@ def test_training_status_line_reads_like_a_sentence():
     from napari_mclstexp._qt._worker import format_event
     from napari_mclstexp.progress import Progress
 
-    event = Progress("train", 7, 22, message="epoch 1/2",
-                     metrics={"epoch": 1, "step": 7, "loss": 3.5781, "spots_per_s": 236.54, "eta_s": 5432.0})
+    event = Progress(
+        "train",
+        7,
+        22,
+        message="epoch 1/2",
+        metrics={"epoch": 1, "step": 7, "loss": 3.5781, "spots_per_s": 236.54, "eta_s": 5432.0},
+    )
     assert format_event(event) == "train · 7/22 · epoch 1/2 · loss 3.578 · 237 spots/s · ETA 1 h 30 min"
     tiles = Progress("predict", 3, 9, metrics={"tiles_per_s": 12.3, "eta_s": 65.2})
     assert format_event(tiles) == "predict · 3/9 · 12.3 tiles/s · ETA 1 min 05 s"
@@ -24,8 +29,7 @@ def test_training_status_line_reads_like_a_sentence():
     assert format_event(Progress("load", 0, 2, message="reading spots")) == "load · 0/2 · reading spots"
 
 
-def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthetic_samples, tmp_path,
-                                                      monkeypatch):
+def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthetic_samples, tmp_path, monkeypatch):
     """Offline, the default preset failed in the Train widget with "pass --weights PATH or --weights
     none": CLI flags the widget did not have.  It now has a Weights field and the message names it."""
     import pytest
@@ -37,12 +41,12 @@ def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthe
         def get_state_dict(self, progress=False):
             raise OSError("Name or service not known")
 
-    monkeypatch.setattr("napari_mclstexp.model.encoders._torchvision_model",
-                        lambda name: (__import__("torch").nn.Identity(), Offline()))
+    monkeypatch.setattr(
+        "napari_mclstexp.model.encoders._torchvision_model", lambda name: (__import__("torch").nn.Identity(), Offline())
+    )
     out = tmp_path / "m.mclst"
     with pytest.raises(WeightsUnavailableError) as info:
-        run(train_and_save(list(synthetic_samples[:1]), "default", epochs=1, genes="hvg:8", device="cpu",
-                           out=str(out)))
+        run(train_and_save(list(synthetic_samples[:1]), "default", epochs=1, genes="hvg:8", device="cpu", out=str(out)))
     message = str(info.value)
     assert "--weights" not in message and "Weights field" in message and "quick preset" in message
     assert not out.exists()
@@ -70,8 +74,11 @@ def test_bad_model_path_is_refused_before_training(synthetic_samples, tmp_path, 
 
     monkeypatch.setattr("napari_mclstexp.train.trainer.train", no_training)
     with pytest.raises(OutputError, match=f"{tmp_path}.*is a folder"):
-        run(train_and_save(list(synthetic_samples[:1]), "quick", epochs=1, genes="hvg:8", device="cpu",
-                           out=str(tmp_path)))
+        run(
+            train_and_save(
+                list(synthetic_samples[:1]), "quick", epochs=1, genes="hvg:8", device="cpu", out=str(tmp_path)
+            )
+        )
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -118,8 +125,13 @@ def test_genes_field_takes_gene_names(make_napari_viewer, tmp_path):
     not found": only hvg:N or a file worked.  Names separated by commas or spaces are a panel now."""
     viewer = make_napari_viewer()
     train = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
-    for text, spec in [("", None), ("hvg:50", "hvg:50"), ("ERBB2, CD74,KRT19", ["ERBB2", "CD74", "KRT19"]),
-                       ("ERBB2 CD74", ["ERBB2", "CD74"]), ("ERBB2", ["ERBB2"])]:
+    for text, spec in [
+        ("", None),
+        ("hvg:50", "hvg:50"),
+        ("ERBB2, CD74,KRT19", ["ERBB2", "CD74", "KRT19"]),
+        ("ERBB2 CD74", ["ERBB2", "CD74"]),
+        ("ERBB2", ["ERBB2"]),
+    ]:
         train.genes.setText(text)
         assert train._genes_spec() == spec, text
     panel = tmp_path / "my panel.txt"
@@ -212,5 +224,13 @@ def test_training_on_a_section_without_slide_names_it(synthetic_samples, tmp_pat
     lib = next(iter(bare.uns["spatial"]))
     del bare.uns["spatial"][lib]["metadata"]["source_image_path"]
     with pytest.raises(InputError, match="SYN2: no H&E slide.*Load → Slide.*leave this section out"):
-        run(train_and_save([synthetic_samples[0], bare], "quick", epochs=1, genes="hvg:8", device="cpu",
-                           out=str(tmp_path / "m.mclst")))
+        run(
+            train_and_save(
+                [synthetic_samples[0], bare],
+                "quick",
+                epochs=1,
+                genes="hvg:8",
+                device="cpu",
+                out=str(tmp_path / "m.mclst"),
+            )
+        )

@@ -34,8 +34,7 @@ def _predictions(adata, genes):
     return pred
 
 
-def test_measured_genes_outside_the_predicted_panel_can_be_explored(make_napari_viewer, synthetic_samples,
-                                                                    notes):
+def test_measured_genes_outside_the_predicted_panel_can_be_explored(make_napari_viewer, synthetic_samples, notes):
     """Measured spots carry the whole transcriptome: a gene the model does not predict (or a model
     whose panel shares no gene with the sample) must still colour them, normalised over all genes,
     instead of "X is not in …" or an uncaught ``GenePanelError``."""
@@ -142,8 +141,9 @@ def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_pa
     assert tuple(viewer.layers.extent.units) == (um, um)
 
 
-def test_predicting_with_a_model_of_other_genes_says_so(make_napari_viewer, qtbot, synthetic_sample,
-                                                       tiny_bundle, notes):
+def test_predicting_with_a_model_of_other_genes_says_so(
+    make_napari_viewer, qtbot, synthetic_sample, tiny_bundle, notes
+):
     """The demo model (synthetic genes) on a real section predicted silently; then nothing could be
     compared with the measured spots and nobody said why.  Predicting still works (only the image is
     needed), and a warning names the bundle and the mismatch."""
@@ -174,8 +174,9 @@ def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synt
     adata = synthetic_samples[0]
     gene = str(adata.var_names[0])
     (measured,) = add_layer_tuples(viewer, [spots_layer(adata)])
-    (predicted,) = add_layer_tuples(viewer, [spots_layer(_predictions(adata, [gene, "NOT_MEASURED"]),
-                                                         role="predicted")])
+    (predicted,) = add_layer_tuples(
+        viewer, [spots_layer(_predictions(adata, [gene, "NOT_MEASURED"]), role="predicted")]
+    )
     predicted.metadata[KEY]["source"] = measured.name
     explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
     explore.target.select(predicted)
@@ -214,8 +215,7 @@ def test_slide_given_with_imageless_spots_becomes_their_image(synthetic_sample, 
     assert image_path(read_sample(spots_file)) is None
 
 
-def test_predict_at_imageless_spots_says_how_to_fix(make_napari_viewer, synthetic_sample, tiny_bundle,
-                                                    tmp_path, notes):
+def test_predict_at_imageless_spots_says_how_to_fix(make_napari_viewer, synthetic_sample, tiny_bundle, tmp_path, notes):
     """Predict at spots without a slide said "sample has no image (uns['spatial'][lib]['metadata']
     ['source_image_path'])": AnnData internals, no file, no way forward.  Now it says what to do."""
     from napari_mclstexp._qt._common import add_layer_tuples
@@ -276,7 +276,8 @@ def test_domains_on_whole_slide_predictions(make_napari_viewer, qtbot, synthetic
     with qtbot.waitSignal(domains.task.finished, timeout=60_000):
         domains.run()
     assert [lyr.name for lyr in viewer.layers if isinstance(lyr, Labels) and "tissue" not in lyr.name] == [
-        "SYN3 domains"]
+        "SYN3 domains"
+    ]
     layer = viewer.layers["SYN3 domains"]
     export = dock("napari-mclstexp", "Export")[1]
     export.layer.select(layer)
@@ -333,15 +334,19 @@ def test_saved_predictions_open_as_predictions(synthetic_samples, tiny_bundle, t
     spots.write_h5ad(tmp_path / "spots_pred.h5ad")
     tiles = run(predict_whole_slide(bundle, image_path(synthetic_samples[2]), step_px=64, device="cpu"))
     tiles.write_h5ad(tmp_path / "slide_pred.h5ad")
-    for layers in (read_h5ad_layers(str(tmp_path / "spots_pred.h5ad")),
-                   run(load_layers(None, str(tmp_path / "spots_pred.h5ad")))):
+    for layers in (
+        read_h5ad_layers(str(tmp_path / "spots_pred.h5ad")),
+        run(load_layers(None, str(tmp_path / "spots_pred.h5ad"))),
+    ):
         assert [t[2] for t in layers] == ["image", "points"]
         data, kwargs, _ = layers[1]
         assert kwargs["metadata"]["mclstexp"]["role"] == "predicted"
         assert np.allclose(kwargs["features"]["value"], spots.X[:, 0])
         assert np.asarray(kwargs["face_color"]).shape == (spots.n_obs, 4)  # coloured, not grey
-    for layers in (read_h5ad_layers(str(tmp_path / "slide_pred.h5ad")),
-                   run(load_layers(None, str(tmp_path / "slide_pred.h5ad")))):
+    for layers in (
+        read_h5ad_layers(str(tmp_path / "slide_pred.h5ad")),
+        run(load_layers(None, str(tmp_path / "slide_pred.h5ad"))),
+    ):
         assert [t[2] for t in layers] == ["image", "image"]
         data, kwargs, _ = layers[1]
         assert kwargs["metadata"]["mclstexp"]["role"] == "dense"

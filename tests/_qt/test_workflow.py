@@ -30,8 +30,9 @@ def run_task(qtbot, widget, start):
     return blocker.args[0]
 
 
-def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, synthetic_samples,
-                                                    h5ad_paths, tmp_path, notes):
+def test_load_train_predict_explore_domains_export(
+    make_napari_viewer, qtbot, synthetic_samples, h5ad_paths, tmp_path, notes
+):
     viewer = make_napari_viewer()
 
     # --- Load: slide (lazy) + spots at (row, col), sized by the spot diameter
@@ -97,8 +98,14 @@ def test_load_train_predict_explore_domains_export(make_napari_viewer, qtbot, sy
     measured = viewer.layers["SYN3 spots"]
     assert viewer.grid.enabled and viewer.grid.stride == -3
     visible = [layer.name for layer in viewer.layers if layer.visible]
-    assert visible == ["SYN3 slide (beside)", "SYN3 spots predicted", "SYN3 spots predicted (predicted title)",
-                       "SYN3 slide", "SYN3 spots", "SYN3 spots (measured title)"]
+    assert visible == [
+        "SYN3 slide (beside)",
+        "SYN3 spots predicted",
+        "SYN3 spots predicted (predicted title)",
+        "SYN3 slide",
+        "SYN3 spots",
+        "SYN3 spots (measured title)",
+    ]
     layers = list(viewer.layers)
     assert viewer.grid.actual_shape(layers) in ((1, 2), (2, 1))
     cells = {name: viewer.grid.position(layers.index(viewer.layers[name]), layers) for name in visible}

@@ -16,8 +16,22 @@ from napari_mclstexp.analysis.interpret import (
 
 @pytest.fixture
 def per_gene() -> pd.DataFrame:
-    genes = ["ACTB", "ERBB2", "GRB7", "KRT19", "KRT8", "KRTAP1", "ESR1", "CD74", "HLA-DRA", "IGKC",
-             "IGHG3", "IGHGP", "PTPRC", "MKI67"]
+    genes = [
+        "ACTB",
+        "ERBB2",
+        "GRB7",
+        "KRT19",
+        "KRT8",
+        "KRTAP1",
+        "ESR1",
+        "CD74",
+        "HLA-DRA",
+        "IGKC",
+        "IGHG3",
+        "IGHGP",
+        "PTPRC",
+        "MKI67",
+    ]
     r = [0.1, 0.6, 0.5, 0.4, np.nan, 0.9, -0.1, 0.3, 0.2, 0.7, 0.35, 0.0, 0.05, 0.15]
     return pd.DataFrame({"r": r, "p_value": np.linspace(0.01, 0.5, len(r))}, index=genes)
 

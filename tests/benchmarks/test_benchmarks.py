@@ -49,7 +49,9 @@ def test_reference_dataset_crops_pads_and_augments(ref):
     plain = ds[0]["image"]
     assert torch.all(plain[:, :32, :] == 0) and torch.all(plain[:, :, :32] == 0)
     assert float(plain[:, 32:, 32:].min()) > 0  # the slide's quarter (its pixels are never black)
-    np.testing.assert_array_equal(np.asarray(data.image)[:32, :32], (plain[:, 32:, 32:] * 255).round().byte().permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(
+        np.asarray(data.image)[:32, :32], (plain[:, 32:, 32:] * 255).round().byte().permute(1, 2, 0).numpy()
+    )
     np.testing.assert_array_equal(item["expression"].numpy(), data.expr[0])
     np.testing.assert_array_equal(item["position"].numpy(), data.pos[0])
 
@@ -65,8 +67,17 @@ def one_thread():
 
 def test_reference_model_has_dense_65536_row_tables_and_trains(ref, one_thread):
     torch.manual_seed(0)
-    out = ref.benchmark_reference("cpu", n_genes=6, batch_size=4, patch_px=32, seconds=1e6,
-                                  warmup_steps=1, max_steps=2, image_px=128, log=lambda m: None)
+    out = ref.benchmark_reference(
+        "cpu",
+        n_genes=6,
+        batch_size=4,
+        patch_px=32,
+        seconds=1e6,
+        warmup_steps=1,
+        max_steps=2,
+        image_px=128,
+        log=lambda m: None,
+    )
     assert out["steps"] == 2
     assert out["spots_per_s"] > 0 and out["loader_ms_per_patch"] > 0 and out["model_ms_per_step"] > 0
     assert out["n_params"] > 2 * 65536 * 6  # both position tables are dense parameters
@@ -86,9 +97,20 @@ def test_steady_rate_skips_warmup_and_uses_synced_end():
 @pytest.mark.slow
 def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "gpu.py"), "--tiny", "--device", "cpu", "--budget-s", "200",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            str(BENCH / "gpu.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--budget-s",
+            "200",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = tmp_path.glob("gpu-cpu-tiny-*.json")
@@ -109,9 +131,20 @@ def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
 def test_cpu_script_runs_tiny(tmp_path):
     compiler = shutil.which("c++") or shutil.which("g++")  # inductor's CPU backend needs one
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "cpu.py"), "--tiny", "--threads", "1", "--out", str(tmp_path),
-         "--parts", "patches,quick,slide" + (",compile" if compiler else "")],
-        capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            str(BENCH / "cpu.py"),
+            "--tiny",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--parts",
+            "patches,quick,slide" + (",compile" if compiler else ""),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = tmp_path.glob("cpu-tiny-*.json")
@@ -120,7 +153,8 @@ def test_cpu_script_runs_tiny(tmp_path):
     assert pipe["pil_per_sample"]["patches_per_s"] > 0
     assert pipe["cached_tensor_paper"]["patches_per_s"] > 0
     assert pipe["speedup_paper_transforms"] == pytest.approx(
-        pipe["cached_tensor_paper"]["patches_per_s"] / pipe["pil_per_sample"]["patches_per_s"])
+        pipe["cached_tensor_paper"]["patches_per_s"] / pipe["pil_per_sample"]["patches_per_s"]
+    )
     quick = report["quick_preset"]
     assert quick["time_to_model_s"] > 0 and quick["epochs"] == 2 and np.isfinite(quick["final_loss"])
     slide = report["whole_slide"]
@@ -142,9 +176,23 @@ def test_paper_scale_facts_on_a_synthetic_section(synthetic_sample):
 
 def test_visium_hd_benchmark_runs_small(tmp_path):
     out = tmp_path / "hd.json"
-    done = subprocess.run([sys.executable, str(BENCH / "visium_hd.py"), "--out", str(out), "--bins", "3000",
-                           "--genes", "20", "--parts", "write,import,switch"], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "visium_hd.py"),
+            "--out",
+            str(out),
+            "--bins",
+            "3000",
+            "--genes",
+            "20",
+            "--parts",
+            "write,import,switch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert 2500 < result["import"]["bins"] < 3500 and result["switch"]["switch_ms_median"] > 0

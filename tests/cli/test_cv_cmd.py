@@ -30,8 +30,21 @@ def test_cv_command_passes_options_and_resumes(files, tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(cv, "run_fold", fake_fold)
     out = tmp_path / "cv.json"
-    argv = [*files, "--scheme", "patient", "--epochs", "1", "--folds", "SYN3,SYN1", "--device", "cpu",
-            "--out", str(out), "--cache", str(tmp_path / "cache")]
+    argv = [
+        *files,
+        "--scheme",
+        "patient",
+        "--epochs",
+        "1",
+        "--folds",
+        "SYN3,SYN1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
     assert main(["cv", *argv]) == 0
     assert seen == [("SYN3", ("SYN1", "SYN2"), 1, "quick", "cpu"), ("SYN1", ("SYN3",), 1, "quick", "cpu")]
     data = json.loads(out.read_text())

@@ -43,8 +43,24 @@ def test_embedding_clusters_to_new_file_with_external_truth(pred_file, tmp_path)
     truth.obs["ref"] = truth.obs["annotation"]
     truth.write_h5ad(tmp_path / "truth.h5ad")
     out = tmp_path / "out.h5ad"
-    rc = main(["domains", str(pred_file), "--k", "3", "--source", "embedding", "--truth", str(tmp_path / "truth.h5ad"),
-                             "--truth-key", "ref", "--out", str(out), "--json", str(tmp_path / "d.json")])
+    rc = main(
+        [
+            "domains",
+            str(pred_file),
+            "--k",
+            "3",
+            "--source",
+            "embedding",
+            "--truth",
+            str(tmp_path / "truth.h5ad"),
+            "--truth-key",
+            "ref",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "d.json"),
+        ]
+    )
     assert rc == 0
     assert "embedding_cluster" in ad.read_h5ad(out).obs
     assert "embedding_cluster" not in ad.read_h5ad(pred_file).obs

@@ -43,12 +43,26 @@ def test_frozen_timm_training_and_prediction_by_cli(files, tmp_path, capsys):
     pred = tmp_path / "p.h5ad"
     assert main(["-q", "predict", str(out), str(s3), "--out", str(pred), "--device", "cpu"]) == 0
     assert pred.is_file()
-    code = main(["-q", "predict", str(out), str(s3), "--out", str(tmp_path / "q.h5ad"), "--device", "cpu",
-                 "--encoder-weights", str(w2)])
+    code = main(
+        [
+            "-q",
+            "predict",
+            str(out),
+            str(s3),
+            "--out",
+            str(tmp_path / "q.h5ad"),
+            "--device",
+            "cpu",
+            "--encoder-weights",
+            str(w2),
+        ]
+    )
     assert code == 2 and "different file" in capsys.readouterr().err
     ridge = tmp_path / "r.mclst"
-    assert main(["-q", "train", str(s1), str(s2), "--out", str(ridge), "--weights", str(w1), "--head", "ridge",
-                 *common]) == 0
+    assert (
+        main(["-q", "train", str(s1), str(s2), "--out", str(ridge), "--weights", str(w1), "--head", "ridge", *common])
+        == 0
+    )
     assert load_bundle(ridge).config["head"] == "ridge"
     assert main(["-q", "predict", str(ridge), str(s3), "--out", str(tmp_path / "r.h5ad"), "--device", "cpu"]) == 0
 
@@ -60,8 +74,9 @@ def test_foundation_model_offline_is_one_clear_error(files, tmp_path, capsys, mo
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))
     (s1, _, _), _ = files
-    code = main(["train", str(s1), "--out", str(tmp_path / "u.mclst"), "--encoder", "uni", "--device", "cpu",
-                 "--epochs", "1"])
+    code = main(
+        ["train", str(s1), "--out", str(tmp_path / "u.mclst"), "--encoder", "uni", "--device", "cpu", "--epochs", "1"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "MahmoodLab/UNI" in err and "--weights PATH" in err
     assert len(err.strip().splitlines()) == 1

@@ -28,8 +28,18 @@ def files(synthetic_sample, tmp_path, rng):
 
 def test_evaluate_writes_json_and_gene_table(files, tmp_path, capsys):
     pred, truth, norm = files
-    rc = main(["evaluate", str(pred), "--truth", str(truth), "--json", str(tmp_path / "m.json"),
-                              "--genes-csv", str(tmp_path / "g.csv")])
+    rc = main(
+        [
+            "evaluate",
+            str(pred),
+            "--truth",
+            str(truth),
+            "--json",
+            str(tmp_path / "m.json"),
+            "--genes-csv",
+            str(tmp_path / "g.csv"),
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "m.json").read_text())
     for key in ("acg", "heg50", "hvg50", "mse", "mae", "n_spots", "n_genes"):
@@ -45,8 +55,9 @@ def test_evaluate_writes_json_and_gene_table(files, tmp_path, capsys):
 def test_evaluate_figure(files, tmp_path):
     pytest.importorskip("matplotlib")
     pred, truth, _ = files
-    rc = main(["evaluate", str(pred), "--truth", str(truth), "--figure", str(tmp_path / "f.png"),
-                              "--figure-genes", "MARK0_0"])
+    rc = main(
+        ["evaluate", str(pred), "--truth", str(truth), "--figure", str(tmp_path / "f.png"), "--figure-genes", "MARK0_0"]
+    )
     assert rc == 0 and (tmp_path / "f.png").stat().st_size > 1000
 
 

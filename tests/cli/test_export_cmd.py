@@ -31,8 +31,10 @@ def test_export_geojson_and_csv(pred_file, tmp_path, capsys):
     gj, csv = tmp_path / "p.geojson", tmp_path / "p.csv"
     assert main(["export", str(path), "--geojson", str(gj), "--csv", str(csv), "--genes", ",".join(genes)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"wrote {gj} (QuPath detections: {pred.n_obs} spots, 2 genes, domains from obs['domain'])",
-                   f"wrote {csv} ({pred.n_obs} spots, 2 genes, domains from obs['domain'])"]
+    assert out == [
+        f"wrote {gj} (QuPath detections: {pred.n_obs} spots, 2 genes, domains from obs['domain'])",
+        f"wrote {csv} ({pred.n_obs} spots, 2 genes, domains from obs['domain'])",
+    ]
     features = json.loads(gj.read_text())["features"]
     assert len(features) == pred.n_obs
     props = features[5]["properties"]

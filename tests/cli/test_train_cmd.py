@@ -21,8 +21,27 @@ def test_train_quick_writes_bundle(sample_file, tmp_path, capsys):
     from napari_mclstexp.bundle import load_bundle
 
     out = tmp_path / "m.mclst"
-    code = main(["-q", "train", str(sample_file), "--out", str(out), "--preset", "quick", "--epochs", "1",
-                 "--device", "cpu", "--seed", "3", "--batch-size", "64", "--genes", "hvg:12"])
+    code = main(
+        [
+            "-q",
+            "train",
+            str(sample_file),
+            "--out",
+            str(out),
+            "--preset",
+            "quick",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "3",
+            "--batch-size",
+            "64",
+            "--genes",
+            "hvg:12",
+        ]
+    )
     assert code == 0
     bundle = load_bundle(out)
     assert len(bundle.genes) == 12
@@ -31,9 +50,33 @@ def test_train_quick_writes_bundle(sample_file, tmp_path, capsys):
     assert (tmp_path / "m.mclst.ckpt").is_file()  # checkpoint beside the bundle by default
     # resuming a finished run trains nothing more and gives the same weights
     out2 = tmp_path / "m2.mclst"
-    assert main(["-q", "train", str(sample_file), "--out", str(out2), "--preset", "quick", "--epochs", "1",
-                 "--device", "cpu", "--seed", "3", "--batch-size", "64", "--genes", "hvg:12",
-                 "--checkpoint", str(tmp_path / "m.mclst.ckpt"), "--resume"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                str(sample_file),
+                "--out",
+                str(out2),
+                "--preset",
+                "quick",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--seed",
+                "3",
+                "--batch-size",
+                "64",
+                "--genes",
+                "hvg:12",
+                "--checkpoint",
+                str(tmp_path / "m.mclst.ckpt"),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     again = load_bundle(out2)
     for key, value in bundle.state_dict.items():
         assert (again.state_dict[key] == value).all(), key

@@ -111,8 +111,9 @@ def test_color_jitter_in_place_blends_match_torchvision_formula():
     assert not torch.allclose(out, x, atol=1e-3)
 
 
-@pytest.mark.parametrize("flips,rot90,shape", [(True, True, (40, 3, 6, 6)), (True, False, (40, 3, 5, 7)),
-                                                (False, True, (40, 3, 6, 6))])
+@pytest.mark.parametrize(
+    "flips,rot90,shape", [(True, True, (40, 3, 6, 6)), (True, False, (40, 3, 5, 7)), (False, True, (40, 3, 6, 6))]
+)
 def test_sync_free_symmetries_equal_the_grouped_ones(flips, rot90, shape):
     """The accelerator path (whole-batch selects, no host sync) gives the CPU path's result exactly."""
     from napari_mclstexp.data import augment

@@ -48,8 +48,15 @@ def test_random_order_jitter_matches_torchvision_per_image():
 
 def test_augment_batch_passes_the_paper_options():
     x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    out = augment_batch(x, flips=False, rot90=False, rotate_deg=90.0, rotate_mode="nearest",
-                        jitter=(0.0, 0.0, 0.0), generator=torch.Generator().manual_seed(5))
+    out = augment_batch(
+        x,
+        flips=False,
+        rot90=False,
+        rotate_deg=90.0,
+        rotate_mode="nearest",
+        jitter=(0.0, 0.0, 0.0),
+        generator=torch.Generator().manual_seed(5),
+    )
     assert set(out.flatten().tolist()) <= set(x.flatten().tolist()) | {0.0}
     for a, b in itertools.pairwise([x, out]):
         assert a.shape == b.shape

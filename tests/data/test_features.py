@@ -17,8 +17,13 @@ def test_key_changes_with_every_ingredient(tmp_path):
     base = dict(slide_path=img, xy=xy, patch_px=224, input_px=224, encoder="uni", weights_id="sha256:aa")
     k0 = feature_key(**base)
     assert feature_key(**base) == k0
-    for change in ({"xy": xy + 1}, {"patch_px": 200}, {"input_px": 112}, {"encoder": "virchow2"},
-                   {"weights_id": "sha256:bb"}):
+    for change in (
+        {"xy": xy + 1},
+        {"patch_px": 200},
+        {"input_px": 112},
+        {"encoder": "virchow2"},
+        {"weights_id": "sha256:bb"},
+    ):
         assert feature_key(**{**base, **change}) != k0, change
     assert feature_key(**base, preprocessing={"recipe": "cls+mean"}) != k0
     img.write_bytes(b"y" * 101)  # the image file changed

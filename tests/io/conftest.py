@@ -115,7 +115,9 @@ def write_visium_dir(
     (root / "spatial" / "scalefactors_json.json").write_text(
         json.dumps({"spot_diameter_fullres": 27.5, "tissue_hires_scalef": 0.5, "tissue_lowres_scalef": 0.1})
     )
-    Image.fromarray(rng.integers(0, 255, (300, 300, 4), dtype=np.uint8)).save(root / "spatial" / "tissue_hires_image.png")
+    Image.fromarray(rng.integers(0, 255, (300, 300, 4), dtype=np.uint8)).save(
+        root / "spatial" / "tissue_hires_image.png"
+    )
     return root
 
 

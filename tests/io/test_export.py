@@ -26,8 +26,9 @@ def preds():
 
 
 def test_geojson_is_qupath_detections(preds, tmp_path):
-    out = spots_to_geojson(preds, tmp_path / "spots.geojson", domains=np.array([0, 1, 0, 2, 1]),
-                           spot_diameter_px=10.0, n_vertices=8)
+    out = spots_to_geojson(
+        preds, tmp_path / "spots.geojson", domains=np.array([0, 1, 0, 2, 1]), spot_diameter_px=10.0, n_vertices=8
+    )
     data = json.loads(out.read_text())
     assert data["type"] == "FeatureCollection" and len(data["features"]) == 5
     f = data["features"][1]
@@ -43,8 +44,10 @@ def test_geojson_is_qupath_detections(preds, tmp_path):
     assert data["features"][2]["properties"]["measurements"]["uncertainty"] is None  # NaN → null
     names = [g["properties"]["classification"]["name"] for g in data["features"]]
     assert names == ["Domain 0", "Domain 1", "Domain 0", "Domain 2", "Domain 1"]
-    colors = {g["properties"]["classification"]["name"]: tuple(g["properties"]["classification"]["color"])
-              for g in data["features"]}
+    colors = {
+        g["properties"]["classification"]["name"]: tuple(g["properties"]["classification"]["color"])
+        for g in data["features"]
+    }
     assert len(set(colors.values())) == 3
 
 

@@ -75,8 +75,9 @@ def test_write_bins_as_squares_with_embedded_slide(tmp_path):
     from napari_mclstexp.io.visium_hd import read_visium_hd
     from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
 
-    write_visium_hd(tmp_path / "HDS", n_rows=24, n_cols=32, bins=(8,), geometry=HDGeometry(0.5, (40.0, 30.0)),
-                    image=True, seed=7)
+    write_visium_hd(
+        tmp_path / "HDS", n_rows=24, n_cols=32, bins=(8,), geometry=HDGeometry(0.5, (40.0, 30.0)), image=True, seed=7
+    )
     hd = read_visium_hd(tmp_path / "HDS", 8)
     back, table, shapes, centres, between = _round_trip(hd, tmp_path / "hd.zarr", image="embed")
     np.testing.assert_allclose(centres, hd.obsm["spatial"], atol=1e-6)
@@ -91,8 +92,11 @@ def test_write_bins_as_squares_with_embedded_slide(tmp_path):
     x, y = np.floor(hd.obsm["spatial"][i]).astype(int)
     with open_slide(tmp_path / "HDS" / "fullres.tif") as slide:
         expected = slide.read_region(x, y, 1, 1)[0, 0]
-    level0 = back.images["slide"]["scale0"].ds["image"] if "scale0" in getattr(back.images["slide"], "children", {}) \
+    level0 = (
+        back.images["slide"]["scale0"].ds["image"]
+        if "scale0" in getattr(back.images["slide"], "children", {})
         else back.images["slide"]
+    )
     np.testing.assert_array_equal(np.asarray(level0[:, y, x]), expected)
 
 

@@ -69,7 +69,10 @@ def test_full_resolution_image(tmp_path, make_visium_dir):
     root = make_visium_dir(tmp_path / "v")
     image = tmp_path / "full.tif"
     tifffile.imwrite(
-        image, np.zeros((400, 400, 3), np.uint8), photometric="rgb", resolution=(1e4 / 0.5, 1e4 / 0.5),
+        image,
+        np.zeros((400, 400, 3), np.uint8),
+        photometric="rgb",
+        resolution=(1e4 / 0.5, 1e4 / 0.5),
         resolutionunit="CENTIMETER",
     )
     with warnings.catch_warnings():

@@ -46,8 +46,15 @@ def _rgb(ref: np.ndarray) -> np.ndarray:
     return np.repeat(ref[..., None], 3, -1) if ref.ndim == 2 else ref[..., :3]
 
 
-REGIONS = [(0, 0, W, H), (20, 10, 30, 40), (31, 31, 2, 2), (-5, -7, 40, 30), (90, 60, 30, 30), (-10, -10, 130, 90),
-           (200, 0, 5, 5)]
+REGIONS = [
+    (0, 0, W, H),
+    (20, 10, 30, 40),
+    (31, 31, 2, 2),
+    (-5, -7, 40, 30),
+    (90, 60, 30, 30),
+    (-10, -10, 130, 90),
+    (200, 0, 5, 5),
+]
 CODECS = [(None, 3), ("lzw", 3), ("zlib", 3), ("jpeg", 3), (None, 4), ("lzw", 4), ("zlib", 4), (None, 1), ("jpeg", 1)]
 if imagecodecs.JPEG2K.available:
     CODECS.append(("jpeg2000", 3))
@@ -94,8 +101,16 @@ def test_jpeg_with_shared_jpegtables(tmp_path):
             streams.append(ab)
     assert len(tables) == 1
     path = tmp_path / "svs_like.tif"
-    tifffile.imwrite(path, iter(streams), shape=image.shape, dtype=np.uint8, tile=(T, T), compression="jpeg",
-                     photometric="rgb", jpegtables=tables.pop())
+    tifffile.imwrite(
+        path,
+        iter(streams),
+        shape=image.shape,
+        dtype=np.uint8,
+        tile=(T, T),
+        compression="jpeg",
+        photometric="rgb",
+        jpegtables=tables.pop(),
+    )
     with tifffile.TiffFile(path) as tif:
         assert tif.pages.first.jpegtables is not None
         ref = tif.asarray()
@@ -117,14 +132,27 @@ def test_every_level_of_an_ome_pyramid(tmp_path):
             assert isinstance(level, TiledLevel) and level.shape == ref.shape
             assert np.array_equal(np.asarray(level), ref), i
             h, w = ref.shape[:2]
-            assert np.array_equal(slide.read_region(w // 3, h // 4, w, 50, level=i), _padded(ref, w // 3, h // 4, w, 50))
+            assert np.array_equal(
+                slide.read_region(w // 3, h // 4, w, 50, level=i), _padded(ref, w // 3, h // 4, w, 50)
+            )
 
 
 def test_slicing_with_steps_ints_and_channels(tmp_path):
     path = _write(tmp_path / "t.tif", _image(), "zlib")
     ref = tifffile.imread(path)
-    keys = [np.s_[::3, 5:60:7], np.s_[60:5:-4, ::-1], np.s_[5], np.s_[5, 7], np.s_[..., 1], np.s_[-1],
-            np.s_[10:20, -30:], np.s_[:, :, :2], np.s_[np.int64(3), 2:9], np.s_[40:10], np.s_[::2, ::2, 0]]
+    keys = [
+        np.s_[::3, 5:60:7],
+        np.s_[60:5:-4, ::-1],
+        np.s_[5],
+        np.s_[5, 7],
+        np.s_[..., 1],
+        np.s_[-1],
+        np.s_[10:20, -30:],
+        np.s_[:, :, :2],
+        np.s_[np.int64(3), 2:9],
+        np.s_[40:10],
+        np.s_[::2, ::2, 0],
+    ]
     with open_slide(path) as slide:
         level = slide.levels[0]
         for key in keys:
@@ -176,8 +204,9 @@ def test_reads_without_pread_use_a_lock(tmp_path, monkeypatch):
 def test_strip_planar_and_16bit_tiffs_fall_back_to_zarr(tmp_path):
     image = _image()
     tifffile.imwrite(tmp_path / "strip.tif", image, photometric="rgb", compression="zlib", rowsperstrip=16)
-    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(image, 2, 0), photometric="rgb", planarconfig="separate",
-                     tile=(T, T))
+    tifffile.imwrite(
+        tmp_path / "planar.tif", np.moveaxis(image, 2, 0), photometric="rgb", planarconfig="separate", tile=(T, T)
+    )
     tifffile.imwrite(tmp_path / "deep.tif", image.astype(np.uint16) * 257, photometric="rgb", tile=(T, T))
     for name in ("strip.tif", "planar.tif", "deep.tif"):
         with tifffile.TiffFile(tmp_path / name) as tif:

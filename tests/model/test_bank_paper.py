@@ -44,4 +44,4 @@ def test_quick_bank_keeps_per_spot_values(synthetic_samples):
     bank = build_bank(model, samples, genes, cfg, "cpu")
     np.testing.assert_allclose(bank.expression, np.concatenate([expression_matrix(a, genes) for a in samples]))
     alone = encode_spot_bank(model, expression_matrix(samples[1], genes), spot_positions(samples[1], cfg), cfg, "cpu")
-    np.testing.assert_allclose(bank.embeddings[samples[0].n_obs:], alone.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bank.embeddings[samples[0].n_obs :], alone.numpy(), rtol=1e-5, atol=1e-6)

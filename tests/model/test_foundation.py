@@ -37,8 +37,9 @@ def test_unknown_timm_architecture():
         make_image_encoder("timm:no_such_net_xyz", "none")
 
 
-@pytest.mark.parametrize("name,dim,params_m", [("uni", 1024, 303.4), ("virchow2", 2560, 631.2),
-                                               ("h-optimus-0", 1536, 1134.8)])
+@pytest.mark.parametrize(
+    "name,dim,params_m", [("uni", 1024, 303.4), ("virchow2", 2560, 631.2), ("h-optimus-0", 1536, 1134.8)]
+)
 def test_registry_architectures_match_published_sizes(name, dim, params_m):
     # built on the meta device: no memory, no download; sizes are the model cards' (UNI 303 M, Virchow2 632 M,
     # H-optimus-0 1.1 B parameters)

@@ -125,11 +125,11 @@ def test_encode_spot_bank_follows_training_context():
     paper = build_model(tiny("paper"), 6, (5, 5)).eval()
     bank = encode_spot_bank(paper, expr.numpy(), pos.numpy())
     with torch.no_grad():
-        manual = torch.cat([paper.encode_spots(expr[i:i + 32], pos[i:i + 32]) for i in range(0, 70, 32)])
+        manual = torch.cat([paper.encode_spots(expr[i : i + 32], pos[i : i + 32]) for i in range(0, 70, 32)])
     torch.testing.assert_close(bank, manual)
     quick = build_model(tiny(), 6, (5, 5)).eval()
     with torch.no_grad():
-        single = torch.cat([quick.encode_spots(expr[i:i + 1], pos[i:i + 1]) for i in range(70)])
+        single = torch.cat([quick.encode_spots(expr[i : i + 1], pos[i : i + 1]) for i in range(70)])
     torch.testing.assert_close(encode_spot_bank(quick, expr, pos, batch_size=16), single, atol=1e-5, rtol=1e-5)
 
 

@@ -89,8 +89,19 @@ def test_failed_slides_are_recorded_and_the_rest_go_on(cohort, tmp_path, capsys)
     broken.write_bytes(b"not a tiff at all")
     manifest = tmp_path / "slides.csv"
     pd.DataFrame({"image": [str(paths[0]), str(broken), str(tmp_path / "missing.svs")]}).to_csv(manifest, index=False)
-    code = main(["predict", str(BUNDLE), "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"),
-                 "--device", "cpu", "-q"])
+    code = main(
+        [
+            "predict",
+            str(BUNDLE),
+            "--manifest",
+            str(manifest),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     assert code == 1
     summary = pd.read_csv(tmp_path / "out" / SUMMARY_NAME)
     assert list(summary["status"]) == ["done", "failed", "failed"]
@@ -98,8 +109,22 @@ def test_failed_slides_are_recorded_and_the_rest_go_on(cohort, tmp_path, capsys)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.h5ad")) == ["slide_000.h5ad"]
     assert "broken failed" in capsys.readouterr().err
     # a rerun retries only what failed: the finished slide is skipped
-    assert main(["predict", str(BUNDLE), "--manifest", str(manifest), "--out-dir", str(tmp_path / "out"),
-                 "--device", "cpu", "-q"]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                str(BUNDLE),
+                "--manifest",
+                str(manifest),
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 1
+    )
     assert list(pd.read_csv(tmp_path / "out" / SUMMARY_NAME)["status"]) == ["skipped", "failed", "failed"]
 
 
@@ -113,8 +138,20 @@ def _env() -> dict[str, str]:
 def test_process_killed_midway_then_rerun_finishes_the_rest(cohort, tmp_path):
     paths, _, clean, clean_dir = cohort
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "napari_mclstexp.cli", "predict", str(BUNDLE), "--image", *map(str, paths),
-           "--out-dir", str(out), "--device", "cpu", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_mclstexp.cli",
+        "predict",
+        str(BUNDLE),
+        "--image",
+        *map(str, paths),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.h5ad"))) < 2 and proc.poll() is None:
@@ -137,9 +174,26 @@ def test_torchrun_two_cpu_ranks_predict_each_slide_once(cohort, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
-           "-m", "napari_mclstexp.cli", "predict", str(BUNDLE), "--image", *map(str, paths[:4]),
-           "--out-dir", str(out), "--device", "cpu", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(port),
+        "-m",
+        "napari_mclstexp.cli",
+        "predict",
+        str(BUNDLE),
+        "--image",
+        *map(str, paths[:4]),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+        "-q",
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = pd.read_csv(out / SUMMARY_NAME)

@@ -28,8 +28,14 @@ def test_skips_blank_half_and_streams(tiny_bundle, half_blank_slide):
     calls = []
     events = []
     pred = run(
-        predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", batch_size=10, workers=2,
-                            on_tile=lambda xy, p: calls.append((xy.copy(), p.copy()))),
+        predict_whole_slide(
+            tiny_bundle,
+            half_blank_slide,
+            device="cpu",
+            batch_size=10,
+            workers=2,
+            on_tile=lambda xy, p: calls.append((xy.copy(), p.copy())),
+        ),
         events.append,
     )
     grid = pred.uns["mclstexp"]["grid"]
@@ -55,8 +61,7 @@ def test_whole_slide_matches_spot_prediction(tiny_bundle, half_blank_slide, synt
     pred = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", detect_tissue=False, step_px=96))
     assert pred.n_obs == 4 * 6  # ceil(384/96) × ceil(512/96)
     grid = tile_grid((384, 512), 96, 64)
-    np.testing.assert_array_equal(grid.indices(pred.obsm["spatial"]),
-                                  pred.obs[["array_col", "array_row"]].to_numpy())
+    np.testing.assert_array_equal(grid.indices(pred.obsm["spatial"]), pred.obs[["array_col", "array_row"]].to_numpy())
     # the same centres as "spots" of a sample on the same image
     spots = synthetic_sample[: pred.n_obs].copy()
     spots.obsm["spatial"] = pred.obsm["spatial"].copy()
@@ -94,8 +99,15 @@ def test_tiles_split_across_ranks_gather_to_the_single_process_result(tiny_bundl
     single = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu"))
     store: dict = {}
     seen = []
-    run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", dist=_FakeDist(1, store),
-                            on_tile=lambda xy, p: seen.append(len(xy))))
+    run(
+        predict_whole_slide(
+            tiny_bundle,
+            half_blank_slide,
+            device="cpu",
+            dist=_FakeDist(1, store),
+            on_tile=lambda xy, p: seen.append(len(xy)),
+        )
+    )
     assert sum(seen) == single.n_obs // 2  # rank 1 predicted only its half
     merged = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", dist=_FakeDist(0, store)))
     np.testing.assert_array_equal(merged.obs_names, single.obs_names)

@@ -82,8 +82,10 @@ def test_c4_predicted_tiles_touch_tissue(her2st_dir):
         rows, cols = np.indices(grid.shape).reshape(2, -1)
         centres = grid.centres(cols, rows)
         kept = {}
-        for name, kwargs in {"he": {}, "saturation": {"method": "saturation", "smooth_px": 1.0,
-                                                        "min_object_px": 64, "max_hole_px": 64}}.items():
+        for name, kwargs in {
+            "he": {},
+            "saturation": {"method": "saturation", "smooth_px": 1.0, "min_object_px": 64, "max_hole_px": 64},
+        }.items():
             mask, scale = slide_tissue_mask(slide, **kwargs)
             kept[name] = centres[tile_tissue_fraction(mask, scale, centres, patch) >= 0.25]
     hull = xy[ConvexHull(xy).vertices]

@@ -20,8 +20,18 @@ from napari_mclstexp.train.bins import (
 @pytest.fixture(scope="module")
 def hd_sample(tmp_path_factory):
     root = tmp_path_factory.mktemp("hd") / "HDT"
-    write_visium_hd(root, n_rows=24, n_cols=24, bins=(8,), n_genes=9, geometry=HDGeometry(1.0, (60.0, 60.0), 0.0),
-                    image=True, image_margin_px=60, tissue_cover=0.9, seed=4)
+    write_visium_hd(
+        root,
+        n_rows=24,
+        n_cols=24,
+        bins=(8,),
+        n_genes=9,
+        geometry=HDGeometry(1.0, (60.0, 60.0), 0.0),
+        image=True,
+        image_margin_px=60,
+        tissue_cover=0.9,
+        seed=4,
+    )
     return read_visium_hd(root, 8)
 
 
@@ -86,8 +96,30 @@ def test_cli_trains_on_bins_and_predicts_every_bin(hd_sample, tmp_path, capsys):
 
     sample = write_h5ad(hd_sample, tmp_path / "hd.h5ad")
     model = tmp_path / "hd.mclst"
-    assert main(["train", str(sample), "--out", str(model), "--preset", "quick", "--encoder", "smallcnn",
-                 "--epochs", "1", "--bins-per-epoch", "64", "--bank-size", "80", "--device", "cpu", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(sample),
+                "--out",
+                str(model),
+                "--preset",
+                "quick",
+                "--encoder",
+                "smallcnn",
+                "--epochs",
+                "1",
+                "--bins-per-epoch",
+                "64",
+                "--bank-size",
+                "80",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(load_bundle(model).bank) == 80
     assert main(["predict", str(model), str(sample), "--out", str(tmp_path / "p.h5ad"), "--device", "cpu"]) == 0
     assert f"at {hd_sample.n_obs} bins" in capsys.readouterr().out

@@ -18,8 +18,17 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 def test_compiled_encoder_is_captured_and_trains_like_eager(synthetic_samples, caplog):
     caplog.set_level("INFO", logger="napari_mclstexp")
-    cfg = get_preset("quick").replace(input_px=32, patch_px=48, batch_size=32, epochs=3, seed=3, lr=3e-3,
-                                      scheduler="cosine", precision="bf16", channels_last=True)
+    cfg = get_preset("quick").replace(
+        input_px=32,
+        patch_px=48,
+        batch_size=32,
+        epochs=3,
+        seed=3,
+        lr=3e-3,
+        scheduler="cosine",
+        precision="bf16",
+        channels_last=True,
+    )
     compiled = run(train(synthetic_samples, cfg.replace(compile=True), device="cuda"))
     eager = run(train(synthetic_samples, cfg.replace(cuda_graph=False), device="cuda"))
     assert compiled.compiled, caplog.text  # no fallback: Triton compiled the encoder

@@ -57,8 +57,9 @@ def _free_port() -> int:
 def _worker(rank: int, port: int, out_dir: str) -> None:
     import os
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     try:
@@ -115,8 +116,11 @@ def single() -> dict:
     img, spot = model(x, e)
     loss = clip_loss(img, spot, model.log_temperature)
     loss.backward()
-    return {"logits": (spot @ img.T).detach(), "loss": loss.item(),
-            "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()}}
+    return {
+        "logits": (spot @ img.T).detach(),
+        "loss": loss.item(),
+        "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()},
+    }
 
 
 def test_contexts_under_torchrun_env(ranks):
@@ -192,17 +196,29 @@ def _train_worker(rank: int, port: int, out_dir: str) -> None:
     from napari_mclstexp.synthetic import make_synthetic_sample
     from napari_mclstexp.train.trainer import train
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
-    samples = [make_synthetic_sample(f"{out_dir}/r{rank}", image_px=(192, 192), spot_spacing_px=24.0,
-                                     n_genes=8, seed=s, section=f"S{s}") for s in (1, 2)]
+    samples = [
+        make_synthetic_sample(
+            f"{out_dir}/r{rank}", image_px=(192, 192), spot_spacing_px=24.0, n_genes=8, seed=s, section=f"S{s}"
+        )
+        for s in (1, 2)
+    ]
     cfg = get_preset("quick").replace(epochs=2, batch_size=16, input_px=32)
     res = run(train(samples, cfg, device="cpu"))
     params = {n: p.detach().clone() for n, p in res.model.named_parameters()}
-    torch.save({"params": params, "history": res.history, "is_main": res.is_main,
-                "shut_down": shutdown_distributed(), "still_initialized": torch.distributed.is_initialized()},
-               f"{out_dir}/train{rank}.pt")
+    torch.save(
+        {
+            "params": params,
+            "history": res.history,
+            "is_main": res.is_main,
+            "shut_down": shutdown_distributed(),
+            "still_initialized": torch.distributed.is_initialized(),
+        },
+        f"{out_dir}/train{rank}.pt",
+    )
 
 
 def test_trainer_on_two_gloo_processes_keeps_ranks_in_sync(tmp_path):

@@ -32,8 +32,9 @@ def _weights(path, seed, fmt):
 
 
 def _cfg(weights, **kw):
-    opts = dict(encoder=TINY, weights=weights, input_px=32, patch_px=64, embed_dim=16, freeze=True, epochs=2,
-                batch_size=32, k=8)
+    opts = dict(
+        encoder=TINY, weights=weights, input_px=32, patch_px=64, embed_dim=16, freeze=True, epochs=2, batch_size=32, k=8
+    )
     return get_preset("quick").replace(**{**opts, **kw})
 
 
@@ -132,8 +133,11 @@ def test_partial_fine_tuning_unfreezes_the_last_blocks(synthetic_samples, tmp_pa
 
     model = build_model(_cfg("none"), 24, (40, 40))
     freeze_encoder(model, 2)
-    trainable = {".".join(n.split(".")[1:3]) for n, p in model.image_encoder.named_parameters()
-                 if p.requires_grad and n.startswith("model.blocks")}
+    trainable = {
+        ".".join(n.split(".")[1:3])
+        for n, p in model.image_encoder.named_parameters()
+        if p.requires_grad and n.startswith("model.blocks")
+    }
     assert trainable == {"blocks.10", "blocks.11"}
     assert model.image_encoder.model.norm.weight.requires_grad
     assert not model.image_encoder.model.patch_embed.proj.weight.requires_grad

@@ -93,9 +93,19 @@ def test_replayed_update_follows_the_schedule_and_overwrites_gradients(kind):
 
 @pytest.mark.parametrize("precision, tol", [("fp32", 2e-3), ("bf16", 3e-2)])
 def test_graph_training_matches_eager_training(synthetic_samples, precision, tol):
-    cfg = get_preset("quick").replace(input_px=32, patch_px=48, batch_size=32, epochs=3, seed=3, lr=3e-3,
-                                      scheduler="cosine", precision=precision, channels_last=precision == "bf16",
-                                      rotate_deg=20.0, color_jitter=(0.2, 0.2, 0.2))
+    cfg = get_preset("quick").replace(
+        input_px=32,
+        patch_px=48,
+        batch_size=32,
+        epochs=3,
+        seed=3,
+        lr=3e-3,
+        scheduler="cosine",
+        precision=precision,
+        channels_last=precision == "bf16",
+        rotate_deg=20.0,
+        color_jitter=(0.2, 0.2, 0.2),
+    )
     graph = run(train(synthetic_samples, cfg, device="cuda"))
     eager = run(train(synthetic_samples, cfg.replace(cuda_graph=False), device="cuda"))
     # cuDNN's autotuned kernels (TF32, atomics in backward) differ from run to run: two eager runs set the
@@ -106,8 +116,12 @@ def test_graph_training_matches_eager_training(synthetic_samples, precision, tol
     assert [h["lr"] for h in graph.history] == pytest.approx([h["lr"] for h in eager.history], rel=1e-6)
     # stale batches, a frozen lr or accumulated gradients would separate these curves by far more
     assert [h["loss"] for h in graph.history] == pytest.approx([h["loss"] for h in eager.history], rel=tol)
-    states = zip(graph.model.state_dict().items(), eager.model.state_dict().values(),
-                 again.model.state_dict().values(), strict=True)
+    states = zip(
+        graph.model.state_dict().items(),
+        eager.model.state_dict().values(),
+        again.model.state_dict().values(),
+        strict=True,
+    )
     for (name, a), b, c in states:
         if a.is_floating_point():
             spread = (c - b).abs().max().item()

@@ -87,8 +87,25 @@ def test_cv_command_protocol_and_overrides(synthetic_samples, tmp_path, monkeypa
 
     monkeypatch.setattr(cv, "run_fold", fake_fold)
     out = tmp_path / "cv.json"
-    argv = [*paths, "--scheme", "slide", "--preset", "paper", "--protocol", "paper:cscc", "--k", "7",
-            "--distance", "l1", "--folds", "SYN1", "--weights", "none", "--out", str(out)]
+    argv = [
+        *paths,
+        "--scheme",
+        "slide",
+        "--preset",
+        "paper",
+        "--protocol",
+        "paper:cscc",
+        "--k",
+        "7",
+        "--distance",
+        "l1",
+        "--folds",
+        "SYN1",
+        "--weights",
+        "none",
+        "--out",
+        str(out),
+    ]
     assert main(["cv", *argv]) == 0
     cfg = seen[0]
     assert (cfg.k, cfg.distance, cfg.value_normalization) == (7, "l1", "log10_1e4_per_gene")
@@ -97,8 +114,23 @@ def test_cv_command_protocol_and_overrides(synthetic_samples, tmp_path, monkeypa
     printed = capsys.readouterr().out
     assert "protocol paper:cscc, k 7, L1" in printed and "scale: per gene" in printed
     seen.clear()
-    assert main(["cv", *paths, "--scheme", "slide", "--preset", "quick", "--folds", "SYN1",
-                 "--out", str(tmp_path / "q.json")]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                *paths,
+                "--scheme",
+                "slide",
+                "--preset",
+                "quick",
+                "--folds",
+                "SYN1",
+                "--out",
+                str(tmp_path / "q.json"),
+            ]
+        )
+        == 0
+    )
     assert seen[0].value_normalization is None and "per spot" in json.loads((tmp_path / "q.json").read_text())["scale"]
 
 
@@ -117,8 +149,11 @@ def test_one_visium_paper_fold_end_to_end(synthetic_samples, tmp_path):
 
     base = get_preset("paper").replace(encoder="smallcnn", weights="none", epochs=1, input_px=32, batch_size=100)
     cfg, info = resolve_protocol(base, "paper:visium")
-    res = run(cv.run_cv(synthetic_samples, "slide", cfg, folds=["SYN1"], device="cpu",
-                        patch_cache=PatchCache(tmp_path / "cache")))
+    res = run(
+        cv.run_cv(
+            synthetic_samples, "slide", cfg, folds=["SYN1"], device="cpu", patch_cache=PatchCache(tmp_path / "cache")
+        )
+    )
     fold = res["folds"]["SYN1"]
     assert fold["metrics"]["normalization"] == "log10_1e4_per_gene" == info["scale"]
     assert -1 <= fold["metrics"]["acg"] <= 1 and fold["n_bank_spots"] == sum(a.n_obs for a in synthetic_samples[1:])

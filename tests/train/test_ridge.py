@@ -34,8 +34,9 @@ def test_ridge_bundle_predicts_at_spots_and_over_a_slide(synthetic_samples, tmp_
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.sample import image_path
 
-    cfg = get_preset("quick").replace(encoder="timm:vit_tiny_patch16_224", weights="none", input_px=32,
-                                      patch_px=64, head="ridge")
+    cfg = get_preset("quick").replace(
+        encoder="timm:vit_tiny_patch16_224", weights="none", input_px=32, patch_px=64, head="ridge"
+    )
     cache = FeatureCache(tmp_path / "f")
     events = []
     result = run(train(synthetic_samples[:2], cfg, device="cpu", feature_cache=cache), events.append)

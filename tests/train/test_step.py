@@ -144,8 +144,18 @@ def test_a_scheduler_assigning_floats_still_reaches_the_graph(monkeypatch):
     """Older torch schedulers replace a tensor lr by a float; the step copies it into the captured tensor."""
     w = torch.nn.Parameter(torch.ones(2))
     opt = torch.optim.Adam([w], lr=1e-3)
-    st = step_mod.TrainStep(None, None, opt, type("C", (), {"world_size": 1})(), None,
-                            torch.zeros(1), torch.zeros(1), get_preset("quick"), 2, False)
+    st = step_mod.TrainStep(
+        None,
+        None,
+        opt,
+        type("C", (), {"world_size": 1})(),
+        None,
+        torch.zeros(1),
+        torch.zeros(1),
+        get_preset("quick"),
+        2,
+        False,
+    )
     step_mod.make_capturable(opt, torch.device("cpu"))
     lr = opt.param_groups[0]["lr"]
     st.graph, st._lr_tensors = (lambda: None), [lr]

@@ -119,8 +119,11 @@ def test_resume_refuses_other_data_or_options(reference, synthetic_samples, tmp_
     with pytest.raises(InputError, match="lr"):
         run(train(synthetic_samples, tiny_config(lr=1e-2), device="cpu", checkpoint=copy, resume=True))
     # options that only change the speed (CUDA graph, torch.compile) do not block a resume
-    same = run(train(synthetic_samples, tiny_config(cuda_graph=False, compile=True), device="cpu",
-                     checkpoint=copy, resume=True))
+    same = run(
+        train(
+            synthetic_samples, tiny_config(cuda_graph=False, compile=True), device="cpu", checkpoint=copy, resume=True
+        )
+    )
     assert_same_weights(weights(reference[0]), weights(same))
     (tmp_path / "bad.ckpt").write_bytes(b"garbage")
     with pytest.raises(InputError, match="checkpoint"):
@@ -201,8 +204,9 @@ def _temperature_worker(rank: int, port: int, out_dir: str) -> None:
 
     from napari_mclstexp.train.distributed import init_distributed
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     try:
@@ -222,8 +226,14 @@ def test_learnable_temperature_gradient_under_ddp_equals_single_process(tmp_path
     mp.spawn(_temperature_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     model = _ddp_model()
     x, expr, pos = _ddp_inputs()
-    parts = [model(x[r * LOCAL_B:(r + 1) * LOCAL_B], expr[r * LOCAL_B:(r + 1) * LOCAL_B],
-                   pos[r * LOCAL_B:(r + 1) * LOCAL_B]) for r in range(WORLD)]
+    parts = [
+        model(
+            x[r * LOCAL_B : (r + 1) * LOCAL_B],
+            expr[r * LOCAL_B : (r + 1) * LOCAL_B],
+            pos[r * LOCAL_B : (r + 1) * LOCAL_B],
+        )
+        for r in range(WORLD)
+    ]
     img, spot = (torch.cat([p[i] for p in parts]) for i in range(2))
     model.loss(img, spot).backward()
     single = model.log_temperature.grad
@@ -231,8 +241,9 @@ def test_learnable_temperature_gradient_under_ddp_equals_single_process(tmp_path
     for rank in range(WORLD):
         grads = torch.load(tmp_path / f"grads{rank}.pt", weights_only=True)
         torch.testing.assert_close(grads["log_temperature"], single, rtol=1e-4, atol=1e-7)  # not 2×
-        torch.testing.assert_close(grads["image_head.projection.weight"],
-                                   model.image_head.projection.weight.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            grads["image_head.projection.weight"], model.image_head.projection.weight.grad, rtol=1e-4, atol=1e-6
+        )
 
 
 def test_warns_before_hours_of_cpu_training():

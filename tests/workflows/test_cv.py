@@ -130,9 +130,20 @@ def test_one_real_patient_fold(synthetic_samples, tmp_path):
     from napari_mclstexp.progress import run
 
     cfg = get_preset("quick").replace(epochs=1, k=20, input_px=32)  # tiny: seconds on a CPU
-    res = run(run_cv(synthetic_samples, "patient", cfg, out=tmp_path / "cv.json", folds=["SYN1"], device="cpu",
-                     domain_key="annotation", baseline=True, predictions_dir=tmp_path / "pred",
-                     patch_cache=PatchCache(tmp_path / "cache")))
+    res = run(
+        run_cv(
+            synthetic_samples,
+            "patient",
+            cfg,
+            out=tmp_path / "cv.json",
+            folds=["SYN1"],
+            device="cpu",
+            domain_key="annotation",
+            baseline=True,
+            predictions_dir=tmp_path / "pred",
+            patch_cache=PatchCache(tmp_path / "cache"),
+        )
+    )
     fold = res["folds"]["SYN1"]
     assert fold["train"] == ["SYN3"] and fold["excluded"] == ["SYN2"]  # SYN2: same patient P1
     assert fold["n_bank_spots"] == synthetic_samples[2].n_obs
@@ -175,7 +186,17 @@ def test_baseline_and_model_crop_the_same_test_patches(synthetic_samples, tmp_pa
     monkeypatch.setattr(patches_mod, "sample_patches", sample_patches)
     monkeypatch.setattr(patches_mod, "iter_sample_patches", iter_sample_patches)
     cfg = get_preset("quick").replace(epochs=1, k=10, input_px=16, patch_px=48)
-    run(run_cv(samples, "patient", cfg, out=tmp_path / "cv.json", folds=["SYN3"], device="cpu", baseline=True,
-               patch_cache=PatchCache(tmp_path / "cache")))
+    run(
+        run_cv(
+            samples,
+            "patient",
+            cfg,
+            out=tmp_path / "cv.json",
+            folds=["SYN3"],
+            device="cpu",
+            baseline=True,
+            patch_cache=PatchCache(tmp_path / "cache"),
+        )
+    )
     assert crops["SYN3"] == {96}  # 48 px at 1 µm/px = 48 µm = 96 px at 0.5 µm/px, for model and baselines
     assert crops["SYN1"] == crops["SYN2"] == {48}

@@ -40,8 +40,11 @@ def test_hest_genes_come_from_training_expression_only():
 
 def _rec(acg, base_acg, mse=1.0, within=False):
     b = {"acg": base_acg, "hest_pcc": base_acg, "mse": 2 * mse}
-    return {"metrics": {"acg": acg, "hest_pcc": acg, "mse": mse}, "within_patient": within,
-            "baselines": {"ridge": b, "histogram": b, "mean": {"acg": None, "mse": 4 * mse}}}
+    return {
+        "metrics": {"acg": acg, "hest_pcc": acg, "mse": mse},
+        "within_patient": within,
+        "baselines": {"ridge": b, "histogram": b, "mean": {"acg": None, "mse": 4 * mse}},
+    }
 
 
 def test_summary_ratios_and_table():
@@ -64,8 +67,16 @@ def test_cv_reports_model_and_every_baseline(synthetic_samples, tmp_path, monkey
     from napari_mclstexp.workflows.cv import run_cv
 
     monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))
-    cfg = get_preset("quick").replace(encoder="timm:vit_tiny_patch16_224", weights="none", input_px=32,
-                                      patch_px=64, embed_dim=16, freeze=True, epochs=1, k=8)
+    cfg = get_preset("quick").replace(
+        encoder="timm:vit_tiny_patch16_224",
+        weights="none",
+        input_px=32,
+        patch_px=64,
+        embed_dim=16,
+        freeze=True,
+        epochs=1,
+        k=8,
+    )
     res = run(run_cv(synthetic_samples, "slide", cfg, folds=["SYN1", "SYN3"], device="cpu", baseline=True))
     f1, f3 = res["folds"]["SYN1"], res["folds"]["SYN3"]
     assert f1["within_patient"] is True and f3["within_patient"] is False

@@ -33,8 +33,16 @@ def test_binned_sample_is_predicted_bin_by_bin_in_blocks(tiny_bundle, tmp_path):
     from napari_mclstexp.io.visium_hd import read_visium_hd
     from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
 
-    write_visium_hd(tmp_path / "HDP", n_rows=12, n_cols=12, bins=(8,), geometry=HDGeometry(1.0, (80.0, 80.0)),
-                    image=True, image_margin_px=80, seed=2)
+    write_visium_hd(
+        tmp_path / "HDP",
+        n_rows=12,
+        n_cols=12,
+        bins=(8,),
+        geometry=HDGeometry(1.0, (80.0, 80.0)),
+        image=True,
+        image_margin_px=80,
+        seed=2,
+    )
     hd = read_visium_hd(tmp_path / "HDP", 8)
     pred = run(predict_and_score(tiny_bundle, hd, device="cpu"))
     assert pred.uns["mclstexp"]["mode"] == "bins" and "bin_grid" in pred.uns

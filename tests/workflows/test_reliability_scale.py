@@ -18,9 +18,14 @@ def test_paper_bundle_reliability_uses_the_per_gene_truth(synthetic_samples, mon
     cfg = get_preset("paper").replace(encoder="smallcnn", weights="none", pos_table="data", input_px=32, k=20)
     genes = list(samples[0].var_names)
     torch.manual_seed(0)
-    result = SimpleNamespace(model=build_model(cfg, len(genes), pos_shape_for(samples, cfg)), config=cfg,
-                             genes=genes, train_sections=["SYN1", "SYN2"], history=[],
-                             pos_shape=pos_shape_for(samples, cfg))
+    result = SimpleNamespace(
+        model=build_model(cfg, len(genes), pos_shape_for(samples, cfg)),
+        config=cfg,
+        genes=genes,
+        train_sections=["SYN1", "SYN2"],
+        history=[],
+        pos_shape=pos_shape_for(samples, cfg),
+    )
     bundle = make_bundle(result, samples, "cpu")
     methods, precisions = [], []
     real_matrix, real_embed = reliability.expression_matrix, reliability.embed_patches

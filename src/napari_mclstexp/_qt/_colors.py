@@ -73,8 +73,9 @@ def values_to_rgba(
     return rgba
 
 
-def set_points_values(layer, values: np.ndarray, colormap: str, limits: tuple[float, float],
-                      *, column: str = "value") -> float:
+def set_points_values(
+    layer, values: np.ndarray, colormap: str, limits: tuple[float, float], *, column: str = "value"
+) -> float:
     """Show ``values`` on a Points layer: ``features[column]`` for hover, RGBA face colours.
 
     The features column is updated in place (no table copy) and the colour event is blocked so the

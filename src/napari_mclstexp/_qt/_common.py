@@ -25,8 +25,9 @@ from ._layers import role
 class PathEdit(QWidget):
     """A line edit with a Browse button (file open/save or folder)."""
 
-    def __init__(self, placeholder: str = "", *, mode: str = "open", filter: str = "",
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, placeholder: str = "", *, mode: str = "open", filter: str = "", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.mode, self.filter = mode, filter
         self.edit = QLineEdit()
@@ -62,8 +63,13 @@ class LayerCombo(QComboBox):
     def __init__(self, viewer, roles: Iterable[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.roles = viewer, tuple(roles)
-        connect_while_alive(self, self.refresh, viewer.layers.events.inserted,
-                            viewer.layers.events.removed, viewer.layers.events.reordered)
+        connect_while_alive(
+            self,
+            self.refresh,
+            viewer.layers.events.inserted,
+            viewer.layers.events.removed,
+            viewer.layers.events.reordered,
+        )
         self.refresh()
 
     def layers(self) -> list[Layer]:

@@ -39,8 +39,11 @@ class GeneModel(QStandardItemModel):
             item.setData(gene, GENE_ROLE)
             item.setData(r, R_ROLE)
             if reliability and threshold is not None and not r >= threshold:
-                item.setToolTip(f"{gene}: held-out r {r:.2f} < {threshold:g}: do not trust this map"
-                                if math.isfinite(r) else f"{gene}: no held-out reliability")
+                item.setToolTip(
+                    f"{gene}: held-out r {r:.2f} < {threshold:g}: do not trust this map"
+                    if math.isfinite(r)
+                    else f"{gene}: no held-out reliability"
+                )
             self.appendRow(item)
 
     def genes(self) -> list[str]:

@@ -1,8 +1,8 @@
 """Engine objects → napari layer data tuples, and back (which layer holds which sample).
 
 Layers made here carry ``metadata["mclstexp"]``: ``role`` (``"slide"``, ``"spots"``, ``"predicted"``,
-``"uncertainty"``, ``"domains"``, ``"dense"``, ``"domain_map"``), and for spot layers the AnnData itself (``"adata"``, held
-by reference, never modified).  Spots are napari ``(row, col)`` in full-resolution pixels; layers get
+``"uncertainty"``, ``"domains"``, ``"dense"``, ``"domain_map"``), and for spot layers the AnnData itself
+(``"adata"``, held by reference, never modified).  Spots are napari ``(row, col)`` in full-resolution pixels; layers get
 ``scale = (mpp, mpp)`` when the pixel size is known so the slide and the spots share µm world units.
 """
 
@@ -80,8 +80,9 @@ def preview_pyramid(level) -> list:
     return out
 
 
-def spots_layer(adata, *, role: str = "spots", name: str | None = None, mpp: float | None = None,
-                values: np.ndarray | None = None) -> tuple:
+def spots_layer(
+    adata, *, role: str = "spots", name: str | None = None, mpp: float | None = None, values: np.ndarray | None = None
+) -> tuple:
     """A Points layer tuple of a sample's (or a prediction's) spots.
 
     Parameters
@@ -140,8 +141,9 @@ def _library(adata) -> str:
 
 def _default_name(adata, role: str) -> str:
     lib = _library(adata)
-    return {"spots": f"{lib} spots", "predicted": f"{lib} predicted",
-            "uncertainty": f"{lib} uncertainty"}.get(role, f"{lib} {role}")
+    return {"spots": f"{lib} spots", "predicted": f"{lib} predicted", "uncertainty": f"{lib} uncertainty"}.get(
+        role, f"{lib} {role}"
+    )
 
 
 def existing_image(adata) -> Path | None:
@@ -151,8 +153,12 @@ def existing_image(adata) -> Path | None:
     if path is None:
         return None
     if not Path(path).exists():
-        warnings.warn(f"{path}: image file not found; the spots of {_library(adata)} "
-                      "are shown without their slide (open it under Load → Slide)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: image file not found; the spots of {_library(adata)} "
+            "are shown without their slide (open it under Load → Slide)",
+            UserWarning,
+            stacklevel=2,
+        )
         return None
     return Path(path)
 

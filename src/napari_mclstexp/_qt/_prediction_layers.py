@@ -29,9 +29,15 @@ def dense_layer(pred, mpp: float | None, *, gene: str | None = None, name: str |
     finite = image[np.isfinite(image)]
     limits = (float(finite.min()), float(finite.max()) + 1e-6) if finite.size else (0.0, 1.0)
     kwargs = {
-        "name": name or f"{_library(pred)} predicted tiles", "colormap": "viridis", "opacity": 0.7, "blending": "translucent",
-        "scale": px * step, "translate": px * np.array([y0, x0], float), "contrast_limits": limits,
-        "units": world_units(mpp), "metadata": {KEY: {"role": "dense", "adata": pred, "mpp": mpp, "gene": gene}},
+        "name": name or f"{_library(pred)} predicted tiles",
+        "colormap": "viridis",
+        "opacity": 0.7,
+        "blending": "translucent",
+        "scale": px * step,
+        "translate": px * np.array([y0, x0], float),
+        "contrast_limits": limits,
+        "units": world_units(mpp),
+        "metadata": {KEY: {"role": "dense", "adata": pred, "mpp": mpp, "gene": gene}},
     }
     return (image, kwargs, "image")
 

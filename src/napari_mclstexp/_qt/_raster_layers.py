@@ -26,8 +26,15 @@ def columns(adata) -> GeneColumns:
     return GeneColumns(adata)
 
 
-def raster_layer(adata, mpp: float | None, *, role: str = "spots", gene: str | None = None,
-                 values: np.ndarray | None = None, name: str | None = None) -> tuple:
+def raster_layer(
+    adata,
+    mpp: float | None,
+    *,
+    role: str = "spots",
+    gene: str | None = None,
+    values: np.ndarray | None = None,
+    name: str | None = None,
+) -> tuple:
     """Image layer tuple of a binned sample (``role='spots'``) or of its predictions (``'predicted'``).
 
     Parameters
@@ -53,8 +60,12 @@ def raster_layer(adata, mpp: float | None, *, role: str = "spots", gene: str | N
     limits = auto_limits(finite) if finite.size else (0.0, 1.0)
     kwargs = {
         "name": name or (f"predicted {gene}" if role == "predicted" else _default_name(adata, role)),
-        "colormap": "viridis", "opacity": 0.8, "blending": "translucent", "affine": raster.affine(mpp),
-        "contrast_limits": limits, "units": world_units(mpp),
+        "colormap": "viridis",
+        "opacity": 0.8,
+        "blending": "translucent",
+        "affine": raster.affine(mpp),
+        "contrast_limits": limits,
+        "units": world_units(mpp),
         "metadata": {KEY: {"role": role, "adata": adata, "mpp": mpp, "raster": raster, "columns": cols}},
     }
     return (image, kwargs, "image")

@@ -44,8 +44,14 @@ class RegionPanel(QWidget):
         target = self.get_target()
         scale = target.scale if target is not None else (1.0, 1.0)
         units = target.units if target is not None else None
-        return self.viewer.add_shapes(name="region", scale=scale, units=units, edge_color="yellow",
-                                      face_color=[1, 1, 0, 0.15], edge_width=2 * float(scale[0]))
+        return self.viewer.add_shapes(
+            name="region",
+            scale=scale,
+            units=units,
+            edge_color="yellow",
+            face_color=[1, 1, 0, 0.15],
+            edge_width=2 * float(scale[0]),
+        )
 
     def draw_region(self) -> None:
         """Select the region layer in polygon mode."""

@@ -59,8 +59,13 @@ class SideBySide:
         order = [predicted, titles[1], measured, titles[0]]
         if slide is not None:
             self.twin = viewer.add_image(
-                slide.data, rgb=slide.rgb, multiscale=slide.multiscale, scale=slide.scale,
-                translate=slide.translate, units=slide.units, name=f"{slide.name} (beside)",
+                slide.data,
+                rgb=slide.rgb,
+                multiscale=slide.multiscale,
+                scale=slide.scale,
+                translate=slide.translate,
+                units=slide.units,
+                name=f"{slide.name} (beside)",
                 metadata={KEY: {"role": "twin"}},
             )
             order = [self.twin, predicted, titles[1], slide, measured, titles[0]]
@@ -78,9 +83,14 @@ class SideBySide:
         """A one-point text layer naming a grid cell, at the top-left of ``layer``'s spots."""
         corner = layer.data.min(axis=0) if len(layer.data) else [0.0, 0.0]
         return self.viewer.add_points(
-            [corner], name=f"{layer.name} ({text} title)", size=0, scale=layer.scale, units=layer.units,
+            [corner],
+            name=f"{layer.name} ({text} title)",
+            size=0,
+            scale=layer.scale,
+            units=layer.units,
             text={"string": [text], "size": 14, "color": "white", "anchor": "upper_left"},
-            metadata={KEY: {"role": "title"}})
+            metadata={KEY: {"role": "title"}},
+        )
 
     def _link(self, measured, predicted) -> None:
         from napari.experimental import link_layers

@@ -38,9 +38,15 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float):
     px = np.asarray(slide_layer.scale[-2:], float) / float(scale)
     name = f"{slide_layer.name.removesuffix(' slide')} tissue"
     layer = viewer.add_labels(
-        np.asarray(mask, np.uint8), name=name, scale=px, units=slide_layer.units[-2:], opacity=0.8,
-        metadata={KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale),
-                        "mpp": meta.get("mpp")}})
+        np.asarray(mask, np.uint8),
+        name=name,
+        scale=px,
+        units=slide_layer.units[-2:],
+        opacity=0.8,
+        metadata={
+            KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale), "mpp": meta.get("mpp")}
+        },
+    )
     from napari.utils.colormaps import DirectLabelColormap
 
     layer.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE})

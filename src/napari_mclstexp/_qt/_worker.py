@@ -110,7 +110,7 @@ def format_event(event: Progress) -> str:
                 parts.append(f"ETA {format_duration(value)}")
         elif key.endswith("_per_s") and isinstance(value, int | float):
             rate = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
-            parts.append(f"{rate} {key[:-len('_per_s')]}/s")
+            parts.append(f"{rate} {key[: -len('_per_s')]}/s")
         else:
             parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
     return " · ".join(parts)

@@ -150,18 +150,26 @@ class DomainsWidget(QWidget):
         with_domains.obs["domain"] = pd.Categorical(labels)
         dense = self._layer
         meta = {KEY: {"role": "domain_map", "adata": with_domains, "mpp": dense.metadata[KEY].get("mpp")}}
-        place = ({"affine": dense.affine.affine_matrix} if raster is not None
-                 else {"scale": dense.scale, "translate": dense.translate})
+        place = (
+            {"affine": dense.affine.affine_matrix}
+            if raster is not None
+            else {"scale": dense.scale, "translate": dense.translate}
+        )
         self.viewer.add_labels(
-            image, name=name, **place, units=dense.units, opacity=0.6,
+            image,
+            name=name,
+            **place,
+            units=dense.units,
+            opacity=0.6,
             colormap=DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **rgba}),
-            metadata=meta)
+            metadata=meta,
+        )
 
     def _add_domain_spots(self, adata, labels: np.ndarray, colors: np.ndarray, name: str) -> None:
         """Spot predictions: a Points layer coloured by domain (``features['domain']``)."""
-        (layer,) = add_layer_tuples(self.viewer, [
-            spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))
-        ])
+        (layer,) = add_layer_tuples(
+            self.viewer, [spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))]
+        )
         layer.metadata[KEY]["source"] = self._layer.metadata[KEY].get("source")
         # categorical column and direct colours: never switch this layer to a numeric colour mode
         layer.features = pd.DataFrame({"domain": pd.Categorical(labels)})

@@ -68,7 +68,8 @@ class ExploreWidget(QWidget):
         self.gene_list.setModel(self.proxy)
         self.gene_list.setMinimumHeight(120)
         self.gene_list.selectionModel().currentChanged.connect(
-            lambda cur, _prev: cur.isValid() and self.set_gene(cur.data(GENE_ROLE)))
+            lambda cur, _prev: cur.isValid() and self.set_gene(cur.data(GENE_ROLE))
+        )
         self.colormap = QComboBox()
         self.colormap.addItems(COLORMAPS)
         self.colormap.currentTextChanged.connect(lambda *_: self.redraw())

@@ -65,8 +65,12 @@ class ExportWidget(QWidget):
             for other in layers_with_role(self.viewer, "domains"):
                 if layer_adata(other) is adata and "domain" in other.features:
                     features["domain"] = other.features["domain"].to_numpy()
-        return {"metadata": layer.metadata, "features": pd.DataFrame(features),
-                "size": np.asarray(layer.size), "scale": np.asarray(layer.scale)}
+        return {
+            "metadata": layer.metadata,
+            "features": pd.DataFrame(features),
+            "size": np.asarray(layer.size),
+            "scale": np.asarray(layer.scale),
+        }
 
     def export(self, suffix: str, path: str | None = None) -> Path | None:
         """Write the chosen layer as ``suffix`` (``.h5ad``, ``.csv``, ``.geojson``); returns the path."""
@@ -79,8 +83,7 @@ class ExportWidget(QWidget):
         out = Path(path) if path else self._path(suffix)
         if out is None:
             return None
-        write = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv,
-                 ".geojson": _writer.write_geojson}[suffix]
+        write = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv, ".geojson": _writer.write_geojson}[suffix]
         data = layer.data if isinstance(layer, Points) else np.zeros((layer_adata(layer).n_obs, 2))
         done = run_guarded(lambda: write(str(out), data, self.layer_meta(layer)))
         if done is None:

@@ -99,8 +99,10 @@ class LoadWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.slide_edit = PathEdit("slide (.tif, .svs, .ndpi, .ome.tif, .jpg, .png)",
-                                   filter="Slides (*.tif *.tiff *.svs *.ndpi *.jpg *.jpeg *.png)")
+        self.slide_edit = PathEdit(
+            "slide (.tif, .svs, .ndpi, .ome.tif, .jpg, .png)",
+            filter="Slides (*.tif *.tiff *.svs *.ndpi *.jpg *.jpeg *.png)",
+        )
         self.spots_edit = PathEdit("spots (.h5ad file)", filter="AnnData (*.h5ad)")
         self.folder_edit = PathEdit("or a Visium / Visium HD / her2st folder", mode="folder")
         form = QFormLayout()
@@ -121,8 +123,9 @@ class LoadWidget(QWidget):
         """Load ``slide`` and/or ``spots`` (defaults: the fields); returns the worker or ``None``."""
         slide = slide if slide is not None else self.slide_edit.text()
         spots = spots if spots is not None else (self.spots_edit.text() or self.folder_edit.text())
-        return self.task.start(lambda token: load_layers(slide or None, spots or None, token),
-                               self._add, description="Load")
+        return self.task.start(
+            lambda token: load_layers(slide or None, spots or None, token), self._add, description="Load"
+        )
 
     def _add(self, layers: list[tuple]) -> None:
         """Add the layers, one per turn of the event loop (each costs napari ~0.1–0.5 s of GUI work:
@@ -150,8 +153,10 @@ class LoadWidget(QWidget):
     def _report(self) -> None:
         n_spots = sum(len(layer.data) for layer in self.added if isinstance(layer, Points))
         hidden = sum(not layer.visible for layer in self.added if isinstance(layer, Points))
-        self.info.setText(f"{len(self.added)} layers, {n_spots} spots"
-                          + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else ""))
+        self.info.setText(
+            f"{len(self.added)} layers, {n_spots} spots"
+            + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else "")
+        )
         if self.added:
             self.viewer.reset_view()
             from ._canvas import show_scale_bar

@@ -27,12 +27,15 @@ MODES = ("at spots", "whole slide")
 
 def score_text(scores: dict) -> str:
     """``ACG 0.412 · HEG@50 0.603 · MSE 0.31 (785 genes)``; undefined numbers read ``n/a``."""
+
     def num(key: str, fmt: str) -> str:
         value = scores.get(key)
         return format(value, fmt) if isinstance(value, int | float) and np.isfinite(value) else "n/a"
 
-    return (f"ACG {num('acg', '.3f')} · HEG@50 {num('heg50', '.3f')} · MSE {num('mse', '.3g')}"
-            f" ({scores.get('n_genes', '?')} genes)")
+    return (
+        f"ACG {num('acg', '.3f')} · HEG@50 {num('heg50', '.3f')} · MSE {num('mse', '.3g')}"
+        f" ({scores.get('n_genes', '?')} genes)"
+    )
 
 
 class TileBuffer:
@@ -144,8 +147,10 @@ class PredictWidget(QWidget):
                 return self.task.fail("Load spots first (Load widget).")
             adata = layer_adata(layer)
             if image_path(adata) is None:
-                return self.task.fail(f"no H&E slide for these spots; open the full-resolution slide in "
-                                      f"Load → Slide together with the spots, then predict ({layer.name})")
+                return self.task.fail(
+                    f"no H&E slide for these spots; open the full-resolution slide in "
+                    f"Load → Slide together with the spots, then predict ({layer.name})"
+                )
             self._source = layer
 
             def make(token: CancelToken):
@@ -172,9 +177,18 @@ class PredictWidget(QWidget):
                 if mask is None:  # shown (and editable) from the first tile on, and used as shown
                     mask = yield from iter_slide_tissue_mask(meta["slide_path"], cancel=token)
                     self._tissue_found.append((slide_layer, *mask))
-                return (yield from predict_whole_slide(
-                    bundle, meta["slide_path"], step_px=step, device=device, cancel=token,
-                    on_tile=self._tiles, mpp=meta.get("mpp"), tissue=mask))
+                return (
+                    yield from predict_whole_slide(
+                        bundle,
+                        meta["slide_path"],
+                        step_px=step,
+                        device=device,
+                        cancel=token,
+                        on_tile=self._tiles,
+                        mpp=meta.get("mpp"),
+                        tissue=mask,
+                    )
+                )
 
             return run()
 
@@ -192,27 +206,31 @@ class PredictWidget(QWidget):
 
             return iter_slide_tissue_mask(path, cancel=token)
 
-        return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found),
-                               description="Detect tissue")
+        return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found), description="Detect tissue")
 
     def _show_tissue(self, slide_layer, mask, scale) -> None:
         if slide_layer in self.viewer.layers:
             add_tissue_layer(self.viewer, slide_layer, mask, scale)
-            self.info.setText(f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue "
-                              "layer (label 1), then Predict")
+            self.info.setText(
+                f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue layer (label 1), then Predict"
+            )
 
     def _add_spot_predictions(self, pred) -> None:
         from ..analysis.reliability import best_gene, reliability_map
 
         self.result = pred
         mpp = self._source.metadata[KEY].get("mpp")
-        gene = best_gene(list(map(str, pred.var_names)),
-                         reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X)
+        gene = best_gene(
+            list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
+        )
         shown = gene_values(pred, gene) if gene is not None else None
-        added = add_layer_tuples(self.viewer, [
-            spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
-            spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=shown),
-        ])[::-1]  # predicted above its (hidden) uncertainty, and the one selected
+        added = add_layer_tuples(
+            self.viewer,
+            [
+                spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
+                spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=shown),
+            ],
+        )[::-1]  # predicted above its (hidden) uncertainty, and the one selected
         for layer in added:
             layer.metadata[KEY]["source"] = self._source.name
         if shown is not None:
@@ -255,9 +273,11 @@ class PredictWidget(QWidget):
         if measured is None or not measured.n_vars or set(genes) & set(map(str, measured.var_names)):
             return
         path = self._bundle.path if self._bundle is not None and self._bundle.path else "the model"
-        show_warning(f"{path}: none of its {len(genes)} genes ({', '.join(genes[:3])}, …) is measured in "
-                     f"{self._source.name}: it was trained on other genes, so measured and predicted "
-                     "cannot be compared")
+        show_warning(
+            f"{path}: none of its {len(genes)} genes ({', '.join(genes[:3])}, …) is measured in "
+            f"{self._source.name}: it was trained on other genes, so measured and predicted "
+            "cannot be compared"
+        )
 
     def _start_stream(self, slide_layer, bundle, step: int | None, device: str = "cpu") -> int:
         """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive.
@@ -282,9 +302,16 @@ class PredictWidget(QWidget):
         px = np.asarray(world_scale(meta.get("mpp")))
         name = f"{slide_layer.name.removesuffix(' slide')} predicted (streaming)"
         self._stream = self.viewer.add_image(
-            grid, name=name, colormap="viridis", opacity=0.7, scale=px * self._grid.step_px,
-            translate=px * np.asarray(self._grid.origin_xy[::-1]), contrast_limits=(0, 1),
-            blending="translucent", units=world_units(meta.get("mpp")))
+            grid,
+            name=name,
+            colormap="viridis",
+            opacity=0.7,
+            scale=px * self._grid.step_px,
+            translate=px * np.asarray(self._grid.origin_xy[::-1]),
+            contrast_limits=(0, 1),
+            blending="translucent",
+            units=world_units(meta.get("mpp")),
+        )
         return step
 
     def _flush_tiles(self) -> None:
@@ -324,8 +351,9 @@ class PredictWidget(QWidget):
         self.result = pred
         slide = self.slide.layer()
         mpp = slide.metadata[KEY].get("mpp") if slide is not None else None
-        gene = best_gene(list(map(str, pred.var_names)),
-                         reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X)
+        gene = best_gene(
+            list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
+        )
         name = f"{slide.name.removesuffix(' slide')} predicted tiles" if slide is not None else None
         image, kwargs, _ = dense_layer(pred, mpp, gene=gene, name=name)
         layer, self._stream = self._stream, None

@@ -29,8 +29,17 @@ from ._worker import TaskPanel
 PRESETS = ("quick", "default", "paper")
 
 
-def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any, device: str,
-                   out: str, overrides: dict | None = None, cancel: CancelToken | None = None):
+def train_and_save(
+    samples: list,
+    preset: str,
+    *,
+    epochs: int | None,
+    genes: Any,
+    device: str,
+    out: str,
+    overrides: dict | None = None,
+    cancel: CancelToken | None = None,
+):
     """Generator: the widget's parameters → :func:`~napari_mclstexp.workflows.train.train_and_save`
     (patch cache, checkpoint beside the bundle, resumed after a Cancel when it still matches).
 
@@ -47,8 +56,11 @@ def train_and_save(samples: list, preset: str, *, epochs: int | None, genes: Any
     config = get_preset(preset).replace(**changes)
     with _spare_one_core(device):
         try:
-            return (yield from workflow.train_and_save(samples, config, out, genes=genes, device=device,
-                                                       resume="auto", add_suffix=True, cancel=cancel))
+            return (
+                yield from workflow.train_and_save(
+                    samples, config, out, genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel
+                )
+            )
         except WeightsUnavailableError as err:
             if config.weights != "imagenet":
                 raise
@@ -126,15 +138,17 @@ class TrainWidget(QWidget):
         #: Extra :class:`TrainConfig` fields (e.g. tiny patches in tests); not shown in the UI.
         self.config_overrides: dict = {}
         self.bundle = None
-        connect_while_alive(self, self.refresh_sections, napari_viewer.layers.events.inserted,
-                            napari_viewer.layers.events.removed)
+        connect_while_alive(
+            self, self.refresh_sections, napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed
+        )
         self.refresh_sections()
         _preload_engine()
 
     def refresh_sections(self, *_args) -> None:
         """List the viewer's spots layers (ticked by default) and keep added files."""
-        ticked = {self.sections.item(i).text(): self.sections.item(i).checkState()
-                  for i in range(self.sections.count())}
+        ticked = {
+            self.sections.item(i).text(): self.sections.item(i).checkState() for i in range(self.sections.count())
+        }
         files = [t for t in ticked if t.startswith("file: ")]
         self.sections.clear()
         for name in [layer.name for layer in layers_with_role(self.viewer, "spots")] + files:
@@ -166,7 +180,7 @@ class TrainWidget(QWidget):
                 continue
             name = item.text()
             if name.startswith("file: "):
-                samples.append(name[len("file: "):])
+                samples.append(name[len("file: ") :])
             elif name in self.viewer.layers:
                 samples.append(layer_adata(self.viewer.layers[name]))
         return samples
@@ -191,8 +205,9 @@ class TrainWidget(QWidget):
         sources = self.selected_samples()
 
         def make(token: CancelToken):
-            return train_and_save(sources, preset, epochs=epochs, genes=genes, device=device,
-                                  out=out, overrides=overrides, cancel=token)
+            return train_and_save(
+                sources, preset, epochs=epochs, genes=genes, device=device, out=out, overrides=overrides, cancel=token
+            )
 
         return self.task.start(make, self._done, description="Train")
 

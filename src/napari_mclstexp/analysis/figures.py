@@ -140,8 +140,9 @@ def plot_measured_vs_predicted(
             ax = axes[row, col]
             if background is not None:
                 ax.imshow(background)
-            sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=max(size_pt, 1.0) ** 2, cmap=cmap,
-                            edgecolors="none", alpha=0.9)
+            sc = ax.scatter(
+                xy[:, 0], xy[:, 1], c=values, s=max(size_pt, 1.0) ** 2, cmap=cmap, edgecolors="none", alpha=0.9
+            )
             if background is None:
                 ax.invert_yaxis()
             ax.set_aspect("equal")

@@ -17,12 +17,46 @@ from ..errors import InputError
 #: Marker groups: name → regular expressions matched against the whole gene symbol.
 MARKER_GROUPS: dict[str, tuple[str, ...]] = {
     "HER2+/breast cancer": (
-        "ERBB2", "GRB7", "STARD3", "PGAP3", "MIEN1", r"KRT\d+[A-Z]?", "ESR1", "PGR", "FOXA1",
-        "GATA3", "TFF1", "TFF3", "XBP1", "SCGB2A2", "MUC1", "CD24", "EPCAM", "CDH1", "MGP",
+        "ERBB2",
+        "GRB7",
+        "STARD3",
+        "PGAP3",
+        "MIEN1",
+        r"KRT\d+[A-Z]?",
+        "ESR1",
+        "PGR",
+        "FOXA1",
+        "GATA3",
+        "TFF1",
+        "TFF3",
+        "XBP1",
+        "SCGB2A2",
+        "MUC1",
+        "CD24",
+        "EPCAM",
+        "CDH1",
+        "MGP",
     ),
     "immune": (
-        "CD74", r"HLA-D[A-Z0-9]+", "IGKC", "IGLC\\d*", r"IGHG\d*", "IGHA\\d*", "IGHM", "JCHAIN",
-        "CD52", "PTPRC", "CD3[DEG]", "CD2", "CD8A", "CD4", "MS4A1", "CD79A", "LYZ", "CXCL13", "B2M",
+        "CD74",
+        r"HLA-D[A-Z0-9]+",
+        "IGKC",
+        "IGLC\\d*",
+        r"IGHG\d*",
+        "IGHA\\d*",
+        "IGHM",
+        "JCHAIN",
+        "CD52",
+        "PTPRC",
+        "CD3[DEG]",
+        "CD2",
+        "CD8A",
+        "CD4",
+        "MS4A1",
+        "CD79A",
+        "LYZ",
+        "CXCL13",
+        "B2M",
     ),
 }
 
@@ -63,9 +97,7 @@ def marker_genes(genes, groups: dict[str, tuple[str, ...]] | None = None) -> dic
     return out
 
 
-def marker_report(
-    per_gene: pd.DataFrame, groups: dict[str, tuple[str, ...]] | None = None
-) -> pd.DataFrame:
+def marker_report(per_gene: pd.DataFrame, groups: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
     """How the known marker genes are predicted.
 
     Parameters

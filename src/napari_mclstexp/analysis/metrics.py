@@ -58,6 +58,7 @@ def match_spots(pred, truth) -> tuple[np.ndarray, np.ndarray, str]:
         if keep.size:
             return keep, idx[keep], "name"
     if "spatial" in pred.obsm and "spatial" in truth.obsm:
+
         def keys(a) -> pd.Index:
             xy = np.round(np.asarray(a.obsm["spatial"], dtype=float)[:, :2], POSITION_DECIMALS)
             return pd.Index([f"{x:.0f}_{y:.0f}" for x, y in xy])

@@ -1,8 +1,9 @@
 """Per-gene reliability of a bundle: how well each gene is predicted on spots its bank has not seen.
 
-Computed by :func:`napari_mclstexp.workflows.reliability.iter_gene_reliability`; read here.  At training time (after the bank is built) each training section is predicted from a bank *without*
-that section (leave-one-section-out retrieval; one section alone is split into left and right halves),
-and each gene's Pearson r between predicted and measured normalised expression over all held-out spots
+Computed by :func:`napari_mclstexp.workflows.reliability.iter_gene_reliability`; read here.  At training
+time (after the bank is built) each training section is predicted from a bank *without* that section
+(leave-one-section-out retrieval; one section alone is split into left and right halves), and each
+gene's Pearson r between predicted and measured normalised expression over all held-out spots
 is its reliability.  The image encoder did see those spots during training, so the figures are an
 optimistic bound: a gene with a low r here is not worth reading on new slides.
 
@@ -26,8 +27,9 @@ def reliability_map(info: dict | None) -> dict[str, float]:
     """``{gene: r}`` from a stored reliability record (missing or undefined r → NaN); ``{}`` for none."""
     if not isinstance(info, dict) or "genes" not in info:
         return {}
-    return {str(g): (float(r) if r is not None else float("nan"))
-            for g, r in zip(info["genes"], info["r"], strict=True)}
+    return {
+        str(g): (float(r) if r is not None else float("nan")) for g, r in zip(info["genes"], info["r"], strict=True)
+    }
 
 
 def best_gene(genes: Sequence[str], reliability: dict[str, float], values: np.ndarray | None = None) -> str | None:

@@ -54,8 +54,7 @@ def versions() -> dict[str, str]:
     from .. import __version__
 
     out = {"napari_mclstexp": __version__, "python": platform.python_version()}
-    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata", "pandas", "safetensors",
-                 "timm"):
+    for name in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "anndata", "pandas", "safetensors", "timm"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

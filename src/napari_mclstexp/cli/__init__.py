@@ -42,8 +42,9 @@ def _accept_quiet_anywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 if "-q" not in child._option_string_actions:
-                    child.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                                       help="no progress bars")
+                    child.add_argument(
+                        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+                    )
                 _accept_quiet_anywhere(child)
 
 

@@ -17,18 +17,38 @@ def add_encoder_arguments(p: argparse.ArgumentParser, *, weights: bool = True) -
     ``--embed-encoder``."""
     p.add_argument("--encoder", default=None, metavar="NAME", help=ENCODER_HELP)
     if weights:
-        p.add_argument("--weights", default=None, metavar="imagenet|none|hub|PATH",
-                       help="encoder weights: a local .safetensors/.bin/.pth file, hub (download through timm), "
-                            "imagenet or none (default: the preset's; foundation models need PATH or hub)")
-    p.add_argument("--freeze", action=argparse.BooleanOptionalAction, default=None,
-                   help="frozen encoder: features computed once per patch (cached), only heads and the spot "
-                        "side train (default: on for foundation models)")
-    p.add_argument("--unfreeze-last", type=int, default=None, metavar="N",
-                   help="with --freeze: fine-tune the encoder's last N blocks end to end (GPU)")
-    p.add_argument("--head", choices=("contrastive", "ridge"), default=None,
-                   help="contrastive: mclSTExp retrieval (default); ridge: PCA 256 + ridge on frozen features")
-    p.add_argument("--embed-encoder", action="store_true",
-                   help="copy encoder weights from a local file into the bundle (default: referenced by hash)")
+        p.add_argument(
+            "--weights",
+            default=None,
+            metavar="imagenet|none|hub|PATH",
+            help="encoder weights: a local .safetensors/.bin/.pth file, hub (download through timm), "
+            "imagenet or none (default: the preset's; foundation models need PATH or hub)",
+        )
+    p.add_argument(
+        "--freeze",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="frozen encoder: features computed once per patch (cached), only heads and the spot "
+        "side train (default: on for foundation models)",
+    )
+    p.add_argument(
+        "--unfreeze-last",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --freeze: fine-tune the encoder's last N blocks end to end (GPU)",
+    )
+    p.add_argument(
+        "--head",
+        choices=("contrastive", "ridge"),
+        default=None,
+        help="contrastive: mclSTExp retrieval (default); ridge: PCA 256 + ridge on frozen features",
+    )
+    p.add_argument(
+        "--embed-encoder",
+        action="store_true",
+        help="copy encoder weights from a local file into the bundle (default: referenced by hash)",
+    )
 
 
 def encoder_changes(args: argparse.Namespace, changes: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +59,11 @@ def encoder_changes(args: argparse.Namespace, changes: dict[str, Any]) -> dict[s
     """
     from ..model.foundation import encoder_options
 
-    return encoder_options(changes, encoder=getattr(args, "encoder", None), freeze=getattr(args, "freeze", None),
-                           unfreeze_last=getattr(args, "unfreeze_last", None), head=getattr(args, "head", None),
-                           embed_encoder=bool(getattr(args, "embed_encoder", False)))
+    return encoder_options(
+        changes,
+        encoder=getattr(args, "encoder", None),
+        freeze=getattr(args, "freeze", None),
+        unfreeze_last=getattr(args, "unfreeze_last", None),
+        head=getattr(args, "head", None),
+        embed_encoder=bool(getattr(args, "embed_encoder", False)),
+    )

@@ -31,13 +31,25 @@ def run_cohort(args: argparse.Namespace) -> int:
     dist = init_distributed(args.device)
     bundle = load_bundle(args.model)
     quiet = bool(getattr(args, "quiet", False)) or not dist.is_main
-    gen = predict_cohort(bundle, slides, args.out_dir, step_px=args.step_px, min_tissue=args.min_tissue,
-                         device=args.device, dist=dist if dist.world_size > 1 else None, k=args.k,
-                         distance=args.distance, batch_size=args.batch_size, tta=getattr(args, "tta", None))
+    gen = predict_cohort(
+        bundle,
+        slides,
+        args.out_dir,
+        step_px=args.step_px,
+        min_tissue=args.min_tissue,
+        device=args.device,
+        dist=dist if dist.world_size > 1 else None,
+        k=args.k,
+        distance=args.distance,
+        batch_size=args.batch_size,
+        tta=getattr(args, "tta", None),
+    )
     result = run_with_progress(gen, disable=quiet)
     if dist.is_main and not getattr(args, "quiet", False):
-        print(f"{result.count('done')} slides predicted, {result.count('skipped')} already done, "
-              f"{result.failed} failed → {args.out_dir} (summary: {result.summary_path})")
+        print(
+            f"{result.count('done')} slides predicted, {result.count('skipped')} already done, "
+            f"{result.failed} failed → {args.out_dir} (summary: {result.summary_path})"
+        )
     if dist.is_main:
         for row in result.rows:
             if row["status"] == "failed":

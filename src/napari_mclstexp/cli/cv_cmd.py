@@ -38,35 +38,64 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("samples", nargs="+", metavar="SAMPLE.h5ad", help="image sections (with images)")
-    p.add_argument("--scheme", choices=["slide", "patient"], default=None,
-                   help="slide: leave one section out (the paper's protocol; folds whose patient also trains "
-                        "are marked within-patient); patient: leave one patient out (default when the samples "
-                        "span two or more patients in obs['patient'], else slide)")
+    p.add_argument(
+        "--scheme",
+        choices=["slide", "patient"],
+        default=None,
+        help="slide: leave one section out (the paper's protocol; folds whose patient also trains "
+        "are marked within-patient); patient: leave one patient out (default when the samples "
+        "span two or more patients in obs['patient'], else slide)",
+    )
     p.add_argument("--out", metavar="CV.json", required=True, help="results (resumed when it exists)")
-    p.add_argument("--preset", default="quick", choices=["paper", "default", "quick"],
-                   help="training preset (default: %(default)s)")
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=["paper", "default", "quick"],
+        help="training preset (default: %(default)s)",
+    )
     p.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the preset's)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the preset's)")
     p.add_argument("--weights", metavar="imagenet|none|PATH", help="encoder weights (default: the preset's)")
-    p.add_argument("--protocol", choices=PROTOCOLS, metavar="ours|paper|paper:DATASET",
-                   help="evaluation protocol: ours (per-spot scale) or the reference code's (per-gene scale; "
-                        "with --preset paper also its her2st/cscc/visium set-up, 'paper' = from the data's "
-                        "kind); default: paper for --preset paper, else ours")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        metavar="ours|paper|paper:DATASET",
+        help="evaluation protocol: ours (per-spot scale) or the reference code's (per-gene scale; "
+        "with --preset paper also its her2st/cscc/visium set-up, 'paper' = from the data's "
+        "kind); default: paper for --preset paper, else ours",
+    )
     p.add_argument("--k", type=int, metavar="K", help="retrieval neighbours (default: the protocol's)")
     p.add_argument("--distance", choices=["l1", "l2"], help="retrieval 1/d² distance (default: the protocol's)")
     p.add_argument("--folds", metavar="SECTION,...", help="test only these sections")
-    p.add_argument("--bank-extra", nargs="+", default=[], metavar="SAMPLE.h5ad",
-                   help="expression-only sections added to the reference bank")
-    p.add_argument("--genes", metavar="FILE|hvg:N", help="gene panel (default: genes common to all sections, up to 2000)")
+    p.add_argument(
+        "--bank-extra",
+        nargs="+",
+        default=[],
+        metavar="SAMPLE.h5ad",
+        help="expression-only sections added to the reference bank",
+    )
+    p.add_argument(
+        "--genes", metavar="FILE|hvg:N", help="gene panel (default: genes common to all sections, up to 2000)"
+    )
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--domain-key", metavar="COLUMN",
-                   help="obs column of reference labels: adds domain ARI/NMI per fold")
-    p.add_argument("--baseline", "--baselines", action=argparse.BooleanOptionalAction, default=True,
-                   help="also score ridge (PCA 256 + ridge on the encoder's features), the colour-histogram "
-                        "kNN and the mean-expression predictor per fold (default: on)")
-    p.add_argument("--metric", choices=("acg", "hest_pcc", "mse"), default="acg",
-                   help="metric of the comparison table: acg, hest_pcc (HEST: Pearson over the 50 most "
-                        "variable training genes) or mse (default: %(default)s)")
+    p.add_argument(
+        "--domain-key", metavar="COLUMN", help="obs column of reference labels: adds domain ARI/NMI per fold"
+    )
+    p.add_argument(
+        "--baseline",
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score ridge (PCA 256 + ridge on the encoder's features), the colour-histogram "
+        "kNN and the mean-expression predictor per fold (default: on)",
+    )
+    p.add_argument(
+        "--metric",
+        choices=("acg", "hest_pcc", "mse"),
+        default="acg",
+        help="metric of the comparison table: acg, hest_pcc (HEST: Pearson over the 50 most "
+        "variable training genes) or mse (default: %(default)s)",
+    )
     add_encoder_arguments(p, weights=False)
     p.add_argument("--predictions", metavar="DIR", help="write each fold's prediction as DIR/<section>.h5ad")
     p.add_argument("--cache", metavar="DIR", help="patch cache folder (default: $MCLSTEXP_CACHE or ~/.cache)")
@@ -85,6 +114,7 @@ def print_table(results: dict[str, Any]) -> None:
 
     Domain ARI/NMI columns appear when the folds were scored against reference labels (``--domain-key``).
     """
+
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, int | float) else "  -   "
 
@@ -137,9 +167,18 @@ def run(args: argparse.Namespace) -> int:
 
     scheme = args.scheme or default_scheme(samples)
     gen = run_cv(
-        samples, scheme, cfg, out=args.out, folds=folds, extra=extra, genes=args.genes,
-        device=args.device, domain_key=args.domain_key, baseline=args.baseline,
-        predictions_dir=args.predictions, patch_cache=PatchCache(args.cache),
+        samples,
+        scheme,
+        cfg,
+        out=args.out,
+        folds=folds,
+        extra=extra,
+        genes=args.genes,
+        device=args.device,
+        domain_key=args.domain_key,
+        baseline=args.baseline,
+        predictions_dir=args.predictions,
+        patch_cache=PatchCache(args.cache),
     )
     results = run_with_progress(gen, disable=getattr(args, "quiet", False))
     print_table(results)

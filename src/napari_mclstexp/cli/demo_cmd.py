@@ -34,19 +34,29 @@ examples:
 def register(subparsers) -> None:
     """Add the ``demo`` sub-command."""
     p = subparsers.add_parser(
-        "demo", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "demo",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="mclstexp-demo", metavar="DIR",
-                   help="output folder (created; default: %(default)s)")
-    p.add_argument("--train", action="store_true",
-                   help="train the 'quick' model again on the left two thirds instead of using the bundled one")
-    p.add_argument("--epochs", type=int, default=None, metavar="N",
-                   help="training epochs with --train (default: 8)")
-    p.add_argument("--device", default="auto", metavar="DEVICE",
-                   help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--napari", action="store_true",
-                   help="afterwards open napari with the slide, the spots, the predicted gene and the plugin's widgets")
+    p.add_argument(
+        "--out", default="mclstexp-demo", metavar="DIR", help="output folder (created; default: %(default)s)"
+    )
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="train the 'quick' model again on the left two thirds instead of using the bundled one",
+    )
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs with --train (default: 8)")
+    p.add_argument(
+        "--device", default="auto", metavar="DEVICE", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+    )
+    p.add_argument(
+        "--napari",
+        action="store_true",
+        help="afterwards open napari with the slide, the spots, the predicted gene and the plugin's widgets",
+    )
     p.add_argument("--no-figure", dest="figure", action="store_false", help="skip the PNG figure")
     p.set_defaults(run=run)
 

@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{args.k} domains from {args.source} in obs[{result['key']!r}], sizes {result['sizes']}")
     if "ari" in result:
-        print(f"ARI {result['ari']:.4f}  NMI {result['nmi']:.4f}  ({result['n_spots']} labelled spots, "
-              f"{result['n_dropped']} undetermined dropped)")
+        print(
+            f"ARI {result['ari']:.4f}  NMI {result['nmi']:.4f}  ({result['n_spots']} labelled spots, "
+            f"{result['n_dropped']} undetermined dropped)"
+        )
     write_h5ad(pred, out)
     if args.json:
         write_json({**result, "pred": str(Path(args.pred).resolve()), "out": str(Path(out).resolve())}, args.json)

@@ -81,9 +81,7 @@ def _check_figure_genes(arg: str, pred: Any, truth: Any, pred_path: str, truth_p
         names = set(map(str, adata.var_names))
         missing = [g for g in genes if g not in names]
         if missing:
-            raise GenePanelError(
-                f"--figure-genes {', '.join(missing)}: not in this {what}'s {len(names)} genes", path
-            )
+            raise GenePanelError(f"--figure-genes {', '.join(missing)}: not in this {what}'s {len(names)} genes", path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
             raise
         problem = err.problem.replace("the measured sample", f"the measured sample {args.truth}")
         if prediction_meta.is_whole_slide(pred):
-            problem = (f"a whole-slide prediction (tile grid) shares no spot with {args.truth}; "
-                       f"to score, predict at its spots: mclstexp predict MODEL.mclst {args.truth} --out PRED.h5ad")
+            problem = (
+                f"a whole-slide prediction (tile grid) shares no spot with {args.truth}; "
+                f"to score, predict at its spots: mclstexp predict MODEL.mclst {args.truth} --out PRED.h5ad"
+            )
         raise SpotMatchError(problem, args.pred) from err
     scores = summary(result)
     ranked = rank_genes(result["per_gene"])

@@ -37,13 +37,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("pred", metavar="PRED.h5ad", help="prediction written by mclstexp predict (or domains)")
     p.add_argument("--geojson", metavar="FILE", help="QuPath GeoJSON file to write")
     p.add_argument("--csv", metavar="FILE", help="CSV table to write")
-    p.add_argument("--spatialdata", metavar="STORE.zarr",
-                   help="SpatialData store: a table annotating spot circles or bin/tile squares (full-res px)")
-    p.add_argument("--embed-slide", action="store_true",
-                   help="with --spatialdata: embed the slide as an image element (default: reference its path)")
+    p.add_argument(
+        "--spatialdata",
+        metavar="STORE.zarr",
+        help="SpatialData store: a table annotating spot circles or bin/tile squares (full-res px)",
+    )
+    p.add_argument(
+        "--embed-slide",
+        action="store_true",
+        help="with --spatialdata: embed the slide as an image element (default: reference its path)",
+    )
     p.add_argument("--genes", metavar="G1,G2", help="genes to export (default: all)")
-    p.add_argument("--domains-key", metavar="COLUMN",
-                   help="obs column with domain labels (default: 'domain' when present)")
+    p.add_argument(
+        "--domains-key", metavar="COLUMN", help="obs column with domain labels (default: 'domain' when present)"
+    )
     p.set_defaults(run=run)
 
 
@@ -67,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         names = set(map(str, pred.var_names))
         missing = [g for g in genes if g not in names]
         if missing or not genes:
-            raise GenePanelError(f"--genes {', '.join(missing) or '(none)'}: not among its {len(names)} genes",
-                                 args.pred)
+            raise GenePanelError(
+                f"--genes {', '.join(missing) or '(none)'}: not among its {len(names)} genes", args.pred
+            )
     key = args.domains_key or ("domain" if "domain" in pred.obs else None)
     if key is not None and key not in pred.obs:
         cols = ", ".join(map(str, pred.obs.columns)) or "none"

@@ -66,8 +66,11 @@ def register(subparsers: Any) -> None:
     )
     v.add_argument("folder", metavar="DIR", help="the Space Ranger output folder")
     v.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
-    v.add_argument("--image", metavar="FULLRES",
-                   help="full-resolution H&E image of the section (needed to train or predict from pixels)")
+    v.add_argument(
+        "--image",
+        metavar="FULLRES",
+        help="full-resolution H&E image of the section (needed to train or predict from pixels)",
+    )
     v.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
     v.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
     v.set_defaults(run=run)
@@ -82,21 +85,32 @@ def register(subparsers: Any) -> None:
         ),
     )
     hd.add_argument("folder", metavar="DIR", help="the sample folder, its outs/ or outs/binned_outputs/")
-    hd.add_argument("--bin", dest="bin_um", type=int, default=8, metavar="UM",
-                    help="bin edge in µm: 2, 8, 16 or another multiple of 2 (default: %(default)s)")
+    hd.add_argument(
+        "--bin",
+        dest="bin_um",
+        type=int,
+        default=8,
+        metavar="UM",
+        help="bin edge in µm: 2, 8, 16 or another multiple of 2 (default: %(default)s)",
+    )
     hd.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
-    hd.add_argument("--image", metavar="FULLRES",
-                    help="full-resolution H&E image (default: the one Space Ranger recorded, when it exists)")
+    hd.add_argument(
+        "--image",
+        metavar="FULLRES",
+        help="full-resolution H&E image (default: the one Space Ranger recorded, when it exists)",
+    )
     hd.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
     hd.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
     hd.set_defaults(run=run)
     sdp = kinds.add_parser(
         "spatialdata",
         help="SpatialData .zarr store (image + shapes of spots/bins + the table annotating them)",
-        description=("Read a table of a SpatialData store and the shapes it annotates; spot/bin centres are "
-                     "brought onto the image's pixels through the store's transformations. The image "
-                     "element is written once as a pyramidal OME-TIFF beside the .h5ad. Needs the "
-                     "spatialdata extra."),
+        description=(
+            "Read a table of a SpatialData store and the shapes it annotates; spot/bin centres are "
+            "brought onto the image's pixels through the store's transformations. The image "
+            "element is written once as a pyramidal OME-TIFF beside the .h5ad. Needs the "
+            "spatialdata extra."
+        ),
     )
     sdp.add_argument("folder", metavar="STORE.zarr", help="the SpatialData store")
     sdp.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
@@ -143,9 +157,11 @@ def run_her2st(args: argparse.Namespace) -> int:
             note = "with image" if has_image else "expression only"
             print(f"{section}: {n_obs} spots × {n_vars} genes, {note} → {out / f'{section}.h5ad'}")
         with_image = [section for section, (_, _, has_image) in done if has_image]
-        print(f"{len(done)} section{'' if len(done) == 1 else 's'} imported into {out}: "
-              f"{len(with_image)} with an H&E image ({', '.join(with_image) or 'none'}; these can train "
-              f"and be predicted), {len(done) - len(with_image)} expression only")
+        print(
+            f"{len(done)} section{'' if len(done) == 1 else 's'} imported into {out}: "
+            f"{len(with_image)} with an H&E image ({', '.join(with_image) or 'none'}; these can train "
+            f"and be predicted), {len(done) - len(with_image)} expression only"
+        )
     return 0
 
 
@@ -183,8 +199,10 @@ def run_visium_hd(args: argparse.Namespace) -> int:
     if not getattr(args, "quiet", False):
         image = image_path(adata)
         note = f"image {image}" if image else "expression only (add --image FULLRES to train or predict)"
-        print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} bins of {args.bin_um} µm × {adata.n_vars} genes, "
-              f"{note} → {out}")
+        print(
+            f"{adata.obs['section'].iloc[0]}: {adata.n_obs} bins of {args.bin_um} µm × {adata.n_vars} genes, "
+            f"{note} → {out}"
+        )
     return 0
 
 
@@ -197,8 +215,9 @@ def run_spatialdata(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".h5ad":
         raise OutputError("--out must end in .h5ad", out)
     check_output(out, [Path(args.folder)], overwrite=args.overwrite, suffix=".h5ad")
-    adata = read_spatialdata(args.folder, table=args.table, image=args.image,
-                             image_out=out.with_suffix(".image.ome.tif"))
+    adata = read_spatialdata(
+        args.folder, table=args.table, image=args.image, image_out=out.with_suffix(".image.ome.tif")
+    )
     write_h5ad(adata, out)
     if not getattr(args, "quiet", False):
         print(f"{adata.obs['section'].iloc[0]}: {adata.n_obs} spots × {adata.n_vars} genes → {out}")
@@ -207,6 +226,5 @@ def run_spatialdata(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch on ``args.kind``; returns the exit status."""
-    runners = {"her2st": run_her2st, "visium": run_visium, "visium-hd": run_visium_hd,
-               "spatialdata": run_spatialdata}
+    runners = {"her2st": run_her2st, "visium": run_visium, "visium-hd": run_visium_hd, "spatialdata": run_spatialdata}
     return runners[args.kind](args)

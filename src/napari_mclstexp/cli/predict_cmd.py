@@ -38,35 +38,78 @@ examples:
 def register(subparsers) -> None:
     """Add the ``predict`` sub-command."""
     p = subparsers.add_parser(
-        "predict", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "predict",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL.mclst", help="trained model bundle")
     p.add_argument("sample", nargs="?", metavar="SAMPLE.h5ad", help="sample whose spots to predict")
-    p.add_argument("--image", metavar="SLIDE", nargs="+",
-                   help="whole-slide image(s) to predict on a tile grid (instead of a sample); several need --out-dir")
-    p.add_argument("--manifest", metavar="SLIDES.csv",
-                   help="cohort: CSV of slides (column image, optional name and mpp); needs --out-dir")
+    p.add_argument(
+        "--image",
+        metavar="SLIDE",
+        nargs="+",
+        help="whole-slide image(s) to predict on a tile grid (instead of a sample); several need --out-dir",
+    )
+    p.add_argument(
+        "--manifest",
+        metavar="SLIDES.csv",
+        help="cohort: CSV of slides (column image, optional name and mpp); needs --out-dir",
+    )
     p.add_argument("--out", metavar="PRED.h5ad", help="output AnnData (written atomically)")
-    p.add_argument("--out-dir", metavar="DIR",
-                   help="cohort: folder for one <name>.h5ad per slide and cohort_summary.csv (resumable)")
-    p.add_argument("--step-px", type=int, default=None, metavar="N",
-                   help="whole slide: distance between tile centres in full-resolution px (default: the patch size)")
-    p.add_argument("--min-tissue", type=float, default=0.25, metavar="F",
-                   help="whole slide: skip tiles with less tissue than this fraction (default: %(default)s)")
-    p.add_argument("--device", default="auto", metavar="DEVICE",
-                   help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--k", type=int, default=None, metavar="K", help="neighbours retrieved (default: the model's preset)")
-    p.add_argument("--distance", choices=("l1", "l2"), default=None,
-                   help="distance for the 1/d² weights (default: the model's preset)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="patches per forward pass (default: 256 on CUDA, 64 on CPU)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="test-time augmentation: mean embedding over the 8 flips/90° rotations, 8× the encoder "
-                        "work (default: as the model was built; its reference bank used the same setting)")
-    p.add_argument("--encoder-weights", default=None, metavar="PATH",
-                   help="encoder weights file of a bundle that references them by hash (default: the path "
-                        "recorded at training); a file with another SHA-256 is refused")
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="cohort: folder for one <name>.h5ad per slide and cohort_summary.csv (resumable)",
+    )
+    p.add_argument(
+        "--step-px",
+        type=int,
+        default=None,
+        metavar="N",
+        help="whole slide: distance between tile centres in full-resolution px (default: the patch size)",
+    )
+    p.add_argument(
+        "--min-tissue",
+        type=float,
+        default=0.25,
+        metavar="F",
+        help="whole slide: skip tiles with less tissue than this fraction (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device", default="auto", metavar="DEVICE", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+    )
+    p.add_argument(
+        "--k", type=int, default=None, metavar="K", help="neighbours retrieved (default: the model's preset)"
+    )
+    p.add_argument(
+        "--distance",
+        choices=("l1", "l2"),
+        default=None,
+        help="distance for the 1/d² weights (default: the model's preset)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="patches per forward pass (default: 256 on CUDA, 64 on CPU)",
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation: mean embedding over the 8 flips/90° rotations, 8× the encoder "
+        "work (default: as the model was built; its reference bank used the same setting)",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        default=None,
+        metavar="PATH",
+        help="encoder weights file of a bundle that references them by hash (default: the path "
+        "recorded at training); a file with another SHA-256 is refused",
+    )
     p.set_defaults(run=run)
 
 
@@ -76,7 +119,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.out is None:
         raise InputError("give --out PRED.h5ad (or --out-dir DIR for several slides)")
     if (args.sample is None) == (args.image is None):
-        raise InputError("give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither")
+        raise InputError(
+            "give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither"
+        )
     check_output(args.out, (args.model, args.sample, args.image), suffix=".h5ad")
     if args.k is not None and args.k < 1:
         raise InputError(f"--k must be at least 1, not {args.k}")
@@ -102,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "encoder_weights", None):
         bundle.encoder_weights = args.encoder_weights
     quiet = bool(getattr(args, "quiet", False))
-    options = dict(device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size,
-                   tta=getattr(args, "tta", None))
+    options = dict(
+        device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size, tta=getattr(args, "tta", None)
+    )
     if args.image:
         from ..predict.slide import predict_whole_slide
 

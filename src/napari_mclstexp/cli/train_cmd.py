@@ -36,35 +36,66 @@ examples:
 def register(subparsers) -> None:
     """Add the ``train`` sub-command."""
     p = subparsers.add_parser(
-        "train", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "train",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("samples", nargs="+", metavar="SAMPLE.h5ad", help="training samples with images")
     p.add_argument("--out", required=True, metavar="MODEL.mclst", help="model bundle to write (atomically)")
-    p.add_argument("--preset", choices=("paper", "default", "quick"), default="default",
-                   help="hyperparameter preset (default: %(default)s)")
+    p.add_argument(
+        "--preset",
+        choices=("paper", "default", "quick"),
+        default="default",
+        help="hyperparameter preset (default: %(default)s)",
+    )
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs (default: the preset's)")
-    p.add_argument("--device", default="auto", metavar="DEVICE",
-                   help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--genes", default=None, metavar="FILE|hvg:N",
-                   help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples, up to 2000)")
+    p.add_argument(
+        "--device", default="auto", metavar="DEVICE", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+    )
+    p.add_argument(
+        "--genes",
+        default=None,
+        metavar="FILE|hvg:N",
+        help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples, up to 2000)",
+    )
     add_encoder_arguments(p)
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B", help="global batch size (default: the preset's)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, metavar="B", help="global batch size (default: the preset's)"
+    )
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--no-cuda-graph", action="store_true",
-                   help="run every training step eagerly instead of replaying a captured CUDA graph")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the image encoder (minutes of compiling first; needs a C++ "
-                        "compiler, and Triton on CUDA; falls back to eager if compiling fails)")
-    p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="checkpoint written every epoch (default: MODEL.mclst.ckpt)")
+    p.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="run every training step eagerly instead of replaying a captured CUDA graph",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the image encoder (minutes of compiling first; needs a C++ "
+        "compiler, and Triton on CUDA; falls back to eager if compiling fails)",
+    )
+    p.add_argument(
+        "--checkpoint", default=None, metavar="PATH", help="checkpoint written every epoch (default: MODEL.mclst.ckpt)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
-    p.add_argument("--bins-per-epoch", type=int, default=None, metavar="N",
-                   help="binned data (Visium HD): train each epoch on a fresh spatially stratified sample of N "
-                        "bins (patch memory bounded by N) with ~110 µm patches")
-    p.add_argument("--bank-size", type=int, default=None, metavar="N",
-                   help="reference bank of at most N spots/bins (stratified subsample; default: all)")
+    p.add_argument(
+        "--bins-per-epoch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="binned data (Visium HD): train each epoch on a fresh spatially stratified sample of N "
+        "bins (patch memory bounded by N) with ~110 µm patches",
+    )
+    p.add_argument(
+        "--bank-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reference bank of at most N spots/bins (stratified subsample; default: all)",
+    )
     p.set_defaults(run=run)
 
 
@@ -106,9 +137,17 @@ def run(args: argparse.Namespace) -> int:
     samples = [read_sample(p, require_image=True) for p in args.samples]
     quiet = bool(getattr(args, "quiet", False))
     saved = run_with_progress(
-        train_and_save(samples, config, out, genes=args.genes, device=args.device, checkpoint=checkpoint,
-                       resume=args.resume, bins_per_epoch=getattr(args, "bins_per_epoch", None),
-                       bank_size=getattr(args, "bank_size", None)),
+        train_and_save(
+            samples,
+            config,
+            out,
+            genes=args.genes,
+            device=args.device,
+            checkpoint=checkpoint,
+            resume=args.resume,
+            bins_per_epoch=getattr(args, "bins_per_epoch", None),
+            bank_size=getattr(args, "bank_size", None),
+        ),
         disable=quiet,
     )
     if saved.bundle is None or quiet:  # non-zero ranks of torchrun write and print nothing
@@ -116,10 +155,14 @@ def run(args: argparse.Namespace) -> int:
     result = saved.result
     last = result.history[-1] if result.history else {}
     n_epochs = len(result.history)
-    print(f"saved {out} ({len(result.genes)} genes, {sum(a.n_obs for a in samples)} training spots, "
-          f"{n_epochs} epoch{'' if n_epochs == 1 else 's'}, final loss {last.get('loss', float('nan')):.4f}, "
-          f"{result.train_seconds:.0f} s training)")
+    print(
+        f"saved {out} ({len(result.genes)} genes, {sum(a.n_obs for a in samples)} training spots, "
+        f"{n_epochs} epoch{'' if n_epochs == 1 else 's'}, final loss {last.get('loss', float('nan')):.4f}, "
+        f"{result.train_seconds:.0f} s training)"
+    )
     if checkpoint.is_file():
-        print(f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 1e6:.0f} MB) kept for --resume; "
-              "delete it when no longer needed")
+        print(
+            f"checkpoint {checkpoint} ({checkpoint.stat().st_size / 1e6:.0f} MB) kept for --resume; "
+            "delete it when no longer needed"
+        )
     return 0

@@ -154,7 +154,7 @@ def _apply_grouped(x: torch.Tensor, symmetry: torch.Tensor) -> torch.Tensor:
     start = 0
     for sym, count in enumerate(counts):
         if count:
-            idx = order[start:start + count]
+            idx = order[start : start + count]
             part = x[idx]
             if sym >= 4:
                 part = part.flip(-1)
@@ -168,6 +168,7 @@ def _apply_grouped(x: torch.Tensor, symmetry: torch.Tensor) -> torch.Tensor:
 def _apply_masked(x: torch.Tensor, symmetry: torch.Tensor, rot90: bool) -> torch.Tensor:
     """Same result as :func:`_apply_grouped` with whole-batch selects: no host sync, fixed shapes
     (GPUs, where the extra memory traffic is cheap and a sync would stall the step or a CUDA graph)."""
+
     def where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.where(mask.view(-1, 1, 1, 1), a, b)
 

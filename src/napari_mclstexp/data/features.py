@@ -41,8 +41,15 @@ def slide_identity(path: str | os.PathLike) -> dict[str, Any]:
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def feature_key(slide_path: str | os.PathLike, xy: np.ndarray, patch_px: int, input_px: int,
-                encoder: str, weights_id: str, preprocessing: dict[str, Any] | None = None) -> str:
+def feature_key(
+    slide_path: str | os.PathLike,
+    xy: np.ndarray,
+    patch_px: int,
+    input_px: int,
+    encoder: str,
+    weights_id: str,
+    preprocessing: dict[str, Any] | None = None,
+) -> str:
     """Hex digest identifying the features of these spots under this encoder (32 hex digits)."""
     coords = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
     ident = {
@@ -108,8 +115,9 @@ class FeatureCache:
             with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
         except OSError as err:
-            raise OutputError(f"cannot write the feature cache ({err.strerror or err}); set $MCLSTEXP_CACHE",
-                              path) from err
+            raise OutputError(
+                f"cannot write the feature cache ({err.strerror or err}); set $MCLSTEXP_CACHE", path
+            ) from err
         self.evict(keep=path)
         return path
 

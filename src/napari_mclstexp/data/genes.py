@@ -152,9 +152,7 @@ def _columns(adata: Any, genes: Sequence[str]) -> tuple[Any, list[str]]:
         return X[:, pos], missing
     # A 0/1 selection matrix places present genes and leaves zero columns for absent ones.
     present = np.flatnonzero(pos >= 0)
-    select = sparse.csr_matrix(
-        (np.ones(len(present)), (pos[present], present)), shape=(adata.n_vars, len(genes))
-    )
+    select = sparse.csr_matrix((np.ones(len(present)), (pos[present], present)), shape=(adata.n_vars, len(genes)))
     out = X @ select
     return (out.tocsr() if sparse.issparse(out) else np.asarray(out)), missing
 

@@ -200,7 +200,9 @@ class PatchCache:
                 with atomic_write_path(target) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, patches, allow_pickle=False)
             except OSError as err:
-                raise OutputError(f"cannot write the patch cache ({err.strerror or err}); set $MCLSTEXP_CACHE", target) from err
+                raise OutputError(
+                    f"cannot write the patch cache ({err.strerror or err}); set $MCLSTEXP_CACHE", target
+                ) from err
         return np.load(target, mmap_mode="r", allow_pickle=False)
 
     def get(

@@ -28,7 +28,7 @@ RESCALE = 1e4
 _DESCRIPTIONS = {
     PER_SPOT: "per spot: counts / spot total over the panel x 1e4, log10(1 + x) (ours)",
     PER_GENE: "per gene: counts / gene total over the section's spots x 1e4, log10(1 + x) "
-              "(the reference code's ground truth and bank values; the published numbers' scale)",
+    "(the reference code's ground truth and bank values; the published numbers' scale)",
     "ln_cpm": "per spot: ln(1 + counts per million)",
     "none": "values as stored (no normalisation)",
 }

@@ -24,10 +24,26 @@ from ..errors import InputError, OutputError
 #: Categorical colours (RGB uint8) for domains; the viewer's legend uses the same list.
 CATEGORY_COLORS = np.array(
     [
-        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
-        [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150], [197, 176, 213],
-        [196, 156, 148], [247, 182, 210], [199, 199, 199], [219, 219, 141], [158, 218, 229],
+        [31, 119, 180],
+        [255, 127, 14],
+        [44, 160, 44],
+        [214, 39, 40],
+        [148, 103, 189],
+        [140, 86, 75],
+        [227, 119, 194],
+        [127, 127, 127],
+        [188, 189, 34],
+        [23, 190, 207],
+        [174, 199, 232],
+        [255, 187, 120],
+        [152, 223, 138],
+        [255, 152, 150],
+        [197, 176, 213],
+        [196, 156, 148],
+        [247, 182, 210],
+        [199, 199, 199],
+        [219, 219, 141],
+        [158, 218, 229],
     ],
     dtype=np.uint8,
 )
@@ -163,14 +179,21 @@ def spots_to_geojson(
             name, color = classes[labels[i]]
             props["classification"] = {"name": name, "color": color}
         features.append(
-            {"type": "Feature", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path.name}/{spot}")),
-             "geometry": geometry, "properties": props}
+            {
+                "type": "Feature",
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path.name}/{spot}")),
+                "geometry": geometry,
+                "properties": props,
+            }
         )
     collection: dict = {"type": "FeatureCollection", "features": features}
     table = reliability_table(adata)
     if table is not None:  # a GeoJSON foreign member: QuPath ignores it, scripts can read it
-        collection["mclstexp"] = {"gene_reliability": {
-            g: {"r": _number(r), "reliable": bool(ok)} for g, r, ok in table.itertuples(index=False)}}
+        collection["mclstexp"] = {
+            "gene_reliability": {
+                g: {"r": _number(r), "reliable": bool(ok)} for g, r, ok in table.itertuples(index=False)
+            }
+        }
     _check_output(path)
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(collection, allow_nan=False, separators=(",", ":")))

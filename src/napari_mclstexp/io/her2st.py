@@ -229,7 +229,8 @@ def read_her2st_section(root: str | os.PathLike, section: str) -> Any:
         )
     if n_match < len(rows):
         warnings.warn(
-            f"{counts_path}: {n_match} of {len(rows)} count rows match a spot; the other {len(rows) - n_match} are dropped",
+            f"{counts_path}: {n_match} of {len(rows)} count rows match a spot; "
+            f"the other {len(rows) - n_match} are dropped",
             UserWarning,
             stacklevel=2,
         )
@@ -289,5 +290,6 @@ def iter_read_her2st(
 
 
 def read_her2st(root: str | os.PathLike, sections: list[str] | None = None) -> dict[str, Any]:
-    """Read her2st sections (all with counts by default) into ``{section: AnnData}``; see :func:`read_her2st_section`."""
+    """Read her2st sections (all with counts by default) into ``{section: AnnData}``;
+    see :func:`read_her2st_section`."""
     return run(iter_read_her2st(root, sections))

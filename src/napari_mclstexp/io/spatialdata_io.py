@@ -28,7 +28,9 @@ def _require() -> Any:
     try:
         import spatialdata
     except ImportError as err:  # pragma: no cover - the extra is installed by make setup
-        raise InputError("SpatialData support needs the optional extra: pip install 'napari-mclstexp[spatialdata]'") from err
+        raise InputError(
+            "SpatialData support needs the optional extra: pip install 'napari-mclstexp[spatialdata]'"
+        ) from err
     return spatialdata
 
 
@@ -45,8 +47,14 @@ def _centres(gdf: Any) -> tuple[np.ndarray, float | None]:
     return xy.astype(np.float64), diameter
 
 
-def read_spatialdata(store: str | os.PathLike, *, table: str | None = None, image: str | None = None,
-                     image_out: str | os.PathLike | None = None, library_id_: str | None = None) -> Any:
+def read_spatialdata(
+    store: str | os.PathLike,
+    *,
+    table: str | None = None,
+    image: str | None = None,
+    image_out: str | os.PathLike | None = None,
+    library_id_: str | None = None,
+) -> Any:
     """Read one table of a SpatialData store as a sample.
 
     Parameters
@@ -109,15 +117,18 @@ def read_spatialdata(store: str | os.PathLike, *, table: str | None = None, imag
         if diameter is not None:
             diameter *= float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
         if image_out != "":
-            image_file = _export_image(element, Path(image_out) if image_out else store.with_name(lib + ".image.ome.tif"))
+            image_file = _export_image(
+                element, Path(image_out) if image_out else store.with_name(lib + ".image.ome.tif")
+            )
     rows.obsm["spatial"] = xy
     for col in (attrs["region_key"], attrs["instance_key"]):
         rows.obs[f"sd_{col}"] = rows.obs.pop(col).astype(str)
     rows.obs["section"] = lib
     rows.obs["patient"] = lib
     rows.uns.pop("spatialdata_attrs", None)
-    rows.uns["spatial"] = spatial_uns(lib, source_image_path=image_file,
-                                      scalefactors={"spot_diameter_fullres": diameter} if diameter else {})
+    rows.uns["spatial"] = spatial_uns(
+        lib, source_image_path=image_file, scalefactors={"spot_diameter_fullres": diameter} if diameter else {}
+    )
     rows.var_names_make_unique()
     validate_sample(rows, store)
     return rows
@@ -140,8 +151,9 @@ def _export_image(element: Any, path: Path) -> Path:
     return write_pyramid_tiff(path, array[..., :3], tile=256, compression="zlib")
 
 
-def write_spatialdata(pred: Any, store: str | os.PathLike, *, image: str = "reference", overwrite: bool = False,
-                      shape: str | None = None) -> Path:
+def write_spatialdata(
+    pred: Any, store: str | os.PathLike, *, image: str = "reference", overwrite: bool = False, shape: str | None = None
+) -> Path:
     """Write predictions (or any sample) as a SpatialData store, atomically.
 
     Parameters
@@ -182,8 +194,11 @@ def write_spatialdata(pred: Any, store: str | os.PathLike, *, image: str = "refe
     region = f"{lib}_{'bins' if shape == 'square' else 'spots'}"
     ident = {"global": Identity()}
     if shape == "square":
-        edge = float(np.sqrt(abs(np.linalg.det(raster.grid_affine[:, :2])))) if raster is not None else \
-            float(spot_diameter_px(pred) or 1.0)
+        edge = (
+            float(np.sqrt(abs(np.linalg.det(raster.grid_affine[:, :2]))))
+            if raster is not None
+            else float(spot_diameter_px(pred) or 1.0)
+        )
         h = edge / 2
         geoms = box(xy[:, 0] - h, xy[:, 1] - h, xy[:, 0] + h, xy[:, 1] + h)
         shapes = ShapesModel.parse(gpd.GeoDataFrame(geometry=geoms, index=np.arange(len(xy))), transformations=ident)
@@ -204,15 +219,20 @@ def write_spatialdata(pred: Any, store: str | os.PathLike, *, image: str = "refe
     images = {}
     if image == "embed":
         if slide is None or not slide.is_file():
-            raise MissingInputError("image='embed' needs the slide, which this sample does not name or is missing",
-                                    slide)
+            raise MissingInputError(
+                "image='embed' needs the slide, which this sample does not name or is missing", slide
+            )
         from .wsi import open_slide
 
         with open_slide(slide) as s:
             rgb = np.asarray(s.read_region(0, 0, s.shape[1], s.shape[0]))
-        images["slide"] = Image2DModel.parse(rgb.transpose(2, 0, 1), dims=("c", "y", "x"), transformations=ident,
-                                             scale_factors=[2] * max(0, int(np.log2(max(rgb.shape[:2]) / 512))),
-                                             chunks=(3, 1024, 1024))
+        images["slide"] = Image2DModel.parse(
+            rgb.transpose(2, 0, 1),
+            dims=("c", "y", "x"),
+            transformations=ident,
+            scale_factors=[2] * max(0, int(np.log2(max(rgb.shape[:2]) / 512))),
+            chunks=(3, 1024, 1024),
+        )
     sdata = sd.SpatialData(images=images, shapes={region: shapes}, tables={"table": table})
     store.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}.", suffix=".part", dir=store.parent))

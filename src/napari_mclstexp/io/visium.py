@@ -135,7 +135,9 @@ def _find_matrix(folder: Path) -> Path:
     raise MissingInputError("no filtered_feature_bc_matrix.h5 in this Space Ranger folder", folder)
 
 
-def read_visium(folder: str | os.PathLike, image: str | os.PathLike | None = None, *, library_id: str | None = None) -> Any:
+def read_visium(
+    folder: str | os.PathLike, image: str | os.PathLike | None = None, *, library_id: str | None = None
+) -> Any:
     """Read a Visium Space Ranger output folder as one AnnData sample.
 
     Parameters

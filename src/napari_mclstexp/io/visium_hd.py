@@ -114,8 +114,9 @@ def read_scalefactors(square_dir: Path) -> dict[str, float]:
         raise SpotMatchError(f"cannot read scale factors: {err}", path) from err
 
 
-def fit_grid_affine(rows: np.ndarray, cols: np.ndarray, px_row: np.ndarray, px_col: np.ndarray,
-                    path: Path | None = None) -> np.ndarray:
+def fit_grid_affine(
+    rows: np.ndarray, cols: np.ndarray, px_row: np.ndarray, px_col: np.ndarray, path: Path | None = None
+) -> np.ndarray:
     """Least-squares affine map ``(array_row, array_col, 1) → (pixel row, pixel col)`` as a (2, 3) array.
 
     Raises
@@ -139,8 +140,9 @@ def grid_to_px(affine: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.stack([x, y], 1)
 
 
-def aggregate_bins(X: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: int
-                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+def aggregate_bins(
+    X: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, factor: int
+) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
     """Sum fine bins into ``factor × factor`` blocks.
 
     Parameters
@@ -160,8 +162,9 @@ def aggregate_bins(X: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, fac
     r, c = rows // factor, cols // factor
     width = int(c.max()) + 1
     keys, inverse = np.unique(r.astype(np.int64) * width + c, return_inverse=True)
-    member = sparse.csr_matrix((np.ones(len(r), X.dtype), (inverse.ravel(), np.arange(len(r)))),
-                               shape=(len(keys), len(r)))
+    member = sparse.csr_matrix(
+        (np.ones(len(r), X.dtype), (inverse.ravel(), np.arange(len(r)))), shape=(len(keys), len(r))
+    )
     return (member @ X).tocsr(), keys // width, keys % width
 
 
@@ -185,13 +188,15 @@ def _positions_for(adata: Any, table: pd.DataFrame, pos_path: Path, matrix_path:
     if (idx < 0).all():
         raise SpotMatchError(f"none of the {adata.n_obs} barcodes of {matrix_path.name} is in this table", pos_path)
     if (idx < 0).any():
-        warnings.warn(f"{pos_path}: {(idx < 0).sum()} matrix barcodes have no position and are dropped",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{pos_path}: {(idx < 0).sum()} matrix barcodes have no position and are dropped", UserWarning, stacklevel=3
+        )
     return table.iloc[np.where(idx >= 0, idx, 0)].assign(_found=idx >= 0)
 
 
-def read_visium_hd(folder: str | os.PathLike, bin_um: int = 8, image: str | os.PathLike | None = None, *,
-                   library_id: str | None = None) -> Any:
+def read_visium_hd(
+    folder: str | os.PathLike, bin_um: int = 8, image: str | os.PathLike | None = None, *, library_id: str | None = None
+) -> Any:
     """Read one bin size of a Visium HD Space Ranger folder as one AnnData sample.
 
     Parameters
@@ -229,16 +234,18 @@ def read_visium_hd(folder: str | os.PathLike, bin_um: int = 8, image: str | os.P
         square, factor = binned / bin_folder_name(2), bin_um // 2
     else:
         have = ", ".join(f"{s} µm" for s in sizes) or "none"
-        raise InputError(f"no {bin_um} µm bins (present: {have}; other sizes need square_002um and a "
-                         "multiple of 2 µm)", binned)
+        raise InputError(
+            f"no {bin_um} µm bins (present: {have}; other sizes need square_002um and a multiple of 2 µm)", binned
+        )
     matrix_path = square / "filtered_feature_bc_matrix.h5"
     adata = read_10x_h5(matrix_path)
     table, pos_path = read_bin_positions(square)
     sf = read_scalefactors(square)
     rows_all = table["array_row"].to_numpy(np.int64)
     cols_all = table["array_col"].to_numpy(np.int64)
-    affine = fit_grid_affine(rows_all, cols_all, table["pxl_row_in_fullres"].to_numpy(),
-                             table["pxl_col_in_fullres"].to_numpy(), pos_path)
+    affine = fit_grid_affine(
+        rows_all, cols_all, table["pxl_row_in_fullres"].to_numpy(), table["pxl_col_in_fullres"].to_numpy(), pos_path
+    )
     pos = _positions_for(adata, table, pos_path, matrix_path)
     keep = pos["_found"].to_numpy() & (pos["in_tissue"].to_numpy() == 1)
     if not keep.any():
@@ -255,8 +262,9 @@ def read_visium_hd(folder: str | os.PathLike, bin_um: int = 8, image: str | os.P
         centre = (factor - 1) / 2.0  # centre of a block, in fine-grid units
         xy = grid_to_px(affine, rows * factor + centre, cols * factor + centre)
         # coarse (R, C) sits at fine (R·f + centre, C·f + centre)
-        affine = np.stack([affine[:, 0] * factor, affine[:, 1] * factor,
-                           affine[:, 2] + (affine[:, 0] + affine[:, 1]) * centre], 1)
+        affine = np.stack(
+            [affine[:, 0] * factor, affine[:, 1] * factor, affine[:, 2] + (affine[:, 0] + affine[:, 1]) * centre], 1
+        )
         obs_names = bin_barcode(bin_um, rows, cols)
     import anndata as ad
 
@@ -264,8 +272,9 @@ def read_visium_hd(folder: str | os.PathLike, bin_um: int = 8, image: str | os.P
     if not lib:
         outs = binned.parent
         lib = outs.parent.name if outs.name.lower() == "outs" else outs.name
-    obs = pd.DataFrame({"array_row": rows, "array_col": cols, "section": lib, "patient": lib},
-                       index=pd.Index(obs_names, dtype=str))
+    obs = pd.DataFrame(
+        {"array_row": rows, "array_col": cols, "section": lib, "patient": lib}, index=pd.Index(obs_names, dtype=str)
+    )
     out = ad.AnnData(X=X, obs=obs, var=adata.var.copy())
     out.obsm["spatial"] = xy
 
@@ -286,10 +295,14 @@ def read_visium_hd(folder: str | os.PathLike, bin_um: int = 8, image: str | os.P
             scalefactors["spot_diameter_fullres"] = bin_um / mpp
         else:
             scalefactors.pop("spot_diameter_fullres", None)
-    images = {key: px for key in ("hires", "lowres")
-              if (px := _read_png(square / "spatial" / f"tissue_{key}_image.png")) is not None}
-    out.uns["spatial"] = spatial_uns(lib, source_image_path=image, microns_per_pixel=mpp,
-                                     scalefactors=scalefactors, images=images)
+    images = {
+        key: px
+        for key in ("hires", "lowres")
+        if (px := _read_png(square / "spatial" / f"tissue_{key}_image.png")) is not None
+    }
+    out.uns["spatial"] = spatial_uns(
+        lib, source_image_path=image, microns_per_pixel=mpp, scalefactors=scalefactors, images=images
+    )
     out.uns["bin_grid"] = {"bin_um": float(bin_um), "affine": np.asarray(affine, dtype=np.float64)}
     if shape is not None:
         out = drop_spots_outside(out, shape, image)

@@ -2,8 +2,8 @@
 
 Backends, tried in order: tifffile for TIFF family files (tiled/pyramidal TIFF, OME-TIFF, SVS, NDPI;
 tiles are decoded on demand: tiled 8-bit levels by :mod:`.wsi_tiles` in the reading thread, so several
-threads decode in parallel; other levels through zarr), Pillow for JPEG/PNG and other flat images (decoded on first pixel
-access, never at open time), and OpenSlide (optional extra) for formats only it reads (MRXS, SCN, ...).
+threads decode in parallel; other levels through zarr), Pillow for JPEG/PNG and other flat images (decoded on
+first pixel access, never at open time), and OpenSlide (optional extra) for formats only it reads (MRXS, SCN, ...).
 Every level is exposed as an array-like of shape (H, W, 3) uint8, level 0 first.
 """
 
@@ -141,7 +141,10 @@ class Slide:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Slide({str(self.path)!r}, shape={self.shape}, levels={len(self.levels)}, mpp={self.mpp}, backend={self.backend!r})"
+        return (
+            f"Slide({str(self.path)!r}, shape={self.shape}, levels={len(self.levels)}, mpp={self.mpp}, "
+            f"backend={self.backend!r})"
+        )
 
 
 def _ome_mpp(xml: str | None) -> float | None:

@@ -153,7 +153,8 @@ def direct_tiled_page(level: Any, path: str | os.PathLike | None = None) -> Any 
             and fh.is_file
             and not getattr(fh, "_offset", 0)
             and (path is None or os.path.samefile(fh.path, path))
-            and len(page.dataoffsets) == len(page.databytecounts)
+            and len(page.dataoffsets)
+            == len(page.databytecounts)
             >= -(-kf.imagelength // kf.tilelength) * -(-kf.imagewidth // kf.tilewidth)
         )
     except Exception:
@@ -207,7 +208,8 @@ class TiledLevel(LevelArray):
         return self._file.path
 
     def _tile(self, index: int) -> np.ndarray | None:
-        """Decoded tile ``index`` as (rows, cols, samples) (may be smaller than the tile at edges), or None if absent."""
+        """Decoded tile ``index`` as (rows, cols, samples) (may be smaller than the tile at edges), or None
+        if absent."""
         cache = self.cache
         ckey = (self._key, index)
         if cache is not None:
@@ -267,8 +269,11 @@ class TiledLevel(LevelArray):
                     continue
                 src = tile[ry0 - sy : ry1 - sy, rx0 - sx : rx1 - sx, : min(3, tile.shape[2])]
                 if src.shape[:2] != dst.shape[:2]:
-                    raise ImageReadError(f"tile {ty * self._tiles_x + tx} decodes to {tile.shape[:2]}, smaller "
-                                         f"than the tile grid {self.tile} (corrupt tile?)", self.path)
+                    raise ImageReadError(
+                        f"tile {ty * self._tiles_x + tx} decodes to {tile.shape[:2]}, smaller "
+                        f"than the tile grid {self.tile} (corrupt tile?)",
+                        self.path,
+                    )
                 dst[...] = src  # grey (1 sample) broadcasts to 3 channels
         return out
 

@@ -153,8 +153,11 @@ def build_bank(
     for i, adata in enumerate([*samples, *extra]):
         expr = np.asarray(expression_matrix(adata, list(genes), normalization), dtype=np.float32)
         inputs.append(expr)
-        values.append(expr if values_norm == normalization else
-                      np.asarray(expression_matrix(adata, list(genes), values_norm), dtype=np.float32))
+        values.append(
+            expr
+            if values_norm == normalization
+            else np.asarray(expression_matrix(adata, list(genes), values_norm), dtype=np.float32)
+        )
         positions.append(np.asarray(spot_positions(adata, config), dtype=np.int64))
         sections.append(np.full(len(expr), section_name(adata, i)))
         spot_ids.append(np.asarray(adata.obs_names, str))
@@ -164,7 +167,7 @@ def build_bank(
         emb_parts = [encode_spot_bank(model, np.concatenate(inputs), np.concatenate(positions), config, device)]
     else:
         emb_parts = [encode_spot_bank(model, e, p, config, device) for e, p in zip(inputs, positions, strict=True)]
-    emb = np.concatenate([t.detach().float().cpu().numpy() if torch.is_tensor(t) else np.asarray(t, np.float32)
-                          for t in emb_parts])
-    return ReferenceBank(emb, np.concatenate(values), list(genes), np.concatenate(sections),
-                         np.concatenate(spot_ids))
+    emb = np.concatenate(
+        [t.detach().float().cpu().numpy() if torch.is_tensor(t) else np.asarray(t, np.float32) for t in emb_parts]
+    )
+    return ReferenceBank(emb, np.concatenate(values), list(genes), np.concatenate(sections), np.concatenate(spot_ids))

@@ -35,10 +35,16 @@ def encoder_metadata(cfg: Any, model: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"spec": weights if not is_local_file(weights) else "file", "embedded": True}
     if is_local_file(weights):
         path = Path(weights).expanduser().resolve()
-        info.update(sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size,
-                    embedded=bool(cfg.embed_encoder))
-    return {"encoder_weights": info, "preprocessing": preprocessing_of(model),
-            "freeze": bool(cfg.freeze), "unfreeze_last": int(cfg.unfreeze_last), "head": cfg.head}
+        info.update(
+            sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size, embedded=bool(cfg.embed_encoder)
+        )
+    return {
+        "encoder_weights": info,
+        "preprocessing": preprocessing_of(model),
+        "freeze": bool(cfg.freeze),
+        "unfreeze_last": int(cfg.unfreeze_last),
+        "head": cfg.head,
+    }
 
 
 def strip_referenced(state: dict[str, torch.Tensor], metadata: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -49,8 +55,9 @@ def strip_referenced(state: dict[str, torch.Tensor], metadata: dict[str, Any]) -
     return {k: v for k, v in state.items() if not k.startswith(ENCODER_PREFIX)}
 
 
-def referenced_weights(metadata: dict[str, Any], override: str | os.PathLike | None = None,
-                       bundle_path: Path | None = None) -> str | None:
+def referenced_weights(
+    metadata: dict[str, Any], override: str | os.PathLike | None = None, bundle_path: Path | None = None
+) -> str | None:
     """Path of the referenced encoder weights after checking its hash, or None when embedded.
 
     Raises
@@ -68,12 +75,16 @@ def referenced_weights(metadata: dict[str, Any], override: str | os.PathLike | N
     if not path.is_file():
         raise BundleError(
             f"this bundle references encoder weights {info.get('file')} (sha256 {want[:12]}…) that are not "
-            "there: pass the same file (CLI --encoder-weights PATH)", bundle_path)
+            "there: pass the same file (CLI --encoder-weights PATH)",
+            bundle_path,
+        )
     got = file_sha256(path)
     if got != want:
         raise BundleError(
             f"encoder weights {path} have sha256 {got[:12]}…, but the bundle was trained with {want[:12]}…: "
-            "a different file (pass the file the model was trained with)", bundle_path)
+            "a different file (pass the file the model was trained with)",
+            bundle_path,
+        )
     return str(path)
 
 
@@ -99,6 +110,8 @@ def build_bundle_model(bundle: Any, device: torch.device | str = "cpu") -> torch
     if not strict:
         missing = [k for k in result.missing_keys if not k.startswith(ENCODER_PREFIX)]
         if missing or result.unexpected_keys:
-            raise BundleError(f"weights do not fit the model: missing {missing[:4]}, "
-                              f"unexpected {list(result.unexpected_keys)[:4]}", bundle.path)
+            raise BundleError(
+                f"weights do not fit the model: missing {missing[:4]}, unexpected {list(result.unexpected_keys)[:4]}",
+                bundle.path,
+            )
     return model.to(device).eval()

@@ -90,7 +90,7 @@ def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         for prefix in ("module.", "image_encoder.", "encoder.", "model."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         if key.startswith(("classifier.", "fc.")):
             continue
         out[key] = value
@@ -126,9 +126,11 @@ def make_image_encoder(name: str, weights: str = "none", input_px: int | None = 
     if name not in ENCODERS:
         from ..errors import InputError
 
-        raise InputError(f"unknown image encoder {name!r}; choose one of {', '.join(ENCODERS)}, "
-                         "timm:<architecture> or a foundation model (uni, uni2-h, h-optimus-0, h-optimus-1, "
-                         "virchow2, phikon-v2, prov-gigapath)")
+        raise InputError(
+            f"unknown image encoder {name!r}; choose one of {', '.join(ENCODERS)}, "
+            "timm:<architecture> or a foundation model (uni, uni2-h, h-optimus-0, h-optimus-1, "
+            "virchow2, phikon-v2, prov-gigapath)"
+        )
     if name == "smallcnn":
         model: nn.Module = SmallCNN()
         if weights == "imagenet":

@@ -75,44 +75,132 @@ class FoundationModel:
 
 _VIT_G14 = {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False}
 _UNI2 = {
-    "img_size": 224, "patch_size": 14, "depth": 24, "num_heads": 24, "init_values": 1e-5, "embed_dim": 1536,
-    "mlp_ratio": 2.66667 * 2, "no_embed_class": True, "mlp_layer": "SwiGLUPacked", "act_layer": "SiLU",
-    "reg_tokens": 8, "dynamic_img_size": True,
+    "img_size": 224,
+    "patch_size": 14,
+    "depth": 24,
+    "num_heads": 24,
+    "init_values": 1e-5,
+    "embed_dim": 1536,
+    "mlp_ratio": 2.66667 * 2,
+    "no_embed_class": True,
+    "mlp_layer": "SwiGLUPacked",
+    "act_layer": "SiLU",
+    "reg_tokens": 8,
+    "dynamic_img_size": True,
 }
 _VIRCHOW2 = {
-    "img_size": 224, "init_values": 1e-5, "mlp_ratio": 5.3375, "global_pool": "", "dynamic_img_size": True,
-    "mlp_layer": "SwiGLUPacked", "act_layer": "SiLU", "reg_tokens": 4, "no_embed_class": True,
+    "img_size": 224,
+    "init_values": 1e-5,
+    "mlp_ratio": 5.3375,
+    "global_pool": "",
+    "dynamic_img_size": True,
+    "mlp_layer": "SwiGLUPacked",
+    "act_layer": "SiLU",
+    "reg_tokens": 4,
+    "no_embed_class": True,
 }
-_GIGAPATH = {"img_size": 224, "patch_size": 16, "embed_dim": 1536, "depth": 40, "num_heads": 24,
-             "init_values": 1e-5, "mlp_ratio": 5.33334}
+_GIGAPATH = {
+    "img_size": 224,
+    "patch_size": 16,
+    "embed_dim": 1536,
+    "depth": 40,
+    "num_heads": 24,
+    "init_values": 1e-5,
+    "mlp_ratio": 5.33334,
+}
 
 #: Pathology foundation models by name (lower case).
 REGISTRY: dict[str, FoundationModel] = {
     "uni": FoundationModel(
-        "vit_large_patch16_224", {"img_size": 224, "patch_size": 16, "init_values": 1e-5, "dynamic_img_size": True},
-        224, 0.5, IMAGENET_MEAN, IMAGENET_STD, "token", 1024, "hf-hub:MahmoodLab/UNI",
-        "UNI ViT-L/16 (Mahmood lab); gated on the hub: accept the licence, then log in", ("uni-v1",)),
+        "vit_large_patch16_224",
+        {"img_size": 224, "patch_size": 16, "init_values": 1e-5, "dynamic_img_size": True},
+        224,
+        0.5,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "token",
+        1024,
+        "hf-hub:MahmoodLab/UNI",
+        "UNI ViT-L/16 (Mahmood lab); gated on the hub: accept the licence, then log in",
+        ("uni-v1",),
+    ),
     "uni2-h": FoundationModel(
-        "vit_giant_patch14_224", _UNI2, 224, 0.5, IMAGENET_MEAN, IMAGENET_STD, "token", 1536,
-        "hf-hub:MahmoodLab/UNI2-h", "UNI2-h ViT-H/14 with 8 register tokens; gated on the hub", ("uni2",)),
+        "vit_giant_patch14_224",
+        _UNI2,
+        224,
+        0.5,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "token",
+        1536,
+        "hf-hub:MahmoodLab/UNI2-h",
+        "UNI2-h ViT-H/14 with 8 register tokens; gated on the hub",
+        ("uni2",),
+    ),
     "h-optimus-0": FoundationModel(
-        "vit_giant_patch14_reg4_dinov2", _VIT_G14, 224, 0.5, HOPTIMUS_MEAN, HOPTIMUS_STD, "token", 1536,
-        "hf-hub:bioptimus/H-optimus-0", "H-optimus-0 ViT-g/14 (Bioptimus)", ("hoptimus0",)),
+        "vit_giant_patch14_reg4_dinov2",
+        _VIT_G14,
+        224,
+        0.5,
+        HOPTIMUS_MEAN,
+        HOPTIMUS_STD,
+        "token",
+        1536,
+        "hf-hub:bioptimus/H-optimus-0",
+        "H-optimus-0 ViT-g/14 (Bioptimus)",
+        ("hoptimus0",),
+    ),
     "h-optimus-1": FoundationModel(
-        "vit_giant_patch14_reg4_dinov2", _VIT_G14, 224, 0.5, HOPTIMUS_MEAN, HOPTIMUS_STD, "token", 1536,
-        "hf-hub:bioptimus/H-optimus-1", "H-optimus-1 ViT-g/14 (Bioptimus); gated on the hub", ("hoptimus1",)),
+        "vit_giant_patch14_reg4_dinov2",
+        _VIT_G14,
+        224,
+        0.5,
+        HOPTIMUS_MEAN,
+        HOPTIMUS_STD,
+        "token",
+        1536,
+        "hf-hub:bioptimus/H-optimus-1",
+        "H-optimus-1 ViT-g/14 (Bioptimus); gated on the hub",
+        ("hoptimus1",),
+    ),
     "virchow2": FoundationModel(
-        "vit_huge_patch14_224", _VIRCHOW2, 224, 0.5, IMAGENET_MEAN, IMAGENET_STD, "cls+mean", 2560,
-        "hf-hub:paige-ai/Virchow2", "Virchow2 ViT-H/14 (Paige), class token + mean patch token; gated"),
+        "vit_huge_patch14_224",
+        _VIRCHOW2,
+        224,
+        0.5,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "cls+mean",
+        2560,
+        "hf-hub:paige-ai/Virchow2",
+        "Virchow2 ViT-H/14 (Paige), class token + mean patch token; gated",
+    ),
     "phikon-v2": FoundationModel(
-        "vit_large_patch16_224", {"img_size": 224, "patch_size": 16, "init_values": 1e-5}, 224, 0.5,
-        IMAGENET_MEAN, IMAGENET_STD, "token", 1024, None,
-        "Phikon-v2 ViT-L/16 (Owkin) is published for HF transformers: pass a timm-converted file "
-        "with --weights", ("phikon2",)),
+        "vit_large_patch16_224",
+        {"img_size": 224, "patch_size": 16, "init_values": 1e-5},
+        224,
+        0.5,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "token",
+        1024,
+        None,
+        "Phikon-v2 ViT-L/16 (Owkin) is published for HF transformers: pass a timm-converted file with --weights",
+        ("phikon2",),
+    ),
     "prov-gigapath": FoundationModel(
-        "vit_giant_patch14_dinov2", _GIGAPATH, 224, 0.5, IMAGENET_MEAN, IMAGENET_STD, "token", 1536,
-        "hf-hub:prov-gigapath/prov-gigapath", "Prov-GigaPath tile encoder ViT-g (Microsoft/Providence); gated",
-        ("gigapath",)),
+        "vit_giant_patch14_dinov2",
+        _GIGAPATH,
+        224,
+        0.5,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        "token",
+        1536,
+        "hf-hub:prov-gigapath/prov-gigapath",
+        "Prov-GigaPath tile encoder ViT-g (Microsoft/Providence); gated",
+        ("gigapath",),
+    ),
 }
 
 
@@ -171,11 +259,15 @@ class TimmEncoder(nn.Module):
 def _hub_error(hub_id: str, err: Exception) -> WeightsUnavailableError:
     kind = type(err).__name__
     if "Gated" in kind or "401" in str(err) or "403" in str(err):
-        what = (f"access to {hub_id} is gated: accept its licence on huggingface.co, run "
-                "`huggingface-cli login`, or download the weights file and pass --weights PATH")
+        what = (
+            f"access to {hub_id} is gated: accept its licence on huggingface.co, run "
+            "`huggingface-cli login`, or download the weights file and pass --weights PATH"
+        )
     else:
-        what = (f"cannot download {hub_id} ({kind}); you seem to be offline (or HF_HUB_OFFLINE is set): "
-                "download the weights file elsewhere and pass --weights PATH, or --weights none")
+        what = (
+            f"cannot download {hub_id} ({kind}); you seem to be offline (or HF_HUB_OFFLINE is set): "
+            "download the weights file elsewhere and pass --weights PATH, or --weights none"
+        )
     return WeightsUnavailableError(what)
 
 
@@ -202,7 +294,7 @@ def make_timm_encoder(name: str, weights: str = "none", input_px: int | None = N
         arch, kwargs = spec.arch, _resolve_kwargs(spec.kwargs)
         mean, std, recipe, hub = spec.mean, spec.std, spec.recipe, spec.hub
     else:
-        arch = name[len(TIMM_PREFIX):]
+        arch = name[len(TIMM_PREFIX) :]
         if not arch or not timm.is_model(arch):
             raise InputError(f"unknown timm architecture {arch!r} (see timm.list_models())")
         kwargs = {"img_size": int(input_px)} if input_px and arch.startswith(("vit_", "deit", "eva")) else {}
@@ -244,14 +336,24 @@ def encoder_defaults(name: str) -> dict[str, Any]:
 def preprocessing(encoder: Any) -> dict[str, Any]:
     """JSON description of an encoder's input preprocessing (recorded in bundles)."""
     if isinstance(encoder, TimmEncoder):
-        return {"mean": [float(v) for v in encoder.mean.flatten()], "std": [float(v) for v in encoder.std.flatten()],
-                "recipe": encoder.recipe, "by": "encoder"}
+        return {
+            "mean": [float(v) for v in encoder.mean.flatten()],
+            "std": [float(v) for v in encoder.std.flatten()],
+            "recipe": encoder.recipe,
+            "by": "encoder",
+        }
     return {"by": "model"}
 
 
-def encoder_options(changes: dict[str, Any], *, encoder: str | None = None, freeze: bool | None = None,
-                    unfreeze_last: int | None = None, head: str | None = None,
-                    embed_encoder: bool = False) -> dict[str, Any]:
+def encoder_options(
+    changes: dict[str, Any],
+    *,
+    encoder: str | None = None,
+    freeze: bool | None = None,
+    unfreeze_last: int | None = None,
+    head: str | None = None,
+    embed_encoder: bool = False,
+) -> dict[str, Any]:
     """Add encoder choices to ``changes`` (TrainConfig overrides), with the rules CLI and widget share.
 
     A foundation model sets its input size, µm patch size, ``freeze=True`` and ``weights="hub"``

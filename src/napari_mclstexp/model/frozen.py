@@ -38,7 +38,7 @@ def freeze_encoder(model: Any, unfreeze_last: int = 0) -> int:
         return 0
     inner = getattr(enc, "model", enc)
     blocks = list(getattr(inner, "blocks", [])) or [m for m in inner.children() if any(True for _ in m.parameters())]
-    tail = blocks[-int(unfreeze_last):]
+    tail = blocks[-int(unfreeze_last) :]
     if hasattr(inner, "blocks") and hasattr(inner, "norm"):
         tail.append(inner.norm)
     count = 0

@@ -59,8 +59,13 @@ class MclSTExp(nn.Module):
             self.image_encoder = without_final_relu(config.encoder, self.image_encoder)
         self.image_head = ProjectionHead(feat_dim, config.embed_dim, config.head_dropout)
         self.spot_encoder = SpotEncoder(
-            self.n_genes, self.pos_shape, heads=config.spot_heads, head_dim=config.spot_head_dim,
-            mlp_ratio=config.spot_mlp_ratio, depth=config.spot_depth, dropout=config.spot_dropout,
+            self.n_genes,
+            self.pos_shape,
+            heads=config.spot_heads,
+            head_dim=config.spot_head_dim,
+            mlp_ratio=config.spot_mlp_ratio,
+            depth=config.spot_depth,
+            dropout=config.spot_dropout,
         )
         self.spot_head = ProjectionHead(self.n_genes, config.embed_dim, config.head_dropout)
         log_t = torch.tensor(math.log(config.temperature), dtype=torch.float32)
@@ -134,9 +139,7 @@ class MclSTExp(nn.Module):
         emb = self.forward_images(torch.cat(views)).float().view(len(views), n, -1).mean(0)
         return F.normalize(emb, dim=-1) if self.config.l2_normalize else emb
 
-    def encode_spots(
-        self, expr: torch.Tensor, pos: torch.Tensor, context: str | None = None
-    ) -> torch.Tensor:
+    def encode_spots(self, expr: torch.Tensor, pos: torch.Tensor, context: str | None = None) -> torch.Tensor:
         """(N, G) normalised expression + (N, 2) long positions → (N, D) spot embeddings.
 
         ``context`` defaults to the config's (``"batch"``: the N spots are one attention sequence).
@@ -145,9 +148,7 @@ class MclSTExp(nn.Module):
         emb = self.spot_head(feats)
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb
 
-    def forward(
-        self, images: torch.Tensor, expr: torch.Tensor, pos: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, expr: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both embeddings in one call (what DDP wraps).
 
         Parameters
@@ -283,8 +284,8 @@ def encode_spot_bank(
     step = cfg.bank_chunk if cfg.context == "batch" else batch_size
     out = []
     for start in range(0, len(expr_t), step):
-        e = expr_t[start:start + step].to(dev)
-        p = pos_t[start:start + step].to(dev)
+        e = expr_t[start : start + step].to(dev)
+        p = pos_t[start : start + step].to(dev)
         out.append(model.encode_spots(e, p, cfg.context).float().cpu())
     if not out:
         return torch.zeros((0, cfg.embed_dim), dtype=torch.float32)

@@ -32,8 +32,13 @@ def hest_alpha(n_features: int, n_genes: int) -> float:
     return 100.0 / max(1, n_features * n_genes)
 
 
-def fit_ridge(features: np.ndarray, expression: np.ndarray, n_components: int = PCA_COMPONENTS,
-              alpha: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fit_ridge(
+    features: np.ndarray,
+    expression: np.ndarray,
+    n_components: int = PCA_COMPONENTS,
+    alpha: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit standardise → PCA → ridge and return it collapsed to ``(weight (G, F), bias (G,))`` float32.
 
     Parameters
@@ -74,8 +79,9 @@ class RidgeModel(nn.Module):
     ``to_input``, ``encode_images``).
     """
 
-    def __init__(self, config: TrainConfig | dict[str, Any] | str, n_genes: int,
-                 image_weights: str | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig | dict[str, Any] | str, n_genes: int, image_weights: str | None = None
+    ) -> None:
         super().__init__()
         self.config = as_config(config)
         weights = self.config.weights if image_weights is None else image_weights

@@ -67,7 +67,7 @@ def _strip(key: str) -> str:
         changed = False
         for prefix in PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
@@ -114,8 +114,10 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike, name: str = "en
         problems.append(f"{len(shapes)} tensor(s) of another shape: {'; '.join(detail)}")
     if problems:
         raise WeightsUnavailableError(
-            f"weights do not fit encoder {name}: " + "; ".join(problems)
-            + " (is this the file of another architecture?)", p,
+            f"weights do not fit encoder {name}: "
+            + "; ".join(problems)
+            + " (is this the file of another architecture?)",
+            p,
         )
     model.load_state_dict(state, strict=True)
 

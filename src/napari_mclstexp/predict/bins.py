@@ -24,10 +24,21 @@ from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 BLOCK_BINS = 16
 
 
-def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | None = None,
-                    distance: str | None = None, batch_size: int | None = None, precision: str | None = None,
-                    tta: bool | None = None, use_pyramid: bool = True, block_bins: int = BLOCK_BINS,
-                    workers: int | None = None, cancel: CancelToken | None = None) -> ProgressGen[Any]:
+def predict_at_bins(
+    bundle: Any,
+    adata: Any,
+    *,
+    device: str = "auto",
+    k: int | None = None,
+    distance: str | None = None,
+    batch_size: int | None = None,
+    precision: str | None = None,
+    tta: bool | None = None,
+    use_pyramid: bool = True,
+    block_bins: int = BLOCK_BINS,
+    workers: int | None = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[Any]:
     """Predict expression at every bin of ``adata`` from its H&E image.
 
     Parameters
@@ -94,25 +105,60 @@ def predict_at_bins(bundle: Any, adata: Any, *, device: str = "auto", k: int | N
     with open_slide(path) as slide:
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
         blocks = group_blocks(cols - cols.min(), rows - rows.min(), max(1, int(block_bins)))
-        batches = tile_batches(slide, xy, blocks, patch_px, input_px, level, batch_size,
-                               int(workers or min(8, os.cpu_count() or 1)), pin=dev.type == "cuda")
+        batches = tile_batches(
+            slide,
+            xy,
+            blocks,
+            patch_px,
+            input_px,
+            level,
+            batch_size,
+            int(workers or min(8, os.cpu_count() or 1)),
+            pin=dev.type == "cuda",
+        )
         with contextlib.closing(batches):
             for idx, batch in batches:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 item = _launch(embedder, batch, idx, bundle, k, distance, dev)
                 item.wait()
-                pred[idx], unc[idx], emb[idx] = item.prediction.numpy(), item.uncertainty.numpy(), item.embedding.numpy()
+                pred[idx], unc[idx], emb[idx] = (
+                    item.prediction.numpy(),
+                    item.uncertainty.numpy(),
+                    item.embedding.numpy(),
+                )
                 done += len(idx)
                 rate = done / max(time.perf_counter() - t0, 1e-9)
-                yield Progress("bins", done, n, message="bins predicted",
-                               metrics={"bins_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)})
-    info = provenance(bundle, k, distance, mode="bins", source_sample=library_id(adata),
-                      source_image_path=str(path), patch_px=int(patch_px), input_px=input_px, level=int(level),
-                      tta=bool(bundle.config.get("tta", False) if tta is None else tta))
+                yield Progress(
+                    "bins",
+                    done,
+                    n,
+                    message="bins predicted",
+                    metrics={"bins_per_s": rate, "eta_s": (n - done) / max(rate, 1e-9)},
+                )
+    info = provenance(
+        bundle,
+        k,
+        distance,
+        mode="bins",
+        source_sample=library_id(adata),
+        source_image_path=str(path),
+        patch_px=int(patch_px),
+        input_px=input_px,
+        level=int(level),
+        tta=bool(bundle.config.get("tta", False) if tta is None else tta),
+    )
     spatial = adata.uns.get("spatial")
-    out = prediction_anndata(bundle, pred, unc, emb, adata.obs, adata.obsm["spatial"], info,
-                             uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None)
+    out = prediction_anndata(
+        bundle,
+        pred,
+        unc,
+        emb,
+        adata.obs,
+        adata.obsm["spatial"],
+        info,
+        uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
+    )
     if "bin_grid" in adata.uns:
         out.uns["bin_grid"] = copy.deepcopy(dict(adata.uns["bin_grid"]))
     return out

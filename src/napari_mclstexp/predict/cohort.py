@@ -75,8 +75,7 @@ def _unique(slides: list[CohortSlide], where: Path | None) -> list[CohortSlide]:
     names = pd.Series([s.name for s in slides])
     dup = sorted(set(names[names.duplicated()]))
     if dup:
-        raise InputError(f"slide names must be unique (they name the outputs); repeated: {', '.join(dup[:5])}",
-                         where)
+        raise InputError(f"slide names must be unique (they name the outputs); repeated: {', '.join(dup[:5])}", where)
     if not slides:
         raise InputError("no slides given", where)
     return slides
@@ -205,27 +204,57 @@ def predict_cohort(
     if rank == 0:
         for i in (i for i, f in enumerate(finished) if f):
             out = output_path(out_dir, slides[i])
-            rows[i] = {"name": slides[i].name, "image": str(slides[i].image), "output": str(out),
-                       "status": "skipped", "tiles": _tiles_in(out), "seconds": 0.0, "error": "", "rank": 0}
+            rows[i] = {
+                "name": slides[i].name,
+                "image": str(slides[i].image),
+                "output": str(out),
+                "status": "skipped",
+                "tiles": _tiles_in(out),
+                "seconds": 0.0,
+                "error": "",
+                "rank": 0,
+            }
     total, done, t0 = len(mine), 0, time.perf_counter()
-    yield Progress("cohort", 0, total, message=f"{len(slides) - len(pending)} of {len(slides)} already done",
-                   metrics={"failed": 0})
+    yield Progress(
+        "cohort", 0, total, message=f"{len(slides) - len(pending)} of {len(slides)} already done", metrics={"failed": 0}
+    )
     for i in mine:
         slide = slides[i]
         out = output_path(out_dir, slide)
         _remove_stale_parts(out)
-        row = {"name": slide.name, "image": str(slide.image), "output": str(out), "status": "done",
-               "tiles": 0, "seconds": 0.0, "error": "", "rank": rank}
+        row = {
+            "name": slide.name,
+            "image": str(slide.image),
+            "output": str(out),
+            "status": "done",
+            "tiles": 0,
+            "seconds": 0.0,
+            "error": "",
+            "rank": rank,
+        }
         start = time.perf_counter()
         try:
-            gen = predict_whole_slide(bundle, slide.image, step_px=step_px, min_tissue=min_tissue, device=dev,
-                                      cancel=cancel, mpp=slide.mpp, **options)
+            gen = predict_whole_slide(
+                bundle,
+                slide.image,
+                step_px=step_px,
+                min_tissue=min_tissue,
+                device=dev,
+                cancel=cancel,
+                mpp=slide.mpp,
+                **options,
+            )
             try:
                 while True:
                     event = next(gen)
                     if event.stage == "predict":
-                        yield Progress("cohort", done, total, message=f"{slide.name}: {event.step}/{event.total} tiles",
-                                       metrics={"failed": _failed(rows)})
+                        yield Progress(
+                            "cohort",
+                            done,
+                            total,
+                            message=f"{slide.name}: {event.step}/{event.total} tiles",
+                            metrics={"failed": _failed(rows)},
+                        )
             except StopIteration as stop:
                 pred = stop.value
             write_h5ad(pred, out)
@@ -240,8 +269,13 @@ def predict_cohort(
         rows[i] = row
         done += 1
         per_slide = (time.perf_counter() - t0) / done
-        yield Progress("cohort", done, total, message=f"{slide.name}: {row['status']}",
-                       metrics={"eta_s": per_slide * (total - done), "failed": _failed(rows)})
+        yield Progress(
+            "cohort",
+            done,
+            total,
+            message=f"{slide.name}: {row['status']}",
+            metrics={"eta_s": per_slide * (total - done), "failed": _failed(rows)},
+        )
         if cancel is not None:
             cancel.raise_if_cancelled()
     if dist is not None and world > 1:

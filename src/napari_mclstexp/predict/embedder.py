@@ -63,8 +63,15 @@ class ImageEmbedder:
         Average over the 8 flips/90° rotations (8× the work); ``None``: the model config's ``tta``.
     """
 
-    def __init__(self, model: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None,
-                 use_graph: bool = True, tta: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        device: torch.device,
+        precision: str = "bf16",
+        batch_size: int | None = None,
+        use_graph: bool = True,
+        tta: bool | None = None,
+    ) -> None:
         self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
         self.batch_size = int(batch_size) if batch_size else None
         self.want_graph = bool(use_graph) and self.device.type in GRAPH_DEVICES
@@ -134,8 +141,7 @@ class ImageEmbedder:
                 torch.cuda.synchronize(self.device)
             self.want_graph = False
             self.fallback_reason = f"{type(err).__name__}: {err}"
-            log.warning("CUDA graph capture of the image encoder failed (%s); predicting eagerly",
-                        self.fallback_reason)
+            log.warning("CUDA graph capture of the image encoder failed (%s); predicting eagerly", self.fallback_reason)
 
     def _replay(self, shape: tuple[int, ...], x: torch.Tensor) -> torch.Tensor:
         replay, static_in, out, _ = self._graphs[shape]

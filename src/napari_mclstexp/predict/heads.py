@@ -26,8 +26,11 @@ def predict_from_embeddings(emb: Any, bundle: Any, k: int, distance: str) -> Ret
     n = emb.shape[0]
     if torch.is_tensor(emb):
         pred = emb.float()
-        return Retrieval(pred, torch.full((n,), float("nan"), device=pred.device),
-                         torch.zeros((n, 0), dtype=torch.long, device=pred.device),
-                         torch.zeros((n, 0), device=pred.device))
+        return Retrieval(
+            pred,
+            torch.full((n,), float("nan"), device=pred.device),
+            torch.zeros((n, 0), dtype=torch.long, device=pred.device),
+            torch.zeros((n, 0), device=pred.device),
+        )
     pred = np.asarray(emb, dtype=np.float32)
     return Retrieval(pred, np.full(n, np.nan, np.float32), np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32))

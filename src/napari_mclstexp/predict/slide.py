@@ -79,8 +79,10 @@ class TileGrid:
     def to_dict(self) -> dict[str, Any]:
         """JSON/h5ad-friendly form stored in ``uns['mclstexp']['grid']``."""
         return {
-            "step_px": int(self.step_px), "origin_xy": [float(v) for v in self.origin_xy],
-            "shape": [int(v) for v in self.shape], "patch_px": int(self.patch_px),
+            "step_px": int(self.step_px),
+            "origin_xy": [float(v) for v in self.origin_xy],
+            "shape": [int(v) for v in self.shape],
+            "patch_px": int(self.patch_px),
         }
 
 
@@ -124,8 +126,6 @@ def grid_image(pred: Any, values: np.ndarray | str, fill: float = np.nan) -> np.
     return img
 
 
-
-
 @dataclass
 class _InFlight:
     """One batch launched on the device whose results are being copied back."""
@@ -149,8 +149,15 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
     return out.copy_(t, non_blocking=True)
 
 
-def _launch(embedder: ImageEmbedder, batch: torch.Tensor, idx: np.ndarray, bundle: Any, k: int, distance: str,
-            device: torch.device) -> _InFlight:
+def _launch(
+    embedder: ImageEmbedder,
+    batch: torch.Tensor,
+    idx: np.ndarray,
+    bundle: Any,
+    k: int,
+    distance: str,
+    device: torch.device,
+) -> _InFlight:
     """Embed and retrieve (or, ridge, predict) one batch; on CUDA this only queues the work and the copies back."""
     e = embedder(batch)
     r = predict_from_embeddings(e, bundle, k, distance)
@@ -159,8 +166,6 @@ def _launch(embedder: ImageEmbedder, batch: torch.Tensor, idx: np.ndarray, bundl
         item.event = torch.cuda.Event()
         item.event.record()
     return item
-
-
 
 
 def predict_whole_slide(
@@ -202,8 +207,8 @@ def predict_whole_slide(
     detect_tissue
         ``False`` predicts every tile.
     workers
-        Threads reading tiles (default: CPU count, at most 8) (each reads blocks of ``block_tiles`` × ``block_tiles`` tiles with one
-        region read); at most ``2 × workers`` blocks are read ahead.
+        Threads reading tiles (default: CPU count, at most 8) (each reads blocks of ``block_tiles`` ×
+        ``block_tiles`` tiles with one region read); at most ``2 × workers`` blocks are read ahead.
     use_pyramid
         Read from the coarsest pyramid level not coarser than the encoder's input scale
         (``patch_px / input_px``); ``False`` reads level 0 and downsizes.
@@ -265,7 +270,9 @@ def predict_whole_slide(
         if not len(xy):
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
-        embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta) if len(xy) else None
+        embedder = (
+            bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta) if len(xy) else None
+        )
 
         n, g = len(xy), len(bundle.genes)
         mine = dist.split(np.arange(n)) if dist is not None else np.arange(n)  # this rank's tiles
@@ -287,8 +294,9 @@ def predict_whole_slide(
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
-        batches = tile_batches(slide, xy, blocks, patch_px, input_px, level, batch_size, workers,
-                                pin=dev.type == "cuda")
+        batches = tile_batches(
+            slide, xy, blocks, patch_px, input_px, level, batch_size, workers, pin=dev.type == "cuda"
+        )
         previous: _InFlight | None = None
         with contextlib.closing(batches):
             for idx, batch in batches:
@@ -304,21 +312,38 @@ def predict_whole_slide(
                 previous = current
                 if done:
                     rate = done / max(time.perf_counter() - t0, 1e-9)
-                    yield Progress("predict", done, n_mine, message=f"tiles of {path.name}",
-                                   metrics={"tiles_per_s": rate, "eta_s": (n_mine - done) / max(rate, 1e-9)})
+                    yield Progress(
+                        "predict",
+                        done,
+                        n_mine,
+                        message=f"tiles of {path.name}",
+                        metrics={"tiles_per_s": rate, "eta_s": (n_mine - done) / max(rate, 1e-9)},
+                    )
             if previous is not None:
                 finish(previous)
                 done += len(previous.idx)
                 rate = done / max(time.perf_counter() - t0, 1e-9)
-                yield Progress("predict", done, n_mine, message=f"tiles of {path.name}",
-                               metrics={"tiles_per_s": rate, "eta_s": 0.0})
+                yield Progress(
+                    "predict",
+                    done,
+                    n_mine,
+                    message=f"tiles of {path.name}",
+                    metrics={"tiles_per_s": rate, "eta_s": 0.0},
+                )
         if dist is not None and getattr(dist, "world_size", 1) > 1:
             for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
                 pred[part], unc[part], emb[part] = p, u, e
 
         info = provenance(
-            bundle, k, distance, mode="whole_slide", source_image_path=str(path.resolve()),
-            patch_px=int(patch_px), input_px=input_px, level=int(level), min_tissue=float(min_tissue),
+            bundle,
+            k,
+            distance,
+            mode="whole_slide",
+            source_image_path=str(path.resolve()),
+            patch_px=int(patch_px),
+            input_px=input_px,
+            level=int(level),
+            min_tissue=float(min_tissue),
             tta=bool(bundle.config.get("tta", False) if tta is None else tta),
             grid=grid.to_dict(),
         )
@@ -328,8 +353,12 @@ def predict_whole_slide(
             meta["microns_per_pixel"] = float(slide_mpp)
         uns_spatial = {lib: {"scalefactors": {"spot_diameter_fullres": float(grid.step_px)}, "metadata": meta}}
     obs = pd.DataFrame(
-        {"array_col": cols.astype(np.int64), "array_row": rows.astype(np.int64), "section": pd.Categorical([lib] * len(cols)),
-         "tissue_fraction": frac.astype(np.float32)},
+        {
+            "array_col": cols.astype(np.int64),
+            "array_row": rows.astype(np.int64),
+            "section": pd.Categorical([lib] * len(cols)),
+            "tissue_fraction": frac.astype(np.float32),
+        },
         index=pd.Index([f"tile_{c}x{r}" for c, r in zip(cols, rows, strict=True)], dtype=object),
     )
     return prediction_anndata(bundle, pred, unc, emb, obs, xy, info, uns_spatial)

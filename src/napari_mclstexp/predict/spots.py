@@ -40,8 +40,9 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def bundle_embedder(bundle: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None,
-                    tta: bool | None = None) -> ImageEmbedder:
+def bundle_embedder(
+    bundle: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None, tta: bool | None = None
+) -> ImageEmbedder:
     """An :class:`ImageEmbedder` of the bundle's model on ``device``.
 
     On CUDA it is kept on the bundle object and handed out again to later calls with the same settings
@@ -105,9 +106,11 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
     info = json_safe(info, drop_none=True)
     rel = meta.get("reliability")
     if isinstance(rel, dict) and "genes" in rel:  # per-gene held-out r (analysis.reliability), NaN kept aligned
-        info["reliability"] = {**json_safe({key: v for key, v in rel.items() if key not in ("genes", "r")}, drop_none=True),
-                               "genes": [str(g) for g in rel["genes"]],
-                               "r": np.array([np.nan if v is None else float(v) for v in rel["r"]], np.float32)}
+        info["reliability"] = {
+            **json_safe({key: v for key, v in rel.items() if key not in ("genes", "r")}, drop_none=True),
+            "genes": [str(g) for g in rel["genes"]],
+            "r": np.array([np.nan if v is None else float(v) for v in rel["r"]], np.float32),
+        }
     return info
 
 
@@ -223,12 +226,24 @@ def predict_at_spots(
     result = predict_from_embeddings(emb, bundle, k, distance)
     yield Progress("retrieve", 1, 1)
     info = provenance(
-        bundle, k, distance, mode="spots", source_sample=library_id(adata),
-        source_image_path=str(image_path(adata) or ""), patch_px=int(size_px), input_px=input_px,
+        bundle,
+        k,
+        distance,
+        mode="spots",
+        source_sample=library_id(adata),
+        source_image_path=str(image_path(adata) or ""),
+        patch_px=int(size_px),
+        input_px=input_px,
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(
-        bundle, result.prediction.cpu().numpy(), result.uncertainty.cpu().numpy(), emb.cpu().numpy(),
-        adata.obs, adata.obsm["spatial"], info, uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
+        bundle,
+        result.prediction.cpu().numpy(),
+        result.uncertainty.cpu().numpy(),
+        emb.cpu().numpy(),
+        adata.obs,
+        adata.obsm["spatial"],
+        info,
+        uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
     )

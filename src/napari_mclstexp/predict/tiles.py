@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 
-def group_blocks(cols: np.ndarray, rows: np.ndarray, block_tiles: int, band_blocks: int | None = None) -> list[np.ndarray]:
+def group_blocks(
+    cols: np.ndarray, rows: np.ndarray, block_tiles: int, band_blocks: int | None = None
+) -> list[np.ndarray]:
     """Group selected tiles into square blocks of ``block_tiles`` grid cells.
 
     Blocks are ordered row by row within vertical bands ``band_blocks`` blocks wide (default: one
@@ -47,7 +49,9 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
     for i, (cx, cy) in enumerate(cl - (x0, y0)):
         crop = region[cy : cy + size_l, cx : cx + size_l]
         if size_l != out_px:  # Pillow LANCZOS, like the training patches (data.patches)
-            crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS))
+            crop = np.asarray(
+                Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
+            )
         out[i] = crop
     return out
 
@@ -72,8 +76,17 @@ def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tens
     return idx, out
 
 
-def tile_batches(slide: Any, xy: np.ndarray, blocks: list[np.ndarray], patch_px: int, out_px: int,
-                  level: int, batch_size: int, workers: int, pin: bool) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+def tile_batches(
+    slide: Any,
+    xy: np.ndarray,
+    blocks: list[np.ndarray],
+    patch_px: int,
+    out_px: int,
+    level: int,
+    batch_size: int,
+    workers: int,
+    pin: bool,
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor)`` batches; blocks are read ahead by
     ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory)."""
     queue: deque = deque()
@@ -101,4 +114,3 @@ def tile_batches(slide: Any, xy: np.ndarray, blocks: list[np.ndarray], patch_px:
         finally:
             for _, future in queue:
                 future.cancel()
-

@@ -161,9 +161,12 @@ def slide_tissue_mask(slide: Any, *, max_px: int = 1024, **kwargs: Any) -> tuple
         # a very pale stain (optical density below the glass floor everywhere): colour alone decides
         mask = tissue_mask(thumb, **{**kwargs, "method": "saturation"})
         if mask.any():
-            warnings.warn(f"{getattr(slide, 'path', 'slide')}: the stain is too pale to tell tissue from "
-                          "stained glass; tissue found by colour alone (check the tissue layer)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{getattr(slide, 'path', 'slide')}: the stain is too pale to tell tissue from "
+                "stained glass; tissue found by colour alone (check the tissue layer)",
+                UserWarning,
+                stacklevel=2,
+            )
     return mask, thumb.shape[0] / float(h)
 
 

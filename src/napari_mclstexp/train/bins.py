@@ -28,8 +28,7 @@ def _grid(adata: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.floor(xy[:, 1]).astype(np.int64), np.floor(xy[:, 0]).astype(np.int64)
 
 
-def stratified_subsample(adata: Any, n: int, *, seed: int = 0, per_block: int = 8,
-                         anchors: bool = True) -> np.ndarray:
+def stratified_subsample(adata: Any, n: int, *, seed: int = 0, per_block: int = 8, anchors: bool = True) -> np.ndarray:
     """Indices of ``n`` bins drawn evenly over square blocks of the bin grid (proportional allocation).
 
     Parameters
@@ -71,7 +70,7 @@ def stratified_subsample(adata: Any, n: int, *, seed: int = 0, per_block: int = 
     chosen = set()
     if anchors:
         chosen = {int(np.argmax(rows)), int(np.argmax(cols))}
-    picked = [i for i in np.argsort(key, kind="stable")[: n] if i not in chosen][: n - len(chosen)]
+    picked = [i for i in np.argsort(key, kind="stable")[:n] if i not in chosen][: n - len(chosen)]
     return np.sort(np.asarray(sorted(chosen) + picked, dtype=np.int64))
 
 
@@ -86,8 +85,10 @@ def _split(total: int, sizes: Sequence[int]) -> list[int]:
 def subsample_samples(samples: Sequence[Any], total: int, *, seed: int = 0) -> list[Any]:
     """Stratified subsample of ``total`` bins over several samples (copies; all bins when fewer)."""
     shares = _split(total, [a.n_obs for a in samples])
-    return [a[stratified_subsample(a, s, seed=seed + 7919 * i)].copy() for i, (a, s) in enumerate(zip(samples, shares,
-                                                                                                     strict=True))]
+    return [
+        a[stratified_subsample(a, s, seed=seed + 7919 * i)].copy()
+        for i, (a, s) in enumerate(zip(samples, shares, strict=True))
+    ]
 
 
 def bank_samples(samples: Sequence[Any], bank_size: int | None, *, seed: int = 0) -> list[Any]:
@@ -156,8 +157,16 @@ def train_on_bins(
                 cancel.raise_if_cancelled()
             yield Progress("bins", epoch, cfg.epochs, message=f"sampling {bins_per_epoch} bins for epoch {epoch + 1}")
             chosen = subsample_samples(samples, bins_per_epoch, seed=cfg.seed + 104729 * epoch)
-            result = yield from train(chosen, cfg.replace(epochs=epoch + 1), genes=gene_list, device=device,
-                                      checkpoint=ckpt, resume=epoch > 0, cancel=cancel, patch_cache=patch_cache)
+            result = yield from train(
+                chosen,
+                cfg.replace(epochs=epoch + 1),
+                genes=gene_list,
+                device=device,
+                checkpoint=ckpt,
+                resume=epoch > 0,
+                cancel=cancel,
+                patch_cache=patch_cache,
+            )
         if result is not None and hasattr(result, "start_epoch"):
             result.start_epoch = 0  # one run of cfg.epochs epochs, not a resumed one
         return result

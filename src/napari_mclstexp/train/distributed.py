@@ -271,8 +271,7 @@ def init_distributed(device: str = "auto") -> DistContext:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        kwargs: dict[str, Any] = {"backend": backend, "init_method": "env://", "rank": rank,
-                                  "world_size": world}
+        kwargs: dict[str, Any] = {"backend": backend, "init_method": "env://", "rank": rank, "world_size": world}
         if dev.type == "cuda":
             kwargs["device_id"] = dev
         dist.init_process_group(**kwargs)

@@ -19,8 +19,15 @@ from ..model.frozen import encoder_features, freeze_encoder, preprocessing_of
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, microns_per_pixel, spot_xy
 
-__all__ = ["encoder_features", "freeze_encoder", "iter_compute_features", "iter_sample_features",
-           "preprocessing_of", "sample_patch_px", "weights_id"]
+__all__ = [
+    "encoder_features",
+    "freeze_encoder",
+    "iter_compute_features",
+    "iter_sample_features",
+    "preprocessing_of",
+    "sample_patch_px",
+    "weights_id",
+]
 
 #: Patches per encoder forward pass when computing features.
 FEATURE_BATCH = 32
@@ -39,9 +46,15 @@ def weights_id(cfg: Any) -> str:
     return f"none:seed{cfg.seed}" if ident == "none" else ident
 
 
-def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device, *,
-                          batch_size: int = FEATURE_BATCH, cancel: CancelToken | None = None,
-                          label: str = "") -> ProgressGen[np.ndarray]:
+def iter_compute_features(
+    model: Any,
+    patches: np.ndarray,
+    device: torch.device,
+    *,
+    batch_size: int = FEATURE_BATCH,
+    cancel: CancelToken | None = None,
+    label: str = "",
+) -> ProgressGen[np.ndarray]:
     """Encoder features of uint8 (N, H, W, 3) patches in batches (bf16 autocast on CUDA).
 
     Yields ``Progress("features")`` after every batch; checks ``cancel`` before each.
@@ -59,7 +72,7 @@ def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device,
         for start in range(0, n, batch_size):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            batch = torch.from_numpy(np.array(patches[start:start + batch_size])).to(device)
+            batch = torch.from_numpy(np.array(patches[start : start + batch_size])).to(device)
             with torch.inference_mode(), _autocast(device, model.config.precision):
                 out.append(encoder_features(model, model.to_input(batch)).cpu().numpy())
             yield Progress("features", min(start + batch_size, n), n, message=label or "image features")
@@ -71,10 +84,18 @@ def iter_compute_features(model: Any, patches: np.ndarray, device: torch.device,
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache: FeatureCache | None = None,
-                         patch_cache: Any = None, batch_size: int = FEATURE_BATCH,
-                         cancel: CancelToken | None = None, label: str = "",
-                         size_px: int | None = None) -> ProgressGen[np.ndarray]:
+def iter_sample_features(
+    model: Any,
+    adata: Any,
+    device: torch.device,
+    *,
+    cache: FeatureCache | None = None,
+    patch_cache: Any = None,
+    batch_size: int = FEATURE_BATCH,
+    cancel: CancelToken | None = None,
+    label: str = "",
+    size_px: int | None = None,
+) -> ProgressGen[np.ndarray]:
     """Features of every spot of ``adata`` under ``model``'s (frozen) image encoder, through ``cache``;
     crops of ``size_px`` (default: the training crop, :func:`sample_patch_px`).
 
@@ -93,15 +114,21 @@ def iter_sample_features(model: Any, adata: Any, device: torch.device, *, cache:
         path = image_path(adata)
         if path is not None:
             bf16 = torch.device(device).type == "cuda" and cfg.precision == "bf16"  # bf16 features differ slightly
-            key = feature_key(path, spot_xy(adata), size_px, cfg.input_px, cfg.encoder, weights_id(cfg),
-                              {**preprocessing_of(model), "autocast": "bf16" if bf16 else "fp32"})
+            key = feature_key(
+                path,
+                spot_xy(adata),
+                size_px,
+                cfg.input_px,
+                cfg.encoder,
+                weights_id(cfg),
+                {**preprocessing_of(model), "autocast": "bf16" if bf16 else "fp32"},
+            )
             hit = cache.get(key)
             if hit is not None and len(hit) == adata.n_obs:
                 yield Progress("features", adata.n_obs, adata.n_obs, message=f"{label} (cached)".strip())
                 return hit
     patches = yield from iter_sample_patches(adata, size_px, cfg.input_px, patch_cache, cancel)
-    feats = yield from iter_compute_features(model, patches, device, batch_size=batch_size, cancel=cancel,
-                                             label=label)
+    feats = yield from iter_compute_features(model, patches, device, batch_size=batch_size, cancel=cancel, label=label)
     if cache is not None and key is not None:
         cache.put(key, feats)
     return feats

@@ -34,9 +34,16 @@ def embed_features(model: Any, feats: torch.Tensor) -> torch.Tensor:
     return F.normalize(emb.float(), dim=-1) if model.config.l2_normalize else emb
 
 
-def iter_features_of(model: Any, samples: Sequence[Any], device: torch.device, *,
-                     cache: FeatureCache | None, patch_cache: Any = None, sizes: Sequence[int | None] | None = None,
-                     cancel: CancelToken | None = None) -> ProgressGen[list[np.ndarray]]:
+def iter_features_of(
+    model: Any,
+    samples: Sequence[Any],
+    device: torch.device,
+    *,
+    cache: FeatureCache | None,
+    patch_cache: Any = None,
+    sizes: Sequence[int | None] | None = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[list[np.ndarray]]:
     """Features of every sample's spots (one float32 (N_i, F) array per sample), through ``cache``;
     ``sizes`` overrides a sample's crop edge (px; ``None``: the training crop)."""
     from ..sample import section_name
@@ -47,8 +54,13 @@ def iter_features_of(model: Any, samples: Sequence[Any], device: torch.device, *
             cancel.raise_if_cancelled()
         label = f"section {section_name(adata, i)} ({i + 1} of {len(samples)})"
         size = sizes[i] if sizes is not None else None
-        out.append((yield from iter_sample_features(model, adata, device, cache=cache, patch_cache=patch_cache,
-                                                    cancel=cancel, label=label, size_px=size)))
+        out.append(
+            (
+                yield from iter_sample_features(
+                    model, adata, device, cache=cache, patch_cache=patch_cache, cancel=cancel, label=label, size_px=size
+                )
+            )
+        )
     return out
 
 
@@ -99,8 +111,11 @@ def train_frozen(
     freeze_encoder(model, 0)
     feats = yield from iter_features_of(model, samples, dev, cache=cache, patch_cache=patch_cache, cancel=cancel)
     feat_t = torch.from_numpy(np.concatenate(feats)).to(dev)
-    expr_t = torch.from_numpy(np.concatenate([
-        np.asarray(expression_matrix(a, gene_list, cfg.normalization), dtype=np.float32) for a in samples])).to(dev)
+    expr_t = torch.from_numpy(
+        np.concatenate(
+            [np.asarray(expression_matrix(a, gene_list, cfg.normalization), dtype=np.float32) for a in samples]
+        )
+    ).to(dev)
     pos_t = torch.from_numpy(np.concatenate([spot_positions(a, cfg) for a in samples])).to(dev)
     n = len(expr_t)
     batch = max(1, min(int(cfg.batch_size), n))
@@ -121,7 +136,7 @@ def train_frozen(
         for s in range(steps_per_epoch):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            idx = order[s * batch:(s + 1) * batch]
+            idx = order[s * batch : (s + 1) * batch]
             loss = model.loss(embed_features(model, feat_t[idx]), model.encode_spots(expr_t[idx], pos_t[idx]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,13 +147,30 @@ def train_frozen(
             done += 1
             elapsed = time.perf_counter() - t_start
             step = epoch * steps_per_epoch + s + 1
-            yield Progress("train", step, total_steps, message=f"epoch {epoch + 1}/{cfg.epochs}", metrics={
-                "epoch": epoch + 1, "step": step, "loss": loss_v,
-                "spots_per_s": done * batch / max(elapsed, 1e-9), "eta_s": elapsed / done * (total_steps - step)})
+            yield Progress(
+                "train",
+                step,
+                total_steps,
+                message=f"epoch {epoch + 1}/{cfg.epochs}",
+                metrics={
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "loss": loss_v,
+                    "spots_per_s": done * batch / max(elapsed, 1e-9),
+                    "eta_s": elapsed / done * (total_steps - step),
+                },
+            )
         seconds = time.perf_counter() - t_epoch
-        history.append({"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": seconds,
-                        "spots_per_s": steps_per_epoch * batch / max(seconds, 1e-9),
-                        "lr": float(opt.param_groups[0]["lr"]), "temperature": float(model.temperature.detach())})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_sum / steps_per_epoch,
+                "seconds": seconds,
+                "spots_per_s": steps_per_epoch * batch / max(seconds, 1e-9),
+                "lr": float(opt.param_groups[0]["lr"]),
+                "temperature": float(model.temperature.detach()),
+            }
+        )
     model.eval()
     log.info("frozen-feature training: %d feature cache hits, %d misses", cache.hits, cache.misses)
     sections = [section_name(a, i) for i, a in enumerate(samples)]

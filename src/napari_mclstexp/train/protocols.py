@@ -63,21 +63,33 @@ class PaperProtocol:
 
 PAPER_PROTOCOLS: dict[str, PaperProtocol] = {
     "her2st": PaperProtocol(
-        "her2st", {"k": 200, "distance": "l1"},
-        {"acg": 0.2304, "heg50": 0.3866, "mse": 0.5897, "mae": 0.5813}, 32,
+        "her2st",
+        {"k": 200, "distance": "l1"},
+        {"acg": 0.2304, "heg50": 0.3866, "mse": 0.5897, "mae": 0.5813},
+        32,
     ),
     "cscc": PaperProtocol(
-        "cscc", {"k": 600, "distance": "l2"},
-        {"acg": 0.3235, "heg50": 0.4261, "mse": 0.4302, "mae": 0.5208}, 12,
+        "cscc",
+        {"k": 600, "distance": "l2"},
+        {"acg": 0.3235, "heg50": 0.4261, "mse": 0.4302, "mae": 0.5208},
+        12,
     ),
     "visium": PaperProtocol(
         "visium",
         {
-            "k": 200, "distance": "l2", "position_source": "pixel", "image_norm": "bgr255",
-            "flips": True, "rot90": True, "rotate_deg": 0.0, "color_jitter": (0.0, 0.0, 0.0),
-            "test_augment": True, "normalization": PER_GENE,
+            "k": 200,
+            "distance": "l2",
+            "position_source": "pixel",
+            "image_norm": "bgr255",
+            "flips": True,
+            "rot90": True,
+            "rotate_deg": 0.0,
+            "color_jitter": (0.0, 0.0, 0.0),
+            "test_augment": True,
+            "normalization": PER_GENE,
         },
-        {"acg": 0.1949, "heg50": 0.3611, "mse": 0.2329, "mae": 0.3897}, 9,
+        {"acg": 0.1949, "heg50": 0.3611, "mse": 0.2329, "mae": 0.3897},
+        9,
     ),
 }
 

@@ -57,10 +57,12 @@ def train_ridge(
     model = RidgeModel(cfg, len(gene_list)).to(dev).eval()
     for p in model.image_encoder.parameters():
         p.requires_grad_(False)
-    feats = np.concatenate((yield from iter_features_of(model, samples, dev, cache=cache, patch_cache=patch_cache,
-                                                         cancel=cancel)))
-    expr = np.concatenate([np.asarray(expression_matrix(a, gene_list, cfg.normalization), dtype=np.float32)
-                           for a in samples])
+    feats = np.concatenate(
+        (yield from iter_features_of(model, samples, dev, cache=cache, patch_cache=patch_cache, cancel=cancel))
+    )
+    expr = np.concatenate(
+        [np.asarray(expression_matrix(a, gene_list, cfg.normalization), dtype=np.float32) for a in samples]
+    )
     if cancel is not None:
         cancel.raise_if_cancelled()
     yield Progress("fit", 0, 1, message=f"PCA + ridge on {len(feats)} spots × {feats.shape[1]} features")

@@ -127,15 +127,25 @@ class TrainStep:
         Capture after :data:`WARMUP_STEPS` eager steps (honoured only on one CUDA device).
     """
 
-    def __init__(self, model: Any, net: Any, opt: torch.optim.Optimizer, ctx: Any, source: Any,
-                 expr: torch.Tensor, pos: torch.Tensor, cfg: Any, batch: int, use_graph: bool) -> None:
+    def __init__(
+        self,
+        model: Any,
+        net: Any,
+        opt: torch.optim.Optimizer,
+        ctx: Any,
+        source: Any,
+        expr: torch.Tensor,
+        pos: torch.Tensor,
+        cfg: Any,
+        batch: int,
+        use_graph: bool,
+    ) -> None:
         self.model, self.net, self.opt, self.ctx, self.source = model, net, opt, ctx, source
         self.expr, self.pos, self.cfg, self.batch = expr, pos, cfg, int(batch)
         self.device = expr.device
         cuda = self.device.type == "cuda"
         self.bf16 = cuda and cfg.precision == "bf16"
-        self.want_graph = (bool(use_graph) and self.device.type in GRAPH_DEVICES
-                           and getattr(ctx, "world_size", 1) == 1)
+        self.want_graph = bool(use_graph) and self.device.type in GRAPH_DEVICES and getattr(ctx, "world_size", 1) == 1
         self.eager_steps = 0
         self.graph: Callable[[], None] | None = None  # replays the captured step
         self.fallback_reason: str | None = None
@@ -162,9 +172,15 @@ class TrainStep:
         """Forward, loss, backward, update; returns the detached loss (0-d, on the device)."""
         model, cfg = self.model, self.cfg
         x = model.to_input(x_u8)
-        x = augment_batch(x, flips=cfg.flips, rot90=cfg.rot90, rotate_deg=cfg.rotate_deg,
-                          jitter=tuple(cfg.color_jitter), rotate_mode=cfg.rotate_mode,
-                          jitter_order=cfg.jitter_order)
+        x = augment_batch(
+            x,
+            flips=cfg.flips,
+            rot90=cfg.rot90,
+            rotate_deg=cfg.rotate_deg,
+            jitter=tuple(cfg.color_jitter),
+            rotate_mode=cfg.rotate_mode,
+            jitter_order=cfg.jitter_order,
+        )
         if model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
@@ -289,8 +305,7 @@ class TrainStep:
             self.graph = None
             self.want_graph = False
             self.fallback_reason = f"{type(err).__name__}: {err}"
-            log.warning("CUDA graph capture of the training step failed (%s); training eagerly",
-                        self.fallback_reason)
+            log.warning("CUDA graph capture of the training step failed (%s); training eagerly", self.fallback_reason)
 
     def after_schedule(self) -> None:
         """Call after ``scheduler.step()``: keep the captured lr tensors current.

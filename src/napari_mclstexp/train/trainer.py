@@ -24,19 +24,17 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointMismatchError, InputError
-from ..model.mclstexp import MclSTExp, build_model, pos_shape_for, spot_positions
+from ..model.mclstexp import MclSTExp, build_model, pos_shape_for
 from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import section_name
+from .batches import BatchSource, load_training_data
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .step import TrainStep, backward_step, optimizer_state, scheduler_state, uncompile_encoder
 
 __all__ = ["TrainResult", "backward_step", "configure_backend", "train"]
 
 log = logging.getLogger(__name__)
-
-#: Share of free GPU memory the patch tensor may take to live on the GPU (else pinned host memory).
-GPU_PATCH_FRACTION = 0.3
 
 
 @dataclass
@@ -87,54 +85,6 @@ class TrainResult:
         return float(sum(h.get("seconds", 0.0) for h in self.history))
 
 
-class _BatchSource:
-    """Serves uint8 patch batches by index on the training device.
-
-    CPU: plain indexing.  CUDA: the whole tensor on the GPU when it fits, else pinned host memory with
-    two pinned staging buffers (gather on the host, asynchronous copy, no reuse before the copy ends).
-    """
-
-    def __init__(self, patches: np.ndarray, device: torch.device, batch: int) -> None:
-        # a real copy: cached patches are read-only memory maps, which torch must not alias
-        host = torch.from_numpy(np.array(patches, order="C", copy=True))
-        self.device = device
-        self.staging: list[torch.Tensor] = []
-        self.events: list[Any] = []
-        self.turn = 0
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            if host.numel() < GPU_PATCH_FRACTION * free:
-                self.data = host.to(device)
-            else:
-                self.data = host.pin_memory()
-                shape = (batch, *host.shape[1:])
-                self.staging = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(2)]
-                self.events = [None, None]
-        else:
-            self.data = host.to(device)
-
-    @property
-    def index_device(self) -> torch.device:
-        """Device the indices given to :meth:`get` must live on (where the patch tensor is)."""
-        return self.data.device
-
-    def get(self, idx: torch.Tensor) -> torch.Tensor:
-        """Patches ``idx`` (int64 on :attr:`index_device`) as uint8 (B, H, W, 3) on the training device."""
-        if not self.staging:
-            return self.data[idx]
-        slot = self.turn % 2
-        self.turn += 1
-        if self.events[slot] is not None:
-            self.events[slot].synchronize()
-        buf = self.staging[slot][: len(idx)]
-        torch.index_select(self.data, 0, idx, out=buf)
-        out = buf.to(self.device, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self.events[slot] = event
-        return out
-
-
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     extra = {"fused": True} if device.type == "cuda" else {}
@@ -170,36 +120,10 @@ def _warn_slow_cpu_training(dev: torch.device, cfg: TrainConfig, n_spots: int) -
     warnings.warn(
         f"training {cfg.encoder} ({cfg.preset} preset) on the CPU: about {rate:.0f} images/s, so "
         f"{cfg.epochs} epochs over {n_spots} spots take roughly {hours:.0f} h; the quick preset is made "
-        f"for CPUs (minutes), or use a GPU", UserWarning, stacklevel=3)
-
-
-def _load_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
-    from ..data.genes import expression_matrix, select_genes
-    from ..data.patches import iter_sample_patches
-    from .features import sample_patch_px
-
-    gene_list = list(select_genes(samples, genes))
-    patches, expr, pos = [], [], []
-    total, done = sum(int(a.n_obs) for a in samples), 0  # one "patches" count over all sections
-    for i, adata in enumerate(samples):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        name = section_name(adata, i)
-        gen = iter_sample_patches(adata, sample_patch_px(adata, cfg), cfg.input_px, patch_cache, cancel)
-        while True:
-            try:
-                ev = next(gen)
-            except StopIteration as stop:
-                p = stop.value
-                break
-            yield Progress("patches", done + min(int(ev.step), int(adata.n_obs)), total,
-                           message=f"section {name}: {ev.message}" if ev.message else f"section {name}")
-        patches.append(np.asarray(p))
-        expr.append(np.asarray(expression_matrix(adata, gene_list, cfg.normalization), dtype=np.float32))
-        pos.append(spot_positions(adata, cfg))
-        done += int(adata.n_obs)
-        yield Progress("patches", done, total, message=f"section {name} ({i + 1} of {len(samples)})")
-    return gene_list, np.concatenate(patches), np.concatenate(expr), np.concatenate(pos)
+        f"for CPUs (minutes), or use a GPU",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def train(
@@ -257,19 +181,37 @@ def train(
     if cfg.head == "ridge":
         from .ridge import train_ridge
 
-        return (yield from train_ridge(samples, cfg, genes=genes, device=device, cancel=cancel,
-                                       patch_cache=patch_cache, feature_cache=feature_cache))
+        return (
+            yield from train_ridge(
+                samples,
+                cfg,
+                genes=genes,
+                device=device,
+                cancel=cancel,
+                patch_cache=patch_cache,
+                feature_cache=feature_cache,
+            )
+        )
     if cfg.freeze and cfg.unfreeze_last == 0:
         from .frozen import train_frozen
 
-        return (yield from train_frozen(samples, cfg, genes=genes, device=device, cancel=cancel,
-                                        patch_cache=patch_cache, feature_cache=feature_cache))
+        return (
+            yield from train_frozen(
+                samples,
+                cfg,
+                genes=genes,
+                device=device,
+                cancel=cancel,
+                patch_cache=patch_cache,
+                feature_cache=feature_cache,
+            )
+        )
     samples = list(samples)
     if not samples:
         raise InputError("no training samples given")
     ctx = init_distributed(device)
     dev = ctx.device
-    gene_list, patches, expr, pos = yield from _load_data(samples, cfg, genes, cancel, patch_cache)
+    gene_list, patches, expr, pos = yield from load_training_data(samples, cfg, genes, cancel, patch_cache)
     pos_shape = pos_shape_for(samples, cfg)
     n = len(expr)
     cuda = dev.type == "cuda"
@@ -305,17 +247,18 @@ def train(
         state = load_checkpoint(checkpoint)
         for key in ("genes", "pos_shape", "n_spots"):
             if state["meta"].get(key) != meta[key]:
-                raise CheckpointMismatchError(f"checkpoint was written for other data ({key} differs); "
-                                              "remove it or drop --resume", checkpoint)
+                raise CheckpointMismatchError(
+                    f"checkpoint was written for other data ({key} differs); remove it or drop --resume", checkpoint
+                )
         try:  # keys newer than the checkpoint take their defaults (= the behaviour it was trained with)
             before = as_config(state["meta"]["config"]).to_dict()
         except InputError:  # keys this version does not know: compare as written
             before = dict(state["meta"]["config"])
-        changed = [k for k, v in meta["config"].items()
-                   if k not in ("epochs", *RUNTIME_OPTIONS) and before.get(k) != v]
+        changed = [k for k, v in meta["config"].items() if k not in ("epochs", *RUNTIME_OPTIONS) and before.get(k) != v]
         if changed:
-            raise CheckpointMismatchError(f"checkpoint was written with other options ({', '.join(changed)})",
-                                          checkpoint)
+            raise CheckpointMismatchError(
+                f"checkpoint was written with other options ({', '.join(changed)})", checkpoint
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -323,11 +266,12 @@ def train(
         start_epoch = int(state["epoch"])
         history = list(state["history"])
 
-    source = _BatchSource(patches, dev, batch)
+    source = BatchSource(patches, dev, batch)
     expr_t = torch.from_numpy(expr).to(dev)
     pos_t = torch.from_numpy(pos).to(dev)
-    step_fn = TrainStep(model, net, opt, ctx, source, expr_t, pos_t, cfg, batch,
-                        use_graph=cfg.cuda_graph and not keep_last)  # a graph needs one batch shape
+    step_fn = TrainStep(
+        model, net, opt, ctx, source, expr_t, pos_t, cfg, batch, use_graph=cfg.cuda_graph and not keep_last
+    )  # a graph needs one batch shape
     t_start = time.perf_counter()
     done = 0
     last_loss = float("nan")
@@ -353,7 +297,9 @@ def train(
             elapsed = time.perf_counter() - t_start
             step = epoch * steps_per_epoch + s + 1
             metrics = {
-                "epoch": epoch + 1, "step": step, "loss": last_loss,
+                "epoch": epoch + 1,
+                "step": step,
+                "loss": last_loss,
                 "spots_per_s": done * batch * ctx.world_size / max(elapsed, 1e-9),
                 "eta_s": elapsed / done * (total_steps - step),
             }
@@ -361,23 +307,44 @@ def train(
                 metrics["cuda_graph"] = float(step_fn.mode == "graph")
             yield Progress("train", step, total_steps, message=f"epoch {epoch + 1}/{cfg.epochs}", metrics=metrics)
         seconds = time.perf_counter() - t_epoch
-        history.append({
-            "epoch": epoch + 1,
-            "loss": ctx.all_reduce_mean(float(loss_sum.item()) / steps_per_epoch),
-            "seconds": seconds,
-            "spots_per_s": steps_per_epoch * batch * ctx.world_size / max(seconds, 1e-9),
-            "lr": float(opt.param_groups[0]["lr"]),
-            "temperature": float(model.temperature.detach()),
-        })
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": ctx.all_reduce_mean(float(loss_sum.item()) / steps_per_epoch),
+                "seconds": seconds,
+                "spots_per_s": steps_per_epoch * batch * ctx.world_size / max(seconds, 1e-9),
+                "lr": float(opt.param_groups[0]["lr"]),
+                "temperature": float(model.temperature.detach()),
+            }
+        )
         if checkpoint is not None and ctx.is_main:
-            save_checkpoint(checkpoint, {
-                "meta": meta, "epoch": epoch + 1, "history": history, "model": model.state_dict(),
-                "optimizer": optimizer_state(opt), "scheduler": scheduler_state(sched), "rng": rng_state(np_rng),
-            })
+            save_checkpoint(
+                checkpoint,
+                {
+                    "meta": meta,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer_state(opt),
+                    "scheduler": scheduler_state(sched),
+                    "rng": rng_state(np_rng),
+                },
+            )
         ctx.barrier()
     model.eval()
     sections = [section_name(a, i) for i, a in enumerate(samples)]
     if step_fn.compiled:
         uncompile_encoder(model)  # the returned model embeds banks eagerly, at any batch size
-    return TrainResult(model, cfg, gene_list, sections, history, pos_shape, str(dev), ctx.is_main,
-                       step_fn.mode, step_fn.compiled, start_epoch)
+    return TrainResult(
+        model,
+        cfg,
+        gene_list,
+        sections,
+        history,
+        pos_shape,
+        str(dev),
+        ctx.is_main,
+        step_fn.mode,
+        step_fn.compiled,
+        start_epoch,
+    )

@@ -108,9 +108,7 @@ def plan_folds(
     tests = list(sections) if test_sections is None else [str(s) for s in test_sections]
     unknown = [s for s in tests if s not in sections]
     if unknown:
-        raise InputError(
-            f"test section(s) {', '.join(unknown)} not among the image sections ({', '.join(sections)})"
-        )
+        raise InputError(f"test section(s) {', '.join(unknown)} not among the image sections ({', '.join(sections)})")
     folds = []
     for test in tests:
         patient = sections[test]
@@ -141,9 +139,7 @@ def patients_of(samples: Sequence[Any], scheme: str) -> dict[str, str]:
         if "patient" in adata.obs and adata.n_obs and adata.obs["patient"].nunique() == 1:
             out[name] = str(adata.obs["patient"].iloc[0])
         elif scheme == "patient":
-            raise SampleFormatError(
-                f"section {name!r} has no single obs['patient']: the patient scheme needs it"
-            )
+            raise SampleFormatError(f"section {name!r} has no single obs['patient']: the patient scheme needs it")
         else:
             out[name] = name
     return out
@@ -202,13 +198,11 @@ def run_fold(
     train_samples = [samples[s] for s in fold.train]
     extra_samples = [samples[s] for s in fold.bank_extra]
     t0 = time.perf_counter()
-    result = yield from train(train_samples, config, genes=genes, device=device, cancel=cancel,
-                              patch_cache=patch_cache)
+    result = yield from train(train_samples, config, genes=genes, device=device, cancel=cancel, patch_cache=patch_cache)
     t1 = time.perf_counter()
     bundle = make_bundle(result, train_samples, result.device, extra_samples=extra_samples)
     t2 = time.perf_counter()
-    pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache,
-                                       cancel=cancel)
+    pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache, cancel=cancel)
     t3 = time.perf_counter()
     scores = evaluate(pred, test, normalization=value_normalization(bundle.config))  # the bank values' scale
     metrics = summary(scores)
@@ -230,8 +224,16 @@ def run_fold(
     }
     if baseline:
         tb = time.perf_counter()
-        record["baselines"] = yield from fold_baselines(bundle, result.model, train_samples, test, pred,
-                                                        device=result.device, patch_cache=patch_cache, cancel=cancel)
+        record["baselines"] = yield from fold_baselines(
+            bundle,
+            result.model,
+            train_samples,
+            test,
+            pred,
+            device=result.device,
+            patch_cache=patch_cache,
+            cancel=cancel,
+        )
         record["baseline_metrics"] = record["baselines"]["histogram"]  # the colour-histogram kNN, as before
         record["timings"]["baseline_s"] = time.perf_counter() - tb
     return record
@@ -239,9 +241,14 @@ def run_fold(
 
 def _header(scheme, cfg, genes, samples, extras, plan) -> dict[str, Any]:
     return {
-        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "scheme": scheme, "preset": cfg.preset,
-        "config": cfg.to_dict(), "scale": describe_scale(value_normalization(cfg)),  # what the metrics are on
-        "genes": list(genes), "data_hash": data_hash(list(samples) + list(extras)),
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "scheme": scheme,
+        "preset": cfg.preset,
+        "config": cfg.to_dict(),
+        "scale": describe_scale(value_normalization(cfg)),  # what the metrics are on
+        "genes": list(genes),
+        "data_hash": data_hash(list(samples) + list(extras)),
         "plan": [f.to_dict() for f in plan],
     }
 
@@ -335,8 +342,7 @@ def run_cv(
                 elif key == "scheme":
                     detail = f"scheme {old!r} → {new!r}"
                 raise InputError(
-                    f"cannot resume: this file holds a different run ({detail}); "
-                    "choose another --out or delete it",
+                    f"cannot resume: this file holds a different run ({detail}); choose another --out or delete it",
                     out,
                 )
         results["folds"] = dict(previous.get("folds", {}))
@@ -352,8 +358,16 @@ def run_cv(
             cancel.raise_if_cancelled()
         t0 = time.perf_counter()
         record = yield from run_fold(
-            fold, by_name, cfg, genes=panel, device=device, domain_key=domain_key, baseline=baseline,
-            predictions_dir=predictions_dir, patch_cache=patch_cache, cancel=cancel,
+            fold,
+            by_name,
+            cfg,
+            genes=panel,
+            device=device,
+            domain_key=domain_key,
+            baseline=baseline,
+            predictions_dir=predictions_dir,
+            patch_cache=patch_cache,
+            cancel=cancel,
         )
         record = {**fold.to_dict(), **record, "within_patient": within_patient(fold, sections)}
         record["timings"] = {**record.get("timings", {}), "total_s": time.perf_counter() - t0}

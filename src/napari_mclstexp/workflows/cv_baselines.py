@@ -69,9 +69,18 @@ def _score(pred: Any, values: np.ndarray, test: Any, normalization: str, hvgs: l
     return out
 
 
-def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: Any, pred: Any, *,
-                   device: Any, patch_cache: Any = None, feature_cache: Any = None,
-                   cancel: CancelToken | None = None) -> ProgressGen[dict[str, Any]]:
+def fold_baselines(
+    bundle: Any,
+    model: Any,
+    train_samples: Sequence[Any],
+    test: Any,
+    pred: Any,
+    *,
+    device: Any,
+    patch_cache: Any = None,
+    feature_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[dict[str, Any]]:
     """Score every baseline of :data:`BASELINES` on the fold's test section (generator).
 
     Parameters
@@ -118,13 +127,21 @@ def fold_baselines(bundle: Any, model: Any, train_samples: Sequence[Any], test: 
     cache = feature_cache if frozen else None
     dev = torch.device(device)
     test_px = patch_px_for(bundle, microns_per_pixel(test))  # the test section's crops, as the model's
-    feats = yield from iter_features_of(model, [*train_samples, test], dev, cache=cache, patch_cache=patch_cache,
-                                        sizes=[None] * len(train_samples) + [test_px], cancel=cancel)
+    feats = yield from iter_features_of(
+        model,
+        [*train_samples, test],
+        dev,
+        cache=cache,
+        patch_cache=patch_cache,
+        sizes=[None] * len(train_samples) + [test_px],
+        cancel=cancel,
+    )
     w, b = fit_ridge(np.concatenate(feats[:-1]), tr_x, seed=int(cfg.seed))
     out["ridge"] = _score(pred, feats[-1] @ w.T + b, test, norm, hvgs)
     out_px = int(cfg.input_px)
-    tr_p = np.concatenate([sample_patches(a, sample_patch_px(a, cfg), out_px, patch_cache, cancel)
-                           for a in train_samples])
+    tr_p = np.concatenate(
+        [sample_patches(a, sample_patch_px(a, cfg), out_px, patch_cache, cancel) for a in train_samples]
+    )
     te_p = sample_patches(test, test_px, out_px, patch_cache, cancel)
     k = int(bundle.config.get("k", 50))
     out["histogram"] = _score(pred, histogram_knn_predict(tr_p, tr_x, te_p, k), test, norm, hvgs)
@@ -138,6 +155,7 @@ def summarize(folds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     ``ratios[name]["acg"]`` = model mean ACG / baseline mean ACG (> 1: the model correlates better);
     for ``mse`` it is baseline / model (> 1: the model errs less).
     """
+
     def mean_of(records: list[dict[str, Any]]) -> dict[str, float]:
         res = {}
         for key in TABLE_KEYS:
@@ -163,8 +181,11 @@ def summarize(folds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             ratio[key] = model[key] / base[key] if base.get(key) and model.get(key) is not None else None
         ratio["mse"] = base["mse"] / model["mse"] if model.get("mse") and base.get("mse") is not None else None
         ratios[name] = ratio
-    return {"means": means, "ratios": ratios,
-            "within_patient_folds": sorted(t for t, r in folds.items() if r.get("within_patient"))}
+    return {
+        "means": means,
+        "ratios": ratios,
+        "within_patient_folds": sorted(t for t, r in folds.items() if r.get("within_patient")),
+    }
 
 
 def format_table(results: Mapping[str, Any], metric: str = "acg") -> str:
@@ -175,20 +196,30 @@ def format_table(results: Mapping[str, Any], metric: str = "acg") -> str:
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, int | float) and np.isfinite(v) else "-"
 
-    lines = [f"{metric.upper()} per fold ({results.get('scheme', '?')} scheme)",
-             f"{'fold':<12}" + "".join(f"{n:>11}" for n in names)]
+    lines = [
+        f"{metric.upper()} per fold ({results.get('scheme', '?')} scheme)",
+        f"{'fold':<12}" + "".join(f"{n:>11}" for n in names),
+    ]
     for test, rec in folds.items():
-        vals = [rec.get("metrics", {}).get(metric)] + [rec.get("baselines", {}).get(n, {}).get(metric) for n in names[1:]]
+        vals = [rec.get("metrics", {}).get(metric)] + [
+            rec.get("baselines", {}).get(n, {}).get(metric) for n in names[1:]
+        ]
         tag = "  within-patient (optimistic)" if rec.get("within_patient") else ""
         lines.append(f"{test:<12}" + "".join(f"{fmt(v):>11}" for v in vals) + tag)
     summ = summarize(folds)
     lines.append(f"{'mean':<12}" + "".join(f"{fmt(summ['means'].get(n, {}).get(metric)):>11}" for n in names))
     ratio_key = metric if metric in ("acg", "hest_pcc", "mse") else "acg"
-    lines.append(f"{'model ratio':<12}" + f"{'':>11}" + "".join(
-        f"{fmt(summ['ratios'].get(n, {}).get(ratio_key)):>11}" for n in names[1:]))
+    lines.append(
+        f"{'model ratio':<12}"
+        + f"{'':>11}"
+        + "".join(f"{fmt(summ['ratios'].get(n, {}).get(ratio_key)):>11}" for n in names[1:])
+    )
     if summ["within_patient_folds"]:
-        lines.append("within-patient (optimistic): " + ", ".join(summ["within_patient_folds"])
-                     + " — the test patient has other sections in training")
+        lines.append(
+            "within-patient (optimistic): "
+            + ", ".join(summ["within_patient_folds"])
+            + " — the test patient has other sections in training"
+        )
     return "\n".join(lines)
 
 

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 
-def domains_task(adata: AnnData, k: int, source: str, truth: Any = None,
-                 cancel: CancelToken | None = None) -> ProgressGen[tuple[np.ndarray, dict]]:
+def domains_task(
+    adata: AnnData, k: int, source: str, truth: Any = None, cancel: CancelToken | None = None
+) -> ProgressGen[tuple[np.ndarray, dict]]:
     """Generator: domain labels (int, 0..k-1) per spot or tile and their scores against ``truth``
     (ARI/NMI; ``{}`` without it)."""
     yield Progress("domains", 0, 2, message="clustering")

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from ..bundle import Bundle
 
 
-def predict_and_score(bundle: Bundle, adata: AnnData, *, device: str | torch.device = "auto",
-                      cancel: CancelToken | None = None) -> ProgressGen[AnnData]:
+def predict_and_score(
+    bundle: Bundle, adata: AnnData, *, device: str | torch.device = "auto", cancel: CancelToken | None = None
+) -> ProgressGen[AnnData]:
     """Generator: :func:`~napari_mclstexp.predict.spots.predict_at_spots`, then, when the sample has
     measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
     ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s

@@ -28,8 +28,14 @@ def _held_out_groups(bank: Any) -> list[np.ndarray]:
     return [half, ~half]
 
 
-def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = "auto", patch_cache: Any = None,
-                          cancel: CancelToken | None = None) -> ProgressGen[dict[str, Any]]:
+def iter_gene_reliability(
+    bundle: Any,
+    samples: Sequence[Any],
+    *,
+    device: str = "auto",
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[dict[str, Any]]:
     """Generator: held-out per-gene reliability of ``bundle`` on its training ``samples``.
 
     Parameters
@@ -80,5 +86,10 @@ def iter_gene_reliability(bundle: Any, samples: Sequence[Any], *, device: str = 
             pred[held] = np.asarray(result.prediction)
         yield Progress("reliability", i + 1, len(groups), message="held-out genes")
     r = pearson_per_gene(pred, truth)[0]
-    return {"genes": [str(g) for g in bundle.genes], "r": [None if not np.isfinite(v) else float(v) for v in r],
-            "threshold": RELIABLE_R, "method": METHOD, "n_spots": int(len(query))}
+    return {
+        "genes": [str(g) for g in bundle.genes],
+        "r": [None if not np.isfinite(v) else float(v) for v in r],
+        "threshold": RELIABLE_R,
+        "method": METHOD,
+        "n_spots": int(len(query)),
+    }

@@ -146,8 +146,10 @@ def train_and_save(
     samples = [s if hasattr(s, "obsm") else read_sample(s, require_image=True) for s in samples]
     for adata in samples:
         if image_path(adata) is None:
-            raise InputError(f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
-                             "the slide with the spots (Load → Slide) or leave this section out")
+            raise InputError(
+                f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
+                "the slide with the spots (Load → Slide) or leave this section out"
+            )
     path = bundle_output(out, add_suffix=add_suffix)
     ckpt = Path(checkpoint).expanduser() if checkpoint else checkpoint_for(path)
     check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
@@ -176,7 +178,8 @@ def train_and_save(
     bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
     bundle = make_bundle(result, bank, device=result.device)
     if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
-        bundle.metadata["reliability"] = yield from iter_gene_reliability(bundle, bank, device=result.device,
-                                                                          patch_cache=cache, cancel=cancel)
+        bundle.metadata["reliability"] = yield from iter_gene_reliability(
+            bundle, bank, device=result.device, patch_cache=cache, cancel=cancel
+        )
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
