@@ -178,34 +178,13 @@ def train(
     from .distributed import init_distributed
 
     cfg = as_config(config)
-    if cfg.head == "ridge":
+    if cfg.head == "ridge" or (cfg.freeze and cfg.unfreeze_last == 0):  # features computed once, then cached
+        from .frozen import train_frozen
         from .ridge import train_ridge
 
-        return (
-            yield from train_ridge(
-                samples,
-                cfg,
-                genes=genes,
-                device=device,
-                cancel=cancel,
-                patch_cache=patch_cache,
-                feature_cache=feature_cache,
-            )
-        )
-    if cfg.freeze and cfg.unfreeze_last == 0:
-        from .frozen import train_frozen
-
-        return (
-            yield from train_frozen(
-                samples,
-                cfg,
-                genes=genes,
-                device=device,
-                cancel=cancel,
-                patch_cache=patch_cache,
-                feature_cache=feature_cache,
-            )
-        )
+        fit = train_ridge if cfg.head == "ridge" else train_frozen
+        kwargs = dict(genes=genes, device=device, cancel=cancel, patch_cache=patch_cache, feature_cache=feature_cache)
+        return (yield from fit(samples, cfg, **kwargs))
     samples = list(samples)
     if not samples:
         raise InputError("no training samples given")
