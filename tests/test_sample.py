@@ -113,3 +113,22 @@ def test_library_id_refuses_to_guess_between_libraries(synthetic_sample):
     assert section_name(synthetic_sample, 3) == "SYN9"
     del synthetic_sample.obs["section"]
     assert section_name(synthetic_sample, 3) == "sample3"
+
+
+def test_image_path_is_stored_absolute_relative_to_the_h5ad(synthetic_sample, tmp_path):
+    """One setter for the slide path: a relative name is resolved against the .h5ad's folder."""
+    from napari_mclstexp.io.h5ad import read_sample, write_h5ad
+    from napari_mclstexp.sample import image_path, set_image_path
+
+    slide = image_path(synthetic_sample)
+    (tmp_path / "sub").mkdir()
+    moved = tmp_path / "sub" / slide.name
+    moved.write_bytes(slide.read_bytes())
+    assert set_image_path(synthetic_sample, slide.name, relative_to=tmp_path / "sub") == moved
+    assert image_path(synthetic_sample) == moved
+    # a file that names its slide relative to itself reads back with the absolute path
+    synthetic_sample.uns["spatial"][next(iter(synthetic_sample.uns["spatial"]))]["metadata"]["source_image_path"] = (
+        "sub/" + slide.name
+    )
+    write_h5ad(synthetic_sample, tmp_path / "s.h5ad")
+    assert image_path(read_sample(tmp_path / "s.h5ad")) == moved

@@ -80,6 +80,22 @@ def image_path(adata: Any) -> Path | None:
     return Path(value) if value.strip() else None
 
 
+def set_image_path(adata: Any, path: str | os.PathLike, *, relative_to: str | os.PathLike | None = None) -> Path:
+    """Store the sample's full-resolution image as an absolute path; returns it.
+
+    A relative ``path`` is taken relative to ``relative_to`` (the folder of the ``.h5ad`` that named it),
+    else to the working directory.  The library is :func:`library_id`'s (created when missing).
+    """
+    p = Path(path).expanduser()
+    if not p.is_absolute() and relative_to is not None:
+        p = Path(relative_to) / p
+    p = p.resolve()
+    lib = library_id(adata)
+    spatial = adata.uns.setdefault("spatial", {})
+    spatial.setdefault(lib, {}).setdefault("metadata", {})["source_image_path"] = str(p)
+    return p
+
+
 def spot_xy(adata: Any) -> np.ndarray:
     """Spot centres as a float64 (N, 2) copy in full-resolution pixels, (x = column, y = row)."""
     if "spatial" not in adata.obsm:

@@ -52,10 +52,9 @@ def attach_slide(adata, slide: str | Path, mpp: float | None) -> None:
     image = sample_mod.image_path(adata)
     if image is not None and image.exists():
         return
-    meta = adata.uns["spatial"][sample_mod.library_id(adata)].setdefault("metadata", {})
-    meta["source_image_path"] = str(Path(slide).resolve())
+    sample_mod.set_image_path(adata, slide)
     if mpp and not sample_mod.microns_per_pixel(adata):
-        meta["microns_per_pixel"] = float(mpp)
+        adata.uns["spatial"][sample_mod.library_id(adata)]["metadata"]["microns_per_pixel"] = float(mpp)
 
 
 def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None = None):

@@ -124,13 +124,14 @@ def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[lis
     """Read and write one section at a time (memory stays at one section); returns (section, summary)."""
     from ..io.h5ad import write_h5ad
     from ..io.her2st import read_her2st_section
+    from ..sample import image_path
 
     done = []
     for i, section in enumerate(sections):
         yield Progress("import", i, len(sections), message=section)
         adata = read_her2st_section(folder, section)
         write_h5ad(adata, out / f"{section}.h5ad")
-        has_image = bool(adata.uns["spatial"][section]["metadata"].get("source_image_path"))
+        has_image = image_path(adata) is not None
         done.append((section, (adata.n_obs, adata.n_vars, has_image)))
     yield Progress("import", len(sections), len(sections))
     return done

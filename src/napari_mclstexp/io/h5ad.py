@@ -10,7 +10,7 @@ from typing import Any
 
 from ..atomic import atomic_write_path
 from ..errors import MissingInputError, OutputError, SampleFormatError
-from ..sample import image_path, library_id, make_var_names_unique, validate_sample
+from ..sample import image_path, make_var_names_unique, set_image_path, validate_sample
 
 
 def read_sample(path: str | os.PathLike, *, require_image: bool = False) -> Any:
@@ -45,7 +45,7 @@ def read_sample(path: str | os.PathLike, *, require_image: bool = False) -> Any:
     make_var_names_unique(adata, p)
     img = image_path(adata)
     if img is not None and not img.is_absolute() and (p.parent / img).exists():
-        adata.uns["spatial"][library_id(adata)]["metadata"]["source_image_path"] = str((p.parent / img).resolve())
+        set_image_path(adata, img, relative_to=p.parent)
     validate_sample(adata, p, require_image=require_image)
     return adata
 

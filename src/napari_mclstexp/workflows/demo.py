@@ -19,6 +19,7 @@ from typing import Any
 from ..analysis.report import write_json
 from ..errors import BundleError, MissingInputError, SampleFormatError
 from ..progress import CancelToken, Progress, ProgressGen
+from ..sample import image_path, set_image_path
 
 #: Files of the sample folder.
 SAMPLE_H5AD = "demo_sample.h5ad"
@@ -78,13 +79,11 @@ def resolve_image_path(adata, folder: str | os.PathLike) -> Path:
     libs = adata.uns.get("spatial", {})
     if len(libs) != 1:
         raise SampleFormatError("the demo sample must hold exactly one uns['spatial'] library", folder)
-    meta = next(iter(libs.values())).setdefault("metadata", {})
-    stored = Path(str(meta.get("source_image_path", SAMPLE_IMAGE)))
+    stored = image_path(adata) or Path(SAMPLE_IMAGE)
     path = stored if stored.is_absolute() else (Path(folder) / stored).resolve()
     if not path.is_file():
         raise MissingInputError("the demo slide image is missing", path)
-    meta["source_image_path"] = str(path)
-    return path
+    return set_image_path(adata, path)
 
 
 def load_demo_sample(folder: str | os.PathLike | None = None):
