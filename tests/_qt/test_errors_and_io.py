@@ -100,8 +100,10 @@ def test_visium_folder_reader(visium_tiny_dir):
 
 @pytest.mark.shared_data
 def test_her2st_sections_with_images(her2st_dir):
+    from napari_mclstexp.io.spots import her2st_sections_with_images
+
     assert _reader.get_folder_reader(str(her2st_dir)) is _reader.read_her2st_layers
-    assert _reader.her2st_sections_with_images(her2st_dir) == ["B4", "C2", "C3", "C4"]
+    assert her2st_sections_with_images(her2st_dir) == ["B4", "C2", "C3", "C4"]
 
 
 def test_train_without_sections_or_output_notifies(make_napari_viewer, qtbot, notes, tmp_path):

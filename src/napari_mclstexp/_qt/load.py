@@ -8,42 +8,12 @@ from napari.layers import Points
 from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 
 from .. import sample as sample_mod
-from ..errors import InputError, MissingInputError
+from ..errors import InputError
+from ..io.spots import read_spot_samples
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button, scroll_layout
 from ._layers import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ._worker import DEFERRED, TaskPanel
-
-
-def read_spots(path: str | Path) -> list:
-    """Samples (AnnData) from a ``.h5ad`` file, a her2st folder (sections with images), a Visium or Visium HD folder."""
-    from .._reader import (
-        her2st_sections_with_images,
-        is_her2st_folder,
-        is_visium_folder,
-        is_visium_hd_folder,
-    )
-
-    p = Path(path)
-    if not p.exists():
-        raise MissingInputError("does not exist", p)
-    if p.name.lower().endswith(".h5ad"):
-        from ..io.h5ad import read_sample
-
-        return [read_sample(p)]
-    if is_her2st_folder(p):
-        from ..io.her2st import read_her2st
-
-        return list(read_her2st(p, sections=her2st_sections_with_images(p)).values())
-    if p.is_dir() and is_visium_hd_folder(p):
-        from .._reader import read_visium_hd_sample
-
-        return [read_visium_hd_sample(p)]
-    if is_visium_folder(p):
-        from ..io.visium import read_visium
-
-        return [read_visium(p)]
-    raise InputError("not a .h5ad file, a Visium folder or a her2st folder", p)
 
 
 def attach_slide(adata, slide: str | Path, mpp: float | None) -> None:
@@ -68,7 +38,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     if not slide and not spots:
         raise InputError("choose a slide, spots, or both")
     yield Progress("load", 0, 2, message="reading spots")
-    samples = read_spots(spots) if spots else []
+    samples = read_spot_samples(spots) if spots else []
     if cancel is not None:
         cancel.raise_if_cancelled()
     yield Progress("load", 1, 2, message="opening slide")
