@@ -65,15 +65,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     v.add_argument("folder", metavar="DIR", help="the Space Ranger output folder")
-    v.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
-    v.add_argument(
-        "--image",
-        metavar="FULLRES",
-        help="full-resolution H&E image of the section (needed to train or predict from pixels)",
-    )
-    v.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
-    v.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
-    v.set_defaults(run=run)
+    _one_h5ad_arguments(v, "full-resolution H&E image of the section (needed to train or predict from pixels)")
     hd = kinds.add_parser(
         "visium-hd",
         help="10x Genomics Visium HD Space Ranger output folder (binned_outputs/square_XXXum)",
@@ -93,15 +85,7 @@ def register(subparsers: Any) -> None:
         metavar="UM",
         help="bin edge in µm: 2, 8, 16 or another multiple of 2 (default: %(default)s)",
     )
-    hd.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
-    hd.add_argument(
-        "--image",
-        metavar="FULLRES",
-        help="full-resolution H&E image (default: the one Space Ranger recorded, when it exists)",
-    )
-    hd.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
-    hd.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
-    hd.set_defaults(run=run)
+    _one_h5ad_arguments(hd, "full-resolution H&E image (default: the one Space Ranger recorded, when it exists)")
     sdp = kinds.add_parser(
         "spatialdata",
         help="SpatialData .zarr store (image + shapes of spots/bins + the table annotating them)",
@@ -118,6 +102,15 @@ def register(subparsers: Any) -> None:
     sdp.add_argument("--image", metavar="NAME", help="image element (default: the first)")
     sdp.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
     sdp.set_defaults(run=run)
+
+
+def _one_h5ad_arguments(parser: argparse.ArgumentParser, image_help: str) -> None:
+    """``--out``, ``--image``, ``--library-id`` and ``--overwrite`` of the Space Ranger importers."""
+    parser.add_argument("--out", metavar="FILE.h5ad", required=True, help="the .h5ad file to write")
+    parser.add_argument("--image", metavar="FULLRES", help=image_help)
+    parser.add_argument("--library-id", metavar="NAME", help="sample name (default: from the matrix or folder)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the .h5ad file if it exists")
+    parser.set_defaults(run=run)
 
 
 def _her2st_job(folder: Path, out: Path, sections: list[str]) -> ProgressGen[list[tuple[str, Any]]]:
