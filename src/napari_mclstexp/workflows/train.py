@@ -178,8 +178,10 @@ def train_and_save(
     bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
     bundle = make_bundle(result, bank, device=result.device)
     if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
-        bundle.metadata["reliability"] = yield from iter_gene_reliability(
+        reliability = yield from iter_gene_reliability(
             bundle, bank, device=result.device, patch_cache=cache, cancel=cancel
         )
+        bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
+        bundle.metadata["reliability"] = reliability
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
