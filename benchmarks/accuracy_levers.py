@@ -63,8 +63,9 @@ def knn_alpha(patches: dict, expr: dict, xy: dict, train: tuple[str, ...], k: in
     for s in train:
         if len(train) > 1:
             ref = [t for t in train if t != s]
-            p = histogram_knn_predict(np.concatenate([patches[t] for t in ref]), np.concatenate([expr[t] for t in ref]),
-                                      patches[s], k)  # fmt: skip
+            p = histogram_knn_predict(
+                np.concatenate([patches[t] for t in ref]), np.concatenate([expr[t] for t in ref]), patches[s], k
+            )
         else:  # one section: halves predict each other
             n = len(expr[s])
             half = np.arange(n) < n // 2
@@ -118,8 +119,15 @@ def run_seed(args) -> dict:
             for t in tests:
                 p = histogram_knn_predict(tr_p, tr_e, patches[t], 200)
                 sm = smooth(p, neighbour_graph(xy[t]), a_knn)
-                out["baseline"].append({"setting": setting, "test": t, "alpha": a_knn, "knn": scores(p, expr[t]),
-                                        "knn_smooth": scores(sm, expr[t])})  # fmt: skip
+                out["baseline"].append(
+                    {
+                        "setting": setting,
+                        "test": t,
+                        "alpha": a_knn,
+                        "knn": scores(p, expr[t]),
+                        "knn_smooth": scores(sm, expr[t]),
+                    }
+                )
     for context in args.contexts:
         cfg = base.replace(seed=args.seed, context_scale=context)
         for setting in args.settings:
@@ -131,8 +139,15 @@ def run_seed(args) -> dict:
                 t1, c1 = time.perf_counter(), time.process_time()
                 result = run(train(tr, cfg, genes=genes, device="cpu", patch_cache=cache))
                 train_s, train_cpu = time.perf_counter() - t1, time.process_time() - c1
-                row = {"seed": args.seed, "context": context, "setting": setting, "train": list(train_names),
-                       "train_s": train_s, "train_cpu_s": train_cpu, "tests": {}}  # fmt: skip
+                row = {
+                    "seed": args.seed,
+                    "context": context,
+                    "setting": setting,
+                    "train": list(train_names),
+                    "train_s": train_s,
+                    "train_cpu_s": train_cpu,
+                    "tests": {},
+                }
                 for bank_name, extras in (("own", []), ("extra", extra)):
                     bundle = make_bundle(result, tr, result.device, extra_samples=extras)
                     rel = run(iter_gene_reliability(bundle, tr, device="cpu", patch_cache=cache))
@@ -162,8 +177,13 @@ def save(args, out: dict) -> None:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{f"{k}|{v}": a for k, d in out["predictions"].items() for v, a in d.items()})
     payload = {k: v for k, v in out.items() if k != "predictions"}
-    payload.update(seed=args.seed, contexts=args.contexts, settings=args.settings, epochs=args.epochs,
-                   machine={"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()})  # fmt: skip
+    payload.update(
+        seed=args.seed,
+        contexts=args.contexts,
+        settings=args.settings,
+        epochs=args.epochs,
+        machine={"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
+    )
     with atomic_write_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=1))
 
@@ -225,9 +245,16 @@ def merge(files: list[str], out: Path, data: Path) -> int:
                     table[setting][f"ctx{context}_{variant}_ensemble{len(npz)}"] = {
                         m: float(np.mean([a[m] for a in accs])) for m in ("acg", "heg50")
                     }
-    payload = {"benchmark": "accuracy_levers", "merged_from": [str(f) for f in files], "table": table,
-               "runs": runs, "baseline": parts[0]["baseline"], "machine": parts[0].get("machine"),
-               "epochs": parts[0].get("epochs"), "doc": __doc__}  # fmt: skip
+    payload = {
+        "benchmark": "accuracy_levers",
+        "merged_from": [str(f) for f in files],
+        "table": table,
+        "runs": runs,
+        "baseline": parts[0]["baseline"],
+        "machine": parts[0].get("machine"),
+        "epochs": parts[0].get("epochs"),
+        "doc": __doc__,
+    }
     from napari_mclstexp.atomic import atomic_write_path
 
     with atomic_write_path(out) as tmp:
