@@ -84,6 +84,21 @@ def error_message(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def close_toasts(messages: list[str]) -> None:
+    """Close the napari toasts still on the canvas that show one of ``messages`` (a toast stays until
+    closed when the window was inactive or a later toast stopped its timer)."""
+    if not messages:
+        return
+    try:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+    except ImportError:  # pragma: no cover - napari moved its toast class; nothing to close then
+        return
+    for toast in list(getattr(NapariQtNotification, "_instances", [])):
+        label = getattr(toast, "message", None)
+        if label is not None and label.text() in messages:
+            toast.close()
+
+
 def format_duration(seconds: float) -> str:
     """``5 s``, ``1 min 05 s``, ``1 h 31 min``."""
     s = int(round(max(0.0, seconds)))
@@ -174,6 +189,7 @@ class TaskPanel(QWidget):
         self._pbar: Any = None
         self._stage: str | None = None
         self._t_last_ui = 0.0
+        self._stale_toasts: list[str] = []  # cancel toasts a later successful run closes
 
     @property
     def running(self) -> bool:
@@ -271,6 +287,8 @@ class TaskPanel(QWidget):
             return
         self.bar.setValue(1)
         self.status.setText(f"{self._description}: done")
+        close_toasts(self._stale_toasts)
+        self._stale_toasts.clear()
         try:
             if on_result(value) is DEFERRED:  # the widget calls complete() when its layers are in
                 return
@@ -298,7 +316,9 @@ class TaskPanel(QWidget):
         self.last_error = err
         if isinstance(err, Cancelled):
             self.status.setText(f"{getattr(self, '_description', 'task')}: cancelled")
-            show_info(f"{getattr(self, '_description', 'Task')} cancelled.")
+            message = f"{getattr(self, '_description', 'Task')} cancelled."
+            self._stale_toasts.append(message)
+            show_info(message)
             return
         message = error_message(err)
         self.status.setText(f"error: {message}")
