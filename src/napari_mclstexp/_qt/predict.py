@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..device import release_gpu_memory
@@ -45,16 +46,10 @@ class TileBuffer:
         self._lock = threading.Lock()
         self._items: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def __call__(self, *args, **kwargs) -> None:
-        """Accept an AnnData chunk, or ``(xy, prediction)`` arrays (full-res px, (N, G))."""
-        chunk = args[0] if args else kwargs.get("tile") or kwargs.get("adata")
-        if hasattr(chunk, "obsm"):
-            xy, values = np.asarray(chunk.obsm["spatial"]), np.asarray(chunk.X)
-        else:
-            xy = np.asarray(kwargs.get("xy", args[0] if args else None))
-            values = np.asarray(kwargs.get("prediction", args[1] if len(args) > 1 else None))
+    def __call__(self, xy: np.ndarray, prediction: np.ndarray) -> None:
+        """The engine's ``on_tile``: tile centres ``(B, 2)`` (full-res px) and predictions ``(B, G)``."""
         with self._lock:
-            self._items.append((xy, values))
+            self._items.append((np.asarray(xy), np.asarray(prediction)))
 
     def drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
         with self._lock:
@@ -64,6 +59,9 @@ class TileBuffer:
 
 class PredictWidget(QWidget):
     """Run a trained bundle at spots or over a slide; adds predicted, uncertainty or dense layers."""
+
+    #: ``(run, TileGrid)``: the engine announced the grid of a whole-slide run (from the worker thread).
+    grid_ready = Signal(int, object)
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -108,6 +106,10 @@ class PredictWidget(QWidget):
         self._offer_bundle(models.last_bundle)
         self._tiles = TileBuffer()
         self._stream = None
+        self._grid = None
+        self._stream_slide = None
+        self._run = 0
+        self.grid_ready.connect(self._add_stream)
         self._tissue_found: list[tuple] = []
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
@@ -163,7 +165,10 @@ class PredictWidget(QWidget):
         if slide_layer is None:
             return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
-        step = self._start_stream(slide_layer, bundle, self.step.value() or None, device)
+        self._start_stream(slide_layer, bundle)
+        run_id, step = self._run, self.step.value() or None
+        # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
+        per_patch = 1 if device.startswith("cpu") else 2
         checked = tissue_layer_for(self.viewer, slide_layer)
         tissue = layer_mask(checked) if checked is not None else None
         self._tissue_found = []
@@ -182,11 +187,13 @@ class PredictWidget(QWidget):
                         bundle,
                         meta["slide_path"],
                         step_px=step,
+                        tiles_per_patch=per_patch,
                         device=device,
                         cancel=token,
                         on_tile=self._tiles,
                         mpp=meta.get("mpp"),
                         tissue=mask,
+                        on_grid=lambda grid: self.grid_ready.emit(run_id, grid),
                     )
                 )
 
@@ -279,40 +286,38 @@ class PredictWidget(QWidget):
             "cannot be compared"
         )
 
-    def _start_stream(self, slide_layer, bundle, step: int | None, device: str = "cpu") -> int:
-        """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive.
-        Returns the tile step (px): the one chosen, else half a patch on an accelerator (4× the tiles,
-        finer maps) and a whole patch on CPU."""
-        from ..io.wsi import open_slide
-        from ..predict.slide import tile_grid
-        from ..predict.spots import patch_px_for
+    def _start_stream(self, slide_layer, bundle) -> None:
+        """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""
+        from ..analysis.reliability import best_gene, reliability_map
 
         self._tiles.drain()
         self.streamed_tiles = 0
-        meta = slide_layer.metadata[KEY]
-        slide = meta.get("slide") or open_slide(meta["slide_path"])
-        patch_px = patch_px_for(bundle, slide.mpp or meta.get("mpp"))  # as the engine (mpp=)
-        step = int(step or (patch_px if device.startswith("cpu") else max(1, patch_px // 2)))
-        self._grid = tile_grid(slide.shape, step, patch_px)
-        from ..analysis.reliability import best_gene, reliability_map
-
+        self._stream, self._grid = None, None
+        self._run += 1
+        self._stream_slide = slide_layer
         genes = list(map(str, bundle.genes))
         self._gene_index = genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))
-        grid = np.full(self._grid.shape, np.nan, np.float32)
+
+    def _add_stream(self, run: int, grid) -> None:
+        """An Image layer (one pixel per tile of the engine's :class:`~napari_mclstexp.predict.slide.TileGrid`)
+        that fills in as tiles arrive; called in the GUI thread when the engine announces its grid."""
+        if run != self._run or self._stream is not None or self._stream_slide is None:
+            return  # a late grid of an earlier run
+        self._grid = grid
+        meta = self._stream_slide.metadata[KEY]
         px = np.asarray(world_scale(meta.get("mpp")))
-        name = f"{slide_layer.name.removesuffix(' slide')} predicted (streaming)"
+        name = f"{self._stream_slide.name.removesuffix(' slide')} predicted (streaming)"
         self._stream = self.viewer.add_image(
-            grid,
+            np.full(grid.shape, np.nan, np.float32),
             name=name,
             colormap="viridis",
             opacity=0.7,
-            scale=px * self._grid.step_px,
-            translate=px * np.asarray(self._grid.origin_xy[::-1]),
+            scale=px * grid.step_px,
+            translate=px * np.asarray(grid.origin_xy[::-1]),
             contrast_limits=(0, 1),
             blending="translucent",
             units=world_units(meta.get("mpp")),
         )
-        return step
 
     def _flush_tiles(self) -> None:
         while self._tissue_found:  # the mask this run uses, shown as soon as it is known
