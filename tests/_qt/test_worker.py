@@ -15,7 +15,7 @@ def test_cancelled_toast_is_cleared_by_a_successful_retrain(
     make_napari_viewer, qtbot, synthetic_samples, tmp_path, monkeypatch
 ):
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     # a toast stays until closed when the window is not active or another toast stopped its timer
     monkeypatch.setattr(NapariQtNotification, "DISMISS_AFTER", 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import KEY, layer_adata, layers_with_role
+from ..layer_data import KEY, layer_adata, layers_with_role
 
 
 def slide_for(viewer, *layers):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import KEY, layers_with_role
+from ..layer_data import KEY, layers_with_role
 
 #: Outline width (mask px) of the tissue layer: the slide stays readable under it.
 CONTOUR = 2

@@ -10,9 +10,9 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 from .. import sample as sample_mod
 from ..errors import InputError
 from ..io.spots import read_spot_samples
+from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button, scroll_layout
-from ._layers import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ._worker import DEFERRED, TaskPanel
 
 

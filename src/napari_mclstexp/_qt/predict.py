@@ -6,20 +6,19 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from napari.layers import Points
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..device import release_gpu_memory
 from ..errors import InputError
+from ..layer_data import KEY, layer_adata, predicted_spots_layer, spots_layer, world_scale, world_units
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
-from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for
 from ._worker import TaskPanel, run_guarded
 
@@ -230,18 +229,17 @@ class PredictWidget(QWidget):
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )
-        shown = gene_values(pred, gene) if gene is not None else None
         added = add_layer_tuples(
             self.viewer,
             [
                 spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
-                spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=shown),
+                predicted_spots_layer(pred, mpp, gene=gene, name=f"{self._source.name} predicted"),
             ],
         )[::-1]  # predicted above its (hidden) uncertainty, and the one selected
         for layer in added:
             layer.metadata[KEY]["source"] = self._source.name
-        if shown is not None:
-            self._colour(added[0], gene, shown)
+        if gene is not None:
+            self._colour(added[0], gene, gene_values(pred, gene))
         self.viewer.layers.selection.active = added[0]
         unc = added[1]
         unc.visible = False
@@ -259,13 +257,12 @@ class PredictWidget(QWidget):
             viewer_models(self.viewer).predictions_added.emit(added[0].name, gene)
 
     def _colour(self, layer, gene: str, values: np.ndarray) -> None:
-        """Colour ``layer`` by ``gene`` (viridis, robust limits), name it and its colour bar on the canvas."""
+        """Name ``gene`` and its colour bar (viridis, robust limits) on the canvas; the layer's builder
+        (:func:`~napari_mclstexp.layer_data.predicted_spots_layer`, ``dense_layer``) coloured it."""
         from ..analysis.reliability import RELIABLE_R, reliability_map
         from ._canvas import gene_title, show_gene
 
         limits = auto_limits(values)
-        if isinstance(layer, Points):
-            set_points_values(layer, values, "viridis", limits)
         r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
         show_gene(self.viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))
 
@@ -350,7 +347,7 @@ class PredictWidget(QWidget):
         """The streaming layer becomes the predictions' dense layer (no second layer to build: adding
         one costs the GUI thread ~0.5 s), coloured by the most reliable gene."""
         from ..analysis.reliability import best_gene, reliability_map
-        from ._prediction_layers import dense_layer
+        from ..layer_data.predictions import dense_layer
 
         self._flush_tiles()
         self.result = pred
