@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from napari.utils.colormaps import ensure_colormap
 
 #: Colour of spots whose value is NaN (RGBA, 0–1).
 NAN_RGBA = np.array([0.5, 0.5, 0.5, 0.3], dtype=np.float32)
@@ -18,6 +17,8 @@ NAN_RGBA = np.array([0.5, 0.5, 0.5, 0.3], dtype=np.float32)
 @lru_cache(maxsize=32)
 def colormap_lut(name: str, n: int = 256) -> np.ndarray:
     """``(n, 4)`` float32 RGBA table of the napari/vispy colormap ``name``."""
+    from napari.utils.colormaps import ensure_colormap  # here: importing this package stays napari-free
+
     cmap = ensure_colormap(name)
     return np.asarray(cmap.map(np.linspace(0.0, 1.0, n)), dtype=np.float32)
 
