@@ -31,6 +31,17 @@ def world_units(mpp: float | None) -> tuple[str, str]:
     return ("micrometer", "micrometer") if mpp else ("pixel", "pixel")
 
 
+def warm_unit_registry() -> None:
+    """Load pint's unit definitions now (≈ 0.5–1 s, once per process), where this runs (a worker): napari
+    loads them on the first layer with units, which would otherwise freeze the GUI thread that long."""
+    try:
+        import pint
+
+        pint.get_application_registry().Unit("micrometer")
+    except Exception:  # noqa: BLE001 - only a head start; napari loads them itself otherwise
+        pass
+
+
 def slide_layer(path: str | os.PathLike, *, name: str | None = None, mpp: float | None = None) -> tuple:
     """A lazy multiscale Image layer tuple of a whole-slide image (level 0 is never decoded here).
 
