@@ -19,7 +19,7 @@ from ..sample import image_path
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
-from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for
+from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
 from ._worker import TaskPanel, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -178,6 +178,7 @@ class PredictWidget(QWidget):
 
             def run():
                 mask = tissue
+                warm_tissue_colormap()  # here in the worker, not when the mask's layer goes in
                 if mask is None:  # shown (and editable) from the first tile on, and used as shown
                     mask = yield from iter_slide_tissue_mask(meta["slide_path"], cancel=token)
                     self._tissue_found.append((slide_layer, *mask))
@@ -210,7 +211,11 @@ class PredictWidget(QWidget):
         def make(token: CancelToken):
             from ..predict.tissue import iter_slide_tissue_mask
 
-            return iter_slide_tissue_mask(path, cancel=token)
+            def run():
+                warm_tissue_colormap()  # here in the worker, not when the mask's layer goes in
+                return (yield from iter_slide_tissue_mask(path, cancel=token))
+
+            return run()
 
         return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found), description="Detect tissue")
 
