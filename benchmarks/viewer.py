@@ -47,7 +47,7 @@ def predicted_spots(n: int, n_genes: int, seed: int = 0):
 
 def gene_switch(viewer, app, n_spots: int, n_genes: int, repeats: int) -> dict:
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     adata = predicted_spots(n_spots, n_genes)
     (layer,) = add_layer_tuples(viewer, [spots_layer(adata, role="predicted", name="bench predicted")])
@@ -80,7 +80,7 @@ def training_stall(viewer, app, epochs: int) -> dict:
     from qtpy.QtCore import QTimer
 
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
     from napari_mclstexp.synthetic import make_synthetic_sample
 
     tmp = Path(tempfile.mkdtemp())

@@ -43,7 +43,7 @@ def get_reader(path: str | list[str]) -> ReaderFunction | None:
 def _spot_layers(path: str | list[str]) -> list[tuple]:
     """Layers of every sample at ``path`` (slide if its image exists, spots); of several sections only the
     last is visible (their slides share one origin and the top one covers the others)."""
-    from ._qt._layers import last_sample_visible, sample_layers
+    from .layer_data import last_sample_visible, sample_layers
 
     return last_sample_visible([sample_layers(adata) for adata in read_spot_samples(_single(path))])
 
@@ -70,7 +70,7 @@ def read_her2st_layers(path: str | list[str]) -> list[tuple]:
 
 def read_slide_layers(path: str | list[str]) -> list[tuple]:
     """A whole-slide image as one lazy multiscale Image layer (µm scale when known)."""
-    from ._qt._layers import slide_layer
+    from .layer_data import slide_layer
 
     return [slide_layer(_single(path))]
 

@@ -109,7 +109,7 @@ def _region_colours(adata) -> np.ndarray | None:
 
 
 def _layers_for(adata, spots_name: str) -> list[tuple]:
-    from ._qt._layers import sample_layers
+    from .layer_data import sample_layers
 
     layers = sample_layers(adata)
     data, kwargs, kind = layers[-1]

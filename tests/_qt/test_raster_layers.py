@@ -53,8 +53,8 @@ def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, q
     from napari.layers import Labels
 
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import data_layer
     from napari_mclstexp.io.visium_hd import read_visium_hd
+    from napari_mclstexp.layer_data import data_layer
 
     hd = read_visium_hd(hd_folder, 8)
     rng = np.random.default_rng(0)
@@ -95,8 +95,8 @@ def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, q
 
 def test_region_review_on_a_raster(make_napari_viewer, hd_folder):
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import data_layer
     from napari_mclstexp.io.visium_hd import read_visium_hd
+    from napari_mclstexp.layer_data import data_layer
 
     hd = read_visium_hd(hd_folder, 8)
     viewer = make_napari_viewer()

@@ -33,7 +33,7 @@ def test_frozen_timm_training_from_the_widget(make_napari_viewer, qtbot, synthet
     from safetensors.torch import save_file
 
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
     from napari_mclstexp.model.encoders import make_image_encoder
 
     monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))

@@ -12,7 +12,7 @@ TINY = {"patch_px": 32, "input_px": 16, "batch_size": 32, "embed_dim": 16, "k": 
 
 def test_cancel_within_one_step_and_no_ui_stall(make_napari_viewer, qtbot, synthetic_samples, tmp_path, notes):
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     viewer = make_napari_viewer()
     add_layer_tuples(viewer, [spots_layer(a) for a in synthetic_samples[:2]])

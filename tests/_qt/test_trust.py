@@ -36,7 +36,7 @@ def reliable_bundle(tiny_bundle, tmp_path_factory):
 
 def _predict_spots(viewer, qtbot, sample, bundle):
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import sample_layers
+    from napari_mclstexp.layer_data import sample_layers
 
     add_layer_tuples(viewer, sample_layers(sample))
     predict = _dock(viewer, "Predict")
@@ -152,7 +152,7 @@ def test_gene_search_puts_the_exact_match_first_and_enter_picks_it(make_napari_v
     """Item 7: typing "KRT8" lists KRT8 before KRT86 (and other names containing it); Enter colours by it."""
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp._qt._gene_list import GENE_ROLE
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     names = list(synthetic_sample.var_names)
     names[:4] = ["AKRT8", "KRT86", "KRT81", "KRT8"]

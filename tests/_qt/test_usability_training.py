@@ -95,7 +95,7 @@ def test_trained_model_is_offered_to_predict(make_napari_viewer, qtbot, syntheti
     """After training, Predict's Bundle field was empty: the user had to browse for the file just
     saved.  The saved bundle now fills an empty Bundle field (open Predict widgets and later ones)."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     from .conftest import TINY
 
@@ -148,8 +148,8 @@ def test_warnings_from_a_task_reach_the_user(qtbot, notes, synthetic_sample):
     The task panel relays them as warning notifications."""
     import warnings
 
-    from napari_mclstexp._qt._layers import sample_layers
     from napari_mclstexp._qt._worker import TaskPanel
+    from napari_mclstexp.layer_data import sample_layers
     from napari_mclstexp.progress import Progress
 
     def task(token):
@@ -178,8 +178,8 @@ def test_prediction_at_measured_spots_is_scored(make_napari_viewer, qtbot, synth
     good?": the widgets had no evaluation.  Predict at spots now reports the paper's metrics against
     the measured counts (and keeps them in the predictions' provenance)."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
     from napari_mclstexp.analysis.metrics import evaluate
+    from napari_mclstexp.layer_data import spots_layer
 
     viewer = make_napari_viewer()
     truth = synthetic_samples[2]

@@ -39,7 +39,7 @@ def test_measured_genes_outside_the_predicted_panel_can_be_explored(make_napari_
     whose panel shares no gene with the sample) must still colour them, normalised over all genes,
     instead of "X is not in …" or an uncaught ``GenePanelError``."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     viewer = make_napari_viewer()
     adata = synthetic_samples[0]
@@ -148,7 +148,7 @@ def test_predicting_with_a_model_of_other_genes_says_so(
     compared with the measured spots and nobody said why.  Predicting still works (only the image is
     needed), and a warning names the bundle and the mismatch."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     synthetic_sample.var_names = [f"REAL{i}" for i in range(synthetic_sample.n_vars)]
     viewer = make_napari_viewer()
@@ -168,7 +168,7 @@ def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synt
     previous gene's colours, beside the new gene's predictions.  They now show "no value"."""
     from napari_mclstexp._qt._colors import NAN_RGBA
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import KEY, spots_layer
+    from napari_mclstexp.layer_data import KEY, spots_layer
 
     viewer = make_napari_viewer()
     adata = synthetic_samples[0]
@@ -219,8 +219,8 @@ def test_predict_at_imageless_spots_says_how_to_fix(make_napari_viewer, syntheti
     """Predict at spots without a slide said "sample has no image (uns['spatial'][lib]['metadata']
     ['source_image_path'])": AnnData internals, no file, no way forward.  Now it says what to do."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
     from napari_mclstexp.io.h5ad import read_sample
+    from napari_mclstexp.layer_data import spots_layer
 
     spots_file, _ = _without_image(synthetic_sample, tmp_path)
     viewer = make_napari_viewer()
@@ -298,7 +298,7 @@ def test_explore_follows_new_predictions(make_napari_viewer, qtbot, synthetic_sa
     word of which gene it was; an open Explore kept its old (or no) layer.  Explore now follows the
     new predictions (gene, colour bar) and Predict says which gene is shown."""
     from napari_mclstexp._qt._common import add_layer_tuples
-    from napari_mclstexp._qt._layers import spots_layer
+    from napari_mclstexp.layer_data import spots_layer
 
     viewer = make_napari_viewer()
     add_layer_tuples(viewer, [spots_layer(synthetic_samples[2])])

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from napari_mclstexp._qt._colors import values_to_rgba
-from napari_mclstexp._qt._layers import layer_adata, layers_with_role
 from napari_mclstexp.coords import xy_to_rowcol
+from napari_mclstexp.layer_data import layer_adata, layers_with_role
 
 TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10}
 WAIT_MS = 180_000

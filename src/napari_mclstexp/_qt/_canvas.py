@@ -12,7 +12,7 @@ import math
 
 from napari.layers import Points
 
-from ._layers import KEY
+from ..layer_data import KEY
 
 
 def gene_title(gene: str, r: float | None = None, threshold: float | None = None) -> str:

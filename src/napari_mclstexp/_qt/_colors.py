@@ -1,76 +1,20 @@
-"""Gene value → colour for Points layers, vectorised through a 256-entry colormap lookup table.
+"""Colours on live Points layers: one gene's values as face colours and hover features.
 
 Switching the coloured gene on 100k spots must stay well under 100 ms of our own work, so the
 expression matrix stays in the engine, only the current gene goes into ``layer.features`` (for the
 value on hover), and colours are set as one RGBA array inside ``layer.events.face_color.blocker()``.
+The value → colour mapping itself is :mod:`napari_mclstexp.layer_data.colors`.
 """
 
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 
 import numpy as np
-from napari.utils.colormaps import ensure_colormap
 
-#: Colour of spots whose value is NaN (RGBA, 0–1).
-NAN_RGBA = np.array([0.5, 0.5, 0.5, 0.3], dtype=np.float32)
+from ..layer_data.colors import NAN_RGBA, auto_limits, colormap_lut, gradient_image, values_to_rgba
 
-
-@lru_cache(maxsize=32)
-def colormap_lut(name: str, n: int = 256) -> np.ndarray:
-    """``(n, 4)`` float32 RGBA table of the napari/vispy colormap ``name``."""
-    cmap = ensure_colormap(name)
-    return np.asarray(cmap.map(np.linspace(0.0, 1.0, n)), dtype=np.float32)
-
-
-def auto_limits(values: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
-    """Robust contrast limits: the given percentiles of the finite values (never equal)."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(finite, percentiles)
-    if not hi > lo:
-        lo, hi = float(finite.min()), float(finite.max())
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-def values_to_rgba(
-    values: np.ndarray, colormap: str, limits: tuple[float, float], *, opacity: float = 1.0
-) -> np.ndarray:
-    """Map values to RGBA through ``colormap`` between ``limits`` (clipped).
-
-    Parameters
-    ----------
-    values
-        ``(N,)`` numbers (any unit); NaN gets :data:`NAN_RGBA`.
-    colormap
-        A napari colormap name (``"viridis"``, ``"magma"``, ...).
-    limits
-        ``(low, high)`` contrast limits in the values' unit.
-    opacity
-        Alpha of the finite values, 0–1.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N, 4)`` float32 RGBA in 0–1.
-    """
-    lut = colormap_lut(colormap)
-    lo, hi = float(limits[0]), float(limits[1])
-    span = hi - lo if hi > lo else 1.0
-    v = np.asarray(values, dtype=np.float32)
-    scaled = (v - lo) * ((len(lut) - 1) / span)
-    nan = ~np.isfinite(scaled)
-    idx = np.clip(np.nan_to_num(scaled, nan=0.0), 0, len(lut) - 1).astype(np.intp)
-    rgba = lut[idx]
-    if opacity != 1.0:
-        rgba[:, 3] *= opacity
-    if nan.any():
-        rgba[nan] = NAN_RGBA
-    return rgba
+__all__ = ["NAN_RGBA", "auto_limits", "colormap_lut", "gradient_image", "set_points_values", "values_to_rgba"]
 
 
 def set_points_values(
@@ -98,10 +42,3 @@ def set_points_values(
     with layer.events.face_color.blocker():
         layer.face_color = rgba
     return time.perf_counter() - t0
-
-
-def gradient_image(colormap: str, width: int = 256, height: int = 12) -> np.ndarray:
-    """``(height, width, 4)`` uint8 horizontal gradient of ``colormap`` (for a colorbar widget)."""
-    lut = colormap_lut(colormap, width)
-    row = (lut * 255).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(row[None], height, axis=0))

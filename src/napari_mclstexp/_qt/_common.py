@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._layers import role
+from ..layer_data import role
 
 
 class PathEdit(QWidget):

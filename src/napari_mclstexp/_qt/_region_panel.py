@@ -62,7 +62,7 @@ class RegionPanel(QWidget):
     def rank(self):
         """Rank genes for the current target layer and the drawn shapes; returns the table."""
         from ..analysis.regions import rank_genes_in_region, spots_in_polygons
-        from ._layers import layer_adata
+        from ..layer_data import layer_adata
 
         target = self.get_target()
         if target is None or layer_adata(target) is None:

@@ -4,14 +4,18 @@ napari's grid puts ``|stride|`` consecutive layers in one cell (counted from the
 stride is negative), so the top of the layer list becomes ``[slide twin, predicted, "predicted" title,
 slide, measured, "measured" title]`` with ``stride = -3`` (measured in the first cell, predicted in the
 second); other visible layers are hidden while the view is on.  Turning it off restores the layer order
-and visibility exactly as they were.  The twin shares the slide's lazy arrays (no copy).
+and visibility exactly as they were.  The twin shares the slide's lazy arrays (no copy).  While it is on,
+napari's reset view fits the spots (the tissue), not the whole slide, into each cell, and the two cells sit
+side by side or one above the other, whichever shows the tissue larger on the canvas.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ._layers import KEY, layer_adata, layers_with_role
+import numpy as np
+
+from ..layer_data import KEY, layer_adata, layers_with_role
 
 
 def slide_for(viewer, *layers):
@@ -42,6 +46,9 @@ class SideBySide:
         self._order: list = []
         self.titles: list = []
         self.active = False
+        self._cells: list = []  # the two spots layers the camera fits while the view is on
+        self._shape: tuple[int, int] = (-1, -1)
+        self._fitting = False
 
     def enable(self, measured, predicted) -> None:
         """Show ``measured`` and ``predicted`` in two cells, each over the slide."""
@@ -73,11 +80,48 @@ class SideBySide:
             layer.visible = True
         for layer in order:  # move each to the top in turn: they end up in this order
             viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        self._stride = viewer.grid.stride
+        self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
+        self._cells = [measured, predicted]
+        viewer.grid.shape = self._best_shape()
         viewer.grid.stride = -3 if slide is not None else -2
         viewer.grid.enabled = True
         self._link(measured, predicted)
         self.active = True
+        viewer.events.reset_view.connect(self._refit)
+        self.fit()
+
+    def _tissue_extent(self) -> np.ndarray:
+        """World extent (2, 2) of the spots in both cells: min and max (row, col)."""
+        extents = [layer.extent.world[:, -2:] for layer in self._cells if layer in self.viewer.layers]
+        if not extents:
+            return np.array([[0.0, 0.0], [1.0, 1.0]])
+        return np.array([np.min([e[0] for e in extents], axis=0), np.max([e[1] for e in extents], axis=0)])
+
+    def _best_shape(self) -> tuple[int, int]:
+        """(1, 2) or (2, 1): the grid in which the tissue fitted to one cell is drawn larger."""
+        span = np.maximum(np.diff(self._tissue_extent(), axis=0)[0], 1e-9)
+        canvas = np.asarray(self.viewer.canvas.size, float)  # (height, width) in canvas px
+
+        def zoom(shape: tuple[int, int]) -> float:
+            return float(np.min(canvas / np.asarray(shape) / span))
+
+        return max(((1, 2), (2, 1)), key=zoom)
+
+    def fit(self) -> None:
+        """Fit the camera to the spots of both cells (with napari's default 5 % margin)."""
+        cells = [layer for layer in self._cells if layer in self.viewer.layers]
+        if not cells or self._fitting:
+            return
+        self._fitting = True
+        try:
+            self.viewer.fit_to_view(layers=cells)
+        finally:
+            self._fitting = False
+
+    def _refit(self, _event=None) -> None:
+        """After napari's own reset view (which fits every layer, the whole slide included)."""
+        if self.active and not self._fitting:
+            self.fit()
 
     def _title(self, layer, text: str):
         """A one-point text layer naming a grid cell, at the top-left of ``layer``'s spots."""
@@ -103,8 +147,12 @@ class SideBySide:
     def disable(self) -> None:
         """Back to one view: twin removed, hidden layers shown again, grid off."""
         viewer = self.viewer
+        if self.active:
+            viewer.events.reset_view.disconnect(self._refit)
+        self._cells = []
         viewer.grid.enabled = False
         viewer.grid.stride = self._stride
+        viewer.grid.shape = self._shape
         for extra in [self.twin, *self.titles]:
             if extra is not None and extra in viewer.layers:
                 viewer.layers.remove(extra)

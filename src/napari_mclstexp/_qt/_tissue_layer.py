@@ -11,12 +11,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import KEY, layers_with_role
+from ..layer_data import KEY, layers_with_role
 
 #: Outline width (mask px) of the tissue layer: the slide stays readable under it.
 CONTOUR = 2
 #: Outline colour (RGBA): cyan reads on pink/purple H&E and on viridis/magma overlays.
 OUTLINE = (0.0, 0.9, 1.0, 1.0)
+
+
+def tissue_colormap():
+    """Label 1 outlined in :data:`OUTLINE`, the rest transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE})
+
+
+def warm_tissue_colormap() -> None:
+    """Compile napari's label-colour kernels (numba, ≈ 1–5 s once per process) where this runs — a
+    worker — rather than in the GUI thread on the first tissue layer (measured: a 5 s freeze at the
+    start of a whole-slide prediction on the shared 2-core machine)."""
+    try:
+        tissue_colormap()._get_mapping_from_cache(np.dtype(np.uint8))
+    except Exception:  # noqa: BLE001 - only a head start (napari's private cache may move); it compiles later
+        pass
 
 
 def tissue_layer_for(viewer, slide_layer):
@@ -47,9 +64,7 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float):
             KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale), "mpp": meta.get("mpp")}
         },
     )
-    from napari.utils.colormaps import DirectLabelColormap
-
-    layer.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE})
+    layer.colormap = tissue_colormap()
     layer.contour = CONTOUR
     layer.selected_label = 1
     layer.brush_size = 20

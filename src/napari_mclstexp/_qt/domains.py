@@ -9,12 +9,12 @@ import pandas as pd
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..io.export import category_colors
+from ..layer_data import KEY, layer_adata, role, spots_layer
 from ..progress import CancelToken
 from ..sample import library_id
 from ..workflows.domains import domains_task
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button, scroll_layout
-from ._layers import KEY, layer_adata, role, spots_layer
 from ._worker import TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}

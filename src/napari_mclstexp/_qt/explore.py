@@ -25,12 +25,12 @@ from qtpy.QtWidgets import (
 from scipy import sparse
 
 from .. import prediction_meta
+from ..layer_data import KEY, layer_adata, layers_with_role, role
 from ._canvas import gene_title, hide_colorbar, show_gene
 from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button, scroll_layout, viewer_models
 from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
-from ._layers import KEY, layer_adata, layers_with_role, role
 from ._region_panel import RegionPanel
 from ._side_by_side import SideBySide
 
@@ -201,24 +201,27 @@ class ExploreWidget(QWidget):
         return names
 
     def values(self, layer, gene: str) -> np.ndarray | None:
-        """Values of ``gene`` for ``layer``: predictions as they are, measured counts normalised
-        like the predictions (``log10_1e4`` over the predicted panel); a measured gene outside that
-        panel is normalised over all the sample's genes."""
+        """Values of ``gene`` for ``layer``: predictions as they are; measured spots on the predictions'
+        scale exactly as the engine scores them (:func:`~napari_mclstexp.analysis.metrics.measured_matrix`
+        over the predicted panel with the prediction's recorded normalisation, ``log10_1e4`` when it records
+        none); a measured gene outside that panel is normalised over all the sample's genes."""
         adata = layer_adata(layer)
         if adata is None or gene not in adata.var_names:
             return None
         if role(layer) != "spots":
             return column(adata, gene)
-        panel = self._panel()
-        if not panel or gene not in panel:
+        pred = self._prediction()
+        panel = list(map(str, pred.var_names)) if pred is not None else []
+        if gene not in panel:
             return self._whole_transcriptome(adata, gene)
-        key = id(adata)
+        key = (id(adata), id(pred))
         if key not in self._measured_cache or self._measured_cache[key][0] != panel:
-            from ..data.genes import expression_matrix
+            from ..analysis.metrics import measured_matrix
 
-            self._measured_cache[key] = (panel, expression_matrix(adata, panel, self._normalization()))
+            matrix, _ = measured_matrix(adata, panel, self._normalization())
+            self._measured_cache[key] = (panel, matrix.astype(np.float32))
         names, matrix = self._measured_cache[key]
-        return matrix[:, names.index(gene)] if gene in names else None
+        return matrix[:, names.index(gene)]
 
     def _whole_transcriptome(self, adata, gene: str) -> np.ndarray:
         """``gene`` normalised over every gene of the sample: the engine's normalisation of a
@@ -232,17 +235,17 @@ class ExploreWidget(QWidget):
         rest = np.maximum(self._measured_cache[key][1] - counts, 0.0)
         return normalize_counts(np.stack([counts, rest], axis=1), self._normalization())[:, 0]
 
-    def _panel(self) -> list[str] | None:
+    def _prediction(self):
+        """The AnnData of the newest predicted-spots layer (whose panel and scale measured spots follow)."""
         predicted = layers_with_role(self.viewer, "predicted")
-        return list(map(str, layer_adata(predicted[-1]).var_names)) if predicted else None
+        return layer_adata(predicted[-1]) if predicted else None
 
     def _normalization(self) -> str:
-        predicted = layers_with_role(self.viewer, "predicted")
-        if predicted:
-            norm = prediction_meta.normalization(layer_adata(predicted[-1]))
-            if norm:
-                return norm
-        return "log10_1e4"
+        """The predictions' recorded normalisation, else the project's per-spot scale."""
+        from ..data.scales import PER_SPOT
+
+        pred = self._prediction()
+        return (prediction_meta.normalization(pred) if pred is not None else None) or PER_SPOT
 
     def set_gene(self, gene: str, *, auto: bool = True) -> float:
         """Colour the target layer (and its measured pair when side by side) by ``gene``.
@@ -306,7 +309,7 @@ class ExploreWidget(QWidget):
         if isinstance(layer, Points):
             return set_points_values(layer, values, cmap, self.limits)
         if "raster" in layer.metadata.get(KEY, {}):  # binned sample or its predictions
-            from ._raster_layers import set_raster_values
+            from ..layer_data.raster import set_raster_values
 
             seconds = set_raster_values(layer, values, cmap, self.limits)
             if role(layer) == "predicted":

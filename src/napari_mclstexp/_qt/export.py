@@ -12,8 +12,8 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..atomic import atomic_write_path
+from ..layer_data import layer_adata, layers_with_role
 from ._common import LayerCombo, PathEdit, button, scroll_layout
-from ._layers import layer_adata, layers_with_role
 from ._worker import run_guarded
 
 

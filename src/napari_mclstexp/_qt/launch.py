@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-
-from ._layers import spots_layer
+from ..layer_data import predicted_spots_layer
 
 PLUGIN = "napari-mclstexp"
 log = logging.getLogger(__name__)
@@ -19,16 +17,6 @@ def widget_names() -> list[str]:
 
     manifest = PluginManager.instance().get_manifest(PLUGIN)
     return [w.display_name for w in (manifest.contributions.widgets or [])]
-
-
-def gene_colours(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
-    """RGBA (N, 4) colours of ``values`` scaled between their 1st and 99th percentiles."""
-    from napari.utils.colormaps import ensure_colormap
-
-    values = np.asarray(values, dtype=np.float32)
-    lo, hi = np.nanpercentile(values, [1, 99]) if values.size else (0.0, 1.0)
-    scaled = np.clip((values - lo) / max(hi - lo, 1e-12), 0, 1)
-    return np.asarray(ensure_colormap(cmap).map(scaled), dtype=np.float32)
 
 
 def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> dict[str, Any]:
@@ -56,11 +44,7 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
         added.append(layer.name)
     pred = result.prediction
     gene = result.genes_shown[0] if result.genes_shown else str(pred.var_names[0])
-    column = list(pred.var_names).index(gene)
-    x = pred.X.toarray() if hasattr(pred.X, "toarray") else np.asarray(pred.X)
-    values = np.asarray(x[:, column], dtype=np.float32)
-    data, kwargs, _ = spots_layer(pred, role="predicted", name=f"predicted {gene}", values=values)
-    kwargs["face_color"] = gene_colours(values)
+    data, kwargs, _ = predicted_spots_layer(pred, gene=gene, name=f"predicted {gene}")
     predicted = viewer.add_points(data, **kwargs)
     added.append(predicted.name)
     docked: dict[str, tuple[Any, Any]] = {}

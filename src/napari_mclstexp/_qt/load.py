@@ -10,9 +10,10 @@ from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 from .. import sample as sample_mod
 from ..errors import InputError
 from ..io.spots import read_spot_samples
+from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
+from ..layer_data.base import warm_unit_registry
 from ..progress import CancelToken, Progress
 from ._common import PathEdit, add_layer_tuples, button, scroll_layout
-from ._layers import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ._worker import DEFERRED, TaskPanel
 
 
@@ -38,6 +39,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     if not slide and not spots:
         raise InputError("choose a slide, spots, or both")
     yield Progress("load", 0, 2, message="reading spots")
+    warm_unit_registry()  # here in the worker, not on the first layer in the GUI thread
     samples = read_spot_samples(spots) if spots else []
     if cancel is not None:
         cancel.raise_if_cancelled()

@@ -6,20 +6,20 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from napari.layers import Points
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..device import release_gpu_memory
 from ..errors import InputError
+from ..layer_data import KEY, layer_adata, predicted_spots_layer, spots_layer, world_scale, world_units
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
-from ._layers import KEY, layer_adata, spots_layer, world_scale, world_units
-from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for
+from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
 from ._worker import TaskPanel, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -45,16 +45,10 @@ class TileBuffer:
         self._lock = threading.Lock()
         self._items: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def __call__(self, *args, **kwargs) -> None:
-        """Accept an AnnData chunk, or ``(xy, prediction)`` arrays (full-res px, (N, G))."""
-        chunk = args[0] if args else kwargs.get("tile") or kwargs.get("adata")
-        if hasattr(chunk, "obsm"):
-            xy, values = np.asarray(chunk.obsm["spatial"]), np.asarray(chunk.X)
-        else:
-            xy = np.asarray(kwargs.get("xy", args[0] if args else None))
-            values = np.asarray(kwargs.get("prediction", args[1] if len(args) > 1 else None))
+    def __call__(self, xy: np.ndarray, prediction: np.ndarray) -> None:
+        """The engine's ``on_tile``: tile centres ``(B, 2)`` (full-res px) and predictions ``(B, G)``."""
         with self._lock:
-            self._items.append((xy, values))
+            self._items.append((np.asarray(xy), np.asarray(prediction)))
 
     def drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
         with self._lock:
@@ -64,6 +58,9 @@ class TileBuffer:
 
 class PredictWidget(QWidget):
     """Run a trained bundle at spots or over a slide; adds predicted, uncertainty or dense layers."""
+
+    #: ``(run, TileGrid)``: the engine announced the grid of a whole-slide run (from the worker thread).
+    grid_ready = Signal(int, object)
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -108,6 +105,10 @@ class PredictWidget(QWidget):
         self._offer_bundle(models.last_bundle)
         self._tiles = TileBuffer()
         self._stream = None
+        self._grid = None
+        self._stream_slide = None
+        self._run = 0
+        self.grid_ready.connect(self._add_stream)
         self._tissue_found: list[tuple] = []
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
@@ -163,7 +164,10 @@ class PredictWidget(QWidget):
         if slide_layer is None:
             return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
-        step = self._start_stream(slide_layer, bundle, self.step.value() or None, device)
+        self._start_stream(slide_layer, bundle)
+        run_id, step = self._run, self.step.value() or None
+        # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
+        per_patch = 1 if device.startswith("cpu") else 2
         checked = tissue_layer_for(self.viewer, slide_layer)
         tissue = layer_mask(checked) if checked is not None else None
         self._tissue_found = []
@@ -174,6 +178,7 @@ class PredictWidget(QWidget):
 
             def run():
                 mask = tissue
+                warm_tissue_colormap()  # here in the worker, not when the mask's layer goes in
                 if mask is None:  # shown (and editable) from the first tile on, and used as shown
                     mask = yield from iter_slide_tissue_mask(meta["slide_path"], cancel=token)
                     self._tissue_found.append((slide_layer, *mask))
@@ -182,11 +187,13 @@ class PredictWidget(QWidget):
                         bundle,
                         meta["slide_path"],
                         step_px=step,
+                        tiles_per_patch=per_patch,
                         device=device,
                         cancel=token,
                         on_tile=self._tiles,
                         mpp=meta.get("mpp"),
                         tissue=mask,
+                        on_grid=lambda grid: self.grid_ready.emit(run_id, grid),
                     )
                 )
 
@@ -204,7 +211,11 @@ class PredictWidget(QWidget):
         def make(token: CancelToken):
             from ..predict.tissue import iter_slide_tissue_mask
 
-            return iter_slide_tissue_mask(path, cancel=token)
+            def run():
+                warm_tissue_colormap()  # here in the worker, not when the mask's layer goes in
+                return (yield from iter_slide_tissue_mask(path, cancel=token))
+
+            return run()
 
         return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found), description="Detect tissue")
 
@@ -223,18 +234,17 @@ class PredictWidget(QWidget):
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )
-        shown = gene_values(pred, gene) if gene is not None else None
         added = add_layer_tuples(
             self.viewer,
             [
                 spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
-                spots_layer(pred, role="predicted", name=f"{self._source.name} predicted", mpp=mpp, values=shown),
+                predicted_spots_layer(pred, mpp, gene=gene, name=f"{self._source.name} predicted"),
             ],
         )[::-1]  # predicted above its (hidden) uncertainty, and the one selected
         for layer in added:
             layer.metadata[KEY]["source"] = self._source.name
-        if shown is not None:
-            self._colour(added[0], gene, shown)
+        if gene is not None:
+            self._colour(added[0], gene, gene_values(pred, gene))
         self.viewer.layers.selection.active = added[0]
         unc = added[1]
         unc.visible = False
@@ -252,13 +262,12 @@ class PredictWidget(QWidget):
             viewer_models(self.viewer).predictions_added.emit(added[0].name, gene)
 
     def _colour(self, layer, gene: str, values: np.ndarray) -> None:
-        """Colour ``layer`` by ``gene`` (viridis, robust limits), name it and its colour bar on the canvas."""
+        """Name ``gene`` and its colour bar (viridis, robust limits) on the canvas; the layer's builder
+        (:func:`~napari_mclstexp.layer_data.predicted_spots_layer`, ``dense_layer``) coloured it."""
         from ..analysis.reliability import RELIABLE_R, reliability_map
         from ._canvas import gene_title, show_gene
 
         limits = auto_limits(values)
-        if isinstance(layer, Points):
-            set_points_values(layer, values, "viridis", limits)
         r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
         show_gene(self.viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))
 
@@ -279,40 +288,38 @@ class PredictWidget(QWidget):
             "cannot be compared"
         )
 
-    def _start_stream(self, slide_layer, bundle, step: int | None, device: str = "cpu") -> int:
-        """An Image layer (one pixel per tile, the engine's tile grid) that fills in as tiles arrive.
-        Returns the tile step (px): the one chosen, else half a patch on an accelerator (4× the tiles,
-        finer maps) and a whole patch on CPU."""
-        from ..io.wsi import open_slide
-        from ..predict.slide import tile_grid
-        from ..predict.spots import patch_px_for
+    def _start_stream(self, slide_layer, bundle) -> None:
+        """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""
+        from ..analysis.reliability import best_gene, reliability_map
 
         self._tiles.drain()
         self.streamed_tiles = 0
-        meta = slide_layer.metadata[KEY]
-        slide = meta.get("slide") or open_slide(meta["slide_path"])
-        patch_px = patch_px_for(bundle, slide.mpp or meta.get("mpp"))  # as the engine (mpp=)
-        step = int(step or (patch_px if device.startswith("cpu") else max(1, patch_px // 2)))
-        self._grid = tile_grid(slide.shape, step, patch_px)
-        from ..analysis.reliability import best_gene, reliability_map
-
+        self._stream, self._grid = None, None
+        self._run += 1
+        self._stream_slide = slide_layer
         genes = list(map(str, bundle.genes))
         self._gene_index = genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))
-        grid = np.full(self._grid.shape, np.nan, np.float32)
+
+    def _add_stream(self, run: int, grid) -> None:
+        """An Image layer (one pixel per tile of the engine's :class:`~napari_mclstexp.predict.slide.TileGrid`)
+        that fills in as tiles arrive; called in the GUI thread when the engine announces its grid."""
+        if run != self._run or self._stream is not None or self._stream_slide is None:
+            return  # a late grid of an earlier run
+        self._grid = grid
+        meta = self._stream_slide.metadata[KEY]
         px = np.asarray(world_scale(meta.get("mpp")))
-        name = f"{slide_layer.name.removesuffix(' slide')} predicted (streaming)"
+        name = f"{self._stream_slide.name.removesuffix(' slide')} predicted (streaming)"
         self._stream = self.viewer.add_image(
-            grid,
+            np.full(grid.shape, np.nan, np.float32),
             name=name,
             colormap="viridis",
             opacity=0.7,
-            scale=px * self._grid.step_px,
-            translate=px * np.asarray(self._grid.origin_xy[::-1]),
+            scale=px * grid.step_px,
+            translate=px * np.asarray(grid.origin_xy[::-1]),
             contrast_limits=(0, 1),
             blending="translucent",
             units=world_units(meta.get("mpp")),
         )
-        return step
 
     def _flush_tiles(self) -> None:
         while self._tissue_found:  # the mask this run uses, shown as soon as it is known
@@ -345,7 +352,7 @@ class PredictWidget(QWidget):
         """The streaming layer becomes the predictions' dense layer (no second layer to build: adding
         one costs the GUI thread ~0.5 s), coloured by the most reliable gene."""
         from ..analysis.reliability import best_gene, reliability_map
-        from ._prediction_layers import dense_layer
+        from ..layer_data.predictions import dense_layer
 
         self._flush_tiles()
         self.result = pred

@@ -47,6 +47,8 @@ BAND_PX = 8192
 
 #: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
 OnTile = Callable[[np.ndarray, np.ndarray], None]
+#: Callback receiving the :class:`TileGrid` a whole-slide run uses, once, before any tile is predicted.
+OnGrid = Callable[["TileGrid"], None]
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def predict_whole_slide(
     image_path: str | os.PathLike,
     *,
     step_px: int | None = None,
+    tiles_per_patch: int = 1,
     device: str | torch.device = "auto",
     k: int | None = None,
     distance: str | None = None,
@@ -193,6 +196,7 @@ def predict_whole_slide(
     mpp: float | None = None,
     tissue: tuple[np.ndarray, float] | None = None,
     smooth: bool | float = True,
+    on_grid: OnGrid | None = None,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -203,7 +207,8 @@ def predict_whole_slide(
     image_path
         The slide (any format :func:`~napari_mclstexp.io.wsi.open_slide` reads).
     step_px
-        Distance between tile centres in full-res px; default: the patch size (tiles touch).
+        Distance between tile centres in full-res px; default: the patch size divided by
+        ``tiles_per_patch`` (1: tiles touch; 2: they overlap by half, 4× the tiles, a finer map).
     device, k, distance, batch_size, precision, tta
         As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
     min_tissue
@@ -236,6 +241,9 @@ def predict_whole_slide(
         Blend each tile's prediction with its grid neighbours' at the bundle's chosen weight
         (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).  ``on_tile``
         streams the tiles before it.
+    on_grid
+        Called once with the :class:`TileGrid` (step, origin, shape, patch px) before the first tile,
+        so a viewer can lay out the map the tiles stream into without deciding the grid itself.
 
     Yields
     ------
@@ -261,7 +269,9 @@ def predict_whole_slide(
     with open_slide(path) as slide:
         slide_mpp = slide.mpp or mpp
         patch_px = patch_px_for(bundle, slide_mpp)
-        grid = tile_grid(slide.shape, int(step_px or patch_px), patch_px)
+        grid = tile_grid(slide.shape, int(step_px or max(1, patch_px // max(1, int(tiles_per_patch)))), patch_px)
+        if on_grid is not None:
+            on_grid(grid)
         rows, cols = np.indices(grid.shape).reshape(2, -1)
         xy = grid.centres(cols, rows)
         yield Progress("tissue", 0, 1, message="finding tissue")

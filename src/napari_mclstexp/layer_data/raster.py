@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from ..raster import GeneColumns, raster_of
-from ._colors import auto_limits
-from ._layers import KEY, _default_name, world_units
+from .base import KEY, _default_name, world_units
+from .colors import auto_limits
 
 #: Above this many observations on a grid, a sample is drawn as a raster rather than as Points.
 RASTER_MIN_BINS = 0

@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import prediction_meta
 from ..prediction_meta import gene_values
-from ._colors import auto_limits, values_to_rgba
-from ._layers import KEY, _library, spots_layer, world_scale, world_units
+from .base import KEY, _library, spots_layer, world_scale, world_units
+from .colors import auto_limits, values_to_rgba
 
 
 def dense_layer(pred, mpp: float | None, *, gene: str | None = None, name: str | None = None) -> tuple:
@@ -42,12 +42,38 @@ def dense_layer(pred, mpp: float | None, *, gene: str | None = None, name: str |
     return (image, kwargs, "image")
 
 
-def predicted_spots_layer(pred, mpp: float | None, *, name: str | None = None) -> tuple:
-    """Predictions at spots as a Points layer tuple coloured by the first gene (viridis, robust limits)."""
-    values = gene_values(pred) if pred.n_vars else None
+def predicted_spots_layer(
+    pred, mpp: float | None = None, *, gene: str | None = None, name: str | None = None, cmap: str = "viridis"
+) -> tuple:
+    """Predictions at spots as a Points layer tuple coloured by ``gene`` (default: the first).
+
+    The one builder of a predicted-spots layer: napari's reader, the Predict widget and the demo all
+    use it, so the same prediction always looks the same.
+
+    Parameters
+    ----------
+    pred
+        Predictions at spots (``obsm['spatial']`` full-res px, ``X`` normalised expression).
+    mpp
+        µm per px when the predictions do not record it.
+    gene
+        The gene shown: ``features['value']`` and face colours through ``cmap`` between robust limits
+        (:func:`~.colors.auto_limits`, 1st–99th percentile); also kept in the metadata (``gene``).
+    name
+        Layer name (default ``"<library> predicted"``).
+
+    Returns
+    -------
+    tuple
+        ``(data (N, 2) row/col px, kwargs, "points")``.
+    """
+    gene = str(gene) if gene is not None else (str(pred.var_names[0]) if pred.n_vars else None)
+    values = gene_values(pred, gene) if gene is not None else None
     data, kwargs, layer_type = spots_layer(pred, role="predicted", name=name, mpp=mpp, values=values)
     if values is not None:
-        kwargs["face_color"] = values_to_rgba(values, "viridis", auto_limits(values))
+        limits = auto_limits(values)
+        kwargs["face_color"] = values_to_rgba(values, cmap, limits)
+        kwargs["metadata"][KEY].update(gene=gene, colormap=cmap, limits=limits)
     return (data, kwargs, layer_type)
 
 

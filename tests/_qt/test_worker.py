@@ -1,0 +1,75 @@
+"""TaskPanel: the toast of a cancelled run does not outlive the next successful run."""
+
+from __future__ import annotations
+
+from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+from .conftest import TINY
+
+
+def _toasts() -> list[str]:
+    return [toast.message.text() for toast in NapariQtNotification._instances]
+
+
+def test_cancelled_toast_is_cleared_by_a_successful_retrain(
+    make_napari_viewer, qtbot, synthetic_samples, tmp_path, monkeypatch
+):
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp.layer_data import spots_layer
+
+    # a toast stays until closed when the window is not active or another toast stopped its timer
+    monkeypatch.setattr(NapariQtNotification, "DISMISS_AFTER", 0)
+    viewer = make_napari_viewer(show=True)
+    add_layer_tuples(viewer, [spots_layer(a) for a in synthetic_samples[:2]])
+    widget = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
+    widget.config_overrides = dict(TINY)
+    widget.out.setText(str(tmp_path / "model.mclst"))
+
+    widget.epochs.setValue(200)
+    assert widget.train() is not None
+    qtbot.waitUntil(
+        lambda: widget.task.last_event is not None and widget.task.last_event.stage == "train", timeout=60_000
+    )
+    with qtbot.waitSignal(widget.task.finished, timeout=60_000):
+        widget.task.cancel_button.click()
+    qtbot.waitUntil(lambda: "Train cancelled." in _toasts(), timeout=5_000)
+
+    widget.epochs.setValue(1)
+    with qtbot.waitSignal(widget.task.finished, timeout=120_000) as blocker:
+        assert widget.train() is not None
+    assert blocker.args[0] is not None
+    qtbot.wait(50)
+    assert "Train cancelled." not in _toasts()
+    assert widget.task.status.text() == "Train: done"
+
+
+def test_objects_stay_frozen_until_the_layers_are_in_and_the_viewer_is_idle(qtbot, monkeypatch):
+    """A full garbage collection over the unfrozen heap stalled the GUI 1 s while the her2st folder's
+    layers went in: the heap stays frozen through a deferred result and is handed back when idle."""
+    import gc
+
+    from napari_mclstexp._qt import _worker
+    from napari_mclstexp._qt._worker import DEFERRED, TaskPanel
+    from napari_mclstexp.progress import Progress
+
+    monkeypatch.setattr(_worker, "UNFREEZE_IDLE_S", 0.05)
+    panel = TaskPanel()
+    qtbot.addWidget(panel)
+    results: list = []
+
+    def work(token):
+        yield Progress("work", 1, 1)
+        return 42
+
+    def deferred(value):
+        results.append(value)
+        return DEFERRED  # as the Load widget: its layers go in over later event-loop turns
+
+    panel.start(work, deferred, description="Work")
+    qtbot.waitUntil(lambda: results == [42], timeout=10_000)
+    qtbot.wait(100)
+    assert gc.get_freeze_count() > 0  # still frozen while the deferred layers go in
+    with qtbot.waitSignal(panel.finished, timeout=5_000):
+        panel.complete(42)
+    assert gc.get_freeze_count() > 0  # not at once: the viewer redraws first
+    qtbot.waitUntil(lambda: gc.get_freeze_count() == 0, timeout=5_000)
