@@ -55,8 +55,15 @@ def test_weights_train_a_bundle(pretrained, synthetic_samples, tmp_path):
     cfg = get_preset("quick").replace(weights=str(pretrained.path), epochs=1, batch_size=64)
     saved = run(train_and_save(synthetic_samples[:2], cfg, tmp_path / "m.mclst", genes="hvg:8", device="cpu"))
     bundle = load_bundle(saved.path)
-    assert bundle.metadata["encoder_weights"]["sha256"]  # the bundle refers to the pretrained file
+    info = bundle.metadata["encoder_weights"]
+    assert info["sha256"] and info["file"] == str(pretrained.path.resolve())  # provenance: the pretrained file
+    # the encoder trained end to end from the file: the bundle carries the fine-tuned weights, not the file's
+    assert info["embedded"] is True
     model = bundle.build_model("cpu")
+    tuned = saved.result.model.image_encoder.state_dict()
+    for key, value in model.image_encoder.state_dict().items():
+        assert torch.equal(value.cpu(), tuned[key].cpu()), key
+    assert not torch.equal(tuned["features.0.weight"].cpu(), pretrained.result.state_dict["features.0.weight"])
     assert model.encode_images(np.zeros((2, 64, 64, 3), np.uint8)).shape == (2, cfg.embed_dim)
 
 
