@@ -117,3 +117,19 @@ def test_cancel_stops_between_steps():
 def test_bad_input_is_one_clear_error(tiles, kw, match):
     with pytest.raises(InputError, match=match):
         run(iter_pretrain_tiles(tiles, input_px=8, device="cpu", **kw))
+
+
+def test_init_from_a_weights_file_continues_from_it(tmp_path):
+    from safetensors.torch import save_file
+
+    from napari_mclstexp.model.encoders import make_image_encoder
+
+    torch.manual_seed(7)
+    enc, _ = make_image_encoder("smallcnn", "none", 16)
+    path = tmp_path / "start.safetensors"
+    save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(path))
+    tiles = _toy_tiles(8)
+    res = run(iter_pretrain_tiles(tiles, init=str(path), input_px=16, epochs=1, batch_size=8, lr=0.0, threads=1))
+    assert torch.equal(res.state_dict["features.0.weight"], enc.state_dict()["features.0.weight"])  # lr 0: unchanged
+    fresh = run(iter_pretrain_tiles(tiles, input_px=16, epochs=1, batch_size=8, lr=0.0, threads=1))
+    assert not torch.equal(fresh.state_dict["features.0.weight"], enc.state_dict()["features.0.weight"])

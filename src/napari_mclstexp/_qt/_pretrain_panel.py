@@ -40,6 +40,8 @@ class PretrainPanel(QGroupBox):
         weights: PathEdit,
         parent: QWidget | None = None,
     ) -> None:
+        from ..workflows.pretrain import DEFAULT_EPOCHS  # the engine (torch) loads with the widget, not the plugin
+
         super().__init__("Self-supervised pretraining (experimental)", parent)
         self._sources, self._settings, self._weights = sources, settings, weights
         self.extra = PathEdit(
@@ -48,7 +50,7 @@ class PretrainPanel(QGroupBox):
         )
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
-        self.epochs.setValue(20)
+        self.epochs.setValue(DEFAULT_EPOCHS)
         self.out = PathEdit("encoder.safetensors", mode="save", filter="Weights (*.safetensors)")
         form = QFormLayout()
         form.addRow("Extra slides", self.extra)

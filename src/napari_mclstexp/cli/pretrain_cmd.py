@@ -32,9 +32,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, metavar="FILE.safetensors", help="where to write the encoder weights")
     p.add_argument("--preset", default="quick", help="preset the weights are for (default quick: smallcnn, 64 px)")
     p.add_argument("--encoder", default=None, help="another encoder than the preset's (smallcnn, resnet18, ...)")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the tiles (default 20)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the tiles (default 3)")
     p.add_argument("--tiles-per-slide", type=int, default=None, help="tissue tiles drawn per slide (default 1000)")
-    p.add_argument("--batch-size", type=int, default=128, help="tiles per step, two views each (default 128)")
+    p.add_argument("--batch-size", type=int, default=64, help="tiles per step, two views each (default 64)")
+    p.add_argument(
+        "--init", default="none", help="starting weights: none (random, default), imagenet, or a weights file"
+    )
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate, cosine decay (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             device=args.device,
+            init=args.init,
         ),
         disable=bool(getattr(args, "quiet", False)),
     )

@@ -182,10 +182,11 @@ def iter_pretrain_tiles(
     tiles: np.ndarray | Sequence[np.ndarray],
     *,
     encoder: str = "smallcnn",
+    init: str = "none",
     input_px: int = 64,
     image_norm: str = "none",
-    epochs: int = 20,
-    batch_size: int = 128,
+    epochs: int = 3,
+    batch_size: int = 64,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     temperature: float = 0.2,
@@ -205,6 +206,8 @@ def iter_pretrain_tiles(
         :func:`napari_mclstexp.workflows.pretrain_tiles.iter_collect_tiles`; views are cropped from them.
     encoder, input_px, image_norm
         As the :class:`~napari_mclstexp.model.presets.TrainConfig` that will load the weights.
+    init
+        Starting weights: ``"none"`` (random), ``"imagenet"`` or a local file (continued pretraining).
     epochs, batch_size, lr, weight_decay
         Passes over the tiles, tiles per step (2 views each), AdamW learning rate (cosine decay) and
         weight decay.
@@ -248,6 +251,7 @@ def iter_pretrain_tiles(
             yield from _simclr_loop(
                 arr,
                 encoder,
+                init,
                 input_px,
                 image_norm,
                 epochs,
@@ -269,6 +273,7 @@ def iter_pretrain_tiles(
 def _simclr_loop(
     arr: np.ndarray,
     encoder: str,
+    init: str,
     input_px: int,
     image_norm: str,
     epochs: int,
@@ -285,7 +290,7 @@ def _simclr_loop(
     """The training loop of :func:`iter_pretrain_tiles` (arguments checked there)."""
     n = len(arr)
     torch.manual_seed(seed)
-    enc, feat_dim = make_image_encoder(encoder, "none", input_px)
+    enc, feat_dim = make_image_encoder(encoder, init, input_px)
     net = _SimCLR(enc, feat_dim).to(dev).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = n // batch  # drop the last partial batch: BatchNorm and the loss want full ones

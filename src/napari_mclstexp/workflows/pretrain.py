@@ -19,7 +19,7 @@ from typing import Any
 
 from ..atomic import atomic_write_path
 from ..errors import InputError, OutputError
-from ..model.encoders import make_image_encoder
+from ..model.encoders import ENCODERS, make_image_encoder
 from ..model.presets import get_preset
 from ..model.weights import load_weights_file
 from ..progress import CancelToken, ProgressGen
@@ -29,8 +29,10 @@ from .pretrain_tiles import iter_collect_tiles
 __all__ = ["PretrainedEncoder", "pretrain_and_save", "pretrain_output", "save_encoder"]
 
 #: Defaults of a pretraining run (the CLI's and the widget's).
-DEFAULT_EPOCHS = 20
+#: The setting measured in ``benchmarks/pretrain.py`` (≈ 140 steps for three slides).
+DEFAULT_EPOCHS = 3
 DEFAULT_TILES_PER_SLIDE = 1000
+DEFAULT_BATCH = 64
 
 
 @dataclass
@@ -111,7 +113,7 @@ def pretrain_and_save(
     encoder: str | None = None,
     epochs: int = DEFAULT_EPOCHS,
     tiles_per_slide: int = DEFAULT_TILES_PER_SLIDE,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH,
     lr: float = 1e-3,
     seed: int = 0,
     device: str = "auto",
@@ -130,13 +132,14 @@ def pretrain_and_save(
         Preset whose ``encoder``, ``input_px``, ``patch_px``/``patch_um`` and ``image_norm`` the weights
         are made for (``quick``: ``smallcnn`` at 64 px from 224 px crops, inputs in [0, 1]).
     encoder
-        Another encoder name than the preset's (e.g. ``resnet18``).
+        Another encoder name than the preset's (e.g. ``resnet18``).  Pretraining starts from random
+        weights unless ``init="imagenet"`` or ``init=FILE`` is passed in ``options``.
     epochs, tiles_per_slide, batch_size, lr, seed, device
         See :func:`~napari_mclstexp.train.pretrain.iter_pretrain_tiles` and
         :func:`~napari_mclstexp.workflows.pretrain_tiles.iter_collect_tiles`.
     **options
         Passed to :func:`~napari_mclstexp.train.pretrain.iter_pretrain_tiles` (``temperature``,
-        ``crop_scale``, ``jitter``, ``weight_decay``, ``threads``).
+        ``crop_scale``, ``jitter``, ``weight_decay``, ``threads``, ``init``).
 
     Yields
     ------
@@ -150,7 +153,7 @@ def pretrain_and_save(
     path = pretrain_output(out)
     cfg = get_preset(preset)
     name = encoder or cfg.encoder
-    if name.startswith("timm:") or name not in ("smallcnn", "resnet18", "resnet50", "densenet121"):
+    if name not in ENCODERS:
         raise InputError(f"pretraining supports smallcnn, resnet18, resnet50 and densenet121, not {name!r}")
     store_px = int(round(cfg.input_px * 1.5))
     tiles = yield from iter_collect_tiles(
