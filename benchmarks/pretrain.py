@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--inits", nargs="*", default=["none", "simclr"], help="initialisations to train from")
+    ap.add_argument(
+        "--encoder-file", default=None, help="reuse this pretrained encoder (one test section) instead of pretraining"
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pretrain-cpu.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -142,27 +146,35 @@ def main(argv: list[str] | None = None) -> int:
         for k in (50, 200):
             fold["histogram"][f"acg_k{k}"] = acg(histogram_knn_predict(tr_patch, tr_expr, patches[test], k), truth)
         t0, c0 = time.perf_counter(), time.process_time()
-        saved = run(
-            pretrain_and_save(
-                [samples[s] for s in names],
-                tmp / f"enc-{test}.safetensors",
-                preset="quick",
-                epochs=args.pretrain_epochs,
-                tiles_per_slide=args.tiles_per_slide,
-                batch_size=args.pretrain_batch,
-                seed=0,
-                device="cpu",
+        saved = (
+            None
+            if args.encoder_file
+            else run(
+                pretrain_and_save(
+                    [samples[s] for s in names],
+                    tmp / f"enc-{test}.safetensors",
+                    preset="quick",
+                    epochs=args.pretrain_epochs,
+                    tiles_per_slide=args.tiles_per_slide,
+                    batch_size=args.pretrain_batch,
+                    seed=0,
+                    device="cpu",
+                )
             )
         )
-        fold["pretrain_wall_s"] = time.perf_counter() - t0
-        fold["pretrain_cpu_s"] = time.process_time() - c0
-        fold["pretrain_tiles"] = saved.result.n_tiles
-        fold["pretrain_history"] = saved.result.history
+        if saved is not None:
+            fold["pretrain_wall_s"] = time.perf_counter() - t0
+            fold["pretrain_cpu_s"] = time.process_time() - c0
+            fold["pretrain_tiles"] = saved.result.n_tiles
+            fold["pretrain_history"] = saved.result.history
+        else:
+            fold["encoder_file"] = args.encoder_file
+        encoder_path = str(saved.path) if saved is not None else args.encoder_file
         payload["folds"][test] = fold
         save(out, payload)
         print(test, fold, flush=True)
         for seed in args.seeds:
-            for weights in ("none", str(saved.path)):
+            for weights in [encoder_path if init == "simclr" else "none" for init in args.inits]:
                 train_samples = [samples[s] for s in names]
                 c = cfg.replace(seed=seed, weights=weights)
                 t0 = time.perf_counter()

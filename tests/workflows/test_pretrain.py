@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,9 @@ def test_writes_safetensors_that_fit_the_quick_encoder(pretrained):
 
     assert pretrained.path.name == "enc.safetensors" and pretrained.path.is_file()
     assert pretrained.result.n_tiles == 16 and pretrained.n_slides == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    assert pretrained.path.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would make it
     with safe_open(str(pretrained.path), "pt") as fh:
         meta = fh.metadata()
     assert (meta["objective"], meta["encoder"], meta["input_px"], meta["preset"]) == (

@@ -80,7 +80,7 @@ def save_encoder(result: PretrainResult, out: str | os.PathLike, extra: dict[str
     WeightsUnavailableError
         The written file does not fit ``make_image_encoder(result.encoder, ...)`` (never left behind).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(out)
     meta = {
@@ -95,7 +95,7 @@ def save_encoder(result: PretrainResult, out: str | os.PathLike, extra: dict[str
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     with atomic_write_path(path) as tmp:
-        save_file(result.state_dict, str(tmp), metadata=meta)
+        tmp.write_bytes(save(result.state_dict, metadata=meta))  # keeps the file mode atomic_write_path set
     fresh, _ = make_image_encoder(result.encoder, "none", result.input_px)
     try:  # read back the way ``train --weights`` reads it
         load_weights_file(fresh, path, result.encoder)
