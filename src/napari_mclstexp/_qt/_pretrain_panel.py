@@ -64,8 +64,8 @@ class PretrainPanel(QGroupBox):
         self.start_button = button("Pretrain encoder on these slides…", self.pretrain)
         self.start_button.setToolTip(
             "SimCLR on tissue tiles of the ticked sections and the extra slides; the result fills "
-            "Weights. Experimental: see benchmarks/results/pretrain-cpu.json for what it did on "
-            "held-out HER2+ sections"
+            "Weights. Experimental: on a held-out HER2+ section it has not beaten random initialisation "
+            "of the quick preset (benchmarks/README.md)"
         )
         layout.addWidget(self.start_button)
         layout.addWidget(self.task)
