@@ -46,9 +46,7 @@ def encoder_metadata(cfg: Any, model: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"spec": weights if not is_local_file(weights) else "file", "embedded": True}
     if is_local_file(weights):
         path = Path(weights).expanduser().resolve()
-        info.update(
-            sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size, embedded=_embeds(cfg)
-        )
+        info.update(sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size, embedded=_embeds(cfg))
     return {
         "encoder_weights": info,
         "preprocessing": preprocessing_of(model),
