@@ -1,7 +1,9 @@
 """Encoder weights in bundles: embedded, or referenced by SHA-256 so a bundle does not copy gigabytes.
 
-A model trained with encoder weights from a local file (``config.weights`` a path) and without
-``config.embed_encoder`` is saved without its ``image_encoder.*`` tensors; ``metadata.json`` records
+A model trained with encoder weights from a local file (``config.weights`` a path), with the encoder
+frozen (no ``unfreeze_last``) and without ``config.embed_encoder``, is saved without its
+``image_encoder.*`` tensors (an encoder that trained is always embedded: it no longer equals the file);
+``metadata.json`` records
 ``encoder_weights = {"embedded": false, "sha256": ..., "file": <path at training>, "bytes": ...}``.
 Loading the model reads that file again (or the one given as ``Bundle.encoder_weights``) and refuses a
 file with another hash.  Random (``none``), ImageNet and hub weights, and any small encoder a user
@@ -26,6 +28,15 @@ def is_local_file(weights: str) -> bool:
     return weights not in ("", "none", "imagenet", "hub")
 
 
+def _embeds(cfg: Any) -> bool:
+    """Whether a model trained from a weights file must carry its encoder tensors.
+
+    Only a frozen encoder equals the file; one trained end to end, or with its last blocks unfrozen,
+    has moved away from it, and referencing the file would silently load the untrained weights.
+    """
+    return bool(cfg.embed_encoder) or not bool(cfg.freeze) or int(cfg.unfreeze_last) > 0
+
+
 def encoder_metadata(cfg: Any, model: Any) -> dict[str, Any]:
     """The bundle's ``encoder_weights`` and ``preprocessing`` entries for a trained model."""
     from .frozen import preprocessing_of
@@ -35,9 +46,7 @@ def encoder_metadata(cfg: Any, model: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"spec": weights if not is_local_file(weights) else "file", "embedded": True}
     if is_local_file(weights):
         path = Path(weights).expanduser().resolve()
-        info.update(
-            sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size, embedded=bool(cfg.embed_encoder)
-        )
+        info.update(sha256=file_sha256(path), file=str(path), bytes=path.stat().st_size, embedded=_embeds(cfg))
     return {
         "encoder_weights": info,
         "preprocessing": preprocessing_of(model),
