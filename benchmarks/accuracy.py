@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         import encoders
 
         return encoders.main(argv[2:])
+    if argv[:2] == ["--part", "levers"]:  # context, smoothing, bank extras, ensembles: accuracy_levers.py
+        sys.path.insert(0, str(HERE))
+        import accuracy_levers
+
+        return accuracy_levers.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
     ap.add_argument(

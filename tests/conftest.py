@@ -92,9 +92,10 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def make_tiny_bundle(synthetic_samples):
     """Factory: a bundle from an untrained, seeded quick-preset model (16-d embeddings, 64 px crops → 32 px)
-    built on SYN1 and SYN2; ``history`` and ``extra_samples`` go into the bundle as given."""
+    built on SYN1 and SYN2; ``history`` and ``extra_samples`` go into the bundle as given, ``changes`` into the
+    config."""
 
-    def make(history=(), extra_samples=()):
+    def make(history=(), extra_samples=(), **changes):
         from types import SimpleNamespace
 
         import torch
@@ -104,7 +105,7 @@ def make_tiny_bundle(synthetic_samples):
         from napari_mclstexp.model.presets import get_preset
 
         torch.manual_seed(0)
-        cfg = get_preset("quick").replace(embed_dim=16, input_px=32, patch_px=64, k=8)
+        cfg = get_preset("quick").replace(**{"embed_dim": 16, "input_px": 32, "patch_px": 64, "k": 8, **changes})
         genes = list(synthetic_samples[0].var_names)
         pos_shape = pos_shape_for(synthetic_samples[:2], cfg)
         result = SimpleNamespace(

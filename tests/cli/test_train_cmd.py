@@ -48,6 +48,12 @@ def test_train_quick_writes_bundle(sample_file, tmp_path, capsys):
     cfg = bundle.config if isinstance(bundle.config, dict) else bundle.config.to_dict()
     assert (cfg["preset"], cfg["epochs"], cfg["seed"], cfg["batch_size"]) == ("quick", 1, 3, 64)
     assert (tmp_path / "m.mclst.ckpt").is_file()  # checkpoint beside the bundle by default
+    # the neighbour weight was chosen on held-out predictions of the training section (its halves)
+    from napari_mclstexp.predict.smoothing import ALPHAS
+
+    assert bundle.metadata["smoothing"]["alpha"] in ALPHAS and len(bundle.metadata["smoothing"]["scores"]) == len(
+        ALPHAS
+    )
     # resuming a finished run trains nothing more and gives the same weights
     out2 = tmp_path / "m2.mclst"
     assert (
@@ -96,3 +102,22 @@ def test_train_bad_options(sample_file, tmp_path, capsys):
     assert "--epochs" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "absent.h5ad"), "--out", str(tmp_path / "x.mclst")]) == 2
     assert "absent.h5ad" in capsys.readouterr().err
+
+
+def test_train_with_context_and_expression_only_bank_sections(sample_file, synthetic_samples, tmp_path):
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.io.h5ad import write_h5ad
+
+    extra = synthetic_samples[2].copy()
+    for lib in extra.uns.get("spatial", {}).values():
+        lib.get("metadata", {}).pop("source_image_path", None)
+        lib.pop("images", None)
+    write_h5ad(extra, tmp_path / "SYN3.h5ad")
+    out = tmp_path / "ctx.mclst"
+    args = ["-q", "train", str(sample_file), "--out", str(out), "--preset", "quick", "--epochs", "1"]
+    args += ["--device", "cpu", "--batch-size", "64", "--genes", "hvg:12", "--context-scale", "3"]
+    assert main([*args, "--bank-extra", str(tmp_path / "SYN3.h5ad")]) == 0
+    bundle = load_bundle(out)
+    assert bundle.config["context_scale"] == 3
+    assert len(bundle.bank) == synthetic_samples[0].n_obs + extra.n_obs
+    assert set(bundle.bank.sections) == {"SYN1", "SYN3"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from ..device import release_gpu_memory
 from ..errors import InputError
@@ -75,6 +75,13 @@ class PredictWidget(QWidget):
         self.step.setSpecialValueText("auto")
         self.step.setSuffix(" px")
         self.device = device_combo()
+        self.smooth = QCheckBox("blend each spot with its neighbours")
+        self.smooth.setChecked(True)
+        self.smooth.setToolTip(
+            "Neighbour smoothing at the weight the model chose on held-out training data "
+            "(expression is spatially smooth; uses only this slide's own predictions). Untick for each "
+            "spot or tile on its own."
+        )
         form = QFormLayout()
         form.addRow("Bundle", self.bundle_path)
         form.addRow("Where", self.mode)
@@ -82,6 +89,7 @@ class PredictWidget(QWidget):
         form.addRow("Slide", self.slide)
         form.addRow("Tile step", self.step)
         form.addRow("Device", self.device)
+        form.addRow("Smooth", self.smooth)
         self.task = TaskPanel()
         self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
         self.task.finished.connect(self._keep_partial)
@@ -141,7 +149,7 @@ class PredictWidget(QWidget):
         bundle = run_guarded(self.load_bundle, self.task.status)
         if bundle is None:
             return None
-        device = self.device.currentText()
+        device, smooth = self.device.currentText(), self.smooth.isChecked()
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:
@@ -157,7 +165,7 @@ class PredictWidget(QWidget):
             def make(token: CancelToken):
                 from ..workflows.predict import predict_and_score
 
-                return predict_and_score(bundle, adata, device=device, cancel=token)
+                return predict_and_score(bundle, adata, device=device, cancel=token, smooth=smooth)
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
@@ -194,6 +202,7 @@ class PredictWidget(QWidget):
                         mpp=meta.get("mpp"),
                         tissue=mask,
                         on_grid=lambda grid: self.grid_ready.emit(run_id, grid),
+                        smooth=smooth,
                     )
                 )
 

@@ -104,6 +104,13 @@ def register(subparsers) -> None:
         "work (default: as the model was built; its reference bank used the same setting)",
     )
     p.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blend each spot's (or tile's) prediction with its neighbours' at the weight the model chose on "
+        "held-out training data (default: on; --no-smooth: each spot on its own)",
+    )
+    p.add_argument(
         "--encoder-weights",
         default=None,
         metavar="PATH",
@@ -153,13 +160,15 @@ def run(args: argparse.Namespace) -> int:
     if args.image:
         from ..predict.slide import predict_whole_slide
 
-        gen = predict_whole_slide(bundle, args.image, step_px=args.step_px, min_tissue=args.min_tissue, **options)
+        gen = predict_whole_slide(
+            bundle, args.image, step_px=args.step_px, min_tissue=args.min_tissue, smooth=args.smooth, **options
+        )
         what = "tiles"
     else:
         from ..predict.spots import predict_at_spots
 
         sample = read_sample(args.sample, require_image=True)
-        gen = predict_at_spots(bundle, sample, **options)
+        gen = predict_at_spots(bundle, sample, smooth=args.smooth, **options)
         what = "spots"
         if "bin_grid" in sample.uns:  # Visium HD: every bin, in chunks (bounded memory)
             from ..predict.bins import predict_at_bins

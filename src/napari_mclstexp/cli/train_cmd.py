@@ -82,6 +82,21 @@ def register(subparsers) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     p.add_argument(
+        "--context-scale",
+        type=int,
+        default=None,
+        metavar="S",
+        help="the image encoder also sees an S× wider view around each spot, fused with the spot patch "
+        "(1: the spot only; default: the preset's)",
+    )
+    p.add_argument(
+        "--bank-extra",
+        nargs="+",
+        default=[],
+        metavar="SAMPLE.h5ad",
+        help="expression-only sections (no image needed) added to the reference bank",
+    )
+    p.add_argument(
         "--bins-per-epoch",
         type=int,
         default=None,
@@ -105,7 +120,7 @@ def config_from_args(args: argparse.Namespace):
     from ..model.presets import get_preset
 
     changes = {}
-    for key in ("epochs", "weights", "seed", "batch_size"):
+    for key in ("epochs", "weights", "seed", "batch_size", "context_scale"):
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = value
@@ -131,10 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else checkpoint_for(out)
-    check_output(out, args.samples, suffix=".mclst")
+    check_output(out, [*args.samples, *(getattr(args, "bank_extra", None) or [])], suffix=".mclst")
     check_output(checkpoint, args.samples)
     config = config_from_args(args)
     samples = [read_sample(p, require_image=True) for p in args.samples]
+    extra = [read_sample(p) for p in getattr(args, "bank_extra", None) or []]
     quiet = bool(getattr(args, "quiet", False))
     saved = run_with_progress(
         train_and_save(
@@ -147,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             bins_per_epoch=getattr(args, "bins_per_epoch", None),
             bank_size=getattr(args, "bank_size", None),
+            bank_extra=extra,
         ),
         disable=quiet,
     )

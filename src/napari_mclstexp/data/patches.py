@@ -41,6 +41,18 @@ def crop_px(patch_px: int, patch_um: float | None, mpp: float | None) -> int:
     return int(patch_px)
 
 
+def view_px(crop: int, input_px: int, context_scale: int = 1) -> tuple[int, int]:
+    """``(read edge, stored edge)`` in px of what a model with ``context_scale`` sees around a spot.
+
+    The spot patch is ``crop`` full-res px resized to ``input_px``.  With a context view
+    (``context_scale`` > 1) the read is ``context_scale`` × wider, around the same centre, and stored at
+    ``context_scale × input_px`` so that its central ``input_px`` square is the spot patch at the spot
+    patch's resolution; the model downsamples the whole to ``input_px`` for the context view.
+    """
+    s = max(1, int(context_scale))
+    return int(crop) * s, int(input_px) * s
+
+
 def _blocks(corners: np.ndarray, block_px: int) -> list[np.ndarray]:
     """Indices of spots grouped by the ``block_px`` grid cell of their patch corner (row-major)."""
     if len(corners) == 0:

@@ -57,7 +57,10 @@ class MclSTExp(nn.Module):
         self.image_encoder, feat_dim = make_image_encoder(config.encoder, weights, config.input_px)
         if not getattr(config, "final_relu", True):  # the reference's features (paper preset)
             self.image_encoder = without_final_relu(config.encoder, self.image_encoder)
-        self.image_head = ProjectionHead(feat_dim, config.embed_dim, config.head_dropout)
+        #: > 1: a context view ``context_scale`` × wider than the spot patch joins it (features concatenated)
+        self.context_scale = int(getattr(config, "context_scale", 1))
+        views = 2 if self.context_scale > 1 else 1
+        self.image_head = ProjectionHead(feat_dim * views, config.embed_dim, config.head_dropout)
         self.spot_encoder = SpotEncoder(
             self.n_genes,
             self.pos_shape,
@@ -90,12 +93,16 @@ class MclSTExp(nn.Module):
         return t.clamp(min=MIN_TEMPERATURE) if self.config.learn_temperature else t
 
     def to_input(self, patches: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) patches → float (N, 3, input_px, input_px) in [0, 1] on the model's device."""
+        """uint8 (N, H, W, 3) patches → float (N, 3, S, S) in [0, 1] on the model's device.
+
+        ``S = input_px × context_scale``: with a context view the input is the wide crop, whose central
+        ``input_px`` square is the spot patch (:func:`~napari_mclstexp.data.patches.view_px`).
+        """
         x = torch.as_tensor(patches)
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"patches must be (N, H, W, 3) uint8, got shape {tuple(x.shape)}")
         x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        size = self.config.input_px
+        size = self.config.input_px * self.context_scale
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if self.channels_last:
@@ -113,8 +120,24 @@ class MclSTExp(nn.Module):
             x = (x - self.img_mean) / self.img_std
         elif self.config.image_norm == "bgr255":
             x = x.flip(1) * 255.0
-        emb = self.image_head(self.image_encoder(x))
+        if self.context_scale > 1:
+            centre, context = self.views(x)
+            n = len(x)
+            feats = self.image_encoder(torch.cat([centre, context]))
+            feats = torch.cat([feats[:n], feats[n:]], dim=1)
+        else:
+            feats = self.image_encoder(x)
+        emb = self.image_head(feats)
         return F.normalize(emb.float(), dim=-1) if self.config.l2_normalize else emb
+
+    def views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spot view (central ``input_px`` square) and the context view (the whole, downsampled) of a
+        wide input ``(N, 3, input_px × context_scale, …)``, each ``(N, 3, input_px, input_px)``."""
+        p = self.config.input_px
+        c0 = (x.shape[-1] - p) // 2
+        centre = x[..., c0 : c0 + p, c0 : c0 + p]
+        context = F.interpolate(x, size=(p, p), mode="bilinear", antialias=True, align_corners=False)
+        return centre, context
 
     def encode_images(self, patches: torch.Tensor | np.ndarray, tta: bool | None = None) -> torch.Tensor:
         """uint8 (N, H, W, 3) patches → (N, D) image embeddings (resizing and normalisation included).

@@ -95,6 +95,9 @@ class TrainConfig:
     weights: str = "imagenet"  #: "imagenet", "none" or a local .pth/.safetensors path
     patch_px: int = 224  #: square crop size around each spot centre (full-res px)
     input_px: int = 224  #: encoder input size (px); crops are resized to it
+    #: > 1: the encoder also sees a context view ``context_scale`` × wider than the spot patch (downsampled to
+    #: ``input_px``); the two views' features are concatenated before the projection head (1: the spot only)
+    context_scale: int = 1
     image_norm: str = "imagenet"  #: "imagenet" (mean/std), "none" (RGB in [0, 1]) or "bgr255" (BGR, 0-255)
     final_relu: bool = True  #: densenet121: torchvision's ReLU after norm5 (False: the reference's features)
     # spot side
@@ -201,6 +204,10 @@ class TrainConfig:
         for key in positive:
             if int(getattr(self, key)) < 1:
                 raise InputError(f"{key} must be >= 1, not {getattr(self, key)}")
+        if self.context_scale not in (1, 2, 3, 4, 5):
+            raise InputError(f"context_scale must be 1 to 5, not {self.context_scale}")
+        if self.context_scale > 1 and (self.head == "ridge" or self.freeze):
+            raise InputError("context views (context_scale > 1) need an end-to-end trained encoder, not frozen ones")
         if self.unfreeze_last < 0 or self.patch_um < 0:
             raise InputError("unfreeze_last and patch_um must be >= 0")
         if self.epochs < 0:

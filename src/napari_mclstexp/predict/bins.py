@@ -80,6 +80,7 @@ def predict_at_bins(
         prediction_anndata,
         provenance,
         resolve,
+        view_px_for,
     )
     from .tiles import group_blocks, tile_batches
 
@@ -109,8 +110,7 @@ def predict_at_bins(
             slide,
             xy,
             blocks,
-            patch_px,
-            input_px,
+            *view_px_for(bundle, microns_per_pixel(adata)),
             level,
             batch_size,
             int(workers or min(8, os.cpu_count() or 1)),

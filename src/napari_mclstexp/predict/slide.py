@@ -24,9 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
+from . import smoothing
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .smoothing import bundle_alpha, neighbour_graph
 from .spots import (
     DEFAULT_BATCH,
     bundle_embedder,
@@ -192,6 +195,7 @@ def predict_whole_slide(
     dist: Any = None,
     mpp: float | None = None,
     tissue: tuple[np.ndarray, float] | None = None,
+    smooth: bool | float = True,
     on_grid: OnGrid | None = None,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
@@ -233,6 +237,10 @@ def predict_whole_slide(
     tissue
         ``(mask, scale)``: a tissue mask the user checked or painted (bool, ``scale`` = mask px per
         full-res px), used instead of detecting one (:func:`~.tissue.slide_tissue_mask`).
+    smooth
+        Blend each tile's prediction with its grid neighbours' at the bundle's chosen weight
+        (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).  ``on_tile``
+        streams the tiles before it.
     on_grid
         Called once with the :class:`TileGrid` (step, origin, shape, patch px) before the first tile,
         so a viewer can lay out the map the tiles stream into without deciding the grid itself.
@@ -304,9 +312,8 @@ def predict_whole_slide(
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
-        batches = tile_batches(
-            slide, xy, blocks, patch_px, input_px, level, batch_size, workers, pin=dev.type == "cuda"
-        )
+        read_px, out_px = view_px(patch_px, input_px, int(bundle.config.get("context_scale", 1)))
+        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin=dev.type == "cuda")
         previous: _InFlight | None = None
         with contextlib.closing(batches):
             for idx, batch in batches:
@@ -343,6 +350,8 @@ def predict_whole_slide(
         if dist is not None and getattr(dist, "world_size", 1) > 1:
             for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
                 pred[part], unc[part], emb[part] = p, u, e
+        alpha = bundle_alpha(bundle, smooth)
+        pred = smoothing.smooth(pred, neighbour_graph(np.c_[cols, rows]), alpha)  # grid neighbours
 
         info = provenance(
             bundle,
@@ -356,6 +365,7 @@ def predict_whole_slide(
             min_tissue=float(min_tissue),
             tta=bool(bundle.config.get("tta", False) if tta is None else tta),
             grid=grid.to_dict(),
+            neighbour_alpha=alpha,
         )
         lib = path.stem
         meta: dict[str, Any] = {"source_image_path": str(path.resolve())}

@@ -16,8 +16,10 @@ import torch
 from ..analysis.report import json_safe
 from ..data.scales import value_normalization
 from ..progress import CancelToken, Progress, ProgressGen
+from . import smoothing
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .smoothing import bundle_alpha, neighbour_graph
 
 #: Image patches per forward pass by device type.
 DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
@@ -156,6 +158,14 @@ def patch_px_for(bundle: Any, mpp: float | None) -> int:
     return crop_px(bundle.patch_px, bundle.patch_um, mpp)
 
 
+def view_px_for(bundle: Any, mpp: float | None) -> tuple[int, int]:
+    """``(read edge, stored edge)`` px of the model's view at ``mpp`` (spot patch, plus context if trained so)."""
+    from ..data.patches import view_px
+
+    cfg = bundle.config
+    return view_px(patch_px_for(bundle, mpp), int(cfg["input_px"]), int(cfg.get("context_scale", 1)))
+
+
 def predict_at_spots(
     bundle: Any,
     adata: Any,
@@ -168,6 +178,7 @@ def predict_at_spots(
     tta: bool | None = None,
     patch_cache: Any = None,
     cancel: CancelToken | None = None,
+    smooth: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression at every spot of ``adata`` from its H&E image.
 
@@ -194,6 +205,9 @@ def predict_at_spots(
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
     cancel
         Checked between batches.
+    smooth
+        Blend each spot's prediction with its neighbours' at the bundle's chosen weight
+        (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).
 
     Yields
     ------
@@ -208,7 +222,7 @@ def predict_at_spots(
         ``uns['mclstexp']`` provenance.
     """
     from ..data.patches import iter_sample_patches
-    from ..sample import image_path, library_id, microns_per_pixel
+    from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
     dev = resolve(device)
     precision = precision or bundle_precision(bundle)
@@ -217,13 +231,16 @@ def predict_at_spots(
     batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
     size_px = patch_px_for(bundle, microns_per_pixel(adata))
     input_px = int(bundle.config["input_px"])
-    patches = yield from iter_sample_patches(adata, size_px, input_px, patch_cache, cancel)
+    read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
+    patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
     model = prepare_model(bundle, dev)
     emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, tta=tta, cancel=cancel)
     if cancel is not None:
         cancel.raise_if_cancelled()
     yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
     result = predict_from_embeddings(emb, bundle, k, distance)
+    alpha = bundle_alpha(bundle, smooth)
+    prediction = smoothing.smooth(result.prediction.cpu().numpy(), neighbour_graph(spot_xy(adata)), alpha)
     yield Progress("retrieve", 1, 1)
     info = provenance(
         bundle,
@@ -235,11 +252,12 @@ def predict_at_spots(
         patch_px=int(size_px),
         input_px=input_px,
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
+        neighbour_alpha=alpha,
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(
         bundle,
-        result.prediction.cpu().numpy(),
+        prediction,
         result.uncertainty.cpu().numpy(),
         emb.cpu().numpy(),
         adata.obs,

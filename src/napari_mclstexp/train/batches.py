@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..data.genes import expression_matrix, select_genes
-from ..data.patches import iter_sample_patches
+from ..data.patches import iter_sample_patches, view_px
 from ..model.mclstexp import spot_positions
 from ..progress import Progress, ProgressGen
 from ..sample import section_name
@@ -28,7 +28,8 @@ def load_training_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[
         if cancel is not None:
             cancel.raise_if_cancelled()
         name = section_name(adata, i)
-        gen = iter_sample_patches(adata, sample_patch_px(adata, cfg), cfg.input_px, patch_cache, cancel)
+        read_px, out_px = view_px(sample_patch_px(adata, cfg), cfg.input_px, cfg.context_scale)
+        gen = iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
         while True:
             try:
                 ev = next(gen)

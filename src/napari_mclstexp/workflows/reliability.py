@@ -13,14 +13,15 @@ from ..data.genes import expression_matrix
 from ..data.patches import iter_sample_patches
 from ..data.scales import value_normalization
 from ..predict.retrieval import retrieve
-from ..predict.spots import bundle_precision, embed_patches, patch_px_for, prepare_model, resolve
+from ..predict.smoothing import choose_alpha, smooth_sections
+from ..predict.spots import bundle_precision, embed_patches, prepare_model, resolve, view_px_for
 from ..progress import CancelToken, Progress, ProgressGen
-from ..sample import microns_per_pixel
+from ..sample import microns_per_pixel, spot_xy
 
 
-def _held_out_groups(bank: Any) -> list[np.ndarray]:
-    """Boolean masks over the bank: one per section, or left/right halves of a single section."""
-    sections = np.asarray(bank.sections)
+def _held_out_groups(sections: np.ndarray) -> list[np.ndarray]:
+    """Boolean masks over the query spots: one per section, or left/right halves of a single section."""
+    sections = np.asarray(sections)
     names = list(dict.fromkeys(sections.tolist()))
     if len(names) > 1:
         return [sections == s for s in names]
@@ -58,38 +59,46 @@ def iter_gene_reliability(
     Returns
     -------
     dict
-        ``genes``, ``r`` (lists), ``threshold`` (:data:`RELIABLE_R`), ``method``, ``n_spots``.
+        ``genes``, ``r`` (lists), ``threshold`` (:data:`RELIABLE_R`), ``method``, ``n_spots``, and
+        ``smoothing``: the neighbour weight chosen on the same held-out predictions
+        (:func:`~napari_mclstexp.predict.smoothing.choose_alpha`); ``r`` is measured after it.
     """
     dev = resolve(device)
     cfg = bundle.config
     model = prepare_model(bundle, dev)
     embs = []
     for adata in samples:
-        size = patch_px_for(bundle, microns_per_pixel(adata))
-        patches = yield from iter_sample_patches(adata, size, int(cfg["input_px"]), patch_cache, cancel)
+        read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
+        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
         emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
         embs.append(emb.float().cpu().numpy())
     query = np.concatenate(embs) if embs else np.zeros((0, int(cfg["embed_dim"])), np.float32)
     # on the scale of the bank's values, which the predictions average (paper: per gene)
     truth = np.concatenate([expression_matrix(a, bundle.genes, value_normalization(cfg)) for a in samples])
     pred = np.zeros_like(truth)
-    n_bank = len(bundle.bank)
-    if len(query) != n_bank:  # extra expression-only sections in the bank: no images to query with
-        groups = [np.zeros(len(query), bool)]
-    else:
-        groups = _held_out_groups(bundle.bank)
+    n_bank, n_query = len(bundle.bank), len(query)
+    sections = np.asarray(bundle.bank.sections)[:n_query]  # the image sections come first in the bank
+    groups = _held_out_groups(sections)
     for i, held in enumerate(groups):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if held.any() and (~held).sum() >= int(cfg["k"]):
-            result = retrieve(query[held], bundle.bank.subset(~held), int(cfg["k"]), cfg["distance"])
+        out = np.zeros(n_bank, bool)  # expression-only extra sections always stay in the reference
+        out[:n_query] = held
+        k = min(int(cfg["k"]), int((~out).sum()))  # one small section: its halves hold fewer than k spots
+        if held.any() and k >= 1:
+            result = retrieve(query[held], bundle.bank.subset(~out), k, cfg["distance"])
             pred[held] = np.asarray(result.prediction)
         yield Progress("reliability", i + 1, len(groups), message="held-out genes")
+    # the neighbour weight: chosen on these held-out predictions, groups (sections or halves) apart
+    xy = np.concatenate([spot_xy(a) for a in samples]) if samples else np.zeros((0, 2))
+    smoothing = choose_alpha(pred, truth, xy, sections) if n_query else {"alpha": 0.0}
+    pred = smooth_sections(pred, xy, sections, smoothing["alpha"])  # reliability of what users get
     r = pearson_per_gene(pred, truth)[0]
     return {
         "genes": [str(g) for g in bundle.genes],
         "r": [None if not np.isfinite(v) else float(v) for v in r],
         "threshold": RELIABLE_R,
         "method": METHOD,
-        "n_spots": int(len(query)),
+        "n_spots": int(n_query),
+        "smoothing": smoothing,
     }

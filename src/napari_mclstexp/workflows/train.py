@@ -105,6 +105,7 @@ def train_and_save(
     cancel: CancelToken | None = None,
     bins_per_epoch: int | None = None,
     bank_size: int | None = None,
+    bank_extra: Sequence[Any] = (),
 ) -> ProgressGen[SavedModel]:
     """Generator: train on ``samples``, build the bundle (model + reference bank) and save it atomically.
 
@@ -136,6 +137,9 @@ def train_and_save(
         (:func:`~napari_mclstexp.train.bins.train_on_bins`; ``resume`` does not apply).
     bank_size
         The reference bank holds at most this many spots/bins (stratified subsample; ``None``: all).
+    bank_extra
+        Expression-only sections (AnnData or ``.h5ad`` paths; no image needed) that join the reference
+        bank: more reference spots to retrieve from (measured in ``benchmarks/accuracy.py --part levers``).
 
     Returns
     -------
@@ -176,10 +180,13 @@ def train_and_save(
     from ..train.bins import bank_samples
 
     bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
-    bundle = make_bundle(result, bank, device=result.device)
+    extra = [s if hasattr(s, "obsm") else read_sample(s) for s in bank_extra]
+    bundle = make_bundle(result, bank, device=result.device, extra_samples=extra)
     if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
-        bundle.metadata["reliability"] = yield from iter_gene_reliability(
+        reliability = yield from iter_gene_reliability(
             bundle, bank, device=result.device, patch_cache=cache, cancel=cancel
         )
+        bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
+        bundle.metadata["reliability"] = reliability
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
