@@ -13,19 +13,22 @@ import contextlib
 import copy
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
 #: Bins per block edge read with one region read (16 × 16 bins of 8 µm = 128 µm + one patch).
 BLOCK_BINS = 16
 
 
 def predict_at_bins(
-    bundle: Any,
+    bundle: Bundle,
     adata: Any,
     *,
     device: str = "auto",

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ import pandas as pd
 from ..atomic import atomic_write_path
 from ..errors import Cancelled, InputError, MissingInputError
 from ..progress import CancelToken, Progress, ProgressGen
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
 
 #: Name of the per-slide summary table written into the output folder.
 SUMMARY_NAME = "cohort_summary.csv"
@@ -142,7 +145,7 @@ def _tiles_in(path: Path) -> int | None:
 
 
 def predict_cohort(
-    bundle: Any,
+    bundle: Bundle,
     slides: Sequence[CohortSlide],
     out_dir: str | os.PathLike,
     *,

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .retrieval import Retrieval, retrieve
 
+if TYPE_CHECKING:
+    from ..bundle import Bundle
 
-def is_direct(bundle: Any) -> bool:
+
+def is_direct(bundle: Bundle) -> bool:
     """Whether the bundle's model outputs predictions itself (``head="ridge"``) instead of embeddings."""
     return str(bundle.config.get("head", "contrastive")) == "ridge"
 
 
-def predict_from_embeddings(emb: Any, bundle: Any, k: int, distance: str) -> Retrieval:
+def predict_from_embeddings(emb: Any, bundle: Bundle, k: int, distance: str) -> Retrieval:
     """Retrieval from the bundle's bank, or (ridge) the model's outputs as predictions.
 
     A direct head has no neighbours: ``indices``/``weights`` are (N, 0) and ``uncertainty`` is NaN

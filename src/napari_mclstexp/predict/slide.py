@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from .spots import (
 )
 from .tiles import group_blocks, tile_batches
 from .tissue import slide_tissue_mask, tile_tissue_fraction
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
 
 #: Width (full-res px) of the vertical bands tiles are read in, row by row (see ``tiles.group_blocks``).
 BAND_PX = 8192
@@ -158,7 +161,7 @@ def _launch(
     embedder: ImageEmbedder,
     batch: torch.Tensor,
     idx: np.ndarray,
-    bundle: Any,
+    bundle: Bundle,
     k: int,
     distance: str,
     device: torch.device,
@@ -174,7 +177,7 @@ def _launch(
 
 
 def predict_whole_slide(
-    bundle: Any,
+    bundle: Bundle,
     image_path: str | os.PathLike,
     *,
     step_px: int | None = None,

@@ -12,11 +12,14 @@ held-out predictions of the training sections (:func:`choose_alpha`) and stored 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
 
 #: Neighbours lie within this many lattice spacings (√2 ≈ 1.41 < 1.5 < √3 ≈ 1.73: square and hex rings).
 RADIUS = 1.5
@@ -125,7 +128,7 @@ def choose_alpha(
     return {"alpha": best, "scores": {str(a): v for a, v in scores.items()}, "radius": RADIUS, "method": METHOD}
 
 
-def bundle_alpha(bundle: Any, smooth_on: bool | float = True) -> float:
+def bundle_alpha(bundle: Bundle, smooth_on: bool | float = True) -> float:
     """The weight to predict with: the bundle's chosen one, ``0`` when off or not chosen, or a given float."""
     if smooth_on is False or smooth_on is None:
         return 0.0

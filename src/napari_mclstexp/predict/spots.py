@@ -7,7 +7,7 @@ bf16 autocast on CUDA) and the prediction AnnData layout (ARCHITECTURE.md, "pred
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
 
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
 #: Image patches per forward pass by device type.
 DEFAULT_BATCH = {"cuda": 256, "mps": 128, "cpu": 64}
 
@@ -32,7 +35,7 @@ def resolve(device: str | torch.device) -> torch.device:
     return resolve_device(device)
 
 
-def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
+def prepare_model(bundle: Bundle, device: torch.device) -> torch.nn.Module:
     """The bundle's model on ``device`` in eval mode, channels_last on CUDA."""
     model = bundle.build_model(device)
     if device.type == "cuda":
@@ -43,7 +46,11 @@ def prepare_model(bundle: Any, device: torch.device) -> torch.nn.Module:
 
 
 def bundle_embedder(
-    bundle: Any, device: torch.device, precision: str = "bf16", batch_size: int | None = None, tta: bool | None = None
+    bundle: Bundle,
+    device: torch.device,
+    precision: str = "bf16",
+    batch_size: int | None = None,
+    tta: bool | None = None,
 ) -> ImageEmbedder:
     """An :class:`ImageEmbedder` of the bundle's model on ``device``.
 
@@ -85,7 +92,7 @@ def embed_patches(
     return torch.cat(out)
 
 
-def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, Any]:
+def provenance(bundle: Bundle, k: int, distance: str, **extra: Any) -> dict[str, Any]:
     """The ``uns['mclstexp']`` summary: which model, which retrieval settings, which input."""
     meta = bundle.metadata
     info = {
@@ -117,7 +124,7 @@ def provenance(bundle: Any, k: int, distance: str, **extra: Any) -> dict[str, An
 
 
 def prediction_anndata(
-    bundle: Any,
+    bundle: Bundle,
     prediction: np.ndarray,
     uncertainty: np.ndarray,
     embedding: np.ndarray,
@@ -146,19 +153,19 @@ def prediction_anndata(
     return out
 
 
-def bundle_precision(bundle: Any) -> str:
+def bundle_precision(bundle: Bundle) -> str:
     """Precision a bundle's queries are embedded in by default: the one its model trained in."""
     return str(bundle.config.get("precision", "bf16"))
 
 
-def patch_px_for(bundle: Any, mpp: float | None) -> int:
+def patch_px_for(bundle: Bundle, mpp: float | None) -> int:
     """Crop edge (full-res px) covering the training patches' µm extent at ``mpp``; else the trained px."""
     from ..data.patches import crop_px
 
     return crop_px(bundle.patch_px, bundle.patch_um, mpp)
 
 
-def view_px_for(bundle: Any, mpp: float | None) -> tuple[int, int]:
+def view_px_for(bundle: Bundle, mpp: float | None) -> tuple[int, int]:
     """``(read edge, stored edge)`` px of the model's view at ``mpp`` (spot patch, plus context if trained so)."""
     from ..data.patches import view_px
 
@@ -167,7 +174,7 @@ def view_px_for(bundle: Any, mpp: float | None) -> tuple[int, int]:
 
 
 def predict_at_spots(
-    bundle: Any,
+    bundle: Bundle,
     adata: Any,
     *,
     device: str | torch.device = "auto",
