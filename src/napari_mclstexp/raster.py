@@ -11,10 +11,13 @@ unknown), so the raster lies exactly on the slide.  :class:`GeneColumns` serves 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class BinRaster:
     grid_affine: np.ndarray
 
     @classmethod
-    def from_adata(cls, adata: Any) -> BinRaster | None:
+    def from_adata(cls, adata: AnnData) -> BinRaster | None:
         """The raster of a binned sample (``uns['bin_grid']``) or a whole-slide prediction
         (``uns['mclstexp']['grid']``); ``None`` for spots that are not on a grid."""
         if "array_row" not in adata.obs or "array_col" not in adata.obs or adata.n_obs == 0:
@@ -100,7 +103,7 @@ class BinRaster:
 class GeneColumns:
     """Fast access to one gene's values of a large AnnData (CSC copy of sparse ``X``, made on first use)."""
 
-    def __init__(self, adata: Any) -> None:
+    def __init__(self, adata: AnnData) -> None:
         self.adata = adata
         self._csc: sparse.csc_matrix | None = None
 
@@ -120,7 +123,7 @@ class GeneColumns:
         return col.ravel().astype(np.float32, copy=False)
 
 
-def raster_image(adata: Any, values: np.ndarray) -> np.ndarray:
+def raster_image(adata: AnnData, values: np.ndarray) -> np.ndarray:
     """Raster of ``values`` on the sample's grid (:meth:`BinRaster.from_adata`), cached on ``adata.uns``-free
     storage per AnnData object.
 
@@ -138,7 +141,7 @@ def raster_image(adata: Any, values: np.ndarray) -> np.ndarray:
 _RASTERS: dict[int, tuple[Any, BinRaster | None]] = {}
 
 
-def raster_of(adata: Any) -> BinRaster | None:
+def raster_of(adata: AnnData) -> BinRaster | None:
     """:meth:`BinRaster.from_adata`, computed once per AnnData object (it is never modified)."""
     hit = _RASTERS.get(id(adata))
     if hit is not None and hit[0] is adata:

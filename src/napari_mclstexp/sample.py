@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 
 from .errors import CountsError, MissingInputError, SampleFormatError, SpotMatchError
 
+if TYPE_CHECKING:
+    from anndata import AnnData
 
-def library_id(adata: Any) -> str:
+
+def library_id(adata: AnnData) -> str:
     """The key of ``uns['spatial']`` describing this sample.
 
     With several keys, the one named by the sample's ``obs['section']``; falls back to the single
@@ -50,7 +53,7 @@ def library_id(adata: Any) -> str:
     return "sample"
 
 
-def section_name(adata: Any, position: int = 0) -> str:
+def section_name(adata: AnnData, position: int = 0) -> str:
     """The sample's section name: ``obs['section']`` when it holds one value, else its single
     ``uns['spatial']`` library id, else ``sample<position>`` (training, banks and CV folds name samples so)."""
     if "section" in adata.obs and adata.n_obs:
@@ -63,7 +66,7 @@ def section_name(adata: Any, position: int = 0) -> str:
     return f"sample{position}"
 
 
-def _library(adata: Any) -> dict:
+def _library(adata: AnnData) -> dict:
     spatial = adata.uns.get("spatial")
     if not isinstance(spatial, dict):
         return {}
@@ -71,7 +74,7 @@ def _library(adata: Any) -> dict:
     return lib if isinstance(lib, dict) else {}
 
 
-def image_path(adata: Any) -> Path | None:
+def image_path(adata: AnnData) -> Path | None:
     """Full-resolution image of the sample (``uns['spatial'][lib]['metadata']['source_image_path']``), or ``None``."""
     value = _library(adata).get("metadata", {}).get("source_image_path")
     if value is None:
@@ -80,7 +83,7 @@ def image_path(adata: Any) -> Path | None:
     return Path(value) if value.strip() else None
 
 
-def set_image_path(adata: Any, path: str | os.PathLike, *, relative_to: str | os.PathLike | None = None) -> Path:
+def set_image_path(adata: AnnData, path: str | os.PathLike, *, relative_to: str | os.PathLike | None = None) -> Path:
     """Store the sample's full-resolution image as an absolute path; returns it.
 
     A relative ``path`` is taken relative to ``relative_to`` (the folder of the ``.h5ad`` that named it),
@@ -96,14 +99,14 @@ def set_image_path(adata: Any, path: str | os.PathLike, *, relative_to: str | os
     return p
 
 
-def spot_xy(adata: Any) -> np.ndarray:
+def spot_xy(adata: AnnData) -> np.ndarray:
     """Spot centres as a float64 (N, 2) copy in full-resolution pixels, (x = column, y = row)."""
     if "spatial" not in adata.obsm:
         raise SampleFormatError("sample has no obsm['spatial'] (spot centres in full-resolution pixels)")
     return np.asarray(adata.obsm["spatial"], dtype=np.float64)[:, :2].copy()
 
 
-def microns_per_pixel(adata: Any) -> float | None:
+def microns_per_pixel(adata: AnnData) -> float | None:
     """Micrometres per full-resolution pixel (``metadata['microns_per_pixel']``), or ``None`` if unknown."""
     value = _library(adata).get("metadata", {}).get("microns_per_pixel")
     try:
@@ -113,7 +116,7 @@ def microns_per_pixel(adata: Any) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
-def spot_diameter_px(adata: Any) -> float | None:
+def spot_diameter_px(adata: AnnData) -> float | None:
     """Spot diameter in full-resolution pixels (``scalefactors['spot_diameter_fullres']``), or ``None``."""
     value = _library(adata).get("scalefactors", {}).get("spot_diameter_fullres")
     try:
@@ -175,7 +178,7 @@ def check_counts(X: Any, path: str | os.PathLike | None = None) -> None:
         raise CountsError(f"counts contain {neg} negative values", path)
 
 
-def make_var_names_unique(adata: Any, path: str | os.PathLike | None = None) -> int:
+def make_var_names_unique(adata: AnnData, path: str | os.PathLike | None = None) -> int:
     """Make duplicate gene names unique in place (``GENE``, ``GENE-1``, ...), warning how many; returns that number."""
     n_dup = int(adata.var_names.duplicated().sum())
     if n_dup:
@@ -190,7 +193,7 @@ def make_var_names_unique(adata: Any, path: str | os.PathLike | None = None) -> 
     return n_dup
 
 
-def drop_spots_outside(adata: Any, shape: tuple[int, int], path: str | os.PathLike | None = None) -> Any:
+def drop_spots_outside(adata: AnnData, shape: tuple[int, int], path: str | os.PathLike | None = None) -> Any:
     """Drop spots whose centre lies outside an image of ``shape`` (H, W) px, warning how many.
 
     Returns
@@ -231,7 +234,7 @@ def drop_spots_outside(adata: Any, shape: tuple[int, int], path: str | os.PathLi
     return adata[inside].copy()
 
 
-def validate_sample(adata: Any, path: str | os.PathLike | None = None, *, require_image: bool = False) -> None:
+def validate_sample(adata: AnnData, path: str | os.PathLike | None = None, *, require_image: bool = False) -> None:
     """Check that an AnnData follows the sample conventions; raise a clear typed error otherwise.
 
     Parameters

@@ -21,6 +21,8 @@ from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
 if TYPE_CHECKING:
+    from anndata import AnnData
+
     from ..bundle import Bundle
 
 #: Bins per block edge read with one region read (16 × 16 bins of 8 µm = 128 µm + one patch).
@@ -29,7 +31,7 @@ BLOCK_BINS = 16
 
 def predict_at_bins(
     bundle: Bundle,
-    adata: Any,
+    adata: AnnData,
     *,
     device: str = "auto",
     k: int | None = None,

@@ -22,6 +22,8 @@ from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
 
 if TYPE_CHECKING:
+    from anndata import AnnData
+
     from ..bundle import Bundle
 
 #: Image patches per forward pass by device type.
@@ -175,7 +177,7 @@ def view_px_for(bundle: Bundle, mpp: float | None) -> tuple[int, int]:
 
 def predict_at_spots(
     bundle: Bundle,
-    adata: Any,
+    adata: AnnData,
     *,
     device: str | torch.device = "auto",
     k: int | None = None,
