@@ -354,7 +354,8 @@ def predict_whole_slide(
             for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
                 pred[part], unc[part], emb[part] = p, u, e
         alpha = bundle_alpha(bundle, smooth)
-        pred = smoothing.smooth(pred, neighbour_graph(np.c_[cols, rows]), alpha)  # grid neighbours
+        if alpha > 0:
+            pred = smoothing.smooth(pred, neighbour_graph(np.c_[cols, rows]), alpha)  # grid neighbours
 
         info = provenance(
             bundle,

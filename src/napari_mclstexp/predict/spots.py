@@ -249,7 +249,9 @@ def predict_at_spots(
     yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
     result = predict_from_embeddings(emb, bundle, k, distance)
     alpha = bundle_alpha(bundle, smooth)
-    prediction = smoothing.smooth(result.prediction.cpu().numpy(), neighbour_graph(spot_xy(adata)), alpha)
+    prediction = result.prediction.cpu().numpy()
+    if alpha > 0:
+        prediction = smoothing.smooth(prediction, neighbour_graph(spot_xy(adata)), alpha)
     yield Progress("retrieve", 1, 1)
     info = provenance(
         bundle,
