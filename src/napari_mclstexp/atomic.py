@@ -56,3 +56,18 @@ def atomic_write_path(path: str | os.PathLike, suffix: str | None = None) -> Ite
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """Create ``path``'s folder if needed and check a file can be written there, before long work starts.
+
+    Raises :class:`~napari_mclstexp.errors.OutputError` naming ``path`` and ``what`` would be written.
+    """
+    from .errors import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write {what} here ({err.strerror or err})", path) from err

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_path
+from ..atomic import atomic_write_path, check_writable_folder
 from ..errors import InputError, OutputError
 from ..model.encoders import ENCODERS, make_image_encoder
 from ..model.presets import get_preset
@@ -61,12 +60,7 @@ def pretrain_output(out: str | os.PathLike) -> Path:
         path = path.with_name(path.name + ".safetensors")
     if path.suffix.lower() != ".safetensors":
         raise OutputError("pretrained weights are written as .safetensors; use that suffix", path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as err:
-        raise OutputError(f"cannot write the weights here ({err.strerror or err})", path) from err
+    check_writable_folder(path, "the weights")
     return path
 
 

@@ -8,13 +8,13 @@ the bundle (``MODEL.mclst.ckpt``), and resuming from it.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..atomic import check_writable_folder
 from ..bundle import make_bundle, save_bundle
 from ..data.panel import check_default_panel
 from ..data.patches import PatchCache, default_cache_root
@@ -77,12 +77,7 @@ def bundle_output(out: str | os.PathLike, *, add_suffix: bool = True) -> Path:
         raise OutputError("is a folder; give a file name such as model.mclst", path)
     if add_suffix and path.suffix.lower() != ".mclst":
         path = path.with_name(path.name + ".mclst")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as err:
-        raise OutputError(f"cannot write the model here ({err.strerror or err})", path) from err
+    check_writable_folder(path, "the model")
     return path
 
 
