@@ -7,7 +7,8 @@ Layout (format version 1)::
                          metrics, library versions, creation time, bank summary
     weights.safetensors  the model's state dict
     bank.safetensors     "embeddings" (M, D) float32 or float16, "expression" (M, G) float32,
-                         "section_index" (M,) int32 into metadata["bank"]["sections"]
+                         "section_index" (M,) int32 into metadata["bank"]["sections"], and optionally
+                         "descriptors" (M_img, D) float32: tissue descriptors of the first M_img spots
     bank_spots.json      the bank spots' ids (obs_names), a JSON list of M strings
 
 Loading reads JSON and safetensors only: nothing is ever unpickled.
@@ -63,6 +64,8 @@ class Bundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None  #: the file it was loaded from / saved to, if any
     encoder_weights: str | None = None  #: file for referenced (not embedded) encoder weights; None: as recorded
+    #: (M_img, D) tissue descriptors of the bank's first M_img (image) spots (predict/descriptor_model.py), or None
+    descriptors: np.ndarray | None = None
 
     @property
     def pos_shape(self) -> tuple[int, int]:
@@ -208,6 +211,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
             "embeddings": np.ascontiguousarray(bank.embeddings, dtype=bank_dtype),
             "expression": np.ascontiguousarray(bank.expression, dtype=np.float32),
             "section_index": np.asarray([lookup[s] for s in bank.sections.tolist()], dtype=np.int32),
+            **({} if bundle.descriptors is None else {"descriptors": np.asarray(bundle.descriptors, np.float32)}),
         }
     )
     dest = Path(path)
@@ -285,6 +289,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         config, genes = dict(meta["config"]), [str(g) for g in meta["genes"]]
         sections = np.asarray(meta["bank"]["sections"], dtype=str)[arrays["section_index"]]
         bank = ReferenceBank(arrays["embeddings"], arrays["expression"], genes, sections, spot_ids)
+        descriptors = arrays.get("descriptors")
+        if descriptors is not None and (descriptors.ndim != 2 or len(descriptors) > len(bank)):
+            raise ValueError(f"descriptors of shape {descriptors.shape} for a bank of {len(bank)} spots")
         _ = meta["pos_shape"]
     except (KeyError, IndexError, TypeError, ValueError) as err:
         raise BundleError(f"bundle content is inconsistent: {err!r}", path) from err
@@ -294,4 +301,4 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         as_config(config)
     except InputError as err:
         raise BundleError(f"bundle hyperparameters are not understood by this version: {err}", path) from err
-    return Bundle(config, genes, state, bank, meta, path.resolve())
+    return Bundle(config, genes, state, bank, meta, path.resolve(), descriptors=descriptors)

@@ -198,5 +198,7 @@ def test_baseline_and_model_crop_the_same_test_patches(synthetic_samples, tmp_pa
             patch_cache=PatchCache(tmp_path / "cache"),
         )
     )
-    assert crops["SYN3"] == {96}  # 48 px at 1 µm/px = 48 µm = 96 px at 0.5 µm/px, for model and baselines
-    assert crops["SYN1"] == crops["SYN2"] == {48}
+    # 48 px at 1 µm/px = 48 µm = 96 px at 0.5 µm/px, for model and baselines; the tissue descriptors read
+    # 3× around the same patch
+    assert crops["SYN3"] == {96, 3 * 96}
+    assert crops["SYN1"] == crops["SYN2"] == {48, 3 * 48}

@@ -90,6 +90,14 @@ def register(subparsers) -> None:
         "(1: the spot only; default: the preset's)",
     )
     p.add_argument(
+        "--descriptors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also predict from fixed tissue descriptors (stain, colour, texture of the spot and its "
+        "surroundings), blended with the retrieval at a weight chosen on held-out training data "
+        "(default: the preset's; on in quick)",
+    )
+    p.add_argument(
         "--bank-extra",
         nargs="+",
         default=[],
@@ -120,7 +128,7 @@ def config_from_args(args: argparse.Namespace):
     from ..model.presets import get_preset
 
     changes = {}
-    for key in ("epochs", "weights", "seed", "batch_size", "context_scale"):
+    for key in ("epochs", "weights", "seed", "batch_size", "context_scale", "descriptors"):
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = value

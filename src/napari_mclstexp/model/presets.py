@@ -98,6 +98,9 @@ class TrainConfig:
     #: > 1: the encoder also sees a context view ``context_scale`` × wider than the spot patch (downsampled to
     #: ``input_px``); the two views' features are concatenated before the projection head (1: the spot only)
     context_scale: int = 1
+    #: Also predict from fixed tissue descriptors (stain, colour, texture of the spot and a 3× wider view;
+    #: ``predict/descriptor_model.py``) and blend with the retrieval at a weight chosen on held-out training data
+    descriptors: bool = False
     image_norm: str = "imagenet"  #: "imagenet" (mean/std), "none" (RGB in [0, 1]) or "bgr255" (BGR, 0-255)
     final_relu: bool = True  #: densenet121: torchvision's ReLU after norm5 (False: the reference's features)
     # spot side
@@ -296,6 +299,7 @@ def get_preset(name: str) -> TrainConfig:
             rotate_deg=0.0,
             color_jitter=(0.1, 0.1, 0.1),
             tta=False,
+            descriptors=True,
             k=200,
             distance="l2",
         )

@@ -27,6 +27,7 @@ import torch
 from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
+from .descriptor_model import blend, centre, descriptor_weight, predict_reads, read_scale
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
@@ -143,6 +144,7 @@ class _InFlight:
     uncertainty: torch.Tensor
     embedding: torch.Tensor
     event: Any = None
+    from_descriptors: np.ndarray | None = None
 
     def wait(self) -> None:
         if self.event is not None:
@@ -200,6 +202,7 @@ def predict_whole_slide(
     tissue: tuple[np.ndarray, float] | None = None,
     smooth: bool | float = True,
     on_grid: OnGrid | None = None,
+    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -244,6 +247,9 @@ def predict_whole_slide(
         Blend each tile's prediction with its grid neighbours' at the bundle's chosen weight
         (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).  ``on_tile``
         streams the tiles before it.
+    descriptors
+        Blend in the tissue-descriptor predictor at the bundle's weight, as at spots (each tile's read then
+        covers 3 × its patch); ``False``: off; a float: that weight.
     on_grid
         Called once with the :class:`TileGrid` (step, origin, shape, patch px) before the first tile,
         so a viewer can lay out the map the tiles stream into without deciding the grid itself.
@@ -311,11 +317,15 @@ def predict_whole_slide(
         def finish(item: _InFlight) -> None:
             item.wait()
             p = item.prediction.numpy()
+            if item.from_descriptors is not None:
+                p = blend(p, item.from_descriptors, weight)
             pred[item.idx], unc[item.idx], emb[item.idx] = p, item.uncertainty.numpy(), item.embedding.numpy()
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
-        read_px, out_px = view_px(patch_px, input_px, int(bundle.config.get("context_scale", 1)))
+        weight = descriptor_weight(bundle, descriptors)
+        scale = int(bundle.config.get("context_scale", 1))
+        read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
         batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin=dev.type == "cuda")
         previous: _InFlight | None = None
         with contextlib.closing(batches):
@@ -323,7 +333,9 @@ def predict_whole_slide(
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
-                current = _launch(embedder, batch, idx, bundle, k, distance, dev)
+                current = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
+                if weight > 0:  # on the CPU while the device embeds
+                    current.from_descriptors = predict_reads(bundle, batch)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:
@@ -370,6 +382,7 @@ def predict_whole_slide(
             tta=bool(bundle.config.get("tta", False) if tta is None else tta),
             grid=grid.to_dict(),
             neighbour_alpha=alpha,
+            descriptor_weight=weight,
         )
         lib = path.stem
         meta: dict[str, Any] = {"source_image_path": str(path.resolve())}

@@ -17,6 +17,7 @@ from ..analysis.report import json_safe
 from ..data.scales import value_normalization
 from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
+from .descriptor_model import blend, bundle_descriptor_model, descriptor_weight
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
@@ -188,6 +189,7 @@ def predict_at_spots(
     patch_cache: Any = None,
     cancel: CancelToken | None = None,
     smooth: bool | float = True,
+    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression at every spot of ``adata`` from its H&E image.
 
@@ -217,11 +219,15 @@ def predict_at_spots(
     smooth
         Blend each spot's prediction with its neighbours' at the bundle's chosen weight
         (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).
+    descriptors
+        Blend the retrieval with the tissue-descriptor predictor at the bundle's chosen weight
+        (:mod:`~napari_mclstexp.predict.descriptor_model`; bundles trained with it; ``False``: off; a float:
+        that weight).  Applied before smoothing.
 
     Yields
     ------
     Progress
-        Stages ``"patches"``, ``"embed"``, ``"retrieve"``.
+        Stages ``"patches"``, ``"embed"``, ``"retrieve"`` (and the descriptor reads' ``"patches"``).
 
     Returns
     -------
@@ -250,6 +256,12 @@ def predict_at_spots(
     result = predict_from_embeddings(emb, bundle, k, distance)
     alpha = bundle_alpha(bundle, smooth)
     prediction = result.prediction.cpu().numpy()
+    weight = descriptor_weight(bundle, descriptors)
+    if weight > 0:
+        from ..data.descriptors import iter_sample_descriptors
+
+        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel)
+        prediction = blend(prediction, bundle_descriptor_model(bundle).predict(d), weight)
     if alpha > 0:
         prediction = smoothing.smooth(prediction, neighbour_graph(spot_xy(adata)), alpha)
     yield Progress("retrieve", 1, 1)
@@ -264,6 +276,7 @@ def predict_at_spots(
         input_px=input_px,
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
         neighbour_alpha=alpha,
+        descriptor_weight=weight,
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(

@@ -193,6 +193,7 @@ def run_fold(
     from ..predict.spots import predict_at_spots
     from ..train.trainer import train
     from .cv_baselines import fold_baselines, model_hest_pcc
+    from .reliability import iter_finish_bundle
 
     test = samples[fold.test]
     train_samples = [samples[s] for s in fold.train]
@@ -201,6 +202,7 @@ def run_fold(
     result = yield from train(train_samples, config, genes=genes, device=device, cancel=cancel, patch_cache=patch_cache)
     t1 = time.perf_counter()
     bundle = make_bundle(result, train_samples, result.device, extra_samples=extra_samples)
+    yield from iter_finish_bundle(bundle, train_samples, device=result.device, patch_cache=patch_cache, cancel=cancel)
     t2 = time.perf_counter()
     pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache, cancel=cancel)
     t3 = time.perf_counter()

@@ -12,6 +12,7 @@ from ..analysis.reliability import METHOD, RELIABLE_R
 from ..data.genes import expression_matrix
 from ..data.patches import iter_sample_patches
 from ..data.scales import value_normalization
+from ..predict.descriptor_model import blend, choose_weight, fit_descriptor_model
 from ..predict.retrieval import retrieve
 from ..predict.smoothing import choose_alpha, smooth_sections
 from ..predict.spots import bundle_precision, embed_patches, prepare_model, resolve, view_px_for
@@ -27,6 +28,53 @@ def _held_out_groups(sections: np.ndarray) -> list[np.ndarray]:
         return [sections == s for s in names]
     half = np.arange(len(sections)) < len(sections) // 2
     return [half, ~half]
+
+
+def held_out_descriptor_predictions(descriptors: np.ndarray, truth: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """``(N, G)``: each group predicted by descriptor trees fitted on the other groups' spots."""
+    out = np.zeros(truth.shape, np.float32)
+    for held in groups:
+        if held.any() and (~held).sum() >= 2:
+            out[held] = fit_descriptor_model(descriptors[~held], truth[~held]).predict(descriptors[held])
+    return out
+
+
+def iter_finish_bundle(
+    bundle: Any,
+    samples: Sequence[Any],
+    *,
+    device: str = "auto",
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[Any]:
+    """Generator: what a freshly made bundle gets before it is saved or used (train and cv alike).
+
+    With ``config['descriptors']``: the tissue descriptors of the bank's image spots (``samples``, in bank
+    order).  Then :func:`iter_gene_reliability`, whose blend and neighbour weights and per-gene r go to
+    ``metadata['descriptors']``, ``['smoothing']`` and ``['reliability']``.  A bundle without a bank (ridge
+    head) is returned as it is.
+    """
+    if not len(bundle.bank):
+        return bundle
+    if bundle.config.get("descriptors"):
+        from ..data.descriptors import iter_sample_descriptors
+        from ..predict.spots import patch_px_for
+
+        parts = []
+        for adata in samples:
+            crop = patch_px_for(bundle, microns_per_pixel(adata))
+            parts.append(
+                (yield from iter_sample_descriptors(adata, crop, bundle.config["input_px"], patch_cache, cancel))
+            )
+        bundle.descriptors = np.concatenate(parts).astype(np.float32)
+    reliability = yield from iter_gene_reliability(
+        bundle, samples, device=device, patch_cache=patch_cache, cancel=cancel
+    )
+    bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
+    if "descriptors" in reliability:
+        bundle.metadata["descriptors"] = reliability.pop("descriptors")
+    bundle.metadata["reliability"] = reliability
+    return bundle
 
 
 def iter_gene_reliability(
@@ -61,7 +109,9 @@ def iter_gene_reliability(
     dict
         ``genes``, ``r`` (lists), ``threshold`` (:data:`RELIABLE_R`), ``method``, ``n_spots``, and
         ``smoothing``: the neighbour weight chosen on the same held-out predictions
-        (:func:`~napari_mclstexp.predict.smoothing.choose_alpha`); ``r`` is measured after it.
+        (:func:`~napari_mclstexp.predict.smoothing.choose_alpha`); ``r`` is measured after it.  With
+        ``bundle.descriptors``, also ``descriptors``: the blend weight of the descriptor predictions
+        (:func:`~napari_mclstexp.predict.descriptor_model.choose_weight`), chosen before the neighbour weight.
     """
     dev = resolve(device)
     cfg = bundle.config
@@ -89,9 +139,16 @@ def iter_gene_reliability(
             result = retrieve(query[held], bundle.bank.subset(~out), k, cfg["distance"])
             pred[held] = np.asarray(result.prediction)
         yield Progress("reliability", i + 1, len(groups), message="held-out genes")
-    # the neighbour weight: chosen on these held-out predictions, groups (sections or halves) apart
     xy = np.concatenate([spot_xy(a) for a in samples]) if samples else np.zeros((0, 2))
-    smoothing = choose_alpha(pred, truth, xy, sections) if n_query else {"alpha": 0.0}
+    descriptors = getattr(bundle, "descriptors", None)
+    extra: dict[str, Any] = {}
+    if descriptors is not None and n_query:
+        # the descriptor predictor's blend weight, then the neighbour weight, on the same held-out groups
+        from_descriptors = held_out_descriptor_predictions(np.asarray(descriptors)[:n_query], truth, groups)
+        extra["descriptors"], smoothing = choose_weight(pred, from_descriptors, truth, xy, sections)
+        pred = blend(pred, from_descriptors, extra["descriptors"]["weight"])
+    else:  # the neighbour weight: chosen on these held-out predictions, groups (sections or halves) apart
+        smoothing = choose_alpha(pred, truth, xy, sections) if n_query else {"alpha": 0.0}
     pred = smooth_sections(pred, xy, sections, smoothing["alpha"])  # reliability of what users get
     r = pearson_per_gene(pred, truth)[0]
     return {
@@ -101,4 +158,5 @@ def iter_gene_reliability(
         "method": METHOD,
         "n_spots": int(n_query),
         "smoothing": smoothing,
+        **extra,
     }

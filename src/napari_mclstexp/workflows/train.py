@@ -23,7 +23,7 @@ from ..io.h5ad import read_sample
 from ..progress import CancelToken, ProgressGen
 from ..sample import image_path, library_id
 from ..train import trainer
-from .reliability import iter_gene_reliability
+from .reliability import iter_finish_bundle
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -177,11 +177,7 @@ def train_and_save(
     bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
     extra = [s if hasattr(s, "obsm") else read_sample(s) for s in bank_extra]
     bundle = make_bundle(result, bank, device=result.device, extra_samples=extra)
-    if len(bundle.bank):  # per-gene held-out reliability (retrieval) travels with the model; ridge has no bank
-        reliability = yield from iter_gene_reliability(
-            bundle, bank, device=result.device, patch_cache=cache, cancel=cancel
-        )
-        bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
-        bundle.metadata["reliability"] = reliability
+    # descriptors, blend and neighbour weights, per-gene held-out reliability travel with the model
+    yield from iter_finish_bundle(bundle, bank, device=result.device, patch_cache=cache, cancel=cancel)
     save_bundle(bundle, path)
     return SavedModel(bundle, result, path, ckpt, resumed)
