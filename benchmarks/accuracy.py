@@ -15,6 +15,7 @@ Usage::
     python benchmarks/accuracy.py --preset default      # on a CUDA machine
     python benchmarks/accuracy.py --epochs 1 --folds C2 # smoke test
     python benchmarks/accuracy.py --part encoders       # frozen encoder, cross-patient, every baseline
+    python benchmarks/accuracy.py --part descriptors    # tissue descriptors beside the quick retrieval
 
 Data: ``--data DIR`` or ``$MCLSTEXP_SHARED_DATA/her2st`` or ``../shared/data/her2st``.  The CV itself
 is resumable (``<out>-cv.json``); the summary goes to ``benchmarks/results/accuracy-<preset>-<device>.json``.
@@ -143,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         import accuracy_levers
 
         return accuracy_levers.main(argv[2:])
+    if argv[:2] == ["--part", "descriptors"]:  # tissue descriptors beside the retrieval: accuracy_descriptors.py
+        sys.path.insert(0, str(HERE))
+        import accuracy_descriptors
+
+        return accuracy_descriptors.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
     ap.add_argument(

@@ -121,3 +121,27 @@ def test_train_with_context_and_expression_only_bank_sections(sample_file, synth
     assert bundle.config["context_scale"] == 3
     assert len(bundle.bank) == synthetic_samples[0].n_obs + extra.n_obs
     assert set(bundle.bank.sections) == {"SYN1", "SYN3"}
+    # quick trains its tissue descriptors by default: for the image section's spots only
+    assert bundle.config["descriptors"] and bundle.descriptors.shape[0] == synthetic_samples[0].n_obs
+    assert bundle.metadata["descriptors"]["weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    import anndata as ad
+
+    for flag, weight in (([], bundle.metadata["descriptors"]["weight"]), (["--no-descriptors"], 0.0)):
+        pred = tmp_path / "p.h5ad"
+        assert main(["-q", "predict", str(out), str(sample_file), "--out", str(pred), "--device", "cpu", *flag]) == 0
+        assert ad.read_h5ad(pred).uns["mclstexp"]["descriptor_weight"] == weight
+
+
+def test_train_and_predict_without_descriptors(sample_file, tmp_path):
+    import anndata as ad
+
+    from napari_mclstexp.bundle import load_bundle
+
+    out = tmp_path / "plain.mclst"
+    args = ["-q", "train", str(sample_file), "--out", str(out), "--preset", "quick", "--epochs", "1"]
+    assert main([*args, "--device", "cpu", "--genes", "hvg:12", "--no-descriptors"]) == 0
+    bundle = load_bundle(out)
+    assert not bundle.config["descriptors"] and bundle.descriptors is None and "descriptors" not in bundle.metadata
+    pred = tmp_path / "p.h5ad"
+    assert main(["-q", "predict", str(out), str(sample_file), "--out", str(pred), "--device", "cpu"]) == 0
+    assert ad.read_h5ad(pred).uns["mclstexp"]["descriptor_weight"] == 0.0

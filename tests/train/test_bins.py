@@ -85,6 +85,16 @@ def test_train_on_bins_then_predict_every_bin(hd_sample, tmp_path, monkeypatch):
     np.testing.assert_allclose(pred.X, whole.X, rtol=1e-4, atol=1e-5)  # block reads = one patch at a time
     fast = run(predict_at_bins(bundle, part, device="cpu", precision="fp32"))  # from the pyramid
     assert np.corrcoef(fast.X.ravel(), whole.X.ravel())[0, 1] > 0.9
+    # with tissue descriptors blended in, bins still predict as spots do (before neighbour smoothing)
+    from napari_mclstexp.workflows.reliability import iter_finish_bundle
+
+    run(iter_finish_bundle(bundle, bank, device="cpu"))
+    bundle.metadata["descriptors"]["weight"] = 0.5
+    blended = run(predict_at_bins(bundle, part, device="cpu", precision="fp32", use_pyramid=False, block_bins=4))
+    at_spots = run(predict_at_spots(bundle, part, device="cpu", precision="fp32", smooth=False))
+    assert blended.uns["mclstexp"]["descriptor_weight"] == 0.5
+    np.testing.assert_allclose(blended.X, at_spots.X, atol=1e-4)
+    assert np.abs(blended.X - pred.X).max() > 1e-4
 
 
 def test_cli_trains_on_bins_and_predicts_every_bin(hd_sample, tmp_path, capsys):

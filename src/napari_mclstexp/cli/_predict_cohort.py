@@ -43,6 +43,8 @@ def run_cohort(args: argparse.Namespace) -> int:
         distance=args.distance,
         batch_size=args.batch_size,
         tta=getattr(args, "tta", None),
+        smooth=getattr(args, "smooth", True),
+        descriptors=getattr(args, "descriptors", True),
     )
     result = run_with_progress(gen, disable=quiet)
     if dist.is_main and not getattr(args, "quiet", False):

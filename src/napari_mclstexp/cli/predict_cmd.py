@@ -111,6 +111,13 @@ def register(subparsers) -> None:
         "held-out training data (default: on; --no-smooth: each spot on its own)",
     )
     p.add_argument(
+        "--descriptors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="blend in the model's tissue-descriptor predictions at the weight it chose on held-out training "
+        "data (models trained with descriptors, e.g. quick; default: on; --no-descriptors: retrieval only)",
+    )
+    p.add_argument(
         "--encoder-weights",
         default=None,
         metavar="PATH",
@@ -155,7 +162,12 @@ def run(args: argparse.Namespace) -> int:
         bundle.encoder_weights = args.encoder_weights
     quiet = bool(getattr(args, "quiet", False))
     options = dict(
-        device=args.device, k=args.k, distance=args.distance, batch_size=args.batch_size, tta=getattr(args, "tta", None)
+        device=args.device,
+        k=args.k,
+        distance=args.distance,
+        batch_size=args.batch_size,
+        tta=getattr(args, "tta", None),
+        descriptors=getattr(args, "descriptors", True),
     )
     if args.image:
         from ..predict.slide import predict_whole_slide

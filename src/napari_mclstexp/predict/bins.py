@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
@@ -43,6 +44,7 @@ def predict_at_bins(
     block_bins: int = BLOCK_BINS,
     workers: int | None = None,
     cancel: CancelToken | None = None,
+    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression at every bin of ``adata`` from its H&E image.
 
@@ -52,8 +54,8 @@ def predict_at_bins(
         A loaded :class:`~napari_mclstexp.bundle.Bundle`.
     adata
         Binned sample with its image (``obs['array_row'/'array_col']``; never modified).
-    device, k, distance, batch_size, precision, tta
-        As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
+    device, k, distance, batch_size, precision, tta, descriptors
+        As :func:`~napari_mclstexp.predict.spots.predict_at_spots` (no neighbour smoothing at bins).
     use_pyramid
         Read from the coarsest pyramid level not coarser than the encoder's input scale; ``False``
         reads level 0 and resizes (then equal to :func:`predict_at_spots`).
@@ -76,6 +78,7 @@ def predict_at_bins(
     """
     from ..errors import SampleFormatError
     from ..io.wsi import open_slide
+    from .descriptor_model import blend, centre, descriptor_weight, predict_reads, read_scale
     from .slide import _launch
     from .spots import (
         DEFAULT_BATCH,
@@ -85,7 +88,6 @@ def predict_at_bins(
         prediction_anndata,
         provenance,
         resolve,
-        view_px_for,
     )
     from .tiles import group_blocks, tile_batches
 
@@ -106,6 +108,8 @@ def predict_at_bins(
     unc = np.zeros(n, np.float32)
     emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
     embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta)
+    weight = descriptor_weight(bundle, descriptors)
+    scale = int(bundle.config.get("context_scale", 1))
     done, t0 = 0, time.perf_counter()
     yield Progress("bins", 0, n, message=f"{n} bins, {patch_px} px patches")
     with open_slide(path) as slide:
@@ -115,7 +119,7 @@ def predict_at_bins(
             slide,
             xy,
             blocks,
-            *view_px_for(bundle, microns_per_pixel(adata)),
+            *view_px(patch_px, input_px, read_scale(bundle, weight)),
             level,
             batch_size,
             int(workers or min(8, os.cpu_count() or 1)),
@@ -125,13 +129,16 @@ def predict_at_bins(
             for idx, batch in batches:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                item = _launch(embedder, batch, idx, bundle, k, distance, dev)
+                item = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
+                from_descriptors = predict_reads(bundle, batch) if weight > 0 else None
                 item.wait()
                 pred[idx], unc[idx], emb[idx] = (
                     item.prediction.numpy(),
                     item.uncertainty.numpy(),
                     item.embedding.numpy(),
                 )
+                if from_descriptors is not None:
+                    pred[idx] = blend(pred[idx], from_descriptors, weight)
                 done += len(idx)
                 rate = done / max(time.perf_counter() - t0, 1e-9)
                 yield Progress(
@@ -152,6 +159,7 @@ def predict_at_bins(
         input_px=input_px,
         level=int(level),
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
+        descriptor_weight=weight,
     )
     spatial = adata.uns.get("spatial")
     out = prediction_anndata(
