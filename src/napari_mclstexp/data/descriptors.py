@@ -5,7 +5,8 @@ pathologist reads — how much haematoxylin (nuclei) and eosin (stroma, cytoplas
 fine texture — in the spot *and* in a 3× wider view around it are a strong complement
 (:mod:`napari_mclstexp.predict.descriptor_model`; measured in ``benchmarks/accuracy_levers.py``).
 
-Per view (73 values): the colour-histogram features of :mod:`~napari_mclstexp.predict.baseline` (30),
+Per view (73 values): the colour-histogram features (:func:`histogram_features`, also the kNN baseline's,
+:mod:`~napari_mclstexp.predict.baseline`) (30),
 haematoxylin/eosin/DAB optical densities by colour deconvolution (Ruifrok & Johnston's H&E-DAB vectors, as
 ``skimage.color.rgb2hed``): per channel mean, std and 10/50/90th percentiles (15), and rotation-invariant
 uniform local binary patterns of the grey image at radii 1 (8 points) and 3 (16 points) (28).  Views are taken
@@ -39,6 +40,47 @@ _STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 _UNMIX = np.linalg.inv(_STAINS).astype(np.float32)  # OD (N, 3) @ _UNMIX → (N, 3) stain amounts
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
 _LBP = ((1, 8), (3, 16))  # (radius px, points)
+
+
+#: Histogram bins per channel over 0–255.
+N_BINS = 8
+N_FEATURES = 3 + 3 + 3 * N_BINS
+
+
+def histogram_features(patches: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+    """Colour features of RGB patches.
+
+    Parameters
+    ----------
+    patches
+        ``(N, H, W, 3)`` uint8 patches.
+    chunk
+        Patches processed at a time (bounds memory).
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, 30)`` float32, not standardised: per channel mean and std of the intensities
+        (0–255 scale, divided by 255), then per channel the fraction of pixels in each of 8 equal
+        bins over 0–255 (R bins, G bins, B bins).
+    """
+    patches = np.asarray(patches)
+    if patches.ndim != 4 or patches.shape[-1] != 3:
+        raise ValueError(f"patches must be (N, H, W, 3), got shape {patches.shape}")
+    n = patches.shape[0]
+    out = np.empty((n, N_FEATURES), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = patches[start : start + chunk].reshape(min(chunk, n - start), -1, 3)
+        values = block.astype(np.float32) / 255.0
+        out[start : start + len(block), 0:3] = values.mean(axis=1)
+        out[start : start + len(block), 3:6] = values.std(axis=1)
+        bins = (block.astype(np.int32) * N_BINS) // 256  # 0..7
+        # one bincount for the whole block: bin id offset by (patch, channel)
+        offsets = (np.arange(len(block))[:, None, None] * 3 + np.arange(3)) * N_BINS
+        counts = np.bincount((bins + offsets).ravel(), minlength=len(block) * 3 * N_BINS)
+        hist = counts.reshape(len(block), 3 * N_BINS) / bins.shape[1]
+        out[start : start + len(block), 6:] = hist
+    return out
 
 
 def stain_features(patches: np.ndarray) -> np.ndarray:
@@ -97,8 +139,6 @@ def texture_features(patches: np.ndarray) -> np.ndarray:
 
 def view_features(patches: np.ndarray) -> np.ndarray:
     """``(N, PER_VIEW)`` descriptors of uint8 ``(N, H, W, 3)`` patches: colour, stains, texture."""
-    from ..predict.baseline import histogram_features
-
     return np.concatenate([histogram_features(patches), stain_features(patches), texture_features(patches)], 1)
 
 

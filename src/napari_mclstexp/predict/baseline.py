@@ -14,47 +14,10 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
+from ..data.descriptors import N_BINS, N_FEATURES, histogram_features
 from .retrieval import inverse_square_weights, weighted_mean_std
 
-#: Histogram bins per channel over 0–255.
-N_BINS = 8
-N_FEATURES = 3 + 3 + 3 * N_BINS
-
-
-def histogram_features(patches: np.ndarray, *, chunk: int = 256) -> np.ndarray:
-    """Colour features of RGB patches.
-
-    Parameters
-    ----------
-    patches
-        ``(N, H, W, 3)`` uint8 patches.
-    chunk
-        Patches processed at a time (bounds memory).
-
-    Returns
-    -------
-    np.ndarray
-        ``(N, 30)`` float32, not standardised: per channel mean and std of the intensities
-        (0–255 scale, divided by 255), then per channel the fraction of pixels in each of 8 equal
-        bins over 0–255 (R bins, G bins, B bins).
-    """
-    patches = np.asarray(patches)
-    if patches.ndim != 4 or patches.shape[-1] != 3:
-        raise ValueError(f"patches must be (N, H, W, 3), got shape {patches.shape}")
-    n = patches.shape[0]
-    out = np.empty((n, N_FEATURES), dtype=np.float32)
-    for start in range(0, n, chunk):
-        block = patches[start : start + chunk].reshape(min(chunk, n - start), -1, 3)
-        values = block.astype(np.float32) / 255.0
-        out[start : start + len(block), 0:3] = values.mean(axis=1)
-        out[start : start + len(block), 3:6] = values.std(axis=1)
-        bins = (block.astype(np.int32) * N_BINS) // 256  # 0..7
-        # one bincount for the whole block: bin id offset by (patch, channel)
-        offsets = (np.arange(len(block))[:, None, None] * 3 + np.arange(3)) * N_BINS
-        counts = np.bincount((bins + offsets).ravel(), minlength=len(block) * 3 * N_BINS)
-        hist = counts.reshape(len(block), 3 * N_BINS) / bins.shape[1]
-        out[start : start + len(block), 6:] = hist
-    return out
+__all__ = ["N_BINS", "N_FEATURES", "histogram_features", "histogram_knn_predict"]
 
 
 def histogram_knn_predict(

@@ -3,9 +3,9 @@
 Pipeline: tissue mask on the slide thumbnail (:mod:`.tissue`) → the grid tiles with enough tissue →
 blocks of neighbouring tiles read lazily from the pyramid level that matches the encoder's input
 resolution by a small pool of worker threads (bounded prefetch) → batched image embeddings
-(bf16 autocast on CUDA) → retrieval on the same device → ``on_tile`` callback per batch.  The result is
-an AnnData of tile centres on a regular grid, so it can be shown as an image with one pixel per tile
-(:func:`grid_image`).
+(bf16 autocast on CUDA) → retrieval on the same device (blended with tissue-descriptor predictions made on
+the CPU meanwhile) → ``on_tile`` per batch.  The result is an AnnData of tile centres on a regular grid, shown
+as an image with one pixel per tile (:func:`grid_image`).
 """
 
 from __future__ import annotations

@@ -150,16 +150,18 @@ def train_demo_bundle(
     """Train the demo's ``quick`` model on the training spots and wrap it as a bundle.
 
     Yields the trainer's progress events (stages ``"patches"``, ``"train"``) and returns a
-    :class:`~napari_mclstexp.bundle.Bundle` whose reference bank holds the training spots only.
+    :class:`~napari_mclstexp.bundle.Bundle` whose reference bank holds the training spots only, finished as
+    ``train`` finishes bundles (descriptors, blend and neighbour weights, per-gene reliability).
     """
     from ..bundle import make_bundle
     from ..train.trainer import train
+    from .reliability import iter_finish_bundle
 
     result = yield from train([train_part], demo_config(epochs), device=device, cancel=cancel)
     yield Progress("bank", 0, 1, "embedding the reference spots")
     bundle = make_bundle(result, [train_part], result.device)
     yield Progress("bank", 1, 1)
-    return bundle
+    return (yield from iter_finish_bundle(bundle, [train_part], device=result.device, cancel=cancel))
 
 
 def load_demo_bundle(path: str | os.PathLike):
