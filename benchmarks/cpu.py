@@ -27,6 +27,8 @@
 ``context``
     The whole-slide cost of context views: the same model shape with ``context_scale`` 1 and 3
     (untrained weights), interleaved runs; tiles/s of each and the ratio (goal ≤ 2×).
+``descriptors``
+    The same for blending in the tissue descriptors (``cpu_descriptors.py``).
 
 ``compile``
     The ``quick`` preset's training with and without ``torch.compile`` of the image encoder
@@ -351,6 +353,8 @@ def bench_context(s: dict, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cpu_descriptors import bench_descriptors
+
     p = argparse.ArgumentParser(
         description="CPU speed figures: patch pipeline, quick-preset time to a model, whole-slide prediction"
     )
@@ -380,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": ("quick_preset", bench_quick),
         "slide": ("whole_slide", bench_slide),
         "context": ("whole_slide_context", bench_context),
+        "descriptors": ("whole_slide_descriptors", lambda s, work: bench_descriptors(s, work, log)),
         "compile": ("compile", bench_compile),
     }
     for name in [w.strip() for w in args.parts.split(",") if w.strip()]:

@@ -140,7 +140,7 @@ def test_cpu_script_runs_tiny(tmp_path):
             "--out",
             str(tmp_path),
             "--parts",
-            "patches,quick,slide" + (",compile" if compiler else ""),
+            "patches,quick,slide,descriptors" + (",compile" if compiler else ""),
         ],
         capture_output=True,
         text=True,
@@ -157,6 +157,10 @@ def test_cpu_script_runs_tiny(tmp_path):
     )
     quick = report["quick_preset"]
     assert quick["time_to_model_s"] > 0 and quick["epochs"] == 2 and np.isfinite(quick["final_loss"])
+    desc = report["whole_slide_descriptors"]
+    assert desc["descriptors"]["tiles_per_s"] > 0 and desc["cost_ratio"] == pytest.approx(
+        desc["retrieval"]["tiles_per_s"] / desc["descriptors"]["tiles_per_s"]
+    )
     slide = report["whole_slide"]
     assert slide["no_tta"]["tiles"] == slide["tta"]["tiles"] > 0 and slide["tta_cost"] > 1
     if not compiler:
