@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 #: Width (full-res px) of the vertical bands tiles are read in, row by row (see ``tiles.group_blocks``).
 BAND_PX = 8192
-
 #: Callback receiving ``(xy (B, 2) float full-res px tile centres, prediction (B, G) float32)``.
 OnTile = Callable[[np.ndarray, np.ndarray], None]
 #: Callback receiving the :class:`TileGrid` a whole-slide run uses, once, before any tile is predicted.
