@@ -28,13 +28,14 @@ def test_widget_training_reuses_patches_and_resumes(synthetic_samples, tmp_path,
     out = tmp_path / "m.mclst"
     kw = dict(genes="hvg:8", device="cpu", out=str(out), overrides=TINY)
     first = run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, **kw))
-    assert len(extracted) == 2 and first.resumed_from_epoch == 0
+    # both sections' spot patches and the tissue descriptors' 3× reads around them
+    assert len(extracted) == 4 and first.resumed_from_epoch == 0
     assert first.checkpoint == tmp_path / "m.mclst.ckpt" and first.checkpoint.is_file()
     assert list((tmp_path / "cache").rglob("*.npy"))  # the user's patch cache holds them now
 
     # two more epochs: continues after the checkpoint's epoch, reading every patch from the cache
     second = run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=3, **kw))
-    assert len(extracted) == 2  # nothing extracted again
+    assert len(extracted) == 4  # nothing extracted again
     assert second.resumed_from_epoch == 1 and len(second.result.history) == 3
     assert second.result.history[0] == pytest.approx(first.result.history[0])
     assert out.is_file() and second.bundle.path == out
