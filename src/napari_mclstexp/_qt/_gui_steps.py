@@ -12,7 +12,7 @@ stall measured with two 0.15 s layers plus the GUI's own work between them).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
@@ -77,3 +77,19 @@ class GuiSteps(QObject):
             return
         if self._queue:
             self._timer.start()
+
+
+def queue_layers(steps: GuiSteps, viewer, tuples: Iterable[tuple], added: list) -> None:
+    """Queue layer tuples as steps: each goes in hidden, and a visible one is drawn (sliced, its
+    texture or vertices sent to vispy) in the step after.  ``added`` receives the layers as they go in;
+    the last one ends selected, as napari selects every layer it adds."""
+    from ._common import add_layer_tuples
+
+    def add(layer_tuple: tuple) -> None:
+        data, kwargs, layer_type = layer_tuple
+        (layer,) = add_layer_tuples(viewer, [(data, {**kwargs, "visible": False}, layer_type)])
+        added.append(layer)
+        if kwargs.get("visible", True):
+            steps.next(lambda: setattr(layer, "visible", True))
+
+    steps.add(*(lambda t=t: add(t) for t in tuples))

@@ -14,8 +14,8 @@ from ..layer_data import data_layer, existing_image, last_sample_visible, slide_
 from ..layer_data.base import warm_unit_registry
 from ..progress import CancelToken, Progress
 from ._canvas import show_scale_bar
-from ._common import PathEdit, add_layer_tuples, button, scroll_layout
-from ._gui_steps import GuiSteps
+from ._common import PathEdit, button, scroll_layout
+from ._gui_steps import GuiSteps, queue_layers
 from ._worker import DEFERRED, TaskPanel
 
 
@@ -102,10 +102,10 @@ class LoadWidget(QWidget):
         )
 
     def _add(self, layers: list[tuple]):
-        """Add the layers one per turn of the event loop (:class:`GuiSteps`: each costs napari
-        0.1–0.3 s of GUI work), then report; ``added`` is filled when the last is in."""
+        """Add the layers in steps, one per turn of the event loop (:func:`queue_layers`: a layer costs
+        napari 0.1–0.3 s of GUI work), then report; ``added`` is filled when the last is in."""
         self.added = []
-        self.steps.add(*(lambda t=t: self.added.extend(add_layer_tuples(self.viewer, [t])) for t in layers))
+        queue_layers(self.steps, self.viewer, layers, self.added)
         self.steps.add(self._report, lambda: self.task.complete(layers))
         return DEFERRED
 

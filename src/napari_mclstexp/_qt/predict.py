@@ -20,7 +20,7 @@ from ..sample import image_path
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
-from ._gui_steps import GuiSteps
+from ._gui_steps import GuiSteps, queue_layers
 from ._predict_text import other_genes_warning, score_text, showing
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
@@ -227,7 +227,7 @@ class PredictWidget(QWidget):
 
     def _add_spot_predictions(self, pred) -> object:
         """The hidden uncertainty layer, the predictions above it (selected), the gene's colour bar,
-        its name on the canvas: one :class:`GuiSteps` step each, then the run is done."""
+        its name on the canvas: in :class:`GuiSteps` steps (:func:`queue_layers`), then the run is done."""
         from ..analysis.reliability import best_gene, reliability_map
         from ._canvas import show_colorbar
 
@@ -236,25 +236,21 @@ class PredictWidget(QWidget):
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )
-        added: list = []  # predicted first, then its (hidden) uncertainty
-
-        def add(layer_tuple) -> None:
-            (layer,) = add_layer_tuples(self.viewer, [layer_tuple])
-            layer.metadata[KEY]["source"] = source.name
-            added.insert(0, layer)
-            self.viewer.layers.selection.active = added[0]
-
-        steps = [
-            lambda: add(uncertainty_spots_layer(pred, mpp, name=f"{source.name} uncertainty")),
-            lambda: add(predicted_spots_layer(pred, mpp, gene=gene, name=f"{source.name} predicted")),
+        tuples = [
+            uncertainty_spots_layer(pred, mpp, name=f"{source.name} uncertainty"),
+            predicted_spots_layer(pred, mpp, gene=gene, name=f"{source.name} predicted"),
         ]
+        for _, kwargs, _ in tuples:
+            kwargs["metadata"][KEY]["source"] = source.name
+        added: list = []  # the uncertainty, then the predictions above it (selected: the last added)
+        queue_layers(self.steps, self.viewer, tuples, added)
         if gene is not None:
             values = gene_values(pred, gene)
-            steps += [
-                lambda: show_colorbar(added[0], "viridis", auto_limits(values)),
-                lambda: self._colour(added[0], gene, values),
-            ]
-        self.steps.add(*steps, lambda: self._spots_done(pred, gene, added[0]))
+            self.steps.add(
+                lambda: show_colorbar(added[-1], "viridis", auto_limits(values)),
+                lambda: self._colour(added[-1], gene, values),
+            )
+        self.steps.add(lambda: self._spots_done(pred, gene, added[-1]))
         return DEFERRED
 
     def _spots_done(self, pred, gene: str | None, layer) -> None:
