@@ -119,6 +119,9 @@ def test_loading_adds_one_layer_per_event_loop_turn(make_napari_viewer, qtbot, s
         load._add(tuples)
     assert blocker.args[0] is not None and log.count("layer") == len(tuples) == 6
     assert _steps_between_ticks(log, "layer") == [1] * 6, log
+    # each went in hidden and was drawn a step later: in the end as asked, the last one selected
+    assert [layer.visible for layer in load.added] == [kw.get("visible", True) for _, kw, _ in tuples]
+    assert viewer.layers.selection.active == load.added[-1]
 
 
 def test_the_worker_waits_for_the_gui_but_never_forever():
