@@ -59,5 +59,5 @@ def show_gene(viewer, layer, gene: str, colormap: str, limits: tuple[float, floa
 def show_scale_bar(viewer) -> None:
     """Turn the scale bar on (layers carry µm ``units`` when the pixel size is known)."""
     bar = viewer.canvas.overlays.scale_bar
+    bar.position = "bottom_right"  # before it shows: napari builds its visuals then, once
     bar.visible = True
-    bar.position = "bottom_right"

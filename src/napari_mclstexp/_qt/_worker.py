@@ -208,6 +208,8 @@ class TaskPanel(QWidget):
         self._stage: str | None = None
         self._t_last_ui = 0.0
         self._stale_toasts: list[str] = []  # cancel toasts a later successful run closes
+        #: The owner's :class:`~._gui_steps.GuiSteps`: ``finished`` comes after the layer steps it queued.
+        self.steps: Any = None
 
     @property
     def running(self) -> bool:
@@ -301,7 +303,7 @@ class TaskPanel(QWidget):
             _unfreeze()
             self.bar.setValue(0)
             self._report(value.error)
-            self.finished.emit(None)
+            self._finish(None)
             return
         self.bar.setValue(1)
         self.status.setText(f"{self._description}: done")
@@ -313,19 +315,25 @@ class TaskPanel(QWidget):
         except Exception as err:  # noqa: BLE001 - turning results into layers must not crash
             _unfreeze()
             self._report(err)
-            self.finished.emit(None)
+            self._finish(None)
             return
         _unfreeze()
-        self.finished.emit(value)
+        self._finish(value)
 
     def complete(self, value: Any, error: BaseException | None = None) -> None:
         """End a run whose ``on_result`` returned :data:`DEFERRED` (``error``: it failed meanwhile)."""
         _unfreeze()
         if error is not None:
             self._report(error)
-            self.finished.emit(None)
+            self._finish(None)
             return
-        self.finished.emit(value)
+        self._finish(value)
+
+    def _finish(self, value: Any) -> None:
+        if self.steps is not None and self.steps.busy:  # e.g. a streaming layer still to go in
+            self.steps.add(lambda: self.finished.emit(value))
+        else:
+            self.finished.emit(value)
 
     def fail(self, message: str) -> None:
         """Report a problem found before any work started: in the status line (where the widget's

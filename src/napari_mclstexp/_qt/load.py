@@ -13,7 +13,9 @@ from ..io.spots import read_spot_samples
 from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ..layer_data.base import warm_unit_registry
 from ..progress import CancelToken, Progress
-from ._common import PathEdit, add_layer_tuples, button, scroll_layout
+from ._canvas import show_scale_bar
+from ._common import PathEdit, button, scroll_layout
+from ._gui_steps import GuiSteps, queue_layers
 from ._worker import DEFERRED, TaskPanel
 
 
@@ -89,6 +91,7 @@ class LoadWidget(QWidget):
         layout.addWidget(self.info)
         layout.addStretch(1)
         self.added: list = []
+        self.steps = self.task.steps = GuiSteps(self, on_error=self._failed)
 
     def load(self, slide: str | None = None, spots: str | None = None):
         """Load ``slide`` and/or ``spots`` (defaults: the fields); returns the worker or ``None``."""
@@ -98,28 +101,16 @@ class LoadWidget(QWidget):
             lambda token: load_layers(slide or None, spots or None, token), self._add, description="Load"
         )
 
-    def _add(self, layers: list[tuple]) -> None:
-        """Add the layers, one per turn of the event loop (each costs napari ~0.1–0.5 s of GUI work:
-        eight at once froze the window), then report; ``added`` is filled when the last is in."""
+    def _add(self, layers: list[tuple]):
+        """Add the layers in steps, one per turn of the event loop (:func:`queue_layers`: a layer costs
+        napari 0.1–0.3 s of GUI work), then report; ``added`` is filled when the last is in."""
         self.added = []
-        self._pending = list(layers)
-        self._add_next(layers)
+        queue_layers(self.steps, self.viewer, layers, self.added)
+        self.steps.add(self._report, lambda: self.task.complete(layers))
         return DEFERRED
 
-    def _add_next(self, result) -> None:
-        from qtpy.QtCore import QTimer
-
-        try:
-            if self._pending:
-                self.added += add_layer_tuples(self.viewer, [self._pending.pop(0)])
-                QTimer.singleShot(0, lambda: self._add_next(result))
-                return
-            self._report()
-        except Exception as err:  # noqa: BLE001 - the panel reports it like any failure
-            self._pending = []
-            self.task.complete(None, err)
-            return
-        self.task.complete(result)
+    def _failed(self, err: BaseException) -> None:
+        self.task.complete(None, err)
 
     def _report(self) -> None:
         n_spots = sum(len(layer.data) for layer in self.added if isinstance(layer, Points))
@@ -128,8 +119,5 @@ class LoadWidget(QWidget):
             f"{len(self.added)} layers, {n_spots} spots"
             + (f" ({hidden} more sections hidden: eye icons in the layer list)" if hidden else "")
         )
-        if self.added:
-            self.viewer.reset_view()
-            from ._canvas import show_scale_bar
-
-            show_scale_bar(self.viewer)
+        if self.added:  # the view, then the scale bar (its first showing builds vispy visuals): two steps
+            self.steps.add(self.viewer.reset_view, lambda: show_scale_bar(self.viewer))

@@ -12,55 +12,29 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, 
 
 from ..device import release_gpu_memory
 from ..errors import InputError
-from ..layer_data import KEY, layer_adata, predicted_spots_layer, spots_layer, world_scale, world_units
+from ..layer_data import KEY, layer_adata, predicted_spots_layer
+from ..layer_data.predictions import uncertainty_spots_layer
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path
-from ._colors import auto_limits, set_points_values
+from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
+from ._gui_steps import GuiSteps, queue_layers
+from ._predict_text import other_genes_warning, score_text, showing
+from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
-from ._worker import TaskPanel, run_guarded
+from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
 MODES = ("at spots", "whole slide")
-
-
-def score_text(scores: dict) -> str:
-    """``ACG 0.412 · HEG@50 0.603 · MSE 0.31 (785 genes)``; undefined numbers read ``n/a``."""
-
-    def num(key: str, fmt: str) -> str:
-        value = scores.get(key)
-        return format(value, fmt) if isinstance(value, int | float) and np.isfinite(value) else "n/a"
-
-    return (
-        f"ACG {num('acg', '.3f')} · HEG@50 {num('heg50', '.3f')} · MSE {num('mse', '.3g')}"
-        f" ({scores.get('n_genes', '?')} genes)"
-    )
-
-
-class TileBuffer:
-    """Thread-safe inbox for tiles the engine streams from the worker (``on_tile``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def __call__(self, xy: np.ndarray, prediction: np.ndarray) -> None:
-        """The engine's ``on_tile``: tile centres ``(B, 2)`` (full-res px) and predictions ``(B, G)``."""
-        with self._lock:
-            self._items.append((np.asarray(xy), np.asarray(prediction)))
-
-    def drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        with self._lock:
-            items, self._items = self._items, []
-        return items
 
 
 class PredictWidget(QWidget):
     """Run a trained bundle at spots or over a slide; adds predicted, uncertainty or dense layers."""
 
-    #: ``(run, TileGrid)``: the engine announced the grid of a whole-slide run (from the worker thread).
-    grid_ready = Signal(int, object)
+    #: ``(run, TileGrid, threading.Event)``: the engine announced the grid of a whole-slide run (from the
+    #: worker thread, which waits until the GUI sets the event: the streaming layer is in).
+    grid_ready = Signal(int, object, object)
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -116,8 +90,11 @@ class PredictWidget(QWidget):
         self._grid = None
         self._stream_slide = None
         self._run = 0
-        self.grid_ready.connect(self._add_stream)
+        #: Layers and canvas overlays go in one per event-loop turn (each costs napari 0.1–0.3 s).
+        self.steps = self.task.steps = GuiSteps(self, on_error=self._step_failed)
+        self.grid_ready.connect(self._queue_stream)
         self._tissue_found: list[tuple] = []
+        self._dense = None
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
         self.streamed_tiles = 0
@@ -201,7 +178,7 @@ class PredictWidget(QWidget):
                         on_tile=self._tiles,
                         mpp=meta.get("mpp"),
                         tissue=mask,
-                        on_grid=lambda grid: self.grid_ready.emit(run_id, grid),
+                        on_grid=lambda grid: self._hand_over(run_id, grid, token),
                         smooth=smooth,
                     )
                 )
@@ -226,41 +203,58 @@ class PredictWidget(QWidget):
 
             return run()
 
-        return self.task.start(make, lambda found: self._show_tissue(slide_layer, *found), description="Detect tissue")
+        return self.task.start(make, lambda found: self._then_complete(found, slide_layer), description="Detect tissue")
+
+    def _then_complete(self, found, slide_layer) -> object:
+        self.steps.add(lambda: self._show_tissue(slide_layer, *found), lambda: self.task.complete(found))
+        return DEFERRED
+
+    def _step_failed(self, err: BaseException) -> None:
+        """A layer step failed: while the worker runs, stop it and say why; else end the run with it."""
+        if self.task.running:
+            self.task.cancel()
+            self.task.fail(error_message(err))
+        else:
+            self.task.complete(None, err)
 
     def _show_tissue(self, slide_layer, mask, scale) -> None:
-        if slide_layer in self.viewer.layers:
-            add_tissue_layer(self.viewer, slide_layer, mask, scale)
+        if slide_layer in self.viewer.layers:  # drawn in the next step: a Labels layer is heavy
+            layer = add_tissue_layer(self.viewer, slide_layer, mask, scale, visible=False)
+            self.steps.next(lambda: setattr(layer, "visible", True))
             self.info.setText(
                 f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue layer (label 1), then Predict"
             )
 
-    def _add_spot_predictions(self, pred) -> None:
+    def _add_spot_predictions(self, pred) -> object:
+        """The hidden uncertainty layer, the predictions above it (selected), the gene's colour bar,
+        its name on the canvas: in :class:`GuiSteps` steps (:func:`queue_layers`), then the run is done."""
         from ..analysis.reliability import best_gene, reliability_map
+        from ._canvas import show_colorbar
 
-        self.result = pred
-        mpp = self._source.metadata[KEY].get("mpp")
+        self.result, source = pred, self._source
+        mpp = source.metadata[KEY].get("mpp")
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )
-        added = add_layer_tuples(
-            self.viewer,
-            [
-                spots_layer(pred, role="uncertainty", name=f"{self._source.name} uncertainty", mpp=mpp),
-                predicted_spots_layer(pred, mpp, gene=gene, name=f"{self._source.name} predicted"),
-            ],
-        )[::-1]  # predicted above its (hidden) uncertainty, and the one selected
-        for layer in added:
-            layer.metadata[KEY]["source"] = self._source.name
+        tuples = [
+            uncertainty_spots_layer(pred, mpp, name=f"{source.name} uncertainty"),
+            predicted_spots_layer(pred, mpp, gene=gene, name=f"{source.name} predicted"),
+        ]
+        for _, kwargs, _ in tuples:
+            kwargs["metadata"][KEY]["source"] = source.name
+        added: list = []  # the uncertainty, then the predictions above it (selected: the last added)
+        queue_layers(self.steps, self.viewer, tuples, added)
         if gene is not None:
-            self._colour(added[0], gene, gene_values(pred, gene))
-        self.viewer.layers.selection.active = added[0]
-        unc = added[1]
-        unc.visible = False
-        if "uncertainty" in pred.obs:
-            values = pred.obs["uncertainty"].to_numpy(dtype=np.float32)
-            set_points_values(unc, values, "magma", auto_limits(values))
-        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted" + self._showing(gene)
+            values = gene_values(pred, gene)
+            self.steps.add(
+                lambda: show_colorbar(added[-1], "viridis", auto_limits(values)),
+                lambda: self._colour(added[-1], gene, values),
+            )
+        self.steps.add(lambda: self._spots_done(pred, gene, added[-1]))
+        return DEFERRED
+
+    def _spots_done(self, pred, gene: str | None, layer) -> None:
+        text = f"{pred.n_obs} spots × {pred.n_vars} genes predicted" + showing(gene)
         scores = pred.uns.get("mclstexp", {}).get("vs_measured")
         if scores:
             text += f"; vs measured {self._source.name}: {score_text(scores)}"
@@ -268,7 +262,8 @@ class PredictWidget(QWidget):
         self.task.status.setText(f"Predict: done, {pred.n_obs} spots")
         self._warn_other_genes(pred)
         if gene is not None:
-            viewer_models(self.viewer).predictions_added.emit(added[0].name, gene)
+            viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
+        self.task.complete(pred)
 
     def _colour(self, layer, gene: str, values: np.ndarray) -> None:
         """Name ``gene`` and its colour bar (viridis, robust limits) on the canvas; the layer's builder
@@ -280,22 +275,12 @@ class PredictWidget(QWidget):
         r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
         show_gene(self.viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))
 
-    @staticmethod
-    def _showing(gene: str | None) -> str:
-        return f"; showing {gene}, the most reliable gene (others: Explore)" if gene else ""
-
     def _warn_other_genes(self, pred) -> None:
         """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
-        measured = layer_adata(self._source)
-        genes = list(map(str, pred.var_names))
-        if measured is None or not measured.n_vars or set(genes) & set(map(str, measured.var_names)):
-            return
         path = self._bundle.path if self._bundle is not None and self._bundle.path else "the model"
-        show_warning(
-            f"{path}: none of its {len(genes)} genes ({', '.join(genes[:3])}, …) is measured in "
-            f"{self._source.name}: it was trained on other genes, so measured and predicted "
-            "cannot be compared"
-        )
+        message = other_genes_warning(pred, layer_adata(self._source), self._source.name, str(path))
+        if message:
+            show_warning(message)
 
     def _start_stream(self, slide_layer, bundle) -> None:
         """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""
@@ -309,67 +294,69 @@ class PredictWidget(QWidget):
         genes = list(map(str, bundle.genes))
         self._gene_index = genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))
 
+    def _hand_over(self, run: int, grid, token: CancelToken) -> None:
+        """(Worker) Announce the grid; go on once the GUI has the tissue and streaming layers in."""
+        ready = threading.Event()
+        self.grid_ready.emit(run, grid, ready)
+        wait_for_gui(ready, token)
+
+    def _queue_stream(self, run: int, grid, ready: threading.Event) -> None:
+        self._flush_tiles()  # the tissue mask (a step) before the streaming layer
+        self.steps.add(lambda: self._add_stream(run, grid), ready.set)
+
     def _add_stream(self, run: int, grid) -> None:
-        """An Image layer (one pixel per tile of the engine's :class:`~napari_mclstexp.predict.slide.TileGrid`)
-        that fills in as tiles arrive; called in the GUI thread when the engine announces its grid."""
+        """The streaming Image layer (:func:`add_stream_layer`) that fills in as tiles arrive; a step
+        queued when the engine announces its grid."""
         if run != self._run or self._stream is not None or self._stream_slide is None:
             return  # a late grid of an earlier run
         self._grid = grid
-        meta = self._stream_slide.metadata[KEY]
-        px = np.asarray(world_scale(meta.get("mpp")))
-        name = f"{self._stream_slide.name.removesuffix(' slide')} predicted (streaming)"
-        self._stream = self.viewer.add_image(
-            np.full(grid.shape, np.nan, np.float32),
-            name=name,
-            colormap="viridis",
-            opacity=0.7,
-            scale=px * grid.step_px,
-            translate=px * np.asarray(grid.origin_xy[::-1]),
-            contrast_limits=(0, 1),
-            blending="translucent",
-            units=world_units(meta.get("mpp")),
-        )
+        self._stream = add_stream_layer(self.viewer, self._stream_slide, grid)
 
     def _flush_tiles(self) -> None:
-        while self._tissue_found:  # the mask this run uses, shown as soon as it is known
-            self._show_tissue(*self._tissue_found.pop())
+        while self._tissue_found:  # the mask this run uses, shown as soon as it is known (a step)
+            found = self._tissue_found.pop()
+            self.steps.add(lambda found=found: self._show_tissue(*found))
         if self._stream is None:
             return
         items = self._tiles.drain()
-        if not items:
-            return
-        grid = self._stream.data
-        self.streamed_tiles += sum(len(xy) for xy, _ in items)
-        for xy, values in items:
-            cols, rows = self._grid.indices(xy).T
-            ok = (rows >= 0) & (rows < grid.shape[0]) & (cols >= 0) & (cols < grid.shape[1])
-            grid[rows[ok], cols[ok]] = np.asarray(values, np.float32).reshape(len(xy), -1)[ok, self._gene_index]
-        finite = grid[np.isfinite(grid)]
-        if finite.size:
-            lo, hi = float(finite.min()), float(finite.max())
-            self._stream.contrast_limits = (lo, hi if hi > lo else lo + 1)
-        self._stream.refresh()
+        if items:
+            self.streamed_tiles += paint_tiles(self._stream, self._grid, items, self._gene_index)
 
     def _keep_partial(self, result) -> None:
-        """After a failed or cancelled whole-slide run, keep the tiles drawn so far, labelled."""
+        """After a failed or cancelled whole-slide run, keep the tiles drawn so far, labelled (``finished``
+        comes after the queued steps: the streaming layer is in by then)."""
         if result is None and self._stream is not None:
             self._flush_tiles()
             self._stream.name = self._stream.name.replace("(streaming)", "(partial)")
             self._stream = None
 
-    def _add_dense(self, pred) -> None:
+    def _add_dense(self, pred) -> object:
         """The streaming layer becomes the predictions' dense layer (no second layer to build: adding
-        one costs the GUI thread ~0.5 s), coloured by the most reliable gene."""
+        one costs the GUI thread 0.2–0.5 s), coloured by the most reliable gene, its colour bar, its name
+        on the canvas: one :class:`GuiSteps` step each, then the run is done."""
         from ..analysis.reliability import best_gene, reliability_map
-        from ..layer_data.predictions import dense_layer
+        from ._canvas import show_colorbar
 
-        self._flush_tiles()
         self.result = pred
-        slide = self.slide.layer()
-        mpp = slide.metadata[KEY].get("mpp") if slide is not None else None
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )
+        steps = [lambda: self._dense_layer(pred, gene)]
+        if gene is not None:
+            values = gene_values(pred, gene)
+            steps += [
+                lambda: show_colorbar(self._dense, "viridis", auto_limits(values)),
+                lambda: self._colour(self._dense, gene, values),
+            ]
+        self.steps.add(*steps, lambda: self._dense_done(pred, gene))
+        return DEFERRED
+
+    def _dense_layer(self, pred, gene: str | None) -> None:
+        from ..layer_data.predictions import dense_layer
+
+        self._flush_tiles()
+        slide = self.slide.layer()
+        mpp = slide.metadata[KEY].get("mpp") if slide is not None else None
         name = f"{slide.name.removesuffix(' slide')} predicted tiles" if slide is not None else None
         image, kwargs, _ = dense_layer(pred, mpp, gene=gene, name=name)
         layer, self._stream = self._stream, None
@@ -381,11 +368,13 @@ class PredictWidget(QWidget):
             layer.data, layer.metadata = image, kwargs["metadata"]
             layer.contrast_limits, layer.name = kwargs["contrast_limits"], kwargs["name"]
         self.viewer.layers.selection.active = layer
+        self._dense = layer
+
+    def _dense_done(self, pred, gene: str | None) -> None:
+        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + showing(gene))
         if gene is not None:
-            self._colour(layer, gene, gene_values(pred, gene))
-        self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + self._showing(gene))
-        if gene is not None:
-            viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
+            viewer_models(self.viewer).predictions_added.emit(self._dense.name, gene)
+        self.task.complete(pred)
 
     def release_memory(self) -> None:
         """Drop the cached bundle/model and free accelerator memory."""

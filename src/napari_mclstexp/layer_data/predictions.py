@@ -77,6 +77,19 @@ def predicted_spots_layer(
     return (data, kwargs, layer_type)
 
 
+def uncertainty_spots_layer(pred, mpp: float | None = None, *, name: str | None = None) -> tuple:
+    """The per-spot uncertainty of predictions (``obs['uncertainty']``) as a hidden Points layer tuple,
+    coloured through magma between robust limits (grey discs when the predictions carry none).
+
+    Built whole, colours included, so that the layer goes into the viewer in one step."""
+    values = pred.obs["uncertainty"].to_numpy(dtype=np.float32) if "uncertainty" in pred.obs else None
+    data, kwargs, layer_type = spots_layer(pred, role="uncertainty", name=name, mpp=mpp, values=values)
+    kwargs["visible"] = False
+    if values is not None:
+        kwargs["face_color"] = values_to_rgba(values, "magma", auto_limits(values))
+    return (data, kwargs, layer_type)
+
+
 def prediction_layer(pred, mpp: float | None) -> tuple:
     """The layer tuple of saved predictions: dense tiles when they carry a grid, else spots."""
     if prediction_meta.is_whole_slide(pred) and pred.n_vars:
