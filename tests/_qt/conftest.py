@@ -49,3 +49,23 @@ def tiny_bundle(synthetic_samples, tmp_path_factory):
     path = tmp_path_factory.mktemp("bundle") / "tiny.mclst"
     save_bundle(make_bundle(result, synthetic_samples[:2], device="cpu"), path)
     return path
+
+
+@pytest.fixture
+def whole_slide_panels(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
+    """Factory ``(step px) -> (viewer, predict)``: the third synthetic slide loaded (no spots) and the Predict
+    panel set to predict it whole with ``tiny_bundle`` on a grid of that step."""
+    from napari_mclstexp.sample import image_path
+
+    def open_panels(step: int):
+        viewer = make_napari_viewer()
+        load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
+        with qtbot.waitSignal(load.task.finished, timeout=60_000):
+            load.load(slide=str(image_path(synthetic_samples[2])), spots="")
+        predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
+        predict.bundle_path.setText(str(tiny_bundle))
+        predict.mode.setCurrentText("whole slide")
+        predict.step.setValue(step)
+        return viewer, predict
+
+    return open_panels

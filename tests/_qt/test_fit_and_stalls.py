@@ -68,17 +68,8 @@ def test_loading_the_her2st_folder_never_stalls(make_napari_viewer, qtbot, her2s
 
 
 @overloaded
-def test_streaming_a_whole_slide_prediction_never_stalls(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
-    from napari_mclstexp.sample import image_path
-
-    viewer = make_napari_viewer()
-    load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
-    with qtbot.waitSignal(load.task.finished, timeout=60_000):
-        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
-    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
-    predict.bundle_path.setText(str(tiny_bundle))
-    predict.mode.setCurrentText("whole slide")
-    predict.step.setValue(16)
+def test_streaming_a_whole_slide_prediction_never_stalls(qtbot, whole_slide_panels):
+    viewer, predict = whole_slide_panels(16)
     predict.load_bundle()  # reading the bundle is the click's own work, not streaming
     with Gaps() as gaps, qtbot.waitSignal(predict.task.finished, timeout=120_000) as blocker:
         predict.predict()

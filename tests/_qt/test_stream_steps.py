@@ -5,22 +5,12 @@ would build in the GUI thread once per process is built in the worker."""
 from __future__ import annotations
 
 
-def test_tiles_stream_once_the_tissue_and_streaming_layers_are_in(
-    make_napari_viewer, qtbot, synthetic_samples, tiny_bundle
-):
+def test_tiles_stream_once_the_tissue_and_streaming_layers_are_in(qtbot, whole_slide_panels):
     from napari.layers import Labels
 
     from napari_mclstexp._qt._tile_stream import TileBuffer
-    from napari_mclstexp.sample import image_path
 
-    viewer = make_napari_viewer()
-    load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
-    with qtbot.waitSignal(load.task.finished, timeout=60_000):
-        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
-    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
-    predict.bundle_path.setText(str(tiny_bundle))
-    predict.mode.setCurrentText("whole slide")
-    predict.step.setValue(32)
+    viewer, predict = whole_slide_panels(32)
     log: list[str] = []
 
     class Logged(TileBuffer):

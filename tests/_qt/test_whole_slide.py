@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def test_whole_slide_streams_tiles_and_explore_swaps(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle):
+def test_whole_slide_streams_tiles_and_explore_swaps(qtbot, whole_slide_panels):
     from napari_mclstexp.predict.slide import grid_image
-    from napari_mclstexp.sample import image_path
 
-    viewer = make_napari_viewer()
-    load = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Load")[1]
-    with qtbot.waitSignal(load.task.finished, timeout=60_000):
-        load.load(slide=str(image_path(synthetic_samples[2])), spots="")
-    predict = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Predict")[1]
-    predict.bundle_path.setText(str(tiny_bundle))
-    predict.mode.setCurrentText("whole slide")
-    predict.step.setValue(32)
+    viewer, predict = whole_slide_panels(32)
     with qtbot.waitSignal(predict.task.finished, timeout=120_000) as blocker:
         assert predict.predict() is not None
     pred = blocker.args[0]
