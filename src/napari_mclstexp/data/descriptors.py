@@ -38,6 +38,8 @@ N_DESCRIPTORS = 2 * PER_VIEW
 #: Stain vectors (rows: haematoxylin, eosin, DAB) in optical density, and their inverse for deconvolution.
 _STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 _UNMIX = np.linalg.inv(_STAINS).astype(np.float32)  # OD (N, 3) @ _UNMIX → (N, 3) stain amounts
+#: Optical density −ln(v / 255) of each 8-bit value (0 counted as 1, as the darkest measurable).
+_OPTICAL_DENSITY = -np.log(np.maximum(np.arange(256, dtype=np.float32), 1.0) / 255.0)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
 _LBP = ((1, 8), (3, 16))  # (radius px, points)
 
@@ -86,10 +88,10 @@ def histogram_features(patches: np.ndarray, *, chunk: int = 256) -> np.ndarray:
 def stain_features(patches: np.ndarray) -> np.ndarray:
     """``(N, 15)``: per H, E, DAB optical density the mean, std and 10/50/90th percentiles over the pixels."""
     n = len(patches)
-    od = -np.log(np.maximum(patches.reshape(n, -1, 3).astype(np.float32), 1.0) / 255.0)
-    hed = np.maximum(od @ _UNMIX, 0.0)  # as skimage: no negative amounts
-    q = np.percentile(hed, (10, 50, 90), axis=1)  # (3 quantiles, N, 3 stains)
-    return np.concatenate([hed.mean(1), hed.std(1), q[0], q[1], q[2]], axis=1).astype(np.float32)
+    od = _OPTICAL_DENSITY[patches.reshape(n, -1, 3)]
+    hed = np.maximum(od @ _UNMIX, 0.0).transpose(0, 2, 1).copy()  # as skimage: no negative amounts; (N, 3, px)
+    q = np.percentile(hed, (10, 50, 90), axis=-1)  # (3 quantiles, N, 3 stains)
+    return np.concatenate([hed.mean(-1), hed.std(-1), q[0], q[1], q[2]], axis=1).astype(np.float32)
 
 
 def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
@@ -124,16 +126,23 @@ def texture_features(patches: np.ndarray) -> np.ndarray:
     out = []
     for radius, points in _LBP:
         m = radius + 1
-        centre = grey[:, m:-m, m:-m]
-        angles = 2 * np.pi * np.arange(points) / points
-        bits = np.stack(
-            [_shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= centre - 1e-4 for a in angles], -1
-        )
-        ones = bits.sum(-1)
-        changes = (bits != np.roll(bits, 1, axis=-1)).sum(-1)
+        threshold = grey[:, m:-m, m:-m] - 1e-4
+        ones = np.zeros(threshold.shape, np.int16)
+        changes = np.zeros(threshold.shape, np.int16)
+        first = previous = None
+        for a in 2 * np.pi * np.arange(points) / points:  # one circle sample at a time: no (…, points) stack
+            bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
+            ones += bit
+            if previous is None:
+                first = bit
+            else:
+                changes += bit != previous
+            previous = bit
+        changes += previous != first  # the circle closes
         codes = np.where(changes <= 2, ones, points + 1).reshape(n, -1)
-        hist = np.stack([np.bincount(c, minlength=points + 2) for c in codes]) / codes.shape[1]
-        out.append(hist.astype(np.float32))
+        offsets = (np.arange(n) * (points + 2))[:, None]  # one bincount for the batch
+        hist = np.bincount((codes + offsets).ravel(), minlength=n * (points + 2)).reshape(n, points + 2)
+        out.append((hist / codes.shape[1]).astype(np.float32))
     return np.concatenate(out, axis=1)
 
 

@@ -65,6 +65,11 @@ Three presets are offered (``get_preset``):
     colour jitter (C2 −0.004), 256-d embeddings (mean equal), lr 2e-3 (C2 +0.007, C3 −0.005).
     Earlier: 20 epochs instead of 40 lost 0.010 ACG on C3; 64-d embeddings + stronger jitter (0.3)
     + wd 0.05 lost 0.002–0.017.  TTA changes ACG by ≈ 0.001.
+    Tissue descriptors on (``descriptors=True``, ``predict/descriptor_model.py``): a descriptor-tree predictor
+    blended with the retrieval at a held-out weight, then neighbour smoothing
+    (``benchmarks/results/accuracy-descriptors-quick-cpu.json``, 3 seeds): ACG DESC_CV in the slide-level CV
+    (retrieval + smoothing alone: DESC_OLD_CV; colour-histogram kNN 0.176) and DESC_CB4 from patient C to B4
+    (DESC_OLD_CB4; kNN 0.235).
 """
 
 from __future__ import annotations
