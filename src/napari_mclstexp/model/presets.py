@@ -67,9 +67,9 @@ Three presets are offered (``get_preset``):
     + wd 0.05 lost 0.002–0.017.  TTA changes ACG by ≈ 0.001.
     Tissue descriptors on (``descriptors=True``, ``predict/descriptor_model.py``): a descriptor-tree predictor
     blended with the retrieval at a held-out weight, then neighbour smoothing
-    (``benchmarks/results/accuracy-descriptors-quick-cpu.json``, 3 seeds): ACG DESC_CV in the slide-level CV
-    (retrieval + smoothing alone: DESC_OLD_CV; colour-histogram kNN 0.176) and DESC_CB4 from patient C to B4
-    (DESC_OLD_CB4; kNN 0.235).
+    (``benchmarks/results/accuracy-descriptors-quick-cpu.json``, 3 seeds): ACG 0.237 in the slide-level CV
+    (retrieval + smoothing alone: 0.207; colour-histogram kNN 0.176) and 0.286 from patient C to B4
+    (0.254; kNN 0.235).
 """
 
 from __future__ import annotations
