@@ -125,3 +125,17 @@ def make_tiny_bundle(synthetic_samples):
 def tiny_bundle(make_tiny_bundle):
     """A tiny untrained bundle built with the real model code (see ``make_tiny_bundle``)."""
     return make_tiny_bundle()
+
+
+@pytest.fixture(scope="session")
+def he_slide_600(tmp_path_factory) -> Path:
+    """A 600 × 600 px synthetic H&E PNG with five smooth regions (seeded), for whole-slide vs spot checks."""
+    from PIL import Image
+
+    from napari_mclstexp.synthetic import region_map, render_he
+
+    rng = np.random.default_rng(11)
+    img = render_he(region_map((600, 600), 5, rng, smooth_px=40), rng)
+    path = tmp_path_factory.mktemp("he600") / "slide.png"
+    Image.fromarray(img).save(path)
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from napari_mclstexp.data.patches import extract_patches, view_px
 from napari_mclstexp.errors import InputError
@@ -14,16 +13,11 @@ from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.predict.slide import predict_whole_slide
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
-from napari_mclstexp.synthetic import region_map, render_he
 
 
 @pytest.fixture(scope="module")
-def slide(tmp_path_factory):
-    rng = np.random.default_rng(11)
-    img = render_he(region_map((600, 600), 5, rng, smooth_px=40), rng)
-    path = tmp_path_factory.mktemp("ctx") / "slide.png"
-    Image.fromarray(img).save(path)
-    return path
+def slide(he_slide_600):
+    return he_slide_600
 
 
 def test_view_px_scales_read_and_stored_edges():

@@ -3,7 +3,6 @@ whole slides blend it alike, and bundles without it predict as before."""
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from napari_mclstexp.bundle import load_bundle, save_bundle
 from napari_mclstexp.data.descriptors import N_DESCRIPTORS, iter_sample_descriptors
@@ -18,7 +17,6 @@ from napari_mclstexp.predict.descriptor_model import (
 from napari_mclstexp.predict.slide import predict_whole_slide
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
-from napari_mclstexp.synthetic import region_map, render_he
 from napari_mclstexp.workflows.reliability import iter_finish_bundle
 
 
@@ -88,12 +86,8 @@ def test_spots_blend_the_descriptor_predictions_at_the_bundle_weight(finished, s
 
 
 @pytest.fixture(scope="module")
-def slide(tmp_path_factory):
-    rng = np.random.default_rng(11)
-    img = render_he(region_map((600, 600), 5, rng, smooth_px=40), rng)
-    path = tmp_path_factory.mktemp("desc") / "slide.png"
-    Image.fromarray(img).save(path)
-    return path
+def slide(he_slide_600):
+    return he_slide_600
 
 
 def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample):
