@@ -44,13 +44,15 @@ demo: setup
 	fi
 
 # CPU speed figures (patch pipeline, quick-preset time to model) → benchmarks/results/cpu-<date>.json;
-# slide region reads (zarr vs direct tile decoding) → benchmarks/results/region_read-cpu.json.
+# slide region reads (zarr vs direct tile decoding) → benchmarks/results/region_read-cpu.json;
+# the UI stalls of issue 16 (fresh processes) → benchmarks/results/stalls-cpu.json.
 # The GPU figures: PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/gpu.py on a CUDA machine (< 5 min).
 BENCH_ARGS ?=
 bench: setup
 	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/cpu.py $(BENCH_ARGS)
 	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/region_read.py
 	$(BIN)/python -m pytest -m timing -s tests/_qt/test_fit_and_stalls.py
+	PYTHONUNBUFFERED=1 xvfb-run -a $(BIN)/python benchmarks/stalls.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -11,7 +11,7 @@ from .. import sample as sample_mod
 from ..errors import InputError
 from ..io.spots import read_spot_samples
 from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
-from ..layer_data.base import warm_unit_registry
+from ..layer_data.base import warm_layer_imports
 from ..progress import CancelToken, Progress
 from ._canvas import show_scale_bar
 from ._common import PathEdit, button, scroll_layout
@@ -41,7 +41,7 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     if not slide and not spots:
         raise InputError("choose a slide, spots, or both")
     yield Progress("load", 0, 2, message="reading spots")
-    warm_unit_registry()  # here in the worker, not on the first layer in the GUI thread
+    warm_layer_imports()  # here in the worker, not on the first layer in the GUI thread
     samples = read_spot_samples(spots) if spots else []
     if cancel is not None:
         cancel.raise_if_cancelled()

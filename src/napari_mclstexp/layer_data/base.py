@@ -31,9 +31,20 @@ def world_units(mpp: float | None) -> tuple[str, str]:
     return ("micrometer", "micrometer") if mpp else ("pixel", "pixel")
 
 
-def warm_unit_registry() -> None:
-    """Load pint's unit definitions now (≈ 0.5–1 s, once per process), where this runs (a worker): napari
-    loads them on the first layer with units, which would otherwise freeze the GUI thread that long."""
+def warm_layer_imports() -> None:
+    """Pay, where this runs (a worker), what napari's first layer would load in the GUI thread.
+
+    pint's unit definitions (≈ 0.5–1 s, once per process: the first layer with units), xarray (≈ 0.75 s:
+    napari imports it to check every layer's data when it is installed) and ``scipy.ndimage`` (≈ 0.3 s:
+    the first thumbnail).  Already imported modules cost nothing; a missing one is napari's business.
+    """
+    import importlib
+
+    for module in ("xarray", "scipy.ndimage"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - only a head start
+            pass
     try:
         import pint
 
