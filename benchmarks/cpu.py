@@ -26,7 +26,7 @@
     pathologist without a GPU waits for).
 ``context``
     The whole-slide cost of context views: the same model shape with ``context_scale`` 1 and 3
-    (untrained weights), interleaved runs; tiles/s of each and the ratio (goal ≤ 2×).
+    (untrained weights), interleaved runs; tiles/s of each and the ratio (goal ≤ 2×; ``cpu_context.py``).
 ``descriptors``
     The same for blending in the tissue descriptors (``cpu_descriptors.py``).
 
@@ -311,48 +311,8 @@ def bench_compile(s: dict, work: Path) -> dict:
     return out
 
 
-def bench_context(s: dict, work: Path) -> dict:
-    """Whole-slide cost of the context view: the demo model's shape with ``context_scale`` 1 and 3 (untrained
-    weights, the same bank), runs interleaved on the same slide; tiles per second and the ratio."""
-    from dataclasses import replace as dc_replace
-
-    from gpu_infer import synthetic_slide
-
-    from napari_mclstexp.bundle import load_bundle
-    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
-    from napari_mclstexp.model.mclstexp import build_model
-    from napari_mclstexp.predict.slide import predict_whole_slide
-    from napari_mclstexp.progress import run
-    from napari_mclstexp.workflows.demo import sample_data_dir
-
-    demo = load_bundle(sample_data_dir() / "demo_quick.mclst")
-    slide = write_pyramid_tiff(work / "ctx_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
-    bundles = {}
-    for scale in (1, 3):
-        cfg = {**demo.config, "context_scale": scale}
-        torch.manual_seed(0)
-        model = build_model(cfg, len(demo.genes), demo.pos_shape, image_weights="none")
-        bundles[scale] = dc_replace(demo, config=cfg, state_dict=model.state_dict(), metadata=dict(demo.metadata))
-    out: dict = {"slide_px": s["slide_px"], "input_px": int(demo.config["input_px"]), "runs": {1: [], 3: []}}
-    for _ in range(2):
-        for scale, bundle in bundles.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            pred = run(predict_whole_slide(bundle, slide, device="cpu"))
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            out["runs"][scale].append({"tiles": int(pred.n_obs), "seconds": wall, "cpu_s": cpu})
-    for scale in (1, 3):
-        best = min(out["runs"][scale], key=lambda r: r["seconds"])
-        out[f"context_{scale}"] = {
-            "tiles_per_s": best["tiles"] / best["seconds"],
-            "tiles_per_cpu_s": best["tiles"] / best["cpu_s"],
-        }
-        log(f"  context_scale {scale}: {out[f'context_{scale}']['tiles_per_s']:.0f} tiles/s")
-    out["cost_ratio"] = out["context_1"]["tiles_per_s"] / out["context_3"]["tiles_per_s"]
-    out["cost_ratio_cpu"] = out["context_1"]["tiles_per_cpu_s"] / out["context_3"]["tiles_per_cpu_s"]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
+    from cpu_context import bench_context
     from cpu_descriptors import bench_descriptors
 
     p = argparse.ArgumentParser(
@@ -383,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "patches": ("patch_pipeline", bench_patch_pipeline),
         "quick": ("quick_preset", bench_quick),
         "slide": ("whole_slide", bench_slide),
-        "context": ("whole_slide_context", bench_context),
+        "context": ("whole_slide_context", lambda s, work: bench_context(s, work, log)),
         "descriptors": ("whole_slide_descriptors", lambda s, work: bench_descriptors(s, work, log)),
         "compile": ("compile", bench_compile),
     }
