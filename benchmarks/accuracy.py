@@ -16,6 +16,7 @@ Usage::
     python benchmarks/accuracy.py --epochs 1 --folds C2 # smoke test
     python benchmarks/accuracy.py --part encoders       # frozen encoder, cross-patient, every baseline
     python benchmarks/accuracy.py --part descriptors    # tissue descriptors beside the quick retrieval
+    python benchmarks/accuracy.py --part descriptor-variants  # the descriptor trees, one change at a time
 
 Data: ``--data DIR`` or ``$MCLSTEXP_SHARED_DATA/her2st`` or ``../shared/data/her2st``.  The CV itself
 is resumable (``<out>-cv.json``); the summary goes to ``benchmarks/results/accuracy-<preset>-<device>.json``.
@@ -149,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         import accuracy_descriptors
 
         return accuracy_descriptors.main(argv[2:])
+    if argv[:2] == ["--part", "descriptor-variants"]:  # the descriptor trees changed one thing at a time
+        sys.path.insert(0, str(HERE))
+        import accuracy_descriptor_variants
+
+        return accuracy_descriptor_variants.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
     ap.add_argument(

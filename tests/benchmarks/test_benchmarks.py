@@ -200,3 +200,19 @@ def test_visium_hd_benchmark_runs_small(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert 2500 < result["import"]["bins"] < 3500 and result["switch"]["switch_ms_median"] > 0
+
+
+def test_stain_augmentation_of_the_descriptor_variants_is_a_stain_change():
+    """s = 0 gives the reads back; s = 0.1 changes colours but not where the tissue is (the negative
+    control for the stain-augmentation variant: an identity would make its row meaningless)."""
+    variants = _load("accuracy_descriptor_variants")
+    rng = np.random.default_rng(0)
+    reads = np.full((4, 24, 24, 3), 235, np.uint8)
+    reads[:, 6:18, 6:18] = (150, 60, 160)  # a purple (haematoxylin-rich) square on pale glass
+    same = variants.stain_jitter(reads, np.random.default_rng(1), 0.0)
+    assert np.abs(same.astype(int) - reads).max() <= 1
+    jittered = variants.stain_jitter(reads, rng, 0.1)
+    assert jittered.dtype == np.uint8 and jittered.shape == reads.shape
+    assert np.abs(jittered.astype(int) - reads).max() > 5
+    dark = jittered.astype(int).sum(-1)  # the square stays the darkest part of every read
+    assert (dark[:, 6:18, 6:18].mean((1, 2)) < dark[:, :4, :4].mean((1, 2))).all()
