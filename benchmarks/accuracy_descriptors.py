@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -161,19 +159,10 @@ def iter_sample_descriptors_for(bundle, adata, cache):
 
 
 def save(args, out: dict) -> None:
-    from napari_mclstexp.atomic import atomic_write_path
+    from accuracy_levers import write_seed_files
 
-    with atomic_write_path(Path(args.out).with_suffix(".npz")) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **out["predictions"])
     payload = {k: v for k, v in out.items() if k != "predictions"}
-    payload.update(
-        seed=args.seed,
-        settings=args.settings,
-        machine={"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
-    )
-    with atomic_write_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
+    write_seed_files(args, out["predictions"], {**payload, "seed": args.seed, "settings": args.settings})
 
 
 def merge(files: list[str], out: Path, data: Path) -> int:

@@ -169,23 +169,26 @@ def run_seed(args) -> dict:
     return out
 
 
-def save(args, out: dict) -> None:
+def write_seed_files(args, arrays: dict[str, np.ndarray], payload: dict) -> None:
+    """One seed's results, atomically: ``arrays`` to ``<out>.npz``, ``payload`` (plus the machine) to ``<out>``."""
     from napari_mclstexp.atomic import atomic_write_path
 
-    npz = Path(args.out).with_suffix(".npz")
-    with atomic_write_path(npz) as tmp:
+    with atomic_write_path(Path(args.out).with_suffix(".npz")) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{f"{k}|{v}": a for k, d in out["predictions"].items() for v, a in d.items()})
-    payload = {k: v for k, v in out.items() if k != "predictions"}
-    payload.update(
-        seed=args.seed,
-        contexts=args.contexts,
-        settings=args.settings,
-        epochs=args.epochs,
-        machine={"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
-    )
+            np.savez_compressed(fh, **arrays)
+    payload = {
+        **payload,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
+    }
     with atomic_write_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=1))
+
+
+def save(args, out: dict) -> None:
+    arrays = {f"{k}|{v}": a for k, d in out["predictions"].items() for v, a in d.items()}
+    payload = {k: v for k, v in out.items() if k != "predictions"}
+    payload.update(seed=args.seed, contexts=args.contexts, settings=args.settings, epochs=args.epochs)
+    write_seed_files(args, arrays, payload)
 
 
 def merge(files: list[str], out: Path, data: Path) -> int:
