@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--size-px", type=int, default=512)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from napari_mclstexp.synthetic_cohort import write_cohort_slides
+    from napari_mclstexp.synthetic.cohort import write_cohort_slides
 
     result: dict = {"slides": args.slides, "slide_px": args.size_px}
     with tempfile.TemporaryDirectory(prefix="mclstexp-cohort-") as tmp:

@@ -39,7 +39,7 @@ def _rss_gb() -> float:
 
 
 def part_write(work: Path, n_bins: int, n_genes: int) -> dict:
-    from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+    from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
     cover = 0.85
     side = int(math.ceil(math.sqrt(n_bins / cover)))
@@ -108,7 +108,7 @@ def part_switch(work: Path) -> dict:
 
 
 def _small_section(work: Path) -> Path:
-    from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+    from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
     folder = work / "HDsmall"
     if not folder.exists():

@@ -7,7 +7,7 @@ import pytest
 
 from napari_mclstexp.io.visium_hd import read_visium_hd
 from napari_mclstexp.raster import BinRaster, GeneColumns, raster_of
-from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
 
 @pytest.fixture(scope="module")

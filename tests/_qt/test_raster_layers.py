@@ -10,7 +10,7 @@ from napari_mclstexp.progress import run
 
 @pytest.fixture
 def hd_folder(tmp_path):
-    from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+    from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
     write_visium_hd(
         tmp_path / "HDV", n_rows=40, n_cols=48, bins=(2, 8), geometry=HDGeometry(0.5, (40.0, 30.0)), image=True, seed=6

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("spatialdata")
 
 from napari_mclstexp.io.spatialdata_io import read_spatialdata, write_spatialdata  # noqa: E402
-from napari_mclstexp.synthetic_spatialdata import write_synthetic_spatialdata  # noqa: E402
+from napari_mclstexp.synthetic.spatialdata import write_synthetic_spatialdata  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_write_spots_as_circles_referencing_the_slide(store, tmp_path):
 
 def test_write_bins_as_squares_with_embedded_slide(tmp_path):
     from napari_mclstexp.io.visium_hd import read_visium_hd
-    from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+    from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
     write_visium_hd(
         tmp_path / "HDS", n_rows=24, n_cols=32, bins=(8,), geometry=HDGeometry(0.5, (40.0, 30.0)), image=True, seed=7

@@ -15,7 +15,7 @@ import pytest
 
 from napari_mclstexp.errors import InputError, MissingInputError
 from napari_mclstexp.io.visium_hd import is_visium_hd_folder, read_visium_hd
-from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
 
 @pytest.fixture

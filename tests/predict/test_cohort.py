@@ -24,7 +24,7 @@ from napari_mclstexp.predict.cohort import (
     slides_from_paths,
 )
 from napari_mclstexp.progress import run
-from napari_mclstexp.synthetic_cohort import write_cohort_slides
+from napari_mclstexp.synthetic.cohort import write_cohort_slides
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "sample_data" / "demo_quick.mclst"

@@ -8,7 +8,7 @@ import pytest
 from napari_mclstexp.io.visium_hd import read_visium_hd
 from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.progress import run
-from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 from napari_mclstexp.train.bins import (
     bank_samples,
     stratified_subsample,

@@ -116,11 +116,11 @@ def test_graphs_only_on_one_cuda_device():
 
 
 def test_schedule_updates_the_captured_lr_tensor_in_place():
-    from napari_mclstexp.train.trainer import _scheduler
+    from napari_mclstexp.train.result import make_scheduler
 
     w = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.AdamW([w], lr=1e-3)
-    sched = _scheduler(opt, get_preset("default").replace(scheduler="cosine"), total_steps=4)
+    sched = make_scheduler(opt, get_preset("default").replace(scheduler="cosine"), total_steps=4)
     w.grad = torch.ones(3)
     opt.step()
     sched.step()

@@ -31,7 +31,7 @@ def test_no_scores_without_measured_genes(tiny_bundle, synthetic_samples):
 
 def test_binned_sample_is_predicted_bin_by_bin_in_blocks(tiny_bundle, tmp_path):
     from napari_mclstexp.io.visium_hd import read_visium_hd
-    from napari_mclstexp.synthetic_hd import HDGeometry, write_visium_hd
+    from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 
     write_visium_hd(
         tmp_path / "HDP",

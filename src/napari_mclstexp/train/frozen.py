@@ -24,6 +24,7 @@ from ..data.features import FeatureCache
 from ..errors import InputError
 from ..progress import CancelToken, Progress, ProgressGen
 from .features import freeze_encoder, iter_sample_features
+from .result import TrainResult, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ def train_frozen(
     from ..model.mclstexp import build_model, pos_shape_for, spot_positions
     from ..model.presets import as_config
     from ..sample import section_name
-    from .trainer import TrainResult, _optimizer, _scheduler
 
     cfg = as_config(config)
     samples = list(samples)
@@ -122,8 +122,8 @@ def train_frozen(
     steps_per_epoch = max(1, n // batch)
     total_steps = steps_per_epoch * cfg.epochs
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(_Params(trainable), cfg, dev)
-    sched = _scheduler(opt, cfg, total_steps)
+    opt = make_optimizer(_Params(trainable), cfg, dev)
+    sched = make_scheduler(opt, cfg, total_steps)
     np_rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed + 1)
     history: list[dict[str, float]] = []

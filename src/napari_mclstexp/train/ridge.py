@@ -13,6 +13,7 @@ import torch
 from ..data.features import FeatureCache
 from ..errors import InputError
 from ..progress import CancelToken, Progress, ProgressGen
+from .result import TrainResult
 
 
 def train_ridge(
@@ -42,7 +43,6 @@ def train_ridge(
     from ..model.ridge import RidgeModel, fit_ridge, prediction_r2
     from ..sample import section_name
     from .frozen import iter_features_of
-    from .trainer import TrainResult
 
     samples = list(samples)
     if not samples:

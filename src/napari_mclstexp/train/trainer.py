@@ -11,12 +11,10 @@ logits over the gathered embeddings).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,79 +22,18 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointMismatchError, InputError
-from ..model.mclstexp import MclSTExp, build_model, pos_shape_for
+from ..model.mclstexp import build_model, pos_shape_for
 from ..model.presets import RUNTIME_OPTIONS, TrainConfig, as_config
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import section_name
 from .batches import BatchSource, load_training_data
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .result import TrainResult, make_optimizer, make_scheduler
 from .step import TrainStep, backward_step, optimizer_state, scheduler_state, uncompile_encoder
 
 __all__ = ["TrainResult", "backward_step", "configure_backend", "train"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    model
-        The trained :class:`~napari_mclstexp.model.mclstexp.MclSTExp` (eval mode, on ``device``).
-    config
-        The configuration used.
-    genes
-        The gene panel, in model order.
-    train_sections
-        Section names of the training samples.
-    history
-        One dict per epoch: ``epoch``, ``loss``, ``seconds``, ``spots_per_s``, ``lr``, ``temperature``.
-    pos_shape
-        Rows of the (x, y) position tables.
-    device
-        Device the model trained on (str).
-    is_main
-        False on the non-zero ranks of a distributed run (they must not write files).
-    step_mode
-        ``"graph"`` when the steps were replayed from a captured CUDA graph, else ``"eager"``.
-    compiled
-        Whether the image encoder trained ``torch.compile``-d (``config.compile`` and no fallback).
-    start_epoch
-        Epochs already done by the checkpoint this run resumed from (0: trained from the start).
-    """
-
-    model: MclSTExp
-    config: TrainConfig
-    genes: list[str]
-    train_sections: list[str]
-    history: list[dict[str, float]] = field(default_factory=list)
-    pos_shape: tuple[int, int] = (1, 1)
-    device: str = "cpu"
-    is_main: bool = True
-    step_mode: str = "eager"
-    compiled: bool = False
-    start_epoch: int = 0
-
-    @property
-    def train_seconds(self) -> float:
-        """Summed wall time of the training epochs (s)."""
-        return float(sum(h.get("seconds", 0.0) for h in self.history))
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    extra = {"fused": True} if device.type == "cuda" else {}
-    return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
-
-
-def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    if cfg.scheduler == "cosine" and total_steps > 0:
-        return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
-        )
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
 
 def configure_backend(device: torch.device) -> None:
@@ -214,8 +151,8 @@ def train(
     keep_last = not cfg.drop_last and ctx.world_size == 1 and local_n % batch != 0
     steps_per_epoch = max(1, -(-local_n // batch) if keep_last else local_n // batch)
     total_steps = steps_per_epoch * cfg.epochs
-    opt = _optimizer(model, cfg, dev)
-    sched = _scheduler(opt, cfg, total_steps)
+    opt = make_optimizer(model, cfg, dev)
+    sched = make_scheduler(opt, cfg, total_steps)
     np_rng = np.random.default_rng(cfg.seed)  # permutations: identical on every rank
     torch.manual_seed(cfg.seed + 1 + 1000 * ctx.rank)  # augmentation and dropout: per rank
 

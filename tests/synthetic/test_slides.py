@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_mclstexp.synthetic import (
+from napari_mclstexp.synthetic.slides import (
     DEMO_REGION_NAMES,
     balanced_region_map,
     make_demo_slide,

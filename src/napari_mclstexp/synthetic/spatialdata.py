@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .synthetic import hex_grid, region_map, render_he, simulate_counts
+from .slides import hex_grid, region_map, render_he, simulate_counts
 
 
 def write_synthetic_spatialdata(

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .io.visium_hd import aggregate_bins, bin_barcode, bin_folder_name
-from .synthetic import region_map, render_he
+from ..io.visium_hd import aggregate_bins, bin_barcode, bin_folder_name
+from .slides import region_map, render_he
 
 
 @dataclass(frozen=True)

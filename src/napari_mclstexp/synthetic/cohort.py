@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic import region_map, render_he
+from .slides import region_map, render_he
 
 
 def write_cohort_slides(
