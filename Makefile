@@ -43,16 +43,21 @@ demo: setup
 	  $(BIN)/mclstexp demo --out mclstexp-demo; \
 	fi
 
-# CPU speed figures (patch pipeline, quick-preset time to model) → benchmarks/results/cpu-<date>.json;
-# slide region reads (zarr vs direct tile decoding) → benchmarks/results/region_read-cpu.json;
-# the UI stalls of issue 16 (fresh processes) → benchmarks/results/stalls-cpu.json.
-# The GPU figures: PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/gpu.py on a CUDA machine (< 5 min).
+# Benchmarks: `python -m benchmarks` lists every part with the goal it measures (docs/benchmarks.md).
+# make bench: the standing CPU parts — CPU speed figures (cpu), slide region reads (region-read), the
+# timing tests and the UI stalls of issue 16 in fresh processes (stalls) → JSON in benchmarks/results/.
+# make bench PART=NAME [BENCH_ARGS=...]: one part, e.g. PART=gpu on a CUDA machine (< 5 min).
 BENCH_ARGS ?=
+PART ?=
 bench: setup
-	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/cpu.py $(BENCH_ARGS)
-	PYTHONUNBUFFERED=1 $(BIN)/python benchmarks/region_read.py
+ifeq ($(PART),)
+	PYTHONUNBUFFERED=1 $(BIN)/python -m benchmarks cpu $(BENCH_ARGS)
+	PYTHONUNBUFFERED=1 $(BIN)/python -m benchmarks region-read
 	$(BIN)/python -m pytest -m timing -s tests/_qt/test_fit_and_stalls.py
-	PYTHONUNBUFFERED=1 xvfb-run -a $(BIN)/python benchmarks/stalls.py
+	PYTHONUNBUFFERED=1 xvfb-run -a $(BIN)/python -m benchmarks stalls
+else
+	PYTHONUNBUFFERED=1 $(BIN)/python -m benchmarks $(PART) $(BENCH_ARGS)
+endif
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

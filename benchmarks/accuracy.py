@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Accuracy benchmark on the shared HER2+ data: slide-level CV over C2, C3, C4 (not run in CI).
 
 For each test section the model trains on the other image sections (B4 and the other two C sections;
@@ -11,12 +10,12 @@ original study's expression clusters (``ST-cluster``, k = number of clusters).
 
 Usage::
 
-    python benchmarks/accuracy.py                       # quick preset on CPU (≈ 20+ min on 2 cores)
-    python benchmarks/accuracy.py --preset default      # on a CUDA machine
-    python benchmarks/accuracy.py --epochs 1 --folds C2 # smoke test
-    python benchmarks/accuracy.py --part encoders       # frozen encoder, cross-patient, every baseline
-    python benchmarks/accuracy.py --part descriptors    # tissue descriptors beside the quick retrieval
-    python benchmarks/accuracy.py --part descriptor-variants  # the descriptor trees, one change at a time
+    python -m benchmarks accuracy                       # quick preset on CPU (≈ 20+ min on 2 cores)
+    python -m benchmarks accuracy --preset default      # on a CUDA machine
+    python -m benchmarks accuracy --epochs 1 --folds C2 # smoke test
+
+The other accuracy parts (``accuracy-levers``, ``accuracy-descriptors``, ``encoders``) are listed by
+``python -m benchmarks``; what they share is in ``her2st_folds``.
 
 Data: ``--data DIR`` or ``$MCLSTEXP_SHARED_DATA/her2st`` or ``../shared/data/her2st``.  The CV itself
 is resumable (``<out>-cv.json``); the summary goes to ``benchmarks/results/accuracy-<preset>-<device>.json``.
@@ -25,7 +24,6 @@ is resumable (``<out>-cv.json``); the summary goes to ``benchmarks/results/accur
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import tempfile
@@ -34,21 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if (HERE.parent / "src").is_dir():
-    sys.path.insert(0, str(HERE.parent / "src"))
+from .her2st_folds import IMAGE_SECTIONS, data_root
 
-IMAGE_SECTIONS = ("B4", "C2", "C3", "C4")
+HERE = Path(__file__).resolve().parent
 TEST_SECTIONS = ("C2", "C3", "C4")
 METRICS = ("acg", "heg50", "hvg50", "mse", "mae")
-
-
-def data_root(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    env = os.environ.get("MCLSTEXP_SHARED_DATA")
-    base = Path(env) if env else HERE.parent.parent / "shared" / "data"
-    return base / "her2st"
 
 
 def resolve_config(preset: str, device: str, epochs: int | None, weights: str | None):
@@ -134,27 +122,6 @@ def table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:2] == ["--part", "encoders"]:  # frozen encoders, cross-patient, baselines: benchmarks/encoders.py
-        sys.path.insert(0, str(HERE))
-        import encoders
-
-        return encoders.main(argv[2:])
-    if argv[:2] == ["--part", "levers"]:  # context, smoothing, bank extras, ensembles: accuracy_levers.py
-        sys.path.insert(0, str(HERE))
-        import accuracy_levers
-
-        return accuracy_levers.main(argv[2:])
-    if argv[:2] == ["--part", "descriptors"]:  # tissue descriptors beside the retrieval: accuracy_descriptors.py
-        sys.path.insert(0, str(HERE))
-        import accuracy_descriptors
-
-        return accuracy_descriptors.main(argv[2:])
-    if argv[:2] == ["--part", "descriptor-variants"]:  # the descriptor trees changed one thing at a time
-        sys.path.insert(0, str(HERE))
-        import accuracy_descriptor_variants
-
-        return accuracy_descriptor_variants.main(argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="her2st folder (default: shared data)")
     ap.add_argument(
@@ -223,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = {
         "benchmark": "accuracy",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "command": shlex.join(sys.orig_argv),
         "data": str(root),
         "scheme": args.scheme,
         "preset": cfg.preset,
@@ -277,7 +244,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"summary: {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
-"""Tissue descriptors beside the ``quick`` model's retrieval (``accuracy.py --part descriptors``).
+"""Tissue descriptors beside the ``quick`` model's retrieval (``python -m benchmarks accuracy-descriptors``).
 
-Same settings and baselines as ``accuracy_levers.py`` (``cv``: test C2, C3, C4 in turn, the test patient C also
+Same settings and baselines as ``accuracy-levers`` (``cv``: test C2, C3, C4 in turn, the test patient C also
 in training; ``C>B4`` and ``B4>C``: the test patient never in training or in the bank).  Per seed and fold the
 ``quick`` model is trained once (or its bundle reused from ``--bundle-dir``), then finished twice as ``train``
 finishes bundles (``workflows.reliability.iter_finish_bundle``): without descriptors (retrieval, the neighbour
@@ -12,8 +11,8 @@ alone; retrieval + descriptors at the chosen weight, and smoothed (what ``quick`
 the 3-seed ensemble of the last.  Metrics: ACG and HEG@50 per test section, averaged over a setting's tests,
 then over seeds.
 
-    python benchmarks/accuracy.py --part descriptors --seed 0 --bundle-dir /tmp/b --out /tmp/d0.json
-    python benchmarks/accuracy.py --part descriptors --merge /tmp/d*.json \
+    python -m benchmarks accuracy-descriptors --seed 0 --bundle-dir /tmp/b --out /tmp/d0.json
+    python -m benchmarks accuracy-descriptors --merge /tmp/d*.json \
         --out benchmarks/results/accuracy-descriptors-quick-cpu.json
 """
 
@@ -21,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from .her2st_folds import IMAGE_SECTIONS, SETTINGS, data_root, knn_alpha, scores, tests_of, write_json, write_seed_files
+
 VARIANTS = ("own", "own_smooth", "descriptors_only", "blend", "blend_smooth")
 ROWS = (
     ("knn", "colour-histogram kNN (k = 200)"),
@@ -62,7 +61,6 @@ def _bundle(args, seed: int, setting: str, train_names, samples, genes, cache):
 
 def run_seed(args) -> dict:
     import torch
-    from accuracy_levers import SETTINGS, _tests, knn_alpha, scores
 
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.data.genes import expression_matrix, load_gene_list
@@ -79,7 +77,7 @@ def run_seed(args) -> dict:
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)
-    samples = {s: read_her2st_section(root, s) for s in ("B4", "C2", "C3", "C4")}
+    samples = {s: read_her2st_section(root, s) for s in IMAGE_SECTIONS}
     genes = [g for g in load_gene_list(root / "her_hvg_785.npy") if all(g in a.var_names for a in samples.values())]
     quick = get_preset("quick")
     cache = PatchCache(args.cache)
@@ -90,7 +88,7 @@ def run_seed(args) -> dict:
     Path(args.bundle_dir).mkdir(parents=True, exist_ok=True)
     for setting in args.settings:
         for train_names, test in SETTINGS[setting]:
-            tests = _tests((train_names, test))
+            tests = tests_of((train_names, test))
             a_knn = knn_alpha(patches, expr, xy, train_names, 200)
             tr_p = np.concatenate([patches[s] for s in train_names])
             tr_e = np.concatenate([expr[s] for s in train_names])
@@ -159,23 +157,18 @@ def iter_sample_descriptors_for(bundle, adata, cache):
 
 
 def save(args, out: dict) -> None:
-    from accuracy_levers import write_seed_files
-
     payload = {k: v for k, v in out.items() if k != "predictions"}
     write_seed_files(args, out["predictions"], {**payload, "seed": args.seed, "settings": args.settings})
 
 
 def merge(files: list[str], out: Path, data: Path) -> int:
     """Mean over seeds of each setting's mean over tests, per variant, beside the kNN; the seeds' ensemble."""
-    from accuracy_levers import SETTINGS, _tests, scores
-
-    from napari_mclstexp.atomic import atomic_write_path
     from napari_mclstexp.data.genes import expression_matrix, load_gene_list
     from napari_mclstexp.io.her2st import read_her2st_section
 
     parts = [json.loads(Path(f).read_text()) for f in files]
     runs = [r for p in parts for r in p["runs"]]
-    images = {s: read_her2st_section(data, s) for s in ("B4", "C2", "C3", "C4")}
+    images = {s: read_her2st_section(data, s) for s in IMAGE_SECTIONS}
     genes = [g for g in load_gene_list(data / "her_hvg_785.npy") if all(g in a.var_names for a in images.values())]
     npz = [np.load(Path(f).with_suffix(".npz")) for f in files]
     table: dict[str, dict] = {}
@@ -200,7 +193,7 @@ def merge(files: list[str], out: Path, data: Path) -> int:
             row[name]["vs_knn"] = row[name]["acg"] / knn_acg
         accs = []
         for item in SETTINGS[setting]:
-            for t in _tests(item):
+            for t in tests_of(item):
                 preds = [z[f"{setting}|{t}|blend_smooth"] for z in npz if f"{setting}|{t}|blend_smooth" in z.files]
                 if len(preds) == len(seeds) > 1:
                     truth = expression_matrix(images[t], genes, "log10_1e4")
@@ -223,8 +216,7 @@ def merge(files: list[str], out: Path, data: Path) -> int:
         "machine": parts[0].get("machine"),
         "doc": __doc__,
     }
-    with atomic_write_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
+    write_json(payload, out)
     print(payload["table_markdown"])
     return 0
 
@@ -244,8 +236,6 @@ def markdown(table: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from accuracy_levers import SETTINGS
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="her2st folder")
     ap.add_argument("--seed", type=int, default=0)
@@ -256,8 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--merge", nargs="+", default=None)
     args = ap.parse_args(argv)
-    from accuracy import data_root
-
     args.data = str(data_root(args.data))
     if args.merge:
         return merge(args.merge, Path(args.out), Path(args.data))
@@ -268,8 +256,3 @@ def main(argv: list[str] | None = None) -> int:
     args.bundle_dir = args.bundle_dir or str(Path(args.out).with_suffix("")) + "_bundles"
     run_seed(args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
-    sys.exit(main())

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Accuracy levers of the offline ``quick`` preset, each alone and together (``accuracy.py --part levers``).
+"""Accuracy levers of the offline ``quick`` preset, each alone and together (``python -m benchmarks accuracy-levers``).
 
 Settings on the shared HER2+ data (her2st: one letter = one patient):
 
@@ -15,68 +14,22 @@ them) and ``ensemble`` (the seeds' predictions averaged).  Beside them, in the s
 kNN (k = 200, on the spot patches) and the same kNN smoothed with a weight chosen the same way.  Metrics: ACG
 and HEG@50 per test section, averaged over a setting's tests, then over seeds.
 
-One process per seed (``--seeds 0``), then ``--merge`` the JSON files::
+One process per seed (``--seed 0``), then ``--merge`` the JSON files::
 
-    python benchmarks/accuracy.py --part levers --seeds 0 --out /tmp/lev0.json
-    python benchmarks/accuracy.py --part levers --merge /tmp/lev*.json --out benchmarks/results/accuracy-levers-cpu.json
+    python -m benchmarks accuracy-levers --seed 0 --out /tmp/lev0.json
+    python -m benchmarks accuracy-levers --merge /tmp/lev*.json --out benchmarks/results/accuracy-levers-quick-cpu.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SETTINGS = {
-    "cv": [(("B4", "C3", "C4"), "C2"), (("B4", "C2", "C4"), "C3"), (("B4", "C2", "C3"), "C4")],
-    "C>B4": [(("C2", "C3", "C4"), "B4")],
-    "B4>C": [(("B4",), ("C2", "C3", "C4"))],
-}
-
-
-def _tests(item) -> tuple[str, ...]:
-    return item[1] if isinstance(item[1], tuple) else (item[1],)
-
-
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """ACG and HEG@50 (the paper's: mean Pearson r over all genes / the 50 most expressed), NaN genes dropped."""
-    from napari_mclstexp.analysis.metrics import pearson_per_gene
-
-    r = pearson_per_gene(np.asarray(pred, np.float64), np.asarray(truth, np.float64))[0]
-    heg = np.argsort(-truth.mean(0), kind="stable")[:50]
-    return {"acg": float(np.nanmean(r)), "heg50": float(np.nanmean(r[heg]))}
-
-
-def knn_alpha(patches: dict, expr: dict, xy: dict, train: tuple[str, ...], k: int) -> float:
-    """The kNN's smoothing weight, chosen as the model's: held-out predictions of the training sections."""
-    from napari_mclstexp.predict.baseline import histogram_knn_predict
-    from napari_mclstexp.predict.smoothing import choose_alpha
-
-    preds, truths, xys, secs = [], [], [], []
-    for s in train:
-        if len(train) > 1:
-            ref = [t for t in train if t != s]
-            p = histogram_knn_predict(
-                np.concatenate([patches[t] for t in ref]), np.concatenate([expr[t] for t in ref]), patches[s], k
-            )
-        else:  # one section: halves predict each other
-            n = len(expr[s])
-            half = np.arange(n) < n // 2
-            p = np.zeros_like(expr[s])
-            for h in (half, ~half):
-                p[h] = histogram_knn_predict(patches[s][~h], expr[s][~h], patches[s][h], k)
-        preds.append(p)
-        truths.append(expr[s])
-        xys.append(xy[s])
-        secs += [s] * len(p)
-    return choose_alpha(np.concatenate(preds), np.concatenate(truths), np.concatenate(xys), secs)["alpha"]
+from .her2st_folds import IMAGE_SECTIONS, SETTINGS, data_root, knn_alpha, scores, tests_of, write_json, write_seed_files
 
 
 def run_seed(args) -> dict:
@@ -98,7 +51,7 @@ def run_seed(args) -> dict:
     torch.set_num_threads(args.threads)
     root = Path(args.data)
     t0 = time.perf_counter()
-    samples = {s: read_her2st_section(root, s) for s in ("B4", "C2", "C3", "C4")}
+    samples = {s: read_her2st_section(root, s) for s in IMAGE_SECTIONS}
     extra_all = {s: read_her2st_section(root, s) for s in list_her2st_sections(root) if s not in samples}
     genes = [g for g in load_gene_list(root / "her_hvg_785.npy") if all(g in a.var_names for a in samples.values())]
     base = get_preset("quick")
@@ -112,7 +65,7 @@ def run_seed(args) -> dict:
 
     for setting in args.settings:
         for train_names, test in SETTINGS[setting]:
-            tests = _tests((train_names, test))
+            tests = tests_of((train_names, test))
             a_knn = knn_alpha(patches, expr, xy, train_names, 200)
             tr_p = np.concatenate([patches[s] for s in train_names])
             tr_e = np.concatenate([expr[s] for s in train_names])
@@ -132,7 +85,7 @@ def run_seed(args) -> dict:
         cfg = base.replace(seed=args.seed, context_scale=context)
         for setting in args.settings:
             for train_names, test in SETTINGS[setting]:
-                tests = _tests((train_names, test))
+                tests = tests_of((train_names, test))
                 tr = [samples[s] for s in train_names]
                 patients = {s[0] for s in tests}
                 extra = [a for s, a in extra_all.items() if s[0] not in patients]  # never the test patient
@@ -167,21 +120,6 @@ def run_seed(args) -> dict:
                 print(json.dumps({k: v for k, v in row.items() if k != "train"}), flush=True)
                 save(args, out)
     return out
-
-
-def write_seed_files(args, arrays: dict[str, np.ndarray], payload: dict) -> None:
-    """One seed's results, atomically: ``arrays`` to ``<out>.npz``, ``payload`` (plus the machine) to ``<out>``."""
-    from napari_mclstexp.atomic import atomic_write_path
-
-    with atomic_write_path(Path(args.out).with_suffix(".npz")) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    payload = {
-        **payload,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()},
-    }
-    with atomic_write_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
 
 
 def save(args, out: dict) -> None:
@@ -229,7 +167,7 @@ def merge(files: list[str], out: Path, data: Path) -> int:
     # ensembles: the seeds' predictions averaged
     npz = [np.load(Path(f).with_suffix(".npz")) for f in files]
     root = Path(data)
-    images = {s: read_her2st_section(root, s) for s in ("B4", "C2", "C3", "C4")}
+    images = {s: read_her2st_section(root, s) for s in IMAGE_SECTIONS}
     genes = [g for g in load_gene_list(root / "her_hvg_785.npy") if all(g in a.var_names for a in images.values())]
     for setting in SETTINGS:
         if setting not in table:
@@ -261,13 +199,8 @@ def merge(files: list[str], out: Path, data: Path) -> int:
         "epochs": parts[0].get("epochs"),
         "doc": __doc__,
     }
-    from napari_mclstexp.atomic import atomic_write_path
-
-    with atomic_write_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
     payload["table_markdown"] = markdown(table)
-    with atomic_write_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=1))
+    write_json(payload, out)
     print(payload["table_markdown"])
     for setting, row in table.items():
         print(setting)
@@ -304,7 +237,7 @@ def markdown(table: dict) -> str:
                 continue
             seeds, tests = v.get("seeds"), v.get("tests")
             note = f", {len(seeds)} seed{'s' * (len(seeds) > 1)}" if seeds is not None else ""
-            every = {t for item in SETTINGS[s] for t in _tests(item)}
+            every = {t for item in SETTINGS[s] for t in tests_of(item)}
             if tests is not None and set(tests) != every:
                 note += f", {'+'.join(tests)} only"
             ratio = v["acg"] / v.get("knn_acg_same_tests", table[s]["knn"]["acg"])
@@ -325,9 +258,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--merge", nargs="+", default=None)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    from accuracy import data_root
-
     args.data = str(data_root(args.data))
     if args.merge:
         return merge(args.merge, Path(args.out), Path(args.data))
@@ -337,7 +267,3 @@ def main(argv: list[str] | None = None) -> int:
         args.cache = str(default_cache_root())
     run_seed(args)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

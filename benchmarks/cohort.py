@@ -3,7 +3,8 @@ and a 2-process ``torchrun`` (gloo) run; writes JSON.
 
 Checks what the issue asks to show: the resumed run predicts only the slides the killed one had not
 finished, its outputs equal the clean run's, and under ``torchrun`` each slide is predicted exactly once.
-Usage: ``python benchmarks/cohort.py --out cohort.json [--slides 20]`` (~ 2–5 min on 2 cores).
+Usage: ``python -m benchmarks cohort [--out cohort.json] [--slides 20]`` (~ 2–5 min on 2 cores; default output
+``benchmarks/results/cohort-cpu-<date>.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +61,12 @@ def _equal(a: Path, b: Path, names) -> bool:
     return True
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("cohort_benchmark.json"))
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / f"cohort-cpu-{date.today()}.json")
     p.add_argument("--slides", type=int, default=20)
     p.add_argument("--size-px", type=int, default=512)
-    args = p.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    args = p.parse_args(argv)
     from napari_mclstexp.synthetic.cohort import write_cohort_slides
 
     result: dict = {"slides": args.slides, "slide_px": args.size_px}
@@ -138,7 +139,4 @@ def main() -> None:
         }
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    return 0

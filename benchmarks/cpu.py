@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """CPU speed figures (``make bench``): patch pipeline, quick preset's time to a model, whole-slide speed.
 
 ``patch_pipeline``
@@ -47,7 +46,6 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,9 +54,6 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if (HERE.parent / "src").is_dir():
-    sys.path.insert(1, str(HERE.parent / "src"))
 
 SIZES = {
     "full": dict(
@@ -94,7 +89,7 @@ def log(msg: str) -> None:
 
 def bench_pil(s: dict) -> dict:
     """Reference loader: per-sample PIL crop + torchvision transforms, patches/s."""
-    from reference_pipeline import ReferenceDataset, make_reference_data
+    from .reference_pipeline import ReferenceDataset, make_reference_data
 
     data = make_reference_data(s["pil_patches"], 8, image_px=s["image_px"], seed=0)
     ds = ReferenceDataset(data, s["patch_px"])
@@ -236,13 +231,13 @@ def bench_quick(s: dict, work: Path) -> dict:
 
 def bench_slide(s: dict, work: Path) -> dict:
     """Whole-slide prediction on the CPU with the demo bundle: tiles/s, TTA off and on."""
-    from gpu_infer import synthetic_slide
-
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.progress import run
     from napari_mclstexp.workflows.demo import sample_data_dir
+
+    from .gpu_infer import synthetic_slide
 
     bundle = load_bundle(sample_data_dir() / "demo_quick.mclst")
     slide = write_pyramid_tiff(work / "cpu_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)
@@ -312,8 +307,8 @@ def bench_compile(s: dict, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cpu_context import bench_context
-    from cpu_descriptors import bench_descriptors
+    from .cpu_context import bench_context
+    from .cpu_descriptors import bench_descriptors
 
     p = argparse.ArgumentParser(
         description="CPU speed figures: patch pipeline, quick-preset time to a model, whole-slide prediction"
@@ -361,7 +356,3 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(report, indent=1, default=float))
     log(f"wrote {out}")
     return 0 if not report["errors"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

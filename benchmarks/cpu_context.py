@@ -13,14 +13,14 @@ def bench_context(s: dict, work: Path, log) -> dict:
     weights, the same bank), runs interleaved on the same slide; tiles per second and the ratio."""
     from dataclasses import replace as dc_replace
 
-    from gpu_infer import synthetic_slide
-
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
     from napari_mclstexp.model.mclstexp import build_model
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.progress import run
     from napari_mclstexp.workflows.demo import sample_data_dir
+
+    from .gpu_infer import synthetic_slide
 
     demo = load_bundle(sample_data_dir() / "demo_quick.mclst")
     slide = write_pyramid_tiff(work / "ctx_slide.ome.tif", synthetic_slide(s["slide_px"]), mpp=1.0)

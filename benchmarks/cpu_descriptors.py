@@ -13,14 +13,14 @@ from pathlib import Path
 
 
 def bench_descriptors(s: dict, work: Path, log) -> dict:
-    from gpu_infer import synthetic_slide
-
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.io.wsi_write import write_pyramid_tiff
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.progress import run
     from napari_mclstexp.workflows.demo import load_demo_sample, sample_data_dir, split_demo_sample
     from napari_mclstexp.workflows.reliability import iter_finish_bundle
+
+    from .gpu_infer import synthetic_slide
 
     plain = load_bundle(sample_data_dir() / "demo_quick.mclst")
     both = load_bundle(sample_data_dir() / "demo_quick.mclst")

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Frozen-encoder benchmark on the shared HER2+ data (CPU-sized; ``accuracy.py --part encoders`` runs it).
+"""Frozen-encoder benchmark on the shared HER2+ data (CPU-sized; ``python -m benchmarks encoders``).
 
 Three measurements, one JSON (``benchmarks/results/encoders-<device>.json``):
 
@@ -18,8 +17,8 @@ Three measurements, one JSON (``benchmarks/results/encoders-<device>.json``):
 
 Usage::
 
-    python benchmarks/encoders.py                      # ≈ 6–10 min on 2 CPU cores
-    python benchmarks/encoders.py --seeds 1 --epochs 5 # smoke test
+    python -m benchmarks encoders                      # ≈ 6–10 min on 2 CPU cores
+    python -m benchmarks encoders --seeds 1 --epochs 5 # smoke test
 """
 
 from __future__ import annotations
@@ -34,20 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if (HERE.parent / "src").is_dir():
-    sys.path.insert(0, str(HERE.parent / "src"))
+from .her2st_folds import IMAGE_SECTIONS, data_root
 
-SECTIONS = ("B4", "C2", "C3", "C4")
+HERE = Path(__file__).resolve().parent
 METHODS = ("model", "ridge", "histogram", "mean")
 KEYS = ("acg", "hest_pcc", "mse")
-
-
-def data_root(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    env = os.environ.get("MCLSTEXP_SHARED_DATA")
-    return (Path(env) if env else HERE.parent.parent / "shared" / "data") / "her2st"
 
 
 def random_weights(arch: str, input_px: int, path: Path) -> Path:
@@ -285,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         freeze=True,
         epochs=args.epochs,
     )
-    samples = [read_her2st_section(root, s) for s in SECTIONS]
+    samples = [read_her2st_section(root, s) for s in IMAGE_SECTIONS]
     genes = root / "her_hvg_785.npy"
     genes = str(genes) if genes.is_file() else "hvg:300"
     out = Path(args.out) if args.out else HERE / "results" / "encoders-cpu.json"
@@ -307,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     res = {
         "benchmark": "encoders",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "command": shlex.join(sys.orig_argv),
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -336,7 +326,3 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"summary: {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

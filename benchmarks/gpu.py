@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """One GPU speed benchmark, under 5 minutes: our training, the reference's, whole-slide inference.
 
 Measured in one run on one device (each part guarded; the JSON is rewritten after every part):
@@ -28,7 +27,7 @@ Measured in one run on one device (each part guarded; the JSON is rewritten afte
     (only with ``--parts ...,direct``) the trainer's building blocks in a bare loop with cuDNN autotuning and
     GPU-resident patches: shows how much the trainer itself costs.
 
-Usage: ``PYTHONUNBUFFERED=1 python benchmarks/gpu.py [--budget-s 270] [--compile] [--tiny]``.
+Usage: ``PYTHONUNBUFFERED=1 python -m benchmarks gpu [--budget-s 270] [--compile] [--tiny]``.
 On a machine without CUDA ``--tiny`` is implied (tiny sizes, proves the script runs end to end).
 Writes ``benchmarks/results/gpu-<card>-<date>.json`` (keys ``device``, ``train_spots_per_s``,
 ``reference_spots_per_s``, ``infer_patches_per_s``, ``peak_mem_gb``, ``details``, ...).
@@ -52,10 +51,20 @@ from pathlib import Path
 
 import torch
 
+from .gpu_infer import part_infer, write_slides
+from .gpu_parts import (
+    log,
+    make_train_samples,
+    part_direct,
+    part_reference,
+    part_train,
+    part_trunk,
+    peak_gb,
+    reset_peak,
+)
+from .gpu_vit import part_vit
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if (HERE.parent / "src").is_dir():
-    sys.path.insert(1, str(HERE.parent / "src"))
 
 #: Sizes per mode.  Full: HER2+ panel (785 genes), batch 128, 224 px; tiny: seconds on a CPU.
 SIZES = {
@@ -105,19 +114,6 @@ SIZES = {
 }
 #: Seconds kept for the parts after ``train`` (reference, infer, margins).
 RESERVE_AFTER_TRAIN = {"full": 120.0, "tiny": 8.0}
-
-from gpu_infer import part_infer, write_slides  # noqa: E402
-from gpu_parts import (  # noqa: E402  (after the sys.path set-up)
-    log,
-    make_train_samples,
-    part_direct,
-    part_reference,
-    part_train,
-    part_trunk,
-    peak_gb,
-    reset_peak,
-)
-from gpu_vit import part_vit  # noqa: E402
 
 
 def card_name(dev: torch.device) -> str:
@@ -316,7 +312,3 @@ def main(argv: list[str] | None = None) -> int:
     log("summary: " + json.dumps({k: report.get(k) for k in keys}, default=float))
     log(f"wrote {out} in {report['elapsed_s']:.0f} s")
     return 0 if not report["errors"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One short GPU session: the CUDA-only tests (CUDA graphs of training and inference against eager),
-# then benchmarks/gpu.py.  Logs and the JSON go to $OUT (default benchmarks/results).
+# then the gpu part (python -m benchmarks gpu).  Logs and the JSON go to $OUT (default benchmarks/results).
 #
 # On a bare GPU image without the project's dependencies, put wheels in .whl/ first (Python 3.12):
 #   pip download --python-version 3.12 --only-binary=:all: --no-deps -d .whl \
@@ -30,9 +30,9 @@ timeout 150 python3 -m pytest -q -x -p no:cacheprovider -o addopts="--import-mod
 echo "pytest exit $?" | tee -a "$OUT/gpu-tests.log"
 tail -15 "$OUT/gpu-tests.log"
 
-echo "== benchmarks/gpu.py"
+echo "== python -m benchmarks gpu"
 # vit (timm ViT-L/16 and ViT-g/14 feature extraction) runs before the eager-training comparison.
-python3 benchmarks/gpu.py --out "$OUT" --parts "${PARTS:-trunk,train,reference,infer,vit,train_eager}" \
+python3 -m benchmarks gpu --out "$OUT" --parts "${PARTS:-trunk,train,reference,infer,vit,train_eager}" \
     --budget-s "${BUDGET_S:-320}" "$@" 2>&1 | tee "$OUT/gpu-bench.log"
 
 if [ "${COMPILE:-0}" = 1 ]; then
@@ -41,6 +41,6 @@ if [ "${COMPILE:-0}" = 1 ]; then
         tests/train/test_compile_cuda.py > "$OUT/gpu-compile-tests.log" 2>&1
     echo "pytest exit $?" | tee -a "$OUT/gpu-compile-tests.log"
     tail -5 "$OUT/gpu-compile-tests.log"
-    echo "== benchmarks/gpu.py --compile (train only)"
-    python3 benchmarks/gpu.py --out "$OUT" --parts train --compile --budget-s 150 --tag compile 2>&1 | tee "$OUT/gpu-compile.log"
+    echo "== python -m benchmarks gpu --compile (train only)"
+    python3 -m benchmarks gpu --out "$OUT" --parts train --compile --budget-s 150 --tag compile 2>&1 | tee "$OUT/gpu-compile.log"
 fi

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from gpu_parts import log, our_config, sync
+
+from .gpu_parts import log, our_config, sync
 
 
 def synthetic_slide(edge_px: int, seed: int = 0) -> np.ndarray:

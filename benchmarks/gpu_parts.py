@@ -228,7 +228,7 @@ def part_train(dev: torch.device, s: dict, args, samples: list, seconds: float, 
 
 
 def part_reference(dev: torch.device, s: dict, seconds: float) -> dict:
-    from reference_pipeline import benchmark_reference
+    from .reference_pipeline import benchmark_reference
 
     torch.backends.cudnn.benchmark = False  # the reference code does not turn it on
     n_spots = s.get("ref_spots")

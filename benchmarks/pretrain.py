@@ -4,15 +4,18 @@ Protocol (held-out sections never seen, not even their unlabelled tiles): for ea
 ``--tests`` (default C4), the ``quick`` encoder is pretrained with :func:`pretrain_and_save` on tissue
 tiles of the *other three* image sections (B4, C2, C3 for T = C4), then ``quick`` trains on those three
 sections once from ``weights=none`` and once from the pretrained file, per seed; both predict T's spots
-by retrieval, scored as ``benchmarks/quick_vs_histogram.py`` does (ACG = mean Pearson r over the paper's
-785 genes, k = 50 and 200), beside the colour-histogram kNN on the same crops.
+by retrieval (ACG = mean Pearson r over the paper's 785 genes, k = 50 and 200), beside the colour-histogram
+kNN on the same crops.
 
 Also times one SimCLR step against one BYOL step (online + EMA target network + predictor) at the
 same batch: the cost argument for SimCLR on a CPU.
 
 Run::
 
-    PYTHONPATH=src .venv/bin/python benchmarks/pretrain.py --tests C4 --seeds 0 1
+    python -m benchmarks pretrain --tests C4 --seeds 0 1
+
+Own-slide pretraining stays an experimental option of the command line until this part measures a gain
+(``docs/accuracy.md``).
 
 Writes ``benchmarks/results/pretrain-cpu.json`` (atomically, after every run).
 """
@@ -23,7 +26,6 @@ import argparse
 import copy
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,23 +34,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quick_vs_histogram import SECTIONS, acg, embed, her2st_root, save  # noqa: E402
+from napari_mclstexp.data.genes import expression_matrix, load_gene_list
+from napari_mclstexp.data.patches import PatchCache, default_cache_root, sample_patches
+from napari_mclstexp.io.her2st import read_her2st_section
+from napari_mclstexp.model.bank import build_bank
+from napari_mclstexp.model.encoders import make_image_encoder
+from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.predict.baseline import histogram_knn_predict
+from napari_mclstexp.predict.retrieval import retrieve
+from napari_mclstexp.progress import run
+from napari_mclstexp.train.pretrain import _SimCLR, augment_views, nt_xent
+from napari_mclstexp.train.trainer import train
+from napari_mclstexp.workflows.pretrain import pretrain_and_save
 
-from napari_mclstexp.data.genes import expression_matrix, load_gene_list  # noqa: E402
-from napari_mclstexp.data.patches import PatchCache, default_cache_root, sample_patches  # noqa: E402
-from napari_mclstexp.io.her2st import read_her2st_section  # noqa: E402
-from napari_mclstexp.model.bank import build_bank  # noqa: E402
-from napari_mclstexp.model.encoders import make_image_encoder  # noqa: E402
-from napari_mclstexp.model.presets import get_preset  # noqa: E402
-from napari_mclstexp.predict.baseline import histogram_knn_predict  # noqa: E402
-from napari_mclstexp.predict.retrieval import retrieve  # noqa: E402
-from napari_mclstexp.progress import run  # noqa: E402
-from napari_mclstexp.train.pretrain import _SimCLR, augment_views, nt_xent  # noqa: E402
-from napari_mclstexp.train.trainer import train  # noqa: E402
-from napari_mclstexp.workflows.pretrain import pretrain_and_save  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from .her2st_folds import IMAGE_SECTIONS, REPO, acg, data_root, embed, write_json
 
 
 def time_objectives(batch: int, steps: int = 3) -> dict:
@@ -101,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pretrain-cpu.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    root = her2st_root(args.her2st)
-    samples = {s: read_her2st_section(root, s) for s in SECTIONS}
+    root = data_root(args.her2st)
+    samples = {s: read_her2st_section(root, s) for s in IMAGE_SECTIONS}
     genes = [g for g in load_gene_list(root / "her_hvg_785.npy") if all(g in a.var_names for a in samples.values())]
     cfg = get_preset("quick")
     if args.epochs is not None:
@@ -135,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_timing:
         payload["objective_timing"] = time_objectives(args.pretrain_batch)
         print("timing", payload["objective_timing"], flush=True)
-        save(out, payload)
+        write_json(payload, out)
     tmp = Path(tempfile.mkdtemp(prefix="mclst-pretrain-"))
     for test in args.tests:
-        names = [s for s in SECTIONS if s != test]
+        names = [s for s in IMAGE_SECTIONS if s != test]
         truth = expression_matrix(samples[test], genes, cfg.normalization)
         tr_expr = np.concatenate([expression_matrix(samples[s], genes, cfg.normalization) for s in names])
         tr_patch = np.concatenate([patches[s] for s in names])
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             fold["encoder_file"] = args.encoder_file
         encoder_path = str(saved.path) if saved is not None else args.encoder_file
         payload["folds"][test] = fold
-        save(out, payload)
+        write_json(payload, out)
         print(test, fold, flush=True)
         for seed in args.seeds:
             for weights in [encoder_path if init == "simclr" else "none" for init in args.inits]:
@@ -193,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                     row[f"acg_k{k}"] = acg(retrieve(queries, bank, k, cfg.distance).prediction, truth)
                 payload["runs"].append(row)
                 payload["summary"] = summarise(payload["runs"])
-                save(out, payload)
+                write_json(payload, out)
                 print(row, flush=True)
     payload["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    save(out, payload)
+    write_json(payload, out)
     return 0
 
 
@@ -215,7 +214,3 @@ def summarise(runs: list[dict]) -> dict:
     if "none" in out and "simclr" in out:
         out["gain_acg_k200"] = out["simclr"]["acg_k200"] - out["none"]["acg_k200"]
     return out
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Region-read speed of whole-slide TIFF levels: the zarr path vs the direct tile decoder (``io.wsi_tiles``).
 
 A synthetic H&E-like JPEG pyramid (``io.wsi_write.write_pyramid_tiff``, 256 px tiles) is read with
@@ -31,7 +30,6 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,9 +38,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-if (HERE.parent / "src").is_dir():
-    sys.path.insert(1, str(HERE.parent / "src"))
 
 SIZES = {
     "full": dict(edge_px=8192, region_px=1008, pitch_px=896, random_regions=48, repeats=3),
@@ -193,7 +188,3 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(report, indent=1))
     log(f"wrote {out}")
     return 0 if report["pixels_equal"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ two ticks is the longest time the window could not react.  The stream case also 
 gap while the demo slide opens (``slide_load_longest_ms``: a fresh napari's first slide layer).  The
 same measure as the ``timing`` tests (``tests/_qt/test_fit_and_stalls.py``), repeated and kept::
 
-    xvfb-run -a .venv/bin/python benchmarks/stalls.py --repeats 5
+    python -m benchmarks stalls --repeats 5     # under xvfb-run when there is no display
 
 writes ``benchmarks/results/stalls-cpu.json``: per case every run's longest gap, their median and
 maximum, the 250 ms goal, and the 1-minute load average before each run (a stall is GUI-thread time:
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for _ in range(args.repeats):  # cases alternate per repeat in spirit: each run is its own process
             load_avg = os.getloadavg()[0]
-            cmd = [sys.executable, __file__, "--one", case, "--step", str(args.step)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            cmd = [sys.executable, "-m", "benchmarks", "stalls", "--one", case, "--step", str(args.step)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 raise RuntimeError(f"{case} run failed:\n{out.stderr[-2000:]}")
@@ -127,7 +127,3 @@ def main(argv: list[str] | None = None) -> int:
     out_path.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1)[:3000])
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Viewer benchmark: gene-switch time on 100,000 spots and the longest UI stall while training.
 
-Run under a display (``xvfb-run -a .venv/bin/python benchmarks/viewer.py``); writes
+Run ``python -m benchmarks viewer`` (under ``xvfb-run`` when there is no display); writes
 ``benchmarks/results/viewer.json``.  "Own work" is the time our code spends in
 ``ExploreWidget.set_gene`` (values, colours, features); "to frame" adds napari/vispy until the next
 frame is drawn (software OpenGL under Xvfb here, far less on a real GPU).
@@ -156,7 +156,3 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

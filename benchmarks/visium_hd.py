@@ -12,7 +12,8 @@ Parts (each measured in its own process so peak memory is that part's alone):
   image (a 700k-bin image would take ~0.5 GB to render here): bins/s, extrapolated to ``--bins``.
 - ``train``: one epoch of :func:`train_on_bins` (``--bins-per-epoch``) on that section: seconds, peak RSS.
 
-Usage: ``python benchmarks/visium_hd.py --out hd.json [--bins 700000] [--genes 200]``.
+Usage: ``python -m benchmarks visium-hd [--out hd.json] [--bins 700000] [--genes 200]`` (default output
+``benchmarks/results/visium-hd-cpu-<date>.json``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +184,9 @@ def part_train(work: Path, bins_per_epoch: int) -> dict:
 def _child(part: str, args: argparse.Namespace) -> dict:
     cmd = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks",
+        "visium-hd",
         "--part",
         part,
         "--work",
@@ -196,15 +200,15 @@ def _child(part: str, args: argparse.Namespace) -> dict:
         "--bins-per-epoch",
         str(args.bins_per_epoch),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("visium_hd_benchmark.json"))
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / f"visium-hd-cpu-{date.today()}.json")
     p.add_argument("--bins", type=int, default=700_000)
     p.add_argument("--genes", type=int, default=200)
     p.add_argument("--predict-bins", type=int, default=4096)
@@ -212,7 +216,7 @@ def main() -> None:
     p.add_argument("--parts", default="write,import,switch,predict,train")
     p.add_argument("--part", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.part:
         fn = {
@@ -223,7 +227,7 @@ def main() -> None:
             "train": lambda: part_train(args.work, args.bins_per_epoch),
         }[args.part]
         print(json.dumps(fn()))
-        return
+        return 0
     with tempfile.TemporaryDirectory(prefix="mclstexp-hd-bench-") as tmp:
         args.work = args.work or Path(tmp)
         results = {"machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}}
@@ -232,7 +236,4 @@ def main() -> None:
             print(part, json.dumps(results[part]), flush=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

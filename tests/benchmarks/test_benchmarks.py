@@ -1,8 +1,7 @@
-"""Speed benchmarks: the reference re-creation behaves like the reference, and both scripts run end to end."""
+"""Speed benchmarks: the reference re-creation behaves like the reference, and the parts run end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,21 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _part(*args: str) -> list[str]:
+    """The command line of one benchmark part, run from the repository root."""
+    return [sys.executable, "-m", "benchmarks", *args]
 
 
 @pytest.fixture(scope="module")
 def ref():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return _load("reference_pipeline")
+    from benchmarks import reference_pipeline
+
+    return reference_pipeline
 
 
 def test_reference_dataset_crops_pads_and_augments(ref):
@@ -86,7 +83,8 @@ def test_reference_model_has_dense_65536_row_tables_and_trains(ref, one_thread):
 
 
 def test_steady_rate_skips_warmup_and_uses_synced_end():
-    gpu = _load("gpu_parts")
+    from benchmarks import gpu_parts as gpu
+
     # 10 s of warm-up at 1 step/s, then steps every 0.5 s; the last step finishes at t_end.
     events = [(float(t), t) for t in range(1, 11)] + [(10 + 0.5 * i, 10 + i) for i in range(1, 21)]
     rate, steps = gpu.steady_rate(events, batch=128, t_end=20.0, warm_s=9.5)
@@ -97,9 +95,8 @@ def test_steady_rate_skips_warmup_and_uses_synced_end():
 @pytest.mark.slow
 def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "gpu.py"),
+        _part(
+            "gpu",
             "--tiny",
             "--device",
             "cpu",
@@ -107,10 +104,11 @@ def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
             "200",
             "--out",
             str(tmp_path),
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=400,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = tmp_path.glob("gpu-cpu-tiny-*.json")
@@ -131,9 +129,8 @@ def test_gpu_script_runs_end_to_end_tiny_on_cpu(tmp_path):
 def test_cpu_script_runs_tiny(tmp_path):
     compiler = shutil.which("c++") or shutil.which("g++")  # inductor's CPU backend needs one
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "cpu.py"),
+        _part(
+            "cpu",
             "--tiny",
             "--threads",
             "1",
@@ -141,10 +138,11 @@ def test_cpu_script_runs_tiny(tmp_path):
             str(tmp_path),
             "--parts",
             "patches,quick,slide,descriptors" + (",compile" if compiler else ""),
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=400,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = tmp_path.glob("cpu-tiny-*.json")
@@ -170,20 +168,11 @@ def test_cpu_script_runs_tiny(tmp_path):
     assert comp["speedup"] == pytest.approx(comp["eager_epoch_s"] / comp["compiled_epoch_s"])
 
 
-def test_paper_scale_facts_on_a_synthetic_section(synthetic_sample):
-    bench = _load("paper_scale")
-    genes = list(synthetic_sample.var_names)
-    facts = bench.scale_facts(synthetic_sample, genes)
-    assert 0 < facts["heg50_shared_genes"] <= len(genes) and -1 <= facts["per_gene_r_median"] <= 1
-    assert facts["mean_per_gene"] != facts["mean_per_spot"]
-
-
 def test_visium_hd_benchmark_runs_small(tmp_path):
     out = tmp_path / "hd.json"
     done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "visium_hd.py"),
+        _part(
+            "visium-hd",
             "--out",
             str(out),
             "--bins",
@@ -192,27 +181,12 @@ def test_visium_hd_benchmark_runs_small(tmp_path):
             "20",
             "--parts",
             "write,import,switch",
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert 2500 < result["import"]["bins"] < 3500 and result["switch"]["switch_ms_median"] > 0
-
-
-def test_stain_augmentation_of_the_descriptor_variants_is_a_stain_change():
-    """s = 0 gives the reads back; s = 0.1 changes colours but not where the tissue is (the negative
-    control for the stain-augmentation variant: an identity would make its row meaningless)."""
-    variants = _load("accuracy_descriptor_variants")
-    rng = np.random.default_rng(0)
-    reads = np.full((4, 24, 24, 3), 235, np.uint8)
-    reads[:, 6:18, 6:18] = (150, 60, 160)  # a purple (haematoxylin-rich) square on pale glass
-    same = variants.stain_jitter(reads, np.random.default_rng(1), 0.0)
-    assert np.abs(same.astype(int) - reads).max() <= 1
-    jittered = variants.stain_jitter(reads, rng, 0.1)
-    assert jittered.dtype == np.uint8 and jittered.shape == reads.shape
-    assert np.abs(jittered.astype(int) - reads).max() > 5
-    dark = jittered.astype(int).sum(-1)  # the square stays the darkest part of every read
-    assert (dark[:, 6:18, 6:18].mean((1, 2)) < dark[:, :4, :4].mean((1, 2))).all()

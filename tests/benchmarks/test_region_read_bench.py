@@ -1,19 +1,14 @@
-"""benchmarks/region_read.py runs end to end at tiny sizes and reports every mode."""
+"""The region-read part runs end to end at tiny sizes and reports every mode."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_region_read_tiny_writes_json(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_region_read", BENCH / "region_read.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--tiny", "--out", str(tmp_path)]) == 0
+    from benchmarks.__main__ import main
+
+    assert main(["region-read", "--tiny", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "region_read-cpu-tiny.json").read_text())
     assert report["pixels_equal"] is True and report["tiny"] is True
     for pattern in ("blocks", "random"):

@@ -24,7 +24,6 @@ from ._common import PathEdit, button, connect_while_alive, scroll_layout, viewe
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
-from ._pretrain_panel import PretrainPanel
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
@@ -135,8 +134,6 @@ class TrainWidget(QWidget):
         layout.addWidget(button("Train", self.train))
         layout.addWidget(self.task)
         layout.addWidget(self.result_label)
-        self.pretrain_panel = PretrainPanel(self.selected_samples, self._pretrain_settings, self.weights)
-        layout.addWidget(self.pretrain_panel)
         layout.addStretch(1)
         #: Extra :class:`TrainConfig` fields (e.g. tiny patches in tests); not shown in the UI.
         self.config_overrides: dict = {}
@@ -187,10 +184,6 @@ class TrainWidget(QWidget):
             elif name in self.viewer.layers:
                 samples.append(layer_adata(self.viewer.layers[name]))
         return samples
-
-    def _pretrain_settings(self) -> tuple[str, str | None, str]:
-        """(preset, encoder chosen or ``None``, device) for :class:`PretrainPanel`."""
-        return self.preset.currentText(), self.encoder_fields.changes().get("encoder"), self.device.currentText()
 
     def overrides(self) -> dict:
         """:class:`TrainConfig` changes: :attr:`config_overrides` plus the encoder fields (Weights when set)."""

@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import MclstexpError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("import", "pretrain", "train", "predict", "evaluate", "domains", "export", "cv", "demo")
+COMMANDS = ("import", "train", "predict", "evaluate", "domains", "export", "cv", "demo", "pretrain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Predict spatial gene expression from H&E images with mclSTExp: import spatial "
             "transcriptomics data, train a model, predict genes on new slides, evaluate and find "
             "tissue domains."
+        ),
+        epilog=(
+            "experimental (measured not to help: see docs/accuracy.md): the pretrain command (own-slide "
+            "SimCLR pretraining) and train --context-scale (context views)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -3,7 +3,7 @@
 Without downloadable weights a CNN learns its features from a few hundred spots; fixed descriptors of what a
 pathologist reads — how much haematoxylin (nuclei) and eosin (stroma, cytoplasm), which colours, which
 fine texture — in the spot *and* in a 3× wider view around it are a strong complement
-(:mod:`napari_mclstexp.predict.descriptor_model`; measured in ``benchmarks/accuracy_levers.py``).
+(:mod:`napari_mclstexp.predict.descriptor_model`; measured by ``python -m benchmarks accuracy-descriptors``).
 
 Per view (73 values): the colour-histogram features (:func:`histogram_features`, also the kNN baseline's,
 :mod:`~napari_mclstexp.predict.baseline`) (30),

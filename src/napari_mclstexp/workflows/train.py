@@ -134,7 +134,7 @@ def train_and_save(
         The reference bank holds at most this many spots/bins (stratified subsample; ``None``: all).
     bank_extra
         Expression-only sections (AnnData or ``.h5ad`` paths; no image needed) that join the reference
-        bank: more reference spots to retrieve from (measured in ``benchmarks/accuracy.py --part levers``).
+        bank: more reference spots to retrieve from (measured by ``python -m benchmarks accuracy-levers``).
 
     Returns
     -------
