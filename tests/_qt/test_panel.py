@@ -172,6 +172,7 @@ def test_canvas_follows_domains_and_back(make_napari_viewer, qtbot, h5ad_paths, 
     viewer.layers.selection.active = layer  # back to the gene
     assert viewer.canvas.overlays.text.text.startswith("MARK0_0")
     assert layer.face_colorbar.visible and legend.isHidden()
+    assert not domains.visible  # the domain colours no longer cover the gene the title names
 
 
 def test_tile_domains_are_named_by_section():
@@ -179,6 +180,7 @@ def test_tile_domains_are_named_by_section():
 
     assert domain_layer_name("C4 predicted tiles", "5714_HE_BT_D2", dense=True) == "C4 domains"
     assert domain_layer_name("predicted ERBB2", "C4", dense=True) == "C4 domains"
+    assert domain_layer_name("SYN3.png predicted tiles", "SYN3", dense=True) == "SYN3 domains"
     assert domain_layer_name("C4 predicted", "C4", dense=False) == "C4 predicted domains"
 
 

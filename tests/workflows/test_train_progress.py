@@ -58,7 +58,7 @@ def test_one_bar_returns_the_value_and_closes_the_inner_run():
             events.append(next(gen))
     except StopIteration as stop:
         assert stop.value == "model"
-    assert events[-1].stage == "done" and events[-1].metrics == {"loss": 2.5} and closed
+    assert events[-1].stage == "train" and events[-1].metrics["loss"] == 2.5 and closed
     gen = one_bar(inner())
     next(gen)
     gen.close()

@@ -81,7 +81,9 @@ class CanvasFollower:
         for other in self.viewer.layers:
             if other is not layer:
                 hide_colorbar(other)
+        self._uncover(layer, meta)
         text = self.viewer.canvas.overlays.text
+        text.position = "top_left"  # the colour bar takes the top right
         if meta.get("legend") is not None:
             names, colors, counts = meta["legend"]
             hide_colorbar(layer)
@@ -98,12 +100,31 @@ class CanvasFollower:
             self.legend.set([], [])
         text.visible = True
 
+    def _uncover(self, layer, meta: dict) -> None:
+        """Hide the coloured layers of the same spots drawn over ``layer`` (e.g. domains over the gene
+        just selected): the canvas then shows what its title and colour bar say."""
+        if meta.get("gene") is None and meta.get("legend") is None:
+            return
+        index = self.viewer.layers.index(layer)
+        for other in list(self.viewer.layers)[index + 1 :]:
+            other_meta = other.metadata.get(KEY) if isinstance(other.metadata, dict) else None
+            if (
+                other.visible
+                and isinstance(other_meta, dict)
+                and (other_meta.get("gene") is not None or other_meta.get("legend") is not None)
+                and len(getattr(other, "data", ())) == len(getattr(layer, "data", ()))
+            ):
+                other.visible = False
+        layer.visible = True
+
 
 _FOLLOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def follow_selection(viewer) -> CanvasFollower:
-    """The :class:`CanvasFollower` of ``viewer`` (installed on first use)."""
+    """The :class:`CanvasFollower` of ``viewer`` (installed on first use; one per viewer, whichever
+    proxy of it a widget was given)."""
+    viewer = getattr(viewer, "__wrapped__", viewer)
     if viewer not in _FOLLOWERS:
         _FOLLOWERS[viewer] = CanvasFollower(viewer)
     return _FOLLOWERS[viewer]

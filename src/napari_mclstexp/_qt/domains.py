@@ -4,6 +4,8 @@ there are any."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
@@ -24,12 +26,14 @@ NO_TRUTH = "(none)"
 
 def domain_layer_name(predictions: str, library: str, *, dense: bool) -> str:
     """``C4 domains`` for tiles of ``C4 predicted tiles`` (a dense layer Explore renamed after a gene, e.g.
-    ``predicted ERBB2``, falls back to the sample's ``library``); ``<predictions> domains`` for spots."""
+    ``predicted ERBB2``, or one of a slide named after its file, falls back to the sample's ``library``);
+    ``<predictions> domains`` for spots."""
     if not dense:
         return f"{predictions} domains"
     for suffix in (" predicted tiles", " predicted"):
-        if predictions.endswith(suffix) and predictions != suffix.strip():
-            return f"{predictions[: -len(suffix)]} domains"
+        base = predictions[: -len(suffix)] if predictions.endswith(suffix) else ""
+        if base and not Path(base).suffix:  # a slide named after its file: the library is its stem
+            return f"{base} domains"
     return f"{library} domains"
 
 

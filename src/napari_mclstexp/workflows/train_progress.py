@@ -86,16 +86,12 @@ class OneBar:
 def one_bar(gen: Generator[Progress, Any, Any]) -> Generator[Progress, Any, Any]:
     """Generator: ``gen``'s events on one bar (:class:`OneBar`); returns ``gen``'s value."""
     bar = OneBar()
-    loss: dict[str, float] = {}
     try:
         while True:
             try:
                 event = next(gen)
             except StopIteration as stop:
-                yield Progress("done", SCALE, SCALE, metrics=loss)
                 return stop.value
-            if "loss" in event.metrics:
-                loss = {"loss": event.metrics["loss"]}
             yield bar.event(event)
     finally:
         gen.close()  # a cancel or an error stops the training itself, not only this wrapper
