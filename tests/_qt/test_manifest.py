@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-WIDGETS = ["Load", "Train", "Predict", "Explore", "Domains", "Export"]
+WIDGETS = ["mclSTExp", "Load", "Train", "Predict", "Explore", "Domains", "Export"]
 
 
 def test_npe2_validate():
@@ -39,7 +39,7 @@ def test_root_manifest_points_to_package():
 def test_widget_opens_from_plugin(make_napari_viewer, name):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-mclstexp", name)
-    assert type(widget).__name__ == f"{name}Widget"
+    assert type(widget).__name__ == ("McLSTExpPanel" if name == "mclSTExp" else f"{name}Widget")
     # napari hands plugins a public-only proxy of the viewer
     assert getattr(widget.viewer, "__wrapped__", widget.viewer) is viewer
     assert dock.isVisible() or not viewer.window._qt_window.isVisible()

@@ -159,7 +159,7 @@ def test_predicting_with_a_model_of_other_genes_says_so(
         predict.predict()
     assert blocker.args[0] is not None and "SYN1 spots predicted" in viewer.layers
     warned = [str(n.message) for n in notes if str(getattr(n, "severity", "")).lower().endswith("warning")]
-    assert warned and "tiny.mclst" in warned[-1] and "none of its 24 genes" in warned[-1]
+    assert warned and "tiny.mclst" in warned[-1] and "none of the genes measured in SYN1 spots (24 genes" in warned[-1]
     assert "SYN1 spots" in warned[-1]
 
 

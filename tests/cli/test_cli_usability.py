@@ -53,7 +53,7 @@ def test_large_default_gene_panel_is_refused_before_training(command, sample_fil
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     n_common = len(set.intersection(*(set(map(str, s.var_names)) for s in _read(sample_files))))
-    assert f"share {n_common} genes" in err and "hvg:785" in err and "--genes" in err
+    assert f"share {n_common} genes" in err and "hvg:785" in err and "choose a gene panel" in err
     assert not out.exists()
 
 

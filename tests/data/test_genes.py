@@ -127,3 +127,30 @@ def test_parse_gene_spec_reads_names_hvg_and_paths(tmp_path):
     assert parse_gene_spec("panel.npy") == "panel.npy" and parse_gene_spec("lists/panel") == "lists/panel"
     (tmp_path / "PANEL").write_text("ERBB2\n")  # an existing file without a suffix is a file, not a gene
     assert parse_gene_spec(str(tmp_path / "PANEL")) == str(tmp_path / "PANEL")
+
+
+def test_hvg_plus_markers(rng):
+    n = 200
+    base = rng.poisson(20, size=(n, 6)).astype(float)
+    base[:, 2] = rng.poisson(1 + 60 * (rng.random(n) > 0.5))  # strongly variable
+    genes = ["G0", "G1", "V1", "G3", "ERBB2", "CD74"]
+    a, b = _ad(base, genes), _ad(base[::-1], genes)
+    assert select_genes([a, b], "hvg:1+ERBB2,CD74") == ["V1", "ERBB2", "CD74"]
+    assert select_genes([a, b], "hvg:1+V1, G0") == ["V1", "G0"]  # a marker already chosen is not repeated
+    c = _ad(base[:, :5], genes[:5])
+    with pytest.raises(GenePanelError, match="CD74") as err:
+        select_genes([a, c], "hvg:1+ERBB2,CD74")
+    assert "ERBB2" not in str(err.value).split("CD74")[0].split(":")[-1]  # only the missing marker named
+    with pytest.raises(GenePanelError, match="hvg:N"):
+        select_genes([a], "hvg:x+CD74")
+
+
+def test_default_panel_refusal_is_short():
+    from napari_mclstexp.data.panel import check_default_panel
+    from napari_mclstexp.model.presets import get_preset
+
+    many = _ad(np.ones((2, 2500)), [f"G{i}" for i in range(2500)])
+    with pytest.raises(GenePanelError) as err:
+        check_default_panel([many], None, get_preset("quick"))
+    said = str(err.value)
+    assert len(said) < 160 and "--" not in said and said.startswith("choose a gene panel"), said

@@ -52,7 +52,8 @@ def show_gene(viewer, layer, gene: str, colormap: str, limits: tuple[float, floa
     text.visible = True
     meta = layer.metadata.get(KEY)
     if isinstance(meta, dict):
-        meta["gene"] = str(gene)
+        meta["gene"], meta["title"] = str(gene), title
+        meta.pop("legend", None)  # coloured by the gene now, no longer by categories
     show_scale_bar(viewer)
 
 

@@ -63,6 +63,10 @@ class LayerCombo(QComboBox):
     def __init__(self, viewer, roles: Iterable[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.roles = viewer, tuple(roles)
+        #: The user picked the current layer (else a refresh moves to the layer in view).
+        self.chosen = False
+        self._refreshing = False
+        self.currentIndexChanged.connect(self._chosen)
         connect_while_alive(
             self,
             self.refresh,
@@ -76,8 +80,25 @@ class LayerCombo(QComboBox):
         """Matching layers, newest first."""
         return [layer for layer in reversed(self.viewer.layers) if role(layer) in self.roles]
 
+    def _chosen(self, *_args) -> None:
+        if not self._refreshing:  # a user's pick or a widget's setCurrentText: kept over refreshes
+            self.chosen = True
+
+    def in_view(self) -> Layer | None:
+        """The layer a step should start on: the selected one when it has a matching role, else the
+        newest visible one (never a hidden one while a visible one is there), else the newest."""
+        layers = self.layers()
+        active = self.viewer.layers.selection.active
+        if active in layers:
+            return active
+        visible = [layer for layer in layers if layer.visible]
+        return (visible or layers or [None])[0]
+
     def refresh(self, *_args) -> None:
-        current = self.currentText()
+        current = before = self.currentText()
+        if not self.chosen or current not in self.viewer.layers:
+            preferred = self.in_view()
+            current = preferred.name if preferred is not None else current
         self.blockSignals(True)
         self.clear()
         self.addItems([layer.name for layer in self.layers()])
@@ -86,8 +107,12 @@ class LayerCombo(QComboBox):
             if index >= 0:
                 self.setCurrentIndex(index)
         self.blockSignals(False)
-        if self.currentText() != current:
-            self.currentIndexChanged.emit(self.currentIndex())
+        if self.currentText() != before:
+            self._refreshing = True
+            try:
+                self.currentIndexChanged.emit(self.currentIndex())
+            finally:
+                self._refreshing = False
 
     def layer(self) -> Layer | None:
         """The selected layer, or ``None``."""
@@ -100,6 +125,7 @@ class LayerCombo(QComboBox):
         index = self.findText(layer.name)
         if index >= 0:
             self.setCurrentIndex(index)
+            self.chosen = True
 
 
 def connect_while_alive(widget: QWidget, slot: Callable, *events) -> None:

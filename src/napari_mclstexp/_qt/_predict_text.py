@@ -31,6 +31,35 @@ def other_genes_warning(pred, measured, source: str, model: str) -> str | None:
     if measured is None or not measured.n_vars or set(genes) & set(map(str, measured.var_names)):
         return None
     return (
-        f"{model}: none of its {len(genes)} genes ({', '.join(genes[:3])}, …) is measured in "
-        f"{source}: it was trained on other genes, so measured and predicted cannot be compared"
+        f"the model predicts none of the genes measured in {source} ({len(genes)} genes: "
+        f"{', '.join(genes[:3])}, …): it was trained on other genes, so measured and predicted cannot be "
+        f"compared (model: {model})"
     )
+
+
+def section_of(adata) -> str | None:
+    """A sample's section name (``obs['section']``, else its library id)."""
+    from ..sample import library_id
+
+    if adata is None:
+        return None
+    if "section" in adata.obs and adata.n_obs:
+        return str(adata.obs["section"].iloc[0])
+    try:
+        return str(library_id(adata))
+    except Exception:  # noqa: BLE001 - a sample without a library: no name to compare
+        return None
+
+
+def training_note(bundle_meta: dict, adata) -> str:
+    """``; SYN1 was in training: not a test score`` when the scored section trained the model (and the
+    same for its patient once bundles record patients), else ``""``."""
+    section = section_of(adata)
+    if section is None:
+        return ""
+    if section in set(map(str, bundle_meta.get("train_sections") or [])):
+        return f"; ⚠ {section} was in training: not a test score"
+    patient = str(adata.obs["patient"].iloc[0]) if "patient" in adata.obs and adata.n_obs else None
+    if patient and patient in set(map(str, bundle_meta.get("train_patients") or [])):
+        return f"; ⚠ same patient as a training section ({patient}): optimistic score"
+    return ""

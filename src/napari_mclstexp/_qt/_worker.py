@@ -19,13 +19,14 @@ from typing import Any
 
 from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
-from napari.utils.notifications import notification_manager, show_error, show_info
+from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..errors import Cancelled, InputError, MclstexpError
 from ..progress import CancelToken, Progress
 from ._llvm_guard import guard_triton
+from ._toasts import notify
 
 
 class _Failure:
@@ -127,11 +128,17 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+#: The scale of a bar that spans several stages (:mod:`~napari_mclstexp.workflows.train_progress`).
+PER_MILLE = 1000
+
+
 def format_event(event: Progress) -> str:
     """One status line for an event: stage, step/total, message and the live metrics, in words
     (``loss 3.578 · 237 spots/s · ETA 1 min 05 s``); counters the line already shows are left out."""
     parts = [event.stage]
-    if event.total:
+    if event.total == PER_MILLE:  # one bar over several stages (training): a percentage reads better
+        parts.append(f"{event.step / 10:.0f}%")
+    elif event.total:
         parts.append(f"{event.step}/{event.total}")
     if event.message:
         parts.append(event.message)
@@ -229,7 +236,7 @@ class TaskPanel(QWidget):
         building the generator failed (then a notification says why).
         """
         if self.running:
-            show_info("A task is already running: wait for it or press Cancel.")
+            notify("info", "A task is already running: wait for it or press Cancel.")
             return None
         self.token = CancelToken()
         self.last_error = None
@@ -339,7 +346,7 @@ class TaskPanel(QWidget):
         """Report a problem found before any work started: in the status line (where the widget's
         errors always are) and as a notification.  Returns ``None`` (what ``start`` returns then)."""
         self.status.setText(f"error: {message}")
-        show_error(message)
+        notify("error", message)
 
     def _report(self, err: BaseException) -> None:
         self.last_error = err
@@ -347,11 +354,11 @@ class TaskPanel(QWidget):
             self.status.setText(f"{getattr(self, '_description', 'task')}: cancelled")
             message = f"{getattr(self, '_description', 'Task')} cancelled."
             self._stale_toasts.append(message)
-            show_info(message)
+            notify("info", message)
             return
         message = error_message(err)
         self.status.setText(f"error: {message}")
-        show_error(message)
+        notify("error", message)
 
 
 def run_guarded(action: Callable[[], Any], status: QLabel | None = None) -> Any:
@@ -366,5 +373,5 @@ def run_guarded(action: Callable[[], Any], status: QLabel | None = None) -> Any:
         message = error_message(err)
         if status is not None:
             status.setText(f"error: {message}")
-        show_error(message)
+        notify("error", message)
         return None

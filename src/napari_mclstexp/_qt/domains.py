@@ -4,6 +4,8 @@ there are any."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
@@ -13,12 +15,26 @@ from ..layer_data import KEY, layer_adata, role, spots_layer
 from ..progress import CancelToken
 from ..sample import library_id
 from ..workflows.domains import domains_task
+from ._canvas_follow import follow_selection
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button, scroll_layout
 from ._worker import TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
 NO_TRUTH = "(none)"
+
+
+def domain_layer_name(predictions: str, library: str, *, dense: bool) -> str:
+    """``C4 domains`` for tiles of ``C4 predicted tiles`` (a dense layer Explore renamed after a gene, e.g.
+    ``predicted ERBB2``, or one of a slide named after its file, falls back to the sample's ``library``);
+    ``<predictions> domains`` for spots."""
+    if not dense:
+        return f"{predictions} domains"
+    for suffix in (" predicted tiles", " predicted"):
+        base = predictions[: -len(suffix)] if predictions.endswith(suffix) else ""
+        if base and not Path(base).suffix:  # a slide named after its file: the library is its stem
+            return f"{base} domains"
+    return f"{library} domains"
 
 
 class DomainsWidget(QWidget):
@@ -118,8 +134,7 @@ class DomainsWidget(QWidget):
         colors = category_colors(len(names))
         # dense tiles and binned rasters (Visium HD) get a Labels map; spots a Points layer
         dense = role(self._layer) == "dense" or "raster" in self._layer.metadata.get(KEY, {})
-        # a dense layer is renamed by Explore (its gene): name the map after the slide instead
-        name = f"{library_id(adata)} domains" if dense else f"{self._layer.name} domains"
+        name = domain_layer_name(self._layer.name, library_id(adata), dense=dense)
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         if dense:
@@ -128,6 +143,10 @@ class DomainsWidget(QWidget):
             self._add_domain_spots(adata, labels, colors, name)
         counts = np.bincount(labels, minlength=len(names))
         self.legend.set(names, colors, counts.tolist())
+        if name in self.viewer.layers:  # the canvas shows this legend while the layer is selected
+            self.viewer.layers[name].metadata[KEY]["legend"] = (names, colors, counts.tolist())
+            self.viewer.layers.selection.active = self.viewer.layers[name]
+            follow_selection(self.viewer).update()
         if scores:
             self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}")
         else:

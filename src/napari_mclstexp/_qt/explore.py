@@ -31,6 +31,7 @@ from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button, scroll_layout, viewer_models
 from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
+from ._missing_gene import MissingGene
 from ._region_panel import RegionPanel
 from ._side_by_side import SideBySide
 
@@ -102,6 +103,9 @@ class ExploreWidget(QWidget):
         form.addRow("Labels", self.labels)
         layout = scroll_layout(self)
         layout.addLayout(form)
+        self.missing = MissingGene(napari_viewer, self._show_measured)
+        self.search.textChanged.connect(lambda *_: self.missing.clear())
+        form.insertRow(2, "", self.missing)
         layout.addWidget(self.colorbar)
         layout.addWidget(self.legend)
         layout.addWidget(self.side_by_side)
@@ -159,6 +163,17 @@ class ExploreWidget(QWidget):
         if gene is not None:
             self.gene_list.setCurrentIndex(self.proxy.index(0, 0))
             self.set_gene(gene)
+        else:  # not silent: say the model lacks it, offer it measured
+            self.missing.explain(self.search.text(), self.target.layer())
+
+    def _show_measured(self, layer, gene: str) -> None:
+        """Colour the measured spots ``layer`` by ``gene`` (offered when the model lacks it)."""
+        self.target.select(layer)
+        self.refresh_genes()
+        self.search.blockSignals(True)
+        self.search.setText(gene)
+        self.search.blockSignals(False)
+        self.set_gene(gene)
 
     # --- genes -------------------------------------------------------------------------------
     def refresh_genes(self) -> None:
@@ -198,6 +213,7 @@ class ExploreWidget(QWidget):
         self.legend.set(names, colours, counts)
         hide_colorbar(layer)
         self.viewer.canvas.overlays.text.text = f"{layer.name}: {column}"
+        layer.metadata[KEY].update(legend=(names, colours, counts), legend_title=f"{layer.name}: {column}")
         return names
 
     def values(self, layer, gene: str) -> np.ndarray | None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from napari.layers import Points
-from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QCheckBox, QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..atomic import atomic_write_path
-from ..layer_data import layer_adata, layers_with_role
+from ..layer_data import KEY, layer_adata, layers_with_role, role
 from ._common import LayerCombo, PathEdit, button, scroll_layout
+from ._toasts import notify
 from ._worker import run_guarded
 
 
@@ -30,6 +30,12 @@ class ExportWidget(QWidget):
         form.addRow("Layer", self.layer)
         form.addRow("Folder", self.folder)
         form.addRow("Name", self.stem)
+        self.all_genes = QCheckBox("every measured gene (default: the model's genes)")
+        self.all_genes.setToolTip(
+            "Measured spots hold every gene of the sample (tens of MB as GeoJSON); by default only the genes "
+            "of the predictions beside them are written"
+        )
+        form.addRow("Genes", self.all_genes)
         row = QHBoxLayout()
         row.addWidget(button(".h5ad", lambda: self.export(".h5ad")))
         row.addWidget(button("CSV", lambda: self.export(".csv")))
@@ -47,7 +53,7 @@ class ExportWidget(QWidget):
         layer = self.layer.layer()
         folder = self.folder.text()
         if not folder:
-            show_error("Choose an output folder.")
+            notify("error", "Choose an output folder (Folder field) first.")
             return None
         stem = self.stem.text() or (layer.name if layer is not None else "mclstexp")
         return Path(folder) / f"{stem.replace('/', '_')}{suffix}"
@@ -66,11 +72,35 @@ class ExportWidget(QWidget):
                 if layer_adata(other) is adata and "domain" in other.features:
                     features["domain"] = other.features["domain"].to_numpy()
         return {
-            "metadata": layer.metadata,
+            "metadata": self._panel_only(layer),
             "features": pd.DataFrame(features),
             "size": np.asarray(layer.size),
             "scale": np.asarray(layer.scale),
         }
+
+    def panel_genes(self, layer) -> list[str] | None:
+        """The genes of the predictions made at ``layer``'s spots (else of the newest predictions), or
+        ``None`` when there are none."""
+        predicted = layers_with_role(self.viewer, "predicted") + layers_with_role(self.viewer, "dense")
+        own = [p for p in predicted if p.metadata.get(KEY, {}).get("source") == layer.name]
+        for candidate in reversed(own or predicted):
+            adata = layer_adata(candidate)
+            if adata is not None and adata.n_vars:
+                return list(map(str, adata.var_names))
+        return None
+
+    def _panel_only(self, layer) -> dict:
+        """``layer``'s metadata; for measured spots (unless every gene is asked) with an AnnData of the
+        model's genes only."""
+        adata = layer_adata(layer)
+        panel = self.panel_genes(layer) if role(layer) == "spots" and not self.all_genes.isChecked() else None
+        if adata is None or panel is None:
+            return layer.metadata
+        keep = [g for g in panel if g in adata.var_names]
+        if not keep or len(keep) == adata.n_vars:
+            return layer.metadata
+        self._note = f" ({len(keep)} of {adata.n_vars} genes: the model's; tick every measured gene for all)"
+        return {**layer.metadata, KEY: {**layer.metadata[KEY], "adata": adata[:, keep].copy()}}
 
     def export(self, suffix: str, path: str | None = None) -> Path | None:
         """Write the chosen layer as ``suffix`` (``.h5ad``, ``.csv``, ``.geojson``); returns the path."""
@@ -78,18 +108,24 @@ class ExportWidget(QWidget):
 
         layer = self.layer.layer()
         if layer is None:
-            show_error("Nothing to export: load or predict spots first.")
+            notify("error", "Nothing to export: load or predict spots first.")
             return None
         out = Path(path) if path else self._path(suffix)
         if out is None:
             return None
         write = {".h5ad": _writer.write_h5ad, ".csv": _writer.write_csv, ".geojson": _writer.write_geojson}[suffix]
         data = layer.data if isinstance(layer, Points) else np.zeros((layer_adata(layer).n_obs, 2))
+        self._note = ""
         done = run_guarded(lambda: write(str(out), data, self.layer_meta(layer)))
         if done is None:
             return None
-        self.info.setText(f"saved {out}")
+        self._saved(out, self._note)
         return out
+
+    def _saved(self, out: Path, note: str = "") -> None:
+        """Say where the file went: in the dock and as a toast (the dock may be scrolled away)."""
+        self.info.setText(f"saved {out}{note}")
+        notify("info", f"saved {out.name} in {out.parent}{note}")
 
     def screenshot(self, path: str | None = None, *, canvas_only: bool = False) -> Path | None:
         """Save a PNG of the viewer (window with docks unless ``canvas_only``); returns the path."""
@@ -107,5 +143,5 @@ class ExportWidget(QWidget):
 
         done = run_guarded(save)
         if done is not None:
-            self.info.setText(f"saved {out}")
+            self._saved(out)
         return done

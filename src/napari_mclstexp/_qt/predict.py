@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
 
@@ -21,9 +21,10 @@ from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
-from ._predict_text import other_genes_warning, score_text, showing
+from ._predict_text import other_genes_warning, score_text, showing, training_note
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
+from ._toasts import notify
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -258,6 +259,8 @@ class PredictWidget(QWidget):
         scores = pred.uns.get("mclstexp", {}).get("vs_measured")
         if scores:
             text += f"; vs measured {self._source.name}: {score_text(scores)}"
+        if self._bundle is not None:
+            text += training_note(self._bundle.metadata, layer_adata(self._source))
         self.info.setText(text)
         self.task.status.setText(f"Predict: done, {pred.n_obs} spots")
         self._warn_other_genes(pred)
@@ -280,7 +283,7 @@ class PredictWidget(QWidget):
         path = self._bundle.path if self._bundle is not None and self._bundle.path else "the model"
         message = other_genes_warning(pred, layer_adata(self._source), self._source.name, str(path))
         if message:
-            show_warning(message)
+            notify("warning", message)
 
     def _start_stream(self, slide_layer, bundle) -> None:
         """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""

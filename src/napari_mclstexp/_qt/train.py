@@ -24,6 +24,8 @@ from ._common import PathEdit, button, connect_while_alive, scroll_layout, viewe
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
+from ._state import section_in_view
+from ._toasts import notify
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
@@ -47,6 +49,7 @@ def train_and_save(
     """
     from ..model.presets import get_preset
     from ..workflows import train as workflow
+    from ..workflows.train_progress import one_bar
 
     if not samples:
         raise InputError("tick at least one section to train on")
@@ -57,8 +60,10 @@ def train_and_save(
     with _spare_one_core(device):
         try:
             return (
-                yield from workflow.train_and_save(
-                    samples, config, out, genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel
+                yield from one_bar(
+                    workflow.train_and_save(
+                        samples, config, out, genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel
+                    )
                 )
             )
         except WeightsUnavailableError as err:
@@ -104,6 +109,8 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.sections = QListWidget()
         self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
+        self._user_ticked: set[str] = set()  # ticks the user set: kept; the others follow the view
+        self.sections.itemChanged.connect(lambda item: self._user_ticked.add(item.text()))
         self.files = PathEdit("add a .h5ad section…", filter="AnnData (*.h5ad)")
         self.genes = QLineEdit()
         self.genes.setPlaceholderText("all common genes | hvg:N | ERBB2, CD74, … | gene list file")
@@ -139,7 +146,11 @@ class TrainWidget(QWidget):
         self.config_overrides: dict = {}
         self.bundle = None
         connect_while_alive(
-            self, self.refresh_sections, napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed
+            self,
+            self.refresh_sections,
+            napari_viewer.layers.events.inserted,
+            napari_viewer.layers.events.removed,
+            napari_viewer.layers.selection.events.active,
         )
         self.refresh_sections()
         _preload_engine()
@@ -150,12 +161,17 @@ class TrainWidget(QWidget):
             self.sections.item(i).text(): self.sections.item(i).checkState() for i in range(self.sections.count())
         }
         files = [t for t in ticked if t.startswith("file: ")]
+        spots = layers_with_role(self.viewer, "spots")
+        in_view = section_in_view(self.viewer, spots) if len(spots) > 1 else None  # to be scored: unticked
+        self.sections.blockSignals(True)
         self.sections.clear()
-        for name in [layer.name for layer in layers_with_role(self.viewer, "spots")] + files:
+        for name in [layer.name for layer in spots] + files:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(ticked.get(name, Qt.CheckState.Checked))
+            default = Qt.CheckState.Unchecked if name == in_view else Qt.CheckState.Checked
+            item.setCheckState(ticked[name] if name in self._user_ticked else default)
             self.sections.addItem(item)
+        self.sections.blockSignals(False)
 
     def _add_file(self) -> None:
         if self.files.text():
@@ -221,4 +237,5 @@ class TrainWidget(QWidget):
             + (f" · last loss {loss:.4g}" if loss is not None else "")
             + (f" · resumed after epoch {saved.resumed_from_epoch}" if saved.resumed_from_epoch else "")
         )
+        notify("info", f"saved model {saved.path.name} ({len(bundle.genes)} genes) in {saved.path.parent}")
         viewer_models(self.viewer).saved(path)

@@ -60,8 +60,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--genes",
         default=None,
-        metavar="FILE|hvg:N",
-        help="gene panel: a list file (.npy/.txt/.csv) or hvg:N (default: genes common to all samples, up to 2000)",
+        metavar="FILE|hvg:N[+G1,G2]",
+        help="gene panel: a list file (.npy/.txt/.csv), hvg:N, or hvg:N+ERBB2,CD74 (the N most variable genes "
+        "plus markers; default: genes common to all samples, up to 2000)",
     )
     add_encoder_arguments(p)
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default: the preset's)")

@@ -240,6 +240,15 @@ def parse_gene_spec(text: str | None) -> str | list[str] | None:
     return [name for name in text.replace(",", " ").split() if name]
 
 
+def _check_markers(samples: Sequence[Any], markers: Sequence[str]) -> None:
+    """Markers named after ``hvg:N+`` must be measured in every sample (else no panel is chosen)."""
+    for i, ad in enumerate(samples):
+        missing = [g for g in markers if g not in ad.var_names]
+        if missing:
+            section = ad.obs["section"].iloc[0] if "section" in ad.obs and ad.n_obs else f"sample {i + 1}"
+            raise GenePanelError(f"marker {', '.join(missing)} is not measured in section {section}")
+
+
 def select_genes(samples: Sequence[Any], spec: Any = None) -> list[str]:
     """Choose the gene panel.
 
@@ -248,7 +257,8 @@ def select_genes(samples: Sequence[Any], spec: Any = None) -> list[str]:
     samples
         AnnData samples (list or dict) the panel must fit.
     spec
-        ``None``: all genes present in every sample; ``"hvg:N"``: see module docstring; a path to a
+        ``None``: all genes present in every sample; ``"hvg:N"``: see module docstring;
+        ``"hvg:N+ERBB2,CD74"``: those plus named markers (each measured in every sample); a path to a
         gene-list file; or a list of names.  For files and lists, genes found in no sample are dropped
         with a warning (genes in some samples only are kept: those samples get zeros).
 
@@ -269,13 +279,17 @@ def select_genes(samples: Sequence[Any], spec: Any = None) -> list[str]:
             raise GenePanelError("the samples share no genes")
         return genes
     if isinstance(spec, str) and spec.lower().startswith("hvg:"):
+        count, _, extra = spec.split(":", 1)[1].partition("+")
         try:
-            n = int(spec.split(":", 1)[1])
+            n = int(count)
         except ValueError as err:
             raise GenePanelError(f"bad gene spec {spec!r}: expected hvg:N with N a whole number") from err
         if n < 1:
             raise GenePanelError(f"bad gene spec {spec!r}: N must be at least 1")
-        return hvg_genes(samples, n)
+        markers = _dedupe([g for g in extra.replace(",", " ").split() if g], "markers")
+        _check_markers(samples, markers)
+        chosen = hvg_genes(samples, n)
+        return chosen + [g for g in markers if g not in chosen]
     source: str | os.PathLike | None = None
     if isinstance(spec, (str, os.PathLike)):
         source = spec

@@ -62,8 +62,6 @@ def check_default_panel(samples: Sequence[Any], genes: str | None, config: Any) 
     if n <= MAX_DEFAULT_GENES:
         return
     raise GenePanelError(
-        f"no gene panel chosen and the samples share {n} genes: the spot encoder is as wide as the panel, "
-        f"so training would need about {training_memory_gb(n, config):.0f} GB; choose a panel, e.g. "
-        f"hvg:785 (the most variable genes) or a gene list file (--genes in the CLI, the Genes field in "
-        f"napari); all shared genes are used by default only up to {MAX_DEFAULT_GENES}"
+        f"choose a gene panel (e.g. hvg:785, the most variable genes): the samples share {n} genes, "
+        f"about {training_memory_gb(n, config):.0f} GB to train on all"
     )

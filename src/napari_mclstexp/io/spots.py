@@ -75,6 +75,8 @@ def read_spot_samples(path: str | os.PathLike) -> list[Any]:
     p = Path(path)
     if not p.exists():
         raise MissingInputError("does not exist", p)
+    if p.is_dir() and not any(p.iterdir()):
+        raise InputError(f"folder {p} is empty")
     kind = spot_kind(p)
     if kind == "h5ad":
         from .h5ad import read_sample
