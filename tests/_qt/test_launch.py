@@ -31,7 +31,7 @@ def _fake_result(tmp_path: Path) -> demo.DemoResult:
 
 
 def test_populate_viewer(make_napari_viewer, tmp_path):
-    from napari_mclstexp._qt.launch import populate_viewer, widget_names
+    from napari_mclstexp._qt.launch import PANEL, populate_viewer
 
     viewer = make_napari_viewer()
     result = _fake_result(tmp_path)
@@ -47,6 +47,12 @@ def test_populate_viewer(make_napari_viewer, tmp_path):
     tumour = result.prediction.obs["annotation"].astype(str).to_numpy() == "tumour"
     brightness = predicted.face_color[:, :2].sum(axis=1)
     assert brightness[tumour].mean() > brightness[~tumour].mean() + 0.3
-    assert info["widgets"] == widget_names() and len(info["widgets"]) >= 5
-    docked = " ".join(viewer.window._dock_widgets.keys())
-    assert all(name in docked for name in info["widgets"])
+    # one dock, the panel, on its Explore step with the overlaid gene (not seven docks in a column)
+    assert info["widgets"] == [PANEL]
+    assert len(viewer.window._dock_widgets) == 1 and PANEL in " ".join(viewer.window._dock_widgets)
+    from napari_mclstexp._qt.panel import McLSTExpPanel
+
+    inner = next(iter(viewer.window._dock_widgets.values())).widget()
+    panel = inner if isinstance(inner, McLSTExpPanel) else inner.findChild(McLSTExpPanel)
+    assert panel.tabs.tabText(panel.tabs.currentIndex()) == "Explore"
+    assert panel.explore.gene == "TUMOUR_M1"

@@ -1,4 +1,4 @@
-"""Open napari on the demo's results: the slide, its spots, a predicted gene and the plugin's widgets."""
+"""Open napari on the demo's results: the slide, its spots, a predicted gene and the plugin's panel."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ PLUGIN = "napari-mclstexp"
 log = logging.getLogger(__name__)
 
 
-def widget_names() -> list[str]:
-    """Display names of the plugin's dock widgets, in manifest order (from ``napari.yaml``)."""
-    from npe2 import PluginManager
-
-    manifest = PluginManager.instance().get_manifest(PLUGIN)
-    return [w.display_name for w in (manifest.contributions.widgets or [])]
+#: The dock the demo opens: the one panel that walks every step (the six step widgets stay in the Plugins menu).
+PANEL = "mclSTExp"
 
 
 def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> dict[str, Any]:
@@ -29,12 +25,13 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
     result
         :class:`~napari_mclstexp.workflows.demo.DemoResult` (with ``sample`` and ``prediction``).
     dock_widgets
-        Also dock the plugin's widgets (tabbed).
+        Also dock the plugin's panel, on its Explore step with the overlaid gene.
 
     Returns
     -------
     dict
-        ``layers`` (names added), ``widgets`` (docked display names), ``gene`` (the overlaid gene).
+        ``layers`` (names added), ``widgets`` (docked display names: the panel or none), ``gene`` (the
+        overlaid gene).
     """
     from .._sample_data import _layers_for
 
@@ -47,26 +44,28 @@ def populate_viewer(viewer: Any, result: Any, *, dock_widgets: bool = True) -> d
     data, kwargs, _ = predicted_spots_layer(pred, gene=gene, name=f"predicted {gene}")
     predicted = viewer.add_points(data, **kwargs)
     added.append(predicted.name)
-    docked: dict[str, tuple[Any, Any]] = {}
+    docked: list[str] = []
     if dock_widgets:
-        for i, name in enumerate(widget_names()):
-            try:
-                docked[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 0)
-            except Exception as err:  # noqa: BLE001 - one broken widget must not stop the demo
-                log.warning("could not open the %s widget: %s", name, err)
-        if "Explore" in docked:
-            _show_in_explore(*docked["Explore"], predicted, gene)
+        try:
+            dock, panel = viewer.window.add_plugin_dock_widget(PLUGIN, PANEL)
+        except Exception as err:  # noqa: BLE001 - a broken panel must not stop the demo
+            log.warning("could not open the %s panel: %s", PANEL, err)
+        else:
+            docked.append(PANEL)
+            _show_in_explore(dock, panel, predicted, gene)
             if "annotation" in result.sample.obs:  # the true regions' colours get their legend
-                docked["Explore"][1].colour_by_labels("annotation", viewer.layers[added[-2]])
+                panel.explore.colour_by_labels("annotation", viewer.layers[added[-2]])
     viewer.layers.selection.active = predicted
     viewer.reset_view()
-    return {"layers": added, "widgets": list(docked), "gene": gene}
+    return {"layers": added, "widgets": docked, "gene": gene}
 
 
-def _show_in_explore(dock: Any, widget: Any, layer: Any, gene: str) -> None:
-    """Bring the Explore tab to the front with the predicted layer and gene selected."""
+def _show_in_explore(dock: Any, panel: Any, layer: Any, gene: str) -> None:
+    """Bring the panel's Explore step to the front with the predicted layer and gene selected."""
     dock.raise_()
     try:
+        panel.show_step("Explore")
+        widget = panel.explore
         widget.target.select(layer)
         widget.refresh_genes()
         widget.set_gene(gene)

@@ -108,6 +108,10 @@ class McLSTExpPanel(QWidget):
             return widget.minimumSizeHint().width()
         return area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 12
 
+    def show_step(self, step: str) -> None:
+        """Bring ``step`` (a key of :data:`MAIN_BUTTONS`, e.g. ``"Explore"``) to the front."""
+        self.tabs.setCurrentIndex(list(MAIN_BUTTONS).index(step))
+
     def in_view(self, step: str) -> list[QWidget]:
         """The widgets of ``step`` that must be in view without scrolling: its main buttons and status."""
         return list(self._footers[step])
