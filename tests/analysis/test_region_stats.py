@@ -67,7 +67,8 @@ def test_planted_region_ranks_its_genes_first():
     assert bool(top.loc["G0", "reliable"]) and np.isnan(top.loc["G5", "reliability_r"])
     assert top.loc["G0", "novelty_inside"] == pytest.approx(0.9)
     assert top.loc["G0", "novelty_outside"] == pytest.approx(0.1)
-    assert top_genes(table, "Tumor", 3) == sorted(["G0", "G1", "G2"], key=lambda g: -top.loc[g, "log2_fold_change"])
+    assert top_genes(table, "Tumor", 3) == sorted(["G0", "G1", "G2"], key=lambda g: -top.loc[g, "difference"])
+    assert top_genes(table, "Tumor", 1, up=False, by="log2_fold_change") == ["G3"]
 
 
 def _false_positive_rates(n_regions: int = 40, n_genes: int = 20) -> tuple[float, float, float]:

@@ -40,6 +40,7 @@ class ExportWidget(QWidget):
         layout.addLayout(form)
         layout.addLayout(row)
         layout.addWidget(button("Screenshot", lambda: self.screenshot()))
+        layout.addWidget(button("Annotations (every shape, QuPath GeoJSON)", lambda: self.annotations()))
         layout.addWidget(self.info)
         layout.addStretch(1)
 
@@ -90,6 +91,16 @@ class ExportWidget(QWidget):
             return None
         self.info.setText(f"saved {out}")
         return out
+
+    def annotations(self, path: str | None = None) -> Path | None:
+        """Write every region Shapes layer (imported classes, drawn regions) as QuPath annotations."""
+        from ._annotations import save_annotations
+
+        out = Path(path) if path else self._path(".annotations.geojson")
+        done = save_annotations(self.viewer, out) if out is not None else None
+        if done is not None:
+            self.info.setText(f"saved {out}")
+        return done
 
     def screenshot(self, path: str | None = None, *, canvas_only: bool = False) -> Path | None:
         """Save a PNG of the viewer (window with docks unless ``canvas_only``); returns the path."""

@@ -6,6 +6,8 @@ For each annotation class and gene:
   polygons (holes excluded) / all other spots;
 * ``mean_inside`` / ``mean_outside``: mean of the values as stored (the prediction's scale, e.g.
   ``log10_1e4``: ``v = log10(1 + 10⁴ · c / Σ_panel c)``);
+* ``difference``: ``mean_inside − mean_outside`` (the tested statistic ``d``; it ranks genes by
+  :func:`top_genes`: on the log scale, so a lowly expressed gene's noisy ratio does not lead);
 * ``expr_inside`` / ``expr_outside``: mean of the **back-transformed** values ``b = f⁻¹(v)``, i.e. the
   inverse of the normalisation (:func:`back_transform`: ``10^v − 1`` for ``log10_1e4`` and
   ``log10_1e4_per_gene``, ``e^v − 1`` for ``ln_cpm``, ``v`` for ``none``), expression per 10⁴ (10⁶) panel
@@ -39,6 +41,7 @@ from ..data.scales import PER_SPOT
 from ..errors import InputError
 from ..io.annotations import AnnotationClass, Annotations
 from ..io.export import reliability_table
+from ..prediction_meta import is_prediction
 from ..prediction_meta import normalization as recorded_normalization
 from ..progress import CancelToken, Progress, ProgressGen, run
 from .placements import random_placements
@@ -51,6 +54,7 @@ COLUMNS = (
     "n_outside",
     "mean_inside",
     "mean_outside",
+    "difference",
     "expr_inside",
     "expr_outside",
     "log2_fold_change",
@@ -130,6 +134,7 @@ def _class_table(
         "n_outside": n - n_in,
         "mean_inside": m_in,
         "mean_outside": m_out,
+        "difference": d,
         "expr_inside": e_in,
         "expr_outside": e_out,
         "log2_fold_change": np.log2((e_in + pseudocount) / (e_out + pseudocount)),
@@ -169,7 +174,8 @@ def iter_region_statistics(
     pseudocount
         ``ε`` of the log2 fold change, in back-transformed units.
     normalization
-        The values' scale (default: recorded in the prediction, else ``log10_1e4``).
+        The values' scale (default: recorded in ``uns``, else ``log10_1e4`` for a prediction and
+        ``none`` for anything else, e.g. a sample's counts).
 
     Yields
     ------
@@ -187,7 +193,8 @@ def iter_region_statistics(
         raise InputError("the predictions have no obsm['spatial'] spot positions")
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
     names, values = _dense(adata, genes)
-    back = back_transform(values, normalization or recorded_normalization(adata)).astype(np.float32)
+    scale = normalization or recorded_normalization(adata) or (PER_SPOT if is_prediction(adata) else "none")
+    back = back_transform(values, scale).astype(np.float32)
     info = _gene_info(adata, names)
     novelty = adata.obs["novelty"].to_numpy(dtype=np.float64) if "novelty" in adata.obs else None
     rng = np.random.default_rng(seed)
@@ -230,7 +237,16 @@ def region_statistics(adata, annotations, **kwargs: Any) -> pd.DataFrame:
     return run(iter_region_statistics(adata, annotations, **kwargs))
 
 
-def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True) -> list[str]:
-    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest log2 fold change."""
+def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True, by: str = "difference") -> list[str]:
+    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest ``by`` (default the
+    difference of the log-scale means)."""
     sub = table[table["class"] == name]
-    return sub.sort_values("log2_fold_change", ascending=not up, kind="stable")["gene"].head(n).tolist()
+    return sub.sort_values(by, ascending=not up, kind="stable")["gene"].head(n).tolist()
+
+
+def top_gene_agreement(
+    first: pd.DataFrame, second: pd.DataFrame, n: int = 20, *, by: str = "difference"
+) -> dict[str, int]:
+    """Per class present in both tables: how many of its ``n`` top genes up (:func:`top_genes`) agree."""
+    classes = [c for c in pd.unique(first["class"]) if c in set(second["class"])]
+    return {str(c): len(set(top_genes(first, c, n, by=by)) & set(top_genes(second, c, n, by=by))) for c in classes}
