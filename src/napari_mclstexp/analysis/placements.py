@@ -9,7 +9,8 @@ Copies that fall mostly off the tissue (covering fewer than ``min_cover`` × the
 are rejected.
 
 Membership of a moved copy is looked up in a raster of the class (``RASTER_PX`` cells along the longer
-side), which makes thousands of placements over 100k spots cost array lookups, not polygon tests.
+side) for the spots a k-d tree finds within the class's reach of the copy's centre, which makes
+hundreds of placements over 100k spots cost small array lookups, not polygon tests.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
+from scipy.spatial import cKDTree
 from skimage.draw import polygon2mask
 
 #: Raster cells along the longer side of a class's bounding box.
@@ -95,27 +97,25 @@ def random_placements(
     mask, origin, cell = class_raster(regions)
     rr, cc = np.nonzero(mask)
     centre = origin + cell * (np.array([cc.mean(), rr.mean()]) + 0.5)
+    # only spots within the class's reach of a copy's centre can be under it: a k-d tree finds them
+    reach = float(np.hypot(*(origin + cell * (np.stack([cc, rr], 1) + 0.5) - centre).T).max()) + cell
+    tree = cKDTree(xy)
     low = max(min_spots, int(np.ceil(min_cover * n_observed)))
-    batch = int(max(1, min(64, 4_000_000 // max(n, 1))))
     rows: list[np.ndarray] = []
-    tries = 0
-    while len(rows) < n_placements and tries < MAX_TRIES_PER_PLACEMENT * n_placements:
-        theta = rng.uniform(0.0, 2 * np.pi, batch)
-        flip = rng.random(batch) < 0.5
-        target = xy[rng.integers(0, n, batch)] + rng.uniform(-0.5, 0.5, (batch, 2)) * cell
-        tries += batch
+    for _ in range(MAX_TRIES_PER_PLACEMENT * n_placements):
+        if len(rows) == n_placements:
+            break
+        theta, flip = rng.uniform(0.0, 2 * np.pi), rng.random() < 0.5
+        target = xy[rng.integers(0, n)] + rng.uniform(-0.5, 0.5, 2) * cell
+        near = np.asarray(tree.query_ball_point(target, reach), dtype=np.int64)
         # spot s is under the copy T(p) = R(θ) F (p − c) + q  ⇔  F R(−θ) (s − q) + c lies in the class
-        d = xy[None, :, :] - target[:, None, :]
-        cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-        u = cos * d[..., 0] + sin * d[..., 1]
-        v = -sin * d[..., 0] + cos * d[..., 1]
-        u = np.where(flip[:, None], -u, u)
-        back = np.stack([u + centre[0], v + centre[1]], axis=-1)
-        inside = _lookup(mask, origin, cell, back)
-        counts = inside.sum(axis=1)
-        for k in np.flatnonzero((counts >= low) & (counts <= n - min_spots)):
-            if len(rows) < n_placements:
-                rows.append(np.flatnonzero(inside[k]))
+        d = xy[near] - target
+        u = np.cos(theta) * d[:, 0] + np.sin(theta) * d[:, 1]
+        v = -np.sin(theta) * d[:, 0] + np.cos(theta) * d[:, 1]
+        back = np.stack([-u if flip else u, v], axis=1) + centre
+        under = np.sort(near[_lookup(mask, origin, cell, back)])
+        if low <= len(under) <= n - min_spots:
+            rows.append(under)
     indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
     indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     data = np.ones(len(indices), dtype=np.float32)

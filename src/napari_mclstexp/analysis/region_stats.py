@@ -77,9 +77,10 @@ def back_transform(values: np.ndarray, normalization: str | None) -> np.ndarray:
     ``None`` is taken as the project's default scale (``log10_1e4``); ``"none"`` returns the values.
     """
     method = normalization or PER_SPOT
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
+    v = v if v.dtype in (np.float32, np.float64) else v.astype(np.float64)
     if method.startswith("log10_1e4"):
-        return np.power(10.0, v) - 1.0
+        return np.expm1(v * v.dtype.type(np.log(10.0)))  # 10^v − 1, in the values' precision
     if method == "ln_cpm":
         return np.expm1(v)
     if method == "none":
@@ -194,7 +195,7 @@ def iter_region_statistics(
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
     names, values = _dense(adata, genes)
     scale = normalization or recorded_normalization(adata) or (PER_SPOT if is_prediction(adata) else "none")
-    back = back_transform(values, scale).astype(np.float32)
+    back = back_transform(values, scale).astype(np.float32, copy=False)
     info = _gene_info(adata, names)
     novelty = adata.obs["novelty"].to_numpy(dtype=np.float64) if "novelty" in adata.obs else None
     rng = np.random.default_rng(seed)
