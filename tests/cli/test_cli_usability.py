@@ -159,7 +159,9 @@ def test_cv_names_the_expression_only_section(sample_files, tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["import", "train", "predict", "evaluate", "domains", "export", "cv", "demo"])
+@pytest.mark.parametrize(
+    "command", ["import", "train", "predict", "evaluate", "domains", "regions", "export", "cv", "demo"]
+)
 def test_help_is_readable(command, capsys):
     with pytest.raises(SystemExit) as stop:
         main([command, "--help"])

@@ -1,15 +1,21 @@
-"""Region review panel: draw a region (Shapes), rank genes inside vs outside, save the table as CSV."""
+"""Region review panel: every drawn or imported region (Shapes layers, one class each), per-class gene
+statistics inside vs outside (:mod:`napari_mclstexp.analysis.region_stats`), the table saved as CSV."""
 
 from __future__ import annotations
 
-import numpy as np
+import pandas as pd
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from ..layer_data import KEY
 from ._common import PathEdit, button
 from ._worker import run_guarded
 
-COLUMNS = ("gene", "mean_inside", "mean_outside", "difference", "fold_change", "n_inside")
+COLUMNS = ("class", "gene", "difference", "log2_fold_change", "p_adjusted", "mean_inside", "mean_outside", "n_inside")
+#: Rows shown per class (the CSV has every gene).
+SHOWN_PER_CLASS = 15
+#: Random placements per class for the p-values (the CLI's default).
+PLACEMENTS = 200
 
 
 class RegionPanel(QWidget):
@@ -21,7 +27,8 @@ class RegionPanel(QWidget):
         self.table_widget = QTableWidget(0, len(COLUMNS))
         self.table_widget.setHorizontalHeaderLabels(list(COLUMNS))
         self.table_widget.setMinimumHeight(140)
-        self.summary = QLabel("Draw a region, then press Rank genes.")
+        self.summary = QLabel("Draw a region (or add annotations under Load), then press Rank genes.")
+        self.summary.setWordWrap(True)
         self.csv_path = PathEdit("region_genes.csv", mode="save", filter="CSV (*.csv)")
         row = QHBoxLayout()
         row.addWidget(button("Draw region", self.draw_region))
@@ -44,10 +51,12 @@ class RegionPanel(QWidget):
         target = self.get_target()
         scale = target.scale if target is not None else (1.0, 1.0)
         units = target.units if target is not None else None
+        meta = target.metadata.get(KEY, {}) if target is not None and isinstance(target.metadata, dict) else {}
         return self.viewer.add_shapes(
             name="region",
             scale=scale,
             units=units,
+            metadata={KEY: {"role": "region", "mpp": meta.get("mpp")}},
             edge_color="yellow",
             face_color=[1, 1, 0, 0.15],
             edge_width=2 * float(scale[0]),
@@ -60,32 +69,41 @@ class RegionPanel(QWidget):
         layer.mode = "add_polygon"
 
     def rank(self):
-        """Rank genes for the current target layer and the drawn shapes; returns the table."""
-        from ..analysis.regions import rank_genes_in_region, spots_in_polygons
+        """Per-class statistics of the current target for every region Shapes layer; returns the table."""
+        from ..analysis.region_stats import region_statistics
         from ..layer_data import layer_adata
+        from ..layer_data.annotations import layers_to_annotations
+        from ._annotations import region_shapes_layers
 
         target = self.get_target()
         if target is None or layer_adata(target) is None:
             show_error("Choose predictions in Explore first.")
             return None
-        if "region" not in self.viewer.layers or not len(self.viewer.layers["region"].data):
-            show_error("Draw a region first (Draw region).")
-            return None
-        shapes = self.viewer.layers["region"]
         adata = layer_adata(target)
-        # shapes vertices are in their own data coordinates; map to the spots' pixel frame
-        polygons = [_to_layer(shapes, target, np.asarray(v)) for v in shapes.data]
-        inside = spots_in_polygons(np.asarray(adata.obsm["spatial"], float), polygons)
-        table = run_guarded(lambda: rank_genes_in_region(adata.X, list(adata.var_names), inside))
-        if table is None:
+        meta = target.metadata.get(KEY, {}) if isinstance(target.metadata, dict) else {}
+        annotations = layers_to_annotations(region_shapes_layers(self.viewer), meta.get("mpp"))
+        if not annotations.classes:
+            show_error("Draw a region first (Draw region), or add annotations under Load.")
             return None
-        self.table = table
-        self.summary.setText(f"{int(inside.sum())} spots inside, {int((~inside).sum())} outside")
-        self._show(table)
-        return table
+        table = run_guarded(lambda: region_statistics(adata, annotations, n_placements=PLACEMENTS))
+        if table is None or table.empty:
+            if table is not None:
+                show_error("No spot lies inside the regions: draw them over the spots.")
+            return None
+        order = {name: i for i, name in enumerate(pd.unique(table["class"]))}
+        table = table.assign(_c=table["class"].map(order)).sort_values(["_c", "difference"], ascending=[True, False])
+        self.table = table.drop(columns="_c").reset_index(drop=True)
+        first = self.table.groupby("class", sort=False).first()
+        self.summary.setText(
+            "; ".join(f"{c}: {int(r.n_inside)} spots inside, {int(r.n_outside)} outside" for c, r in first.iterrows())
+            if len(first) > 1
+            else f"{int(first.n_inside.iloc[0])} spots inside, {int(first.n_outside.iloc[0])} outside"
+        )
+        self._show(self.table)
+        return self.table
 
     def _show(self, table) -> None:
-        top = table.head(50)
+        top = table.groupby("class", sort=False).head(SHOWN_PER_CLASS)
         self.table_widget.setRowCount(len(top))
         for r, (_, rec) in enumerate(top.iterrows()):
             for c, col in enumerate(COLUMNS):
@@ -105,12 +123,3 @@ class RegionPanel(QWidget):
             show_error("Choose a CSV file name.")
             return None
         return run_guarded(lambda: table_to_csv(self.table, path))
-
-
-def _to_layer(source, target, vertices: np.ndarray) -> np.ndarray:
-    """Vertices of ``source`` layer data → ``target`` layer data coordinates (via world)."""
-    world = vertices * np.asarray(source.scale) + np.asarray(source.translate)
-    meta = target.metadata.get("mclstexp", {}) if isinstance(target.metadata, dict) else {}
-    if "raster" in meta:  # a binned raster's data are bins, not pixels: world µm → full-res px
-        return world / float(meta.get("mpp") or 1.0)
-    return (world - np.asarray(target.translate)) / np.asarray(target.scale)

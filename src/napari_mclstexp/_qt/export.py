@@ -46,6 +46,7 @@ class ExportWidget(QWidget):
         layout.addLayout(form)
         layout.addLayout(row)
         layout.addWidget(button("Screenshot", lambda: self.screenshot()))
+        layout.addWidget(button("Annotations (every shape, QuPath GeoJSON)", lambda: self.annotations()))
         layout.addWidget(self.info)
         layout.addStretch(1)
 
@@ -126,6 +127,16 @@ class ExportWidget(QWidget):
         """Say where the file went: in the dock and as a toast (the dock may be scrolled away)."""
         self.info.setText(f"saved {out}{note}")
         notify("info", f"saved {out.name} in {out.parent}{note}")
+
+    def annotations(self, path: str | None = None) -> Path | None:
+        """Write every region Shapes layer (imported classes, drawn regions) as QuPath annotations."""
+        from ._annotations import save_annotations
+
+        out = Path(path) if path else self._path(".annotations.geojson")
+        done = save_annotations(self.viewer, out) if out is not None else None
+        if done is not None:
+            self._saved(done)
+        return done
 
     def screenshot(self, path: str | None = None, *, canvas_only: bool = False) -> Path | None:
         """Save a PNG of the viewer (window with docks unless ``canvas_only``); returns the path."""

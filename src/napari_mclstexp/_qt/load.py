@@ -13,6 +13,7 @@ from ..io.spots import read_spot_samples
 from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ..layer_data.base import warm_layer_imports
 from ..progress import CancelToken, Progress
+from ._annotations import AnnotationsRow
 from ._canvas import show_scale_bar
 from ._common import PathEdit, button, scroll_layout
 from ._gui_steps import GuiSteps, queue_layers
@@ -89,6 +90,8 @@ class LoadWidget(QWidget):
         layout.addWidget(button("Load", self.load))
         layout.addWidget(self.task)
         layout.addWidget(self.info)
+        self.annotations = AnnotationsRow(napari_viewer)  # QuPath regions, one Shapes layer per class
+        layout.addWidget(self.annotations)
         layout.addStretch(1)
         self.added: list = []
         self.steps = self.task.steps = GuiSteps(self, on_error=self._failed)

@@ -1,0 +1,66 @@
+"""HER2+ C4: its reference clusters as QuPath annotations, region statistics of a prediction of C4 by a model
+trained on B4/C2/C3 (patient C is in training: C2, C3 are serial sections of C4) beside the same statistics of
+C4's measured counts (skipped without ../shared/data; trains a brief quick model, minutes on a CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(1800)]  # training: minutes on a busy CPU
+TOP = 20
+
+
+@pytest.fixture(scope="module")
+def her2st_c4(her2st_dir, tmp_path_factory):
+    from napari_mclstexp.data.genes import expression_matrix, load_gene_list
+    from napari_mclstexp.io.her2st import read_her2st_section
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.workflows.predict import predict_and_score
+    from napari_mclstexp.workflows.train import train_and_save
+
+    sections = {s: read_her2st_section(her2st_dir, s) for s in ("B4", "C2", "C3", "C4")}
+    genes = load_gene_list(her2st_dir / "her_hvg_785.npy")
+    config = get_preset("quick").replace(epochs=3, seed=0)  # brief: the statistics are under test, not the model
+    out = tmp_path_factory.mktemp("c4") / "bcc.mclst"
+    saved = run(train_and_save([sections[s] for s in ("B4", "C2", "C3")], config, out, genes=genes, device="cpu"))
+    c4 = sections["C4"]
+    pred = run(predict_and_score(saved.bundle, c4, device="cpu"))
+    measured = c4[:, list(pred.var_names)].copy()
+    measured.X = expression_matrix(c4, list(pred.var_names), "log10_1e4")
+    measured.uns["mclstexp"] = {"normalization": "log10_1e4"}
+    return c4, pred, measured
+
+
+def test_c4_clusters_as_annotations_predicted_vs_measured(her2st_c4, tmp_path):
+    from napari_mclstexp.analysis.label_regions import labels_to_annotations
+    from napari_mclstexp.analysis.region_stats import region_statistics, top_gene_agreement
+    from napari_mclstexp.io.annotations import read_annotations, write_annotations
+
+    c4, pred, measured = her2st_c4
+    labels = c4.obs["cluster_ref"].astype(str).to_numpy()
+    classes = labels_to_annotations(c4.obsm["spatial"], labels, prefix="cluster ")
+    path = write_annotations(classes, tmp_path / "c4.geojson")
+    ann = read_annotations(path)
+    assert len(ann.classes) == len(set(labels) - {"undetermined", "nan"})
+    for cls in ann.classes:  # the polygons hold exactly the cluster's spots
+        assert np.array_equal(cls.contains(c4.obsm["spatial"]), labels == cls.name.removeprefix("cluster "))
+    on_pred = region_statistics(pred, ann, seed=0)
+    on_measured = region_statistics(measured, ann, seed=0)
+    assert on_pred["class"].unique().tolist() == on_measured["class"].unique().tolist()
+    assert (on_pred.groupby("class")["n_inside"].first() == on_measured.groupby("class")["n_inside"].first()).all()
+    assert on_pred["reliability_r"].notna().mean() > 0.9  # the bundle's held-out per-gene r travels along
+    agree = top_gene_agreement(on_pred, on_measured, TOP)
+    # chance: 20 · 20 / 785 ≈ 0.5 genes per class; measured (3 epochs, seed 0): 43 of 140 over 7 clusters
+    print("top-20 agreement per class:", agree, "total", sum(agree.values()))
+    assert sum(agree.values()) >= 30
+    # control: the same prediction with its spots shuffled (3 times) agrees far less: the test can fail
+    totals = []
+    for seed in range(3):
+        shuffled = pred.copy()
+        shuffled.X = np.asarray(pred.X)[np.random.default_rng(seed).permutation(pred.n_obs)]
+        control = top_gene_agreement(region_statistics(shuffled, ann, seed=0, n_placements=20), on_measured, TOP)
+        totals.append(sum(control.values()))
+    print("shuffled-spot control totals:", totals)  # measured 16, 6, 8
+    assert np.mean(totals) <= 15
