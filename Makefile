@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 # pinned, and its `pip freeze --all` (pip and setuptools included, the project itself left out) becomes
 # constraints.txt.  Then `make clean test`: the suite tells whether the new set works; commit it only if green.
 lock:
-	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp" $(CONSTRAINTS).new' EXIT; \
 	echo "resolving in $$tmp/venv (a few minutes)"; \
 	$(PY) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/python" -m pip install -q --upgrade pip; \
