@@ -33,7 +33,7 @@ def shared_data() -> Path:
     """Root of the shared real data (``../shared/data`` or ``$MCLSTEXP_SHARED_DATA``); skips if absent."""
     root = _shared_data_root()
     if root is None:
-        pytest.skip("shared data not found (../shared/data or $MCLSTEXP_SHARED_DATA)")
+        pytest.skip("absent shared data: ../shared/data or $MCLSTEXP_SHARED_DATA not found")
     return root
 
 
@@ -41,7 +41,7 @@ def shared_data() -> Path:
 def her2st_dir(shared_data: Path) -> Path:
     path = shared_data / "her2st"
     if not path.is_dir():
-        pytest.skip("her2st data not found")
+        pytest.skip("absent shared data: her2st/ not in the shared data")
     return path
 
 
@@ -49,7 +49,7 @@ def her2st_dir(shared_data: Path) -> Path:
 def visium_tiny_dir(shared_data: Path) -> Path:
     path = shared_data / "visium_tiny"
     if not path.is_dir():
-        pytest.skip("visium_tiny data not found")
+        pytest.skip("absent shared data: visium_tiny/ not in the shared data")
     return path
 
 

@@ -16,7 +16,7 @@ def test_auto_and_cpu():
     assert available_devices()[-1] == "cpu"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA: checks the message of a machine without CUDA")
 def test_missing_cuda_is_input_error():
     with pytest.raises(InputError, match="CUDA is not available"):
         resolve_device("cuda")

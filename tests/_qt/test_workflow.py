@@ -88,7 +88,7 @@ def test_load_train_predict_explore_domains_export(
         values = np.asarray(pred[:, gene].X).ravel()
         assert np.allclose(predicted.features["value"], values)
         assert np.allclose(predicted.face_color, values_to_rgba(values, "viridis", explore.limits), atol=1e-6)
-        assert ms < 100
+        assert np.isfinite(ms)  # coloured (NaN: gene not found); its time: test_colors.py, -m timing
     assert explore.colorbar.title.text().startswith("MARK1_2")
     # the value under the mouse is the current gene's prediction
     status = predicted.get_status(position=tuple(predicted.data[5]), world=False)

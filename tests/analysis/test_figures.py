@@ -8,8 +8,6 @@ import pytest
 from napari_mclstexp.analysis.figures import plot_measured_vs_predicted, slide_background
 from napari_mclstexp.errors import GenePanelError
 
-pytest.importorskip("matplotlib")
-
 
 def _prediction(sample):
     from napari_mclstexp.data.genes import expression_matrix

@@ -53,7 +53,6 @@ def test_evaluate_writes_json_and_gene_table(files, tmp_path, capsys):
 
 
 def test_evaluate_figure(files, tmp_path):
-    pytest.importorskip("matplotlib")
     pred, truth, _ = files
     rc = main(
         ["evaluate", str(pred), "--truth", str(truth), "--figure", str(tmp_path / "f.png"), "--figure-genes", "MARK0_0"]

@@ -4,14 +4,15 @@ with spatialdata.read_zarr lined up on the slide."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("spatialdata")
+from napari_mclstexp.io.spatialdata_io import read_spatialdata, write_spatialdata
+from napari_mclstexp.synthetic.spatialdata import write_synthetic_spatialdata
 
-from napari_mclstexp.io.spatialdata_io import read_spatialdata, write_spatialdata  # noqa: E402
-from napari_mclstexp.synthetic.spatialdata import write_synthetic_spatialdata  # noqa: E402
+DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "sample_data" / "demo_quick.mclst"
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,29 @@ def test_cli_import_and_export_spatialdata(store, tmp_path):
         assert main(["export", str(out), "--spatialdata", str(tmp_path / "e.zarr"), "--embed-slide"]) == 0
         back = sd.read_zarr(tmp_path / "e.zarr")
     assert set(back.images) == {"slide"} and back.tables["table"].n_obs == len(xy)
+
+
+def test_cli_prediction_exported_to_spatialdata_imports_back(synthetic_sample, tmp_path):
+    """``mclstexp export PRED.h5ad --spatialdata out.zarr`` then ``mclstexp import spatialdata out.zarr``:
+    the same spots at the same slide pixels, the same genes and predicted values."""
+    import spatialdata as sd
+
+    from napari_mclstexp.cli import main
+    from napari_mclstexp.io.h5ad import read_sample, write_h5ad
+
+    sample, pred_path = tmp_path / "SYN.h5ad", tmp_path / "PRED.h5ad"
+    write_h5ad(synthetic_sample, sample)
+    store, back_path = tmp_path / "out.zarr", tmp_path / "back.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["-q", "predict", str(DEMO_BUNDLE), str(sample), "--out", str(pred_path), "--device", "cpu"]) == 0
+        assert main(["export", str(pred_path), "--spatialdata", str(store)]) == 0
+        assert sd.read_zarr(store).tables["table"].n_obs == synthetic_sample.n_obs  # a real SpatialData store
+        assert main(["import", "spatialdata", str(store), "--out", str(back_path)]) == 0
+    pred, back = read_sample(pred_path), read_sample(back_path)
+    assert pred.n_vars > 0 and list(back.var_names) == list(pred.var_names)
+    assert list(back.obs_names) == list(pred.obs_names)
+    np.testing.assert_allclose(back.obsm["spatial"], pred.obsm["spatial"], atol=1e-6)
+    np.testing.assert_allclose(back.obsm["spatial"], synthetic_sample.obsm["spatial"], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(back.X, np.float64), np.asarray(pred.X, np.float64), rtol=1e-6)
+    assert not np.allclose(np.asarray(pred.X)[:, 0], np.asarray(pred.X)[0, 0])  # real predictions, not a constant

@@ -194,19 +194,6 @@ def test_truncated_tiff(tmp_path):
             slide.read_region(0, 0, 64, 64)
 
 
-def test_openslide_only_format_without_openslide(tmp_path):
-    path = tmp_path / "slide.mrxs"
-    path.write_bytes(b"not really")
-    try:
-        import openslide  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImageReadError, match="openslide"):
-            open_slide(path)
-    else:
-        with pytest.raises(ImageReadError):
-            open_slide(path)
-
-
 def test_jpeg_thumbnail_without_full_decode(tmp_path):
     image = _gradient(400, 600)
     Image.fromarray(image).save(tmp_path / "big.jpg", quality=95)
@@ -215,44 +202,3 @@ def test_jpeg_thumbnail_without_full_decode(tmp_path):
         assert not slide.levels[0].decoded  # DCT-scaled decode, level 0 never materialised
         assert thumb.shape == (50, 75, 3)
         assert thumb[:, :3, 0].mean() < 20 and thumb[:, -3:, 0].mean() > 235
-
-
-def test_openslide_backend_through_same_interface(tmp_path, monkeypatch):
-    """A stand-in ``openslide`` module: MRXS-like files go through OpenSlide with level-pixel reads."""
-    import types
-
-    full = _gradient(64, 96)
-
-    class FakeOpenSlide:
-        level_count = 2
-        level_dimensions = [(96, 64), (48, 32)]
-        level_downsamples = [1.0, 2.0]
-        properties = {"openslide.mpp-x": "0.25"}
-
-        def __init__(self, path):
-            self.path = path
-
-        def read_region(self, location, level, size):
-            x, y = location  # level-0 origin, level-sized box (OpenSlide's convention)
-            w, h = size
-            ds = int(self.level_downsamples[level])
-            src = full[::ds, ::ds]
-            out = np.zeros((h, w, 4), np.uint8)
-            patch = src[y // ds : y // ds + h, x // ds : x // ds + w]
-            out[: patch.shape[0], : patch.shape[1], :3] = patch
-            out[..., 3] = 255
-            return Image.fromarray(out, "RGBA")
-
-        def close(self):
-            pass
-
-    fake = types.SimpleNamespace(OpenSlide=FakeOpenSlide, PROPERTY_NAME_MPP_X="openslide.mpp-x")
-    monkeypatch.setitem(sys.modules, "openslide", fake)
-    path = tmp_path / "slide.mrxs"
-    path.write_bytes(b"fake")
-    with open_slide(path) as slide:
-        assert slide.backend == "openslide" and slide.mpp == 0.25
-        assert slide.shape == (64, 96) and slide.downsamples == [1.0, 2.0]
-        assert np.array_equal(slide.read_region(10, 5, 20, 8), full[5:13, 10:30])
-        assert np.array_equal(slide.read_region(4, 3, 6, 5, level=1), full[::2, ::2][3:8, 4:10])
-        assert np.array_equal(slide.read_region(90, 60, 10, 10)[:4, :6], full[60:64, 90:96])

@@ -134,36 +134,57 @@ def _env() -> dict[str, str]:
     return env
 
 
+#: Runs the CLI with the h5ad writer held before its third slide: the parent kills it there, after
+#: exactly two finished outputs, whatever the machine's speed (a wait on a file, not on a clock).
+HOLD_BEFORE_THIRD = r"""
+import sys, threading
+from pathlib import Path
+import napari_mclstexp.io.h5ad as h5ad
+from napari_mclstexp.cli import main
+
+ready, real, written = Path(sys.argv[1]), h5ad.write_h5ad, []
+
+def write_h5ad(adata, path, *args, **kwargs):
+    if len(written) == 2:
+        ready.write_text("2 written")
+        threading.Event().wait()  # held here until killed
+    real(adata, path, *args, **kwargs)
+    written.append(path)
+
+h5ad.write_h5ad = write_h5ad
+sys.exit(main(sys.argv[2:]))
+"""
+
+
 @pytest.mark.slow
 def test_process_killed_midway_then_rerun_finishes_the_rest(cohort, tmp_path):
     paths, _, clean, clean_dir = cohort
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "napari_mclstexp.cli",
-        "predict",
-        str(BUNDLE),
-        "--image",
-        *map(str, paths),
-        "--out-dir",
-        str(out),
-        "--device",
-        "cpu",
-        "-q",
-    ]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("*.h5ad"))) < 2 and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    n_before = len(list(out.glob("*.h5ad")))
-    assert 2 <= n_before < N
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    args = ["predict", str(BUNDLE), "--image", *map(str, paths), "--out-dir", str(out), "--device", "cpu", "-q"]
+    ready, log = tmp_path / "two-written", tmp_path / "stderr.txt"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD_BEFORE_THIRD, str(ready), *args],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        while not ready.exists():  # pytest-timeout bounds this wait if the run hangs
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in out.glob("*.h5ad")) == ["slide_000.h5ad", "slide_001.h5ad"]
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_mclstexp.cli", *args], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     summary = pd.read_csv(out / SUMMARY_NAME)
-    assert (summary["status"] == "skipped").sum() == n_before and (summary["status"] == "done").sum() == N - n_before
+    assert list(summary["status"]) == ["skipped"] * 2 + ["done"] * (N - 2)
     _same_outputs(clean_dir, out, [p.name.split(".")[0] for p in paths])
 
 

@@ -15,7 +15,7 @@ from napari_mclstexp.predict.embedder import WARMUP_BATCHES, ImageEmbedder
 from napari_mclstexp.predict.retrieval import retrieve
 from napari_mclstexp.predict.spots import prepare_model
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: needs a CUDA device")
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])

@@ -44,7 +44,7 @@ def test_training_spot_retrieves_itself_when_embeddings_match(tiny_bundle, synth
     np.testing.assert_allclose(r.prediction, tiny_bundle.bank.expression[:10])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: needs a CUDA device")
 def test_cuda_padding_of_short_batches_changes_nothing(tiny_bundle, rng):
     from napari_mclstexp.predict.embedder import ImageEmbedder
     from napari_mclstexp.predict.spots import prepare_model

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
@@ -28,7 +26,6 @@ def state(result) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in result.model.state_dict().items()}
 
 
-@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="inductor needs a C++ compiler")
 def test_compiled_encoder_trains_like_eager(eager, synthetic_samples, caplog):
     caplog.set_level("INFO", logger="napari_mclstexp")
     compiled = run(train(synthetic_samples, tiny_config(compile=True), device="cpu"))

@@ -13,7 +13,7 @@ from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.progress import run
 from napari_mclstexp.train.trainer import train
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: needs a CUDA device")
 
 
 def test_compiled_encoder_is_captured_and_trains_like_eager(synthetic_samples, caplog):

@@ -20,7 +20,7 @@ from napari_mclstexp.progress import run
 from napari_mclstexp.train import step as step_mod
 from napari_mclstexp.train.trainer import train
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA: needs a CUDA device")
 
 
 def graphed(fn: Callable[[], None], warmup: int = 3) -> torch.cuda.CUDAGraph:

@@ -142,7 +142,14 @@ class PillowLevel(LevelArray):
 
 
 class OpenSlideLevel(LevelArray):
-    """One OpenSlide level as a lazy (H, W, 3) uint8 array-like (2-D slices only)."""
+    """One OpenSlide level as a lazy (H, W, 3) uint8 array-like (2-D slices only).
+
+    OpenSlide takes a region's corner in level-0 pixels and divides it by the level's downsample; where
+    that falls between pixels it resamples (bilinear).  With integral downsamples (a pyramid halved
+    exactly) the corner ``x0 * ds`` maps back exactly and reads are pixel for pixel those of the level;
+    otherwise the corner is rounded to the nearest level-0 pixel, which keeps the shift within
+    ``1 / (2 ds)`` of a level pixel (truncating it could shift by twice that).
+    """
 
     def __init__(self, osr: Any, level: int) -> None:
         self._osr = osr
@@ -160,6 +167,6 @@ class OpenSlideLevel(LevelArray):
         if y1 <= y0 or x1 <= x0:
             return np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)[..., key[2]]
         region = self._osr.read_region(
-            (int(x0 * self._ds), int(y0 * self._ds)), self._level, (int(x1 - x0), int(y1 - y0))
+            (round(x0 * self._ds), round(y0 * self._ds)), self._level, (int(x1 - x0), int(y1 - y0))
         )
         return self.finish(np.asarray(region.convert("RGB")), key)
