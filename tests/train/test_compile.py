@@ -37,8 +37,9 @@ def test_compiled_encoder_trains_like_eager(eager, synthetic_samples, caplog):
     # differ by a few % of how far training moved them (1 % on one CPU, 6.5 % on this project's 2-core
     # machine with torch 2.14; Adam amplifies rounding in near-zero gradients, e.g. of conv biases ahead
     # of batch norm, so this is not checked parameter by parameter); a broken compile moves them apart
-    # by as much as training moved them
-    assert compiled.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=1e-3)
+    # by as much as training moved them. The epoch's mean loss: 3.69612 compiled vs 3.69158 eager (1.2e-3
+    # apart) with the locked torch 2.14.1 on 2 cores, so 5e-3; a broken compile is caught by the weights below
+    assert compiled.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=5e-3)
     torch.manual_seed(7)  # the trainer's initial weights
     init = build_model(eager.config, len(eager.genes), eager.pos_shape).state_dict()
     keys = [k for k in a if a[k].is_floating_point()]
