@@ -80,7 +80,12 @@ class RegionPanel(QWidget):
         if table is None:
             return None
         self.table = table
-        self.summary.setText(f"{int(inside.sum())} spots inside, {int((~inside).sum())} outside")
+        text = f"{int(inside.sum())} spots inside, {int((~inside).sum())} outside"
+        if "novelty" in adata.obs and inside.any():  # how unlike the training data the region is (0–1)
+            nov = adata.obs["novelty"].to_numpy(float)
+            outside = f", outside {nov[~inside].mean():.2f}" if (~inside).any() else ""
+            text += f"; mean novelty inside {nov[inside].mean():.2f}{outside}"
+        self.summary.setText(text)
         self._show(table)
         return table
 

@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import MclstexpError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("import", "pretrain", "train", "predict", "evaluate", "domains", "export", "cv", "demo")
+COMMANDS = ("import", "pretrain", "train", "predict", "evaluate", "domains", "export", "cv", "info", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
