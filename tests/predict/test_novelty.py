@@ -77,6 +77,7 @@ def _changed(sample, folder, kind: str, strength: float):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # trains the module's model, then 10 predictions
 def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained, synthetic_samples, tmp_path):
     from napari_mclstexp.predict.spots import predict_at_spots
 
@@ -112,8 +113,11 @@ def test_whole_slide_tiles_and_spots_agree(trained, synthetic_samples):
     spots = sample[: tiles.n_obs].copy()
     spots.obsm["spatial"] = tiles.obsm["spatial"].copy()
     at_spots = run(predict_at_spots(trained, spots, device="cpu"))
-    np.testing.assert_allclose(at_spots.obs["novelty"], tiles.obs["novelty"], atol=1e-3)
-    assert tiles.uns["mclstexp"]["novel_fraction"] == pytest.approx(at_spots.uns["mclstexp"]["novel_fraction"])
+    # the same patches: embeddings equal to float error, which the steep held-out percentiles (typicality
+    # differs in the 4th decimal between training spots) turn into at most a few hundredths of novelty
+    np.testing.assert_allclose(at_spots.obsm["embedding"], tiles.obsm["embedding"], atol=1e-4)
+    np.testing.assert_allclose(at_spots.obs["novelty"], tiles.obs["novelty"], atol=0.03)
+    assert abs(tiles.uns["mclstexp"]["novel_fraction"] - at_spots.uns["mclstexp"]["novel_fraction"]) <= 1 / tiles.n_obs
 
 
 @pytest.mark.slow

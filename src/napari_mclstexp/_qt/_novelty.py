@@ -72,3 +72,13 @@ def warn_novelty(viewer, pred) -> None:
         text = viewer.canvas.overlays.text
         text.text = (f"{text.text}\n" if text.visible and text.text else "") + "⚠ " + message.split(" (")[0]
         text.visible = True
+
+
+def warn_inputs(bundle, mpp: float | None, measured=()) -> None:
+    """The guards (:mod:`~napari_mclstexp.predict.guards`) as notifications before predicting (no refusal)."""
+    from napari.utils.notifications import show_warning
+
+    from ..predict.guards import input_warnings
+
+    for line in input_warnings(bundle, mpp, measured):
+        show_warning(line)

@@ -16,12 +16,12 @@ from ..layer_data import KEY, layer_adata, predicted_spots_layer
 from ..layer_data.predictions import uncertainty_spots_layer
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
-from ..sample import image_path
+from ..sample import image_path, microns_per_pixel
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
-from ._novelty import novelty_layer, show_card, warn_novelty
+from ._novelty import novelty_layer, show_card, warn_inputs, warn_novelty
 from ._predict_text import other_genes_warning, score_text, showing
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
@@ -143,6 +143,7 @@ class PredictWidget(QWidget):
                     f"Load → Slide together with the spots, then predict ({layer.name})"
                 )
             self._source = layer
+            warn_inputs(bundle, microns_per_pixel(adata), adata.var_names)
 
             def make(token: CancelToken):
                 from ..workflows.predict import predict_and_score
@@ -154,6 +155,7 @@ class PredictWidget(QWidget):
         if slide_layer is None:
             return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
+        warn_inputs(bundle, meta.get("mpp"))
         self._start_stream(slide_layer, bundle)
         run_id, step = self._run, self.step.value() or None
         # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
