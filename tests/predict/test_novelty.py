@@ -98,7 +98,8 @@ def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained
             )
             for s in (0.25, 0.5, 1.0)
         ]
-        assert np.all(np.diff(means) > 0), (kind, means)
+        # rises with the change's strength until it saturates (every spot less typical than all held-out ones)
+        assert all(b > a or a >= 0.99 for a, b in zip(means, means[1:], strict=False)), (kind, means)
         assert means[-1] > base + 0.1, (kind, means)
 
 
