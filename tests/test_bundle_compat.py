@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ BEFORE = {"x_sum": 26167.24175798893, "acg": 0.4629172334818337, "mse": 0.152049
 @pytest.mark.slow
 def test_shipped_bundle_predicts_as_before():
     folder = sample_data_dir()
-    bundle = load_bundle(folder / "demo_quick.mclst")
+    bundle = load_bundle(Path(__file__).parent / "fixtures" / "demo_quick_format1.mclst")  # the format-1 model
     new_keys = {"final_relu", "drop_last", "rotate_mode", "jitter_order", "test_augment", "value_normalization"}
     assert not new_keys & set(bundle.config)  # written before them: the defaults must mean "as before"
     cfg = as_config(bundle.config)

@@ -1,6 +1,6 @@
 """The shareable model file (``.mclst``): weights, metadata and reference bank in one zip.
 
-Layout (format version 1)::
+Layout (format version 2; version 1 lacks the optional keys, and still loads)::
 
     metadata.json        format name/version, preset and every hyperparameter, genes, normalisation,
                          patch size (px, µm), image normalisation, encoder, pos_shape, training sections,
@@ -10,6 +10,10 @@ Layout (format version 1)::
                          "section_index" (M,) int32 into metadata["bank"]["sections"], and optionally
                          "descriptors" (M_img, D) float32: tissue descriptors of the first M_img spots
     bank_spots.json      the bank spots' ids (obs_names), a JSON list of M strings
+
+Format 2 adds optional metadata keys (sections with patients and spot counts, genes asked for, tissue and
+notes, novelty calibration, reference stain, model card) and the optional bank array ``novelty_reference``,
+all documented in one place: :mod:`napari_mclstexp.model_card`.
 
 Loading reads JSON and safetensors only: nothing is ever unpickled.
 """
@@ -34,7 +38,7 @@ from .errors import BundleError, InputError, MissingInputError
 from .model.bank import ReferenceBank, build_bank
 
 FORMAT_NAME = "napari-mclstexp-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SUFFIX = ".mclst"
 _MEMBERS = ("metadata.json", "weights.safetensors", "bank.safetensors", "bank_spots.json")
 
@@ -66,6 +70,16 @@ class Bundle:
     encoder_weights: str | None = None  #: file for referenced (not embedded) encoder weights; None: as recorded
     #: (M_img, D) tissue descriptors of the bank's first M_img (image) spots (predict/descriptor_model.py), or None
     descriptors: np.ndarray | None = None
+    #: (R, D) head outputs of a bounded sample of training spots: the novelty reference of a bank-less (ridge) bundle
+    novelty_reference: np.ndarray | None = None
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """The model card (:mod:`~napari_mclstexp.model_card`): stored, else derived from what format 1 knows."""
+        from .model_card import build_card
+
+        card = self.metadata.get("model_card")
+        return dict(card) if isinstance(card, dict) else build_card(self.metadata, len(self.bank))
 
     @property
     def pos_shape(self) -> tuple[int, int]:
@@ -107,6 +121,7 @@ def make_bundle(
     extra_samples: Sequence[Any] = (),
     *,
     metrics: dict[str, Any] | None = None,
+    about: dict[str, Any] | None = None,
 ) -> Bundle:
     """Bundle a training result with a reference bank built from the training spots.
 
@@ -124,6 +139,9 @@ def make_bundle(
     metrics
         Evaluation figures to record (e.g. cross-validation ACG); the last training epoch's numbers
         are recorded in any case.
+    about
+        What the user said of the training data: ``tissue``, ``notes`` (free text) and ``genes`` (the panel
+        as asked for); stored with the sections' patients and spot counts (:mod:`~napari_mclstexp.model_card`).
     """
     from .data.scales import value_normalization
     from .model.presets import as_config
@@ -164,6 +182,12 @@ def make_bundle(
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    from .model_card import requested_genes, section_records
+
+    about = about or {}
+    metadata["sections"] = section_records(samples, extra_samples)
+    metadata["genes_requested"] = requested_genes(about.get("genes"))
+    metadata.update({key: str(about[key]).strip() for key in ("tissue", "notes") if str(about.get(key) or "").strip()})
     from .model.encoder_refs import encoder_metadata, strip_referenced
 
     metadata.update(encoder_metadata(cfg, model))
@@ -199,6 +223,10 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
     lookup = {s: i for i, s in enumerate(section_names)}
     metadata = dict(bundle.metadata)
     metadata.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, config=bundle.config, genes=bundle.genes)
+    from .model_card import build_card
+
+    metadata.pop("model_card", None)
+    metadata["model_card"] = build_card({**metadata, "format_version": FORMAT_VERSION}, len(bank))
     metadata["bank"] = {
         "n_spots": len(bank),
         "dim": bank.dim,
@@ -212,6 +240,11 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
             "expression": np.ascontiguousarray(bank.expression, dtype=np.float32),
             "section_index": np.asarray([lookup[s] for s in bank.sections.tolist()], dtype=np.int32),
             **({} if bundle.descriptors is None else {"descriptors": np.asarray(bundle.descriptors, np.float32)}),
+            **(
+                {}
+                if bundle.novelty_reference is None
+                else {"novelty_reference": np.asarray(bundle.novelty_reference, np.float32)}
+            ),
         }
     )
     dest = Path(path)
@@ -260,6 +293,21 @@ def _check_format(meta: Any, path: Path) -> None:
         raise BundleError(f"unknown bundle format version {version}", path)
 
 
+def read_card(path: str | os.PathLike) -> dict[str, Any]:
+    """A bundle's model card from its ``metadata.json`` alone (quick: no weights or bank are read)."""
+    from .model_card import build_card
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("metadata.json"))
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise BundleError(f"not a readable model bundle: {err}", path) from err
+    _check_format(meta, path)
+    card = meta.get("model_card")
+    return dict(card) if isinstance(card, dict) else build_card(meta, (meta.get("bank") or {}).get("n_spots"))
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Read a ``.mclst`` bundle (JSON + safetensors only; nothing is unpickled).
 
@@ -301,4 +349,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         as_config(config)
     except InputError as err:
         raise BundleError(f"bundle hyperparameters are not understood by this version: {err}", path) from err
-    return Bundle(config, genes, state, bank, meta, path.resolve(), descriptors=descriptors)
+    reference = arrays.get("novelty_reference")
+    return Bundle(
+        config, genes, state, bank, meta, path.resolve(), descriptors=descriptors, novelty_reference=reference
+    )

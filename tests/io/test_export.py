@@ -71,3 +71,15 @@ def test_csv_round_trip(preds, tmp_path):
     assert back["domain"].tolist() == [3, 3, 1, 1, 2]
     t = table_to_csv(pd.DataFrame({"gene": ["A"], "difference": [1.5]}), tmp_path / "t.csv")
     assert pd.read_csv(t)["difference"].iloc[0] == 1.5
+
+
+def test_csv_carries_novelty_and_the_model_card(preds, tmp_path):
+    preds.obs["novelty"] = np.linspace(0, 1, 5, dtype=np.float32)
+    card = {"sections": {"B4": {"patient": "B", "n_spots": 10}}, "patients": ["B"], "n_genes": 3}
+    preds.uns["mclstexp"] = {"model_card": card}
+    preds.write_h5ad(tmp_path / "p.h5ad")  # as it comes back from a file: arrays, not lists
+    back = ad.read_h5ad(tmp_path / "p.h5ad")
+    predictions_to_csv(back, tmp_path / "p.csv")
+    table = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(table["novelty"], preds.obs["novelty"], rtol=1e-6)
+    assert json.loads((tmp_path / "p.model_card.json").read_text()) == card

@@ -3,6 +3,7 @@ statistics inside vs outside (:mod:`napari_mclstexp.analysis.region_stats`), the
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
@@ -94,11 +95,7 @@ class RegionPanel(QWidget):
         table = table.assign(_c=table["class"].map(order)).sort_values(["_c", "difference"], ascending=[True, False])
         self.table = table.drop(columns="_c").reset_index(drop=True)
         first = self.table.groupby("class", sort=False).first()
-        self.summary.setText(
-            "; ".join(f"{c}: {int(r.n_inside)} spots inside, {int(r.n_outside)} outside" for c, r in first.iterrows())
-            if len(first) > 1
-            else f"{int(first.n_inside.iloc[0])} spots inside, {int(first.n_outside.iloc[0])} outside"
-        )
+        self.summary.setText("; ".join(_class_summary(c, r, len(first) > 1) for c, r in first.iterrows()))
         self._show(self.table)
         return self.table
 
@@ -123,3 +120,11 @@ class RegionPanel(QWidget):
             show_error("Choose a CSV file name.")
             return None
         return run_guarded(lambda: table_to_csv(self.table, path))
+
+
+def _class_summary(name: str, row, named: bool) -> str:
+    """One class's spots inside/outside and, when predictions carry it, its mean novelty (0–1) inside vs outside."""
+    text = f"{int(row.n_inside)} spots inside, {int(row.n_outside)} outside"
+    if np.isfinite(row.novelty_inside):  # how unlike the training data the region is
+        text += f", mean novelty {row.novelty_inside:.2f} inside vs {row.novelty_outside:.2f}"
+    return f"{name}: {text}" if named else text

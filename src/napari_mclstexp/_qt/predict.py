@@ -16,11 +16,12 @@ from ..layer_data import KEY, layer_adata, predicted_spots_layer
 from ..layer_data.predictions import uncertainty_spots_layer
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
-from ..sample import image_path
+from ..sample import image_path, microns_per_pixel
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
+from ._novelty import novelty_layer, show_card, warn_inputs, warn_novelty
 from ._predict_text import other_genes_warning, score_text, showing, training_note
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
@@ -70,8 +71,12 @@ class PredictWidget(QWidget):
         self.task.finished.connect(self._keep_partial)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        self.card = QLabel("")  # the chosen bundle's model card: one line, the whole card as tooltip
+        self.card.setWordWrap(True)
+        self.bundle_path.edit.textChanged.connect(lambda text: show_card(self.bundle_path, self.card, text))
         layout = scroll_layout(self)
         layout.addLayout(form)
+        layout.addWidget(self.card)
         layout.addWidget(button("Predict", self.predict))
         self.detect_button = button("Detect tissue (check or paint it, then Predict)", self.detect_tissue)
         layout.addWidget(self.detect_button)
@@ -139,6 +144,7 @@ class PredictWidget(QWidget):
                     f"Load → Slide together with the spots, then predict ({layer.name})"
                 )
             self._source = layer
+            warn_inputs(bundle, microns_per_pixel(adata), adata.var_names)
 
             def make(token: CancelToken):
                 from ..workflows.predict import predict_and_score
@@ -150,6 +156,7 @@ class PredictWidget(QWidget):
         if slide_layer is None:
             return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
+        warn_inputs(bundle, meta.get("mpp"))
         self._start_stream(slide_layer, bundle)
         run_id, step = self._run, self.step.value() or None
         # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
@@ -239,6 +246,7 @@ class PredictWidget(QWidget):
         )
         tuples = [
             uncertainty_spots_layer(pred, mpp, name=f"{source.name} uncertainty"),
+            *filter(None, [novelty_layer(pred, mpp, f"{source.name} novelty")]),
             predicted_spots_layer(pred, mpp, gene=gene, name=f"{source.name} predicted"),
         ]
         for _, kwargs, _ in tuples:
@@ -264,6 +272,7 @@ class PredictWidget(QWidget):
         self.info.setText(text)
         self.task.status.setText(f"Predict: done, {pred.n_obs} spots")
         self._warn_other_genes(pred)
+        warn_novelty(self.viewer, pred)
         if gene is not None:
             viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
         self.task.complete(pred)
@@ -375,6 +384,12 @@ class PredictWidget(QWidget):
 
     def _dense_done(self, pred, gene: str | None) -> None:
         self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + showing(gene))
+        slide = self.slide.layer()
+        extra = novelty_layer(pred, slide.metadata[KEY].get("mpp") if slide else None, f"{self._dense.name} novelty")
+        if extra is not None:
+            add_layer_tuples(self.viewer, [extra])
+            self.viewer.layers.selection.active = self._dense
+        warn_novelty(self.viewer, pred)
         if gene is not None:
             viewer_models(self.viewer).predictions_added.emit(self._dense.name, gene)
         self.task.complete(pred)

@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import MclstexpError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("import", "train", "predict", "evaluate", "domains", "regions", "export", "cv", "demo", "pretrain")
+COMMANDS = ("import", "train", "predict", "evaluate", "domains", "regions", "export", "cv", "info", "demo", "pretrain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,6 +84,23 @@ def _check_figure_genes(arg: str, pred: Any, truth: Any, pred_path: str, truth_p
             raise GenePanelError(f"--figure-genes {', '.join(missing)}: not in this {what}'s {len(names)} genes", path)
 
 
+def novelty_split(pred: Any, truth: Any, normalization: Any) -> dict[str, Any] | None:
+    """ACG of the typical and of the novel spots (``obs['novelty']`` above its level) apart; ``None``
+    without novelty scores.  A group of fewer than 3 spots gets ``acg`` ``None``."""
+    from ..analysis.metrics import evaluate, summary
+
+    if "novelty" not in pred.obs:
+        return None
+    info = pred.uns.get("mclstexp", {})
+    level = float(info.get("novelty", {}).get("level", 0.99)) if hasattr(info, "get") else 0.99
+    novel = pred.obs["novelty"].to_numpy() > level
+    out = {}
+    for name, mask in (("typical", ~novel), ("novel", novel)):
+        acg = summary(evaluate(pred[mask], truth, normalization=normalization))["acg"] if mask.sum() >= 3 else None
+        out[name] = {"n_spots": int(mask.sum()), "acg": acg}
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print a summary and write the requested files; returns 0."""
     from ..analysis.interpret import group_summary, marker_report, rank_genes
@@ -128,8 +145,13 @@ def run(args: argparse.Namespace) -> int:
             n = int(row["n_genes"])
             print(f"{name}: {n} gene{'' if n == 1 else 's'}, mean r {row['mean_r']:.4f}")
 
+    split = novelty_split(pred, truth, args.normalization)
+    if split:
+        print("by novelty: " + ", ".join(f"{k} spots ACG {fmt(v['acg'])} (n={v['n_spots']})" for k, v in split.items()))
     if args.json:
         data = dict(scores)
+        if split:
+            data["novelty"] = split
         if groups is not None:
             data["marker_groups"] = groups.to_dict(orient="index")
             data["marker_genes"] = report.set_index("gene")[["group", "r", "rank"]].to_dict(orient="index")

@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image:
         from ..predict.slide import predict_whole_slide
 
+        warn_inputs(bundle, image=args.image)
         gen = predict_whole_slide(
             bundle, args.image, step_px=args.step_px, min_tissue=args.min_tissue, smooth=args.smooth, **options
         )
@@ -180,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         from ..predict.spots import predict_at_spots
 
         sample = read_sample(args.sample, require_image=True)
+        warn_inputs(bundle, sample=sample)
         gen = predict_at_spots(bundle, sample, smooth=args.smooth, **options)
         what = "spots"
         if "bin_grid" in sample.uns:  # Visium HD: every bin, in chunks (bounded memory)
@@ -190,4 +192,44 @@ def run(args: argparse.Namespace) -> int:
     write_h5ad(pred, args.out)
     if not quiet:
         print(f"predicted {pred.n_vars} genes at {pred.n_obs} {what} → {args.out}")
+    report_novelty(pred.uns.get("mclstexp", {}), quiet)
     return 0
+
+
+def warn_inputs(bundle, sample=None, image=None) -> None:
+    """The guards (:mod:`~napari_mclstexp.predict.guards`) as one warning line each, before predicting."""
+    import warnings
+
+    from ..predict.guards import input_warnings
+    from ..sample import microns_per_pixel
+
+    if sample is not None:
+        lines = input_warnings(bundle, microns_per_pixel(sample), sample.var_names if sample.n_vars else ())
+    else:
+        from ..io.wsi import open_slide
+
+        with open_slide(image) as slide:
+            lines = input_warnings(bundle, slide.mpp)
+    for line in lines:
+        warnings.warn(line, UserWarning, stacklevel=2)
+
+
+def report_novelty(info, quiet: bool) -> None:
+    """Print the novel fraction (not with -q); warn above :data:`~napari_mclstexp.predict.novelty.WARN_FRACTION`."""
+    import warnings
+
+    from ..predict.novelty import WARN_FRACTION, novelty_message
+
+    fraction = info.get("novel_fraction") if hasattr(info, "get") else None
+    if fraction is None:
+        if not quiet:
+            print("novelty: not scored (bundle made before format 2; see mclstexp info)")
+        return
+    if not quiet:
+        print(
+            f"novel fraction {float(fraction):.3f} (share of {'tiles' if 'grid' in info else 'spots'} less typical "
+            "than 99 % of held-out training spots; obs['novelty'])"
+        )
+    if float(fraction) > WARN_FRACTION:
+        message = novelty_message(float(fraction)) + ": read these predictions with care"
+        warnings.warn(message, UserWarning, stacklevel=2)

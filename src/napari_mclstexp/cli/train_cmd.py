@@ -53,6 +53,15 @@ def register(subparsers) -> None:
         default="default",
         help="hyperparameter preset (default: %(default)s)",
     )
+    p.add_argument(
+        "--tissue",
+        default=None,
+        metavar="TEXT",
+        help='what the training slides show, for the model card: organ, disease, stain (e.g. "breast, HER2+, H&E")',
+    )
+    p.add_argument(
+        "--notes", default=None, metavar="TEXT", help="free notes for the model card (source, protocol, caveats)"
+    )
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs (default: the preset's)")
     p.add_argument(
         "--device", default="auto", metavar="DEVICE", help="auto (default: cuda > mps > cpu), cpu, cuda, cuda:1, mps"
@@ -178,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             bins_per_epoch=getattr(args, "bins_per_epoch", None),
             bank_size=getattr(args, "bank_size", None),
             bank_extra=extra,
+            tissue=getattr(args, "tissue", None),
+            notes=getattr(args, "notes", None),
         ),
         disable=quiet,
     )

@@ -203,13 +203,14 @@ def spots_to_geojson(
 def predictions_table(
     adata, *, genes: Sequence[str] | None = None, domains: np.ndarray | Sequence | str | None = None
 ) -> pd.DataFrame:
-    """One row per spot: ``spot``, ``x``, ``y`` (full-res px), ``uncertainty`` and ``domain`` when
+    """One row per spot: ``spot``, ``x``, ``y`` (full-res px), ``uncertainty``, ``novelty`` and ``domain`` when
     known, then one column per gene (predicted values)."""
     xy = np.asarray(adata.obsm["spatial"], dtype=float)
     names, values = _dense_columns(adata, genes)
     front = {"spot": adata.obs_names.to_numpy(), "x": xy[:, 0], "y": xy[:, 1]}
-    if "uncertainty" in adata.obs:
-        front["uncertainty"] = adata.obs["uncertainty"].to_numpy(dtype=float)
+    for column in ("uncertainty", "novelty"):
+        if column in adata.obs:
+            front[column] = adata.obs[column].to_numpy(dtype=float)
     labels = _labels(adata, domains)
     if labels is not None:
         front["domain"] = labels
@@ -225,7 +226,8 @@ def predictions_to_csv(
     domains: np.ndarray | Sequence | str | None = None,
 ) -> Path:
     """Write :func:`predictions_table` as CSV (atomic), and the genes' held-out reliability beside it
-    (:func:`reliability_path`) when the predictions carry one.  Returns the written path."""
+    (:func:`reliability_path`) and the model card (``<name>.model_card.json``) when the predictions carry them.
+    Returns the written path."""
     path = Path(path)
     table = predictions_table(adata, genes=genes, domains=domains)
     _check_output(path)
@@ -234,7 +236,23 @@ def predictions_to_csv(
     genes_table = reliability_table(adata)
     if genes_table is not None:
         table_to_csv(genes_table, reliability_path(path))
+    info = adata.uns.get("mclstexp")
+    card = info.get("model_card") if isinstance(info, dict) else None
+    if isinstance(card, dict):
+        import json
+
+        with atomic_write_path(path.with_name(path.stem + ".model_card.json")) as tmp:
+            tmp.write_text(json.dumps(_plain(card), indent=1, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def _plain(value):
+    """A model card read back from .h5ad (numpy arrays and scalars) as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in np.asarray(value, dtype=object).tolist()]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def table_to_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -137,11 +137,22 @@ def prediction_anndata(
     uns_spatial: dict[str, Any] | None = None,
 ) -> Any:
     """Assemble a prediction AnnData (``X`` float32 over the bundle genes, ``obs['uncertainty']``,
-    ``obsm['spatial']``, ``obsm['embedding']``, ``uns['mclstexp']``)."""
+    ``obsm['spatial']``, ``obsm['embedding']``, ``uns['mclstexp']``).
+
+    With a novelty calibration in the bundle (format 2) also ``obs['novelty']`` and
+    ``uns['mclstexp']['novel_fraction']`` / ``['novelty']`` (:mod:`.novelty`, from ``embedding``); the model
+    card goes to ``uns['mclstexp']['model_card']``."""
     import anndata as ad
+
+    from .novelty import score
 
     obs = obs.copy()
     obs["uncertainty"] = np.asarray(uncertainty, dtype=np.float32)
+    novelty, summary = score(bundle, embedding)
+    info = {**info, "model_card": json_safe(bundle.card, drop_none=True)}
+    if novelty is not None:
+        obs["novelty"] = novelty
+        info.update(novelty=json_safe(summary, drop_none=True), novel_fraction=summary["novel_fraction"])
     out = ad.AnnData(
         X=np.asarray(prediction, dtype=np.float32),
         obs=obs,

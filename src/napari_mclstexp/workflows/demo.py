@@ -34,6 +34,8 @@ DEMO_K = 50
 #: Training epochs of the demo model: the demo slide is easy, and more epochs change little
 #: (measured on 2 shared CPU cores: 5 epochs already give ACG ≈ 0.49, domain ARI ≈ 0.91).
 DEMO_EPOCHS = 8
+#: The demo model's notes on its card.
+DEMO_NOTES = "left two thirds of the offline demo slide (sample_data/); made by scripts/make_sample_data.py"
 
 
 def _candidate_dirs() -> list[Path]:
@@ -159,7 +161,8 @@ def train_demo_bundle(
 
     result = yield from train([train_part], demo_config(epochs), device=device, cancel=cancel)
     yield Progress("bank", 0, 1, "embedding the reference spots")
-    bundle = make_bundle(result, [train_part], result.device)
+    about = {"tissue": "synthetic H&E-like demo slide (five regions), not human tissue", "notes": DEMO_NOTES}
+    bundle = make_bundle(result, [train_part], result.device, about=about)
     yield Progress("bank", 1, 1)
     return (yield from iter_finish_bundle(bundle, [train_part], device=result.device, cancel=cancel))
 

@@ -12,6 +12,7 @@ from ..analysis.reliability import METHOD, RELIABLE_R
 from ..data.genes import expression_matrix
 from ..data.patches import iter_sample_patches
 from ..data.scales import value_normalization
+from ..predict import novelty
 from ..predict.descriptor_model import blend, choose_weight, fit_descriptor_model
 from ..predict.retrieval import retrieve
 from ..predict.smoothing import choose_alpha, smooth_sections
@@ -73,6 +74,9 @@ def iter_finish_bundle(
     bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
     if "descriptors" in reliability:
         bundle.metadata["descriptors"] = reliability.pop("descriptors")
+    if "novelty" in reliability:
+        bundle.novelty_reference = reliability.pop("novelty_reference")
+        bundle.metadata["novelty"] = reliability.pop("novelty")
     bundle.metadata["reliability"] = reliability
     return bundle
 
@@ -112,17 +116,11 @@ def iter_gene_reliability(
         (:func:`~napari_mclstexp.predict.smoothing.choose_alpha`); ``r`` is measured after it.  With
         ``bundle.descriptors``, also ``descriptors``: the blend weight of the descriptor predictions
         (:func:`~napari_mclstexp.predict.descriptor_model.choose_weight`), chosen before the neighbour weight.
+        ``novelty`` and ``novelty_reference``: :func:`~napari_mclstexp.predict.novelty.calibrate_reference` on
+        the same spots' image embeddings and held-out groups.
     """
-    dev = resolve(device)
     cfg = bundle.config
-    model = prepare_model(bundle, dev)
-    embs = []
-    for adata in samples:
-        read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
-        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
-        emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
-        embs.append(emb.float().cpu().numpy())
-    query = np.concatenate(embs) if embs else np.zeros((0, int(cfg["embed_dim"])), np.float32)
+    query = yield from _iter_query_embeddings(bundle, samples, device, patch_cache, cancel)
     # on the scale of the bank's values, which the predictions average (paper: per gene)
     truth = np.concatenate([expression_matrix(a, bundle.genes, value_normalization(cfg)) for a in samples])
     pred = np.zeros_like(truth)
@@ -150,6 +148,10 @@ def iter_gene_reliability(
     else:  # the neighbour weight: chosen on these held-out predictions, groups (sections or halves) apart
         smoothing = choose_alpha(pred, truth, xy, sections) if n_query else {"alpha": 0.0}
     pred = smooth_sections(pred, xy, sections, smoothing["alpha"])  # reliability of what users get
+    if n_query > 1:  # novelty reference and calibration from the same held-out groups
+        extra["novelty_reference"], extra["novelty"] = novelty.calibrate_reference(
+            query, _group_ids(groups), direct=False, groups=_group_kind(sections)
+        )
     r = pearson_per_gene(pred, truth)[0]
     return {
         "genes": [str(g) for g in bundle.genes],
@@ -160,3 +162,52 @@ def iter_gene_reliability(
         "smoothing": smoothing,
         **extra,
     }
+
+
+def _iter_query_embeddings(
+    bundle: Any, samples: Sequence[Any], device: str, patch_cache: Any, cancel: CancelToken | None
+) -> ProgressGen[np.ndarray]:
+    """``(N, D)`` float32: the model's image embeddings (ridge: outputs) of every spot of ``samples``, in order."""
+    dev = resolve(device)
+    model = prepare_model(bundle, dev)
+    embs = []
+    for adata in samples:
+        read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
+        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+        emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
+        embs.append(emb.float().cpu().numpy())
+    return np.concatenate(embs) if embs else np.zeros((0, int(bundle.config["embed_dim"])), np.float32)
+
+
+def _group_kind(sections: np.ndarray) -> str:
+    return "sections" if len(set(np.asarray(sections).tolist())) > 1 else "halves"
+
+
+def iter_reference_novelty(
+    bundle: Any,
+    samples: Sequence[Any],
+    *,
+    device: str = "auto",
+    patch_cache: Any = None,
+    cancel: CancelToken | None = None,
+) -> ProgressGen[None]:
+    """Generator: a bank-less (ridge) bundle's novelty reference and calibration (its head outputs on the
+    training spots, :func:`~napari_mclstexp.predict.novelty.calibrate_reference`)."""
+    out = yield from _iter_query_embeddings(bundle, samples, device, patch_cache, cancel)
+    from ..sample import section_name
+
+    if len(out) < 2:
+        return
+    sections = np.concatenate([[section_name(a, i)] * a.n_obs for i, a in enumerate(samples)])
+    groups = _held_out_groups(sections)
+    bundle.novelty_reference, bundle.metadata["novelty"] = novelty.calibrate_reference(
+        out, _group_ids(groups), direct=True, groups=_group_kind(sections)
+    )
+
+
+def _group_ids(groups: list[np.ndarray]) -> np.ndarray:
+    """One group number per spot from the held-out masks."""
+    ids = np.zeros(len(groups[0]) if groups else 0, np.int64)
+    for i, held in enumerate(groups):
+        ids[held] = i
+    return ids

@@ -101,6 +101,8 @@ def train_and_save(
     bins_per_epoch: int | None = None,
     bank_size: int | None = None,
     bank_extra: Sequence[Any] = (),
+    tissue: str | None = None,
+    notes: str | None = None,
 ) -> ProgressGen[SavedModel]:
     """Generator: train on ``samples``, build the bundle (model + reference bank) and save it atomically.
 
@@ -176,7 +178,8 @@ def train_and_save(
 
     bank = bank_samples(samples, bank_size, seed=config.seed)  # bounded for binned sections (Visium HD)
     extra = [s if hasattr(s, "obsm") else read_sample(s) for s in bank_extra]
-    bundle = make_bundle(result, bank, device=result.device, extra_samples=extra)
+    about = {"tissue": tissue, "notes": notes, "genes": genes}
+    bundle = make_bundle(result, bank, device=result.device, extra_samples=extra, about=about)
     # descriptors, blend and neighbour weights, per-gene held-out reliability travel with the model
     yield from iter_finish_bundle(bundle, bank, device=result.device, patch_cache=cache, cancel=cancel)
     save_bundle(bundle, path)
