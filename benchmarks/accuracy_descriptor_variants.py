@@ -17,7 +17,8 @@ Variants: ``base`` (what ``quick`` bundles use); ``centre_targets`` / ``centre_d
 sections plus every expression-only her2st section of another patient than the test's); ``stain_aug_05`` /
 ``stain_aug_10`` (two extra copies of each training spot with its optical densities in H&E space scaled by
 U(1 ± s) and shifted by U(± s), s = 0.05 or 0.1: stain augmentation); ``neighbours_2.5+basis`` (the two
-best on ``inner`` together).
+best on ``inner`` together); ``descriptors_v1`` (the version-1 descriptors, :mod:`.descriptors_v1`, beside
+``base``, the current ones).
 
     python benchmarks/accuracy.py --part descriptor-variants \
         --out benchmarks/results/accuracy-descriptor-variants-cpu.json
@@ -57,6 +58,7 @@ VARIANTS = {
     "stain_aug_05": {"stain": 0.05},
     "stain_aug_10": {"stain": 0.10},
     "neighbours_2.5+basis": {"neighbours": 2.5, "basis_extra": True},
+    "descriptors_v1": {"v1": True},
 }
 #: Ruifrok & Johnston's H, E, DAB optical densities (rows), DAB completed as their cross product.
 HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
@@ -74,7 +76,8 @@ def stain_jitter(reads: np.ndarray, rng: np.random.Generator, s: float) -> np.nd
 def load(data: Path, cache_dir: str | None) -> dict:
     """Descriptors, 3× reads, colour-histogram patches, expression and centres of the image sections; the
     expression of the others (expression-only)."""
-    from napari_mclstexp.data.descriptors import CONTEXT, tissue_descriptors
+    from napari_mclstexp.data import descriptors_v1
+    from napari_mclstexp.data.descriptors import READ_PX, read_edge, tissue_descriptors
     from napari_mclstexp.data.genes import expression_matrix, load_gene_list
     from napari_mclstexp.data.patches import PatchCache, sample_patches
     from napari_mclstexp.io.her2st import read_her2st_section
@@ -90,9 +93,12 @@ def load(data: Path, cache_dir: str | None) -> dict:
         d["expr"][s] = expression_matrix(a, genes, quick.normalization)
         d["xy"][s] = spot_xy(a)
         d["patches"][s] = np.asarray(sample_patches(a, quick.patch_px, quick.input_px, cache))
-        # the read iter_sample_descriptors makes (3× the spot patch at 3× the input), resized as it does
-        d["reads"][s] = np.asarray(sample_patches(a, CONTEXT * quick.patch_px, CONTEXT * quick.input_px, cache))
+        # the read iter_sample_descriptors makes, and version 1's (3× the spot patch at 3× the input)
+        d["reads"][s] = np.asarray(sample_patches(a, read_edge(quick.patch_px), READ_PX, cache))
         d["desc"][s] = tissue_descriptors(d["reads"][s])
+        c = descriptors_v1.CONTEXT
+        reads_v1 = sample_patches(a, c * quick.patch_px, c * quick.input_px, cache)
+        d.setdefault("desc_v1", {})[s] = descriptors_v1.tissue_descriptors(np.asarray(reads_v1))
     for path in sorted((data / "ST-cnts").glob("*.tsv.gz")):
         name = path.name.split(".")[0]
         if name not in IMAGES:
@@ -111,7 +117,7 @@ def neighbour_mean(x: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
 
 
 def features(d: dict, s: str, v: dict) -> np.ndarray:
-    x = d["desc"][s]
+    x = d["desc_v1" if v.get("v1") else "desc"][s]
     if v.get("centre_x"):
         x = x - x.mean(0)
     if v.get("neighbours"):

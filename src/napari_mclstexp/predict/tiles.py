@@ -1,7 +1,8 @@
 """Reading tiles of a slide for whole-slide prediction: block reads, worker threads, bounded read-ahead.
 
 Neighbouring tiles are grouped into square blocks read with one region read each (one decode of the
-pyramid tiles they share) by a pool of threads; batches are assembled in (pinned) host memory ready for
+pyramid tiles they share) by a pool of threads, which also describe the tiles' tissue from the same read
+(each pixel once, :func:`~..data.descriptors.grid_descriptors`); batches are assembled in (pinned) host memory ready for
 an asynchronous copy to the GPU.
 """
 
@@ -34,8 +35,14 @@ def group_blocks(
     return np.split(order, splits) if len(order) else []
 
 
-def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int) -> np.ndarray:
-    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``."""
+def read_block(
+    slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, describe_px: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``.
+
+    With ``describe_px`` (the spot patch's edge, full-res px) the same read, widened to the descriptors'
+    context, also gives the tiles' tissue descriptors (:func:`describe_region`); else ``None``.
+    """
     from PIL import Image
 
     ds = float(slide.downsamples[level])
@@ -44,6 +51,11 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
     cl = np.floor(corners / ds).astype(np.int64)
     x0, y0 = cl.min(axis=0)
     x1, y1 = cl.max(axis=0) + size_l
+    view = _descriptor_view(xy, describe_px, ds) if describe_px else None
+    if view is not None:
+        box = view[0]
+        x0, y0 = min(x0, int(np.floor(box[0]))), min(y0, int(np.floor(box[1])))
+        x1, y1 = max(x1, int(np.ceil(box[2]))), max(y1, int(np.ceil(box[3])))
     region = slide.read_region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), level)
     out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
     for i, (cx, cy) in enumerate(cl - (x0, y0)):
@@ -53,27 +65,68 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
                 Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
             )
         out[i] = crop
-    return out
+    if view is None:
+        return out, None
+    return out, describe_region(region, (x0, y0), *view)
 
 
-def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor]:
-    """Pop the first ``n`` tiles of ``pieces`` ((idx, patches) pairs) into one (pinned) uint8 tensor."""
+def _descriptor_view(
+    xy: np.ndarray, describe_px: int, ds: float
+) -> tuple[tuple[float, float, float, float], tuple[int, int], np.ndarray]:
+    """Where the tiles' descriptor reads lie: the level px box (x0, y0, x1, y1) holding them all plus the
+    resampling filter's support, that box's size at the descriptors' scale, and each read's (x, y) offset."""
+    from ..data.descriptors import CELL_PX, MARGIN, READ_PX
+
+    unit = describe_px / CELL_PX  # full-res px per descriptor px
+    spot = np.floor(xy).astype(np.int64) - describe_px // 2
+    offsets = np.rint((spot - spot.min(axis=0)) / unit).astype(np.int64)
+    size = offsets.max(axis=0) + READ_PX
+    origin = spot.min(axis=0) - describe_px - MARGIN * unit  # full-res px of the first read's corner
+    lo, hi = origin / ds, (origin + size * unit) / ds
+    return (lo[0], lo[1], hi[0], hi[1]), (int(size[0]), int(size[1])), offsets
+
+
+def describe_region(
+    region: np.ndarray,
+    region_xy: tuple[int, int],
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    offsets: np.ndarray,
+) -> np.ndarray:
+    """Tissue descriptors of tiles from one region read: the ``box`` (level px) resized once to ``size``
+    (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`)."""
+    from PIL import Image
+
+    from ..data.descriptors import grid_descriptors
+
+    x0, y0 = region_xy
+    rel = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+    image = Image.fromarray(np.ascontiguousarray(region)).resize(size, Image.Resampling.LANCZOS, box=rel)
+    return grid_descriptors(np.asarray(image), offsets)
+
+
+def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
+    """Pop the first ``n`` tiles of ``pieces`` ((idx, patches, descriptors or None)) into one (pinned) uint8
+    tensor (and their descriptors)."""
     first = pieces[0][1]
     out = torch.empty((n, *first.shape[1:]), dtype=torch.uint8, pin_memory=pin)
     view = out.numpy()
+    desc = None if pieces[0][2] is None else np.empty((n, pieces[0][2].shape[1]), np.float32)
     idx = np.empty(n, np.int64)
     filled = 0
     while filled < n:
-        block, px = pieces[0]
+        block, px, d = pieces[0]
         m = min(n - filled, len(block))
         view[filled : filled + m] = px[:m]
         idx[filled : filled + m] = block[:m]
+        if desc is not None:
+            desc[filled : filled + m] = d[:m]
         filled += m
         if m == len(block):
             pieces.popleft()
         else:
-            pieces[0] = (block[m:], px[m:])
-    return idx, out
+            pieces[0] = (block[m:], px[m:], None if d is None else d[m:])
+    return idx, out, desc
 
 
 def tile_batches(
@@ -86,9 +139,12 @@ def tile_batches(
     batch_size: int,
     workers: int,
     pin: bool,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor)`` batches; blocks are read ahead by
-    ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory)."""
+    describe_px: int = 0,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, np.ndarray | None]]:
+    """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor, descriptors)`` batches; blocks are read
+    ahead by ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory).  With
+    ``describe_px`` (the spot patch's edge) the threads also describe each block's tiles
+    (``(B, N_DESCRIPTORS)``, from the same region read); else the descriptors are ``None``."""
     queue: deque = deque()
     pieces: deque = deque()
     todo = iter(blocks)
@@ -100,11 +156,13 @@ def tile_batches(
                     block = next(todo, None)
                     if block is None:
                         break
-                    queue.append((block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level)))
+                    queue.append(
+                        (block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, describe_px))
+                    )
                 if not queue:
                     break
                 block, future = queue.popleft()
-                pieces.append((block, future.result()))
+                pieces.append((block, *future.result()))
                 count += len(block)
                 while count >= batch_size:
                     yield take_batch(pieces, batch_size, pin)

@@ -1,9 +1,9 @@
-"""Tissue descriptors: LBP as scikit-image computes it, stains that separate, views that line up."""
+"""Version-1 tissue descriptors (older bundles): LBP as scikit-image computes it, stains that separate, views that line up."""
 
 import numpy as np
 import pytest
 
-from napari_mclstexp.data.descriptors import (
+from napari_mclstexp.data.descriptors_v1 import (
     N_DESCRIPTORS,
     PER_VIEW,
     SPOT_PX,
