@@ -1,4 +1,4 @@
-"""Version-1 tissue descriptors (older bundles): LBP as scikit-image computes it, stains that separate, views that line up."""
+"""Version-1 tissue descriptors (older bundles): LBP as scikit-image computes it, stains that separate."""
 
 import numpy as np
 import pytest

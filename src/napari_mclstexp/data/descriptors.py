@@ -271,7 +271,7 @@ def tissue_descriptors(reads: np.ndarray, *, chunk: int = 64) -> np.ndarray:
     return out
 
 
-def grid_descriptors(image: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def grid_descriptors(image: np.ndarray, offsets: np.ndarray, device: Any = None) -> np.ndarray:
     """Descriptors of spots whose reads are squares of one image: each pixel described once.
 
     Parameters
@@ -280,6 +280,9 @@ def grid_descriptors(image: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         uint8 ``(H, W, 3)`` at :data:`CELL_PX` px per spot-patch edge.
     offsets
         int ``(N, 2)`` (x, y) top-left px of each spot's :data:`READ_PX` read in ``image``.
+    device
+        A CUDA ``torch.device``: the cells' statistics are gathered there (:func:`cell_statistics_torch`);
+        else with numpy on the CPU.
 
     Returns
     -------
@@ -297,7 +300,13 @@ def grid_descriptors(image: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     if cell < 4 or len(offsets) < 2:
         reads = np.stack([image[y : y + READ_PX, x : x + READ_PX] for x, y in offsets]) if len(offsets) else None
         return tissue_descriptors(reads) if reads is not None else np.zeros((0, N_DESCRIPTORS), np.float32)
-    stats = cell_statistics(image[None, lo[1] : lo[1] + h, lo[0] : lo[0] + w], cell)[0]
+    crop = image[None, lo[1] : lo[1] + h, lo[0] : lo[0] + w]
+    if device is not None and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        stats = cell_statistics_torch(torch.from_numpy(np.ascontiguousarray(crop)).to(device), cell)[0]
+    else:
+        stats = cell_statistics(crop, cell)[0]
     r0, c0 = rel[:, 1] // cell, rel[:, 0] // cell
     s = CELL_PX // cell
     spot = _window_sums(stats, r0 + s, c0 + s, s)
@@ -335,3 +344,53 @@ def iter_sample_descriptors(
         return (yield from v1(adata, crop_px, input_px, cache, cancel))
     reads = yield from iter_sample_patches(adata, read_edge(int(crop_px)), READ_PX, cache, cancel)
     return tissue_descriptors(np.asarray(reads))
+
+
+def cell_statistics_torch(images: Any, cell: int) -> np.ndarray:
+    """:func:`cell_statistics` with torch ops on the images' device (a CUDA device: off the CPU).
+
+    ``images`` is a uint8 ``(N, H, W, 3)`` tensor; the result is the same float64 array (on the host).  The
+    grey levels and stain bins are float32 sums whose last bit may round differently from numpy's, so a
+    pixel's code can differ at a bin's very edge (a few pixels in a thousand at most).
+    """
+    import torch
+
+    dev = images.device
+    n, h, w, _ = images.shape
+    m = MARGIN
+    ih, iw = h - 2 * m, w - 2 * m
+    if ih <= 0 or iw <= 0 or ih % cell or iw % cell:
+        raise ValueError(f"images of {h}×{w} px are not whole {cell} px cells inside a {m} px margin")
+    rows, cols = ih // cell, iw // cell
+    inner = images[:, m : h - m, m : w - m].reshape(n, -1, 3).long()
+    cell_of = ((torch.arange(ih, device=dev) // cell)[:, None] * cols + torch.arange(iw, device=dev) // cell).ravel()
+    cell_id = torch.arange(n, device=dev)[:, None] * (rows * cols) + cell_of[None, :]
+    hed = (torch.from_numpy(_OPTICAL_DENSITY).to(dev)[inner] @ torch.from_numpy(_UNMIX).to(dev)).clamp_min(0.0)
+    three = torch.arange(3, device=dev)
+    codes = [
+        (inner >> 5) + three * N_BINS + _COLOUR,
+        (hed * (1.0 / HED_STEP)).long().clamp_max(HED_BINS - 1) + three * HED_BINS + _HED,
+    ]
+    grey = (images.float() @ torch.from_numpy(_GREY).to(dev)).to(torch.uint8).float()
+    for (radius, points), offset in zip(_LBP, (_LBP1, _LBP3), strict=True):
+        threshold = grey[:, m:-m, m:-m] - 1e-4
+        ones = torch.zeros(threshold.shape, dtype=torch.int16, device=dev)
+        changes = torch.zeros_like(ones)
+        first = previous = None
+        for a in 2 * np.pi * np.arange(points) / points:
+            bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
+            ones += bit
+            if previous is None:
+                first = bit
+            else:
+                changes += bit != previous
+            previous = bit
+        changes += previous != first
+        lbp = torch.where(changes <= 2, ones, torch.full_like(ones, points + 1))
+        codes.append(lbp.reshape(n, -1, 1).long() + offset)
+    flat = (torch.cat(codes, dim=2) + cell_id[:, :, None] * _N_COUNTS).ravel()
+    counts = torch.bincount(flat, minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
+    values = torch.cat([inner.double(), hed.double()], dim=2)
+    values = torch.cat([values, values * values], dim=2)[:, :, [0, 1, 2, 6, 7, 8, 3, 4, 5, 9, 10, 11]]
+    sums = values.reshape(n, rows, cell, cols, cell, 12).sum(dim=(2, 4))
+    return torch.cat([counts.double(), sums], dim=3).cpu().numpy()

@@ -125,6 +125,7 @@ def predict_at_bins(
             int(workers or min(8, os.cpu_count() or 1)),
             pin=dev.type == "cuda",
             describe_px=describe_px(bundle, weight, patch_px),
+            device=dev,
         )
         with contextlib.closing(batches):
             for idx, batch, described in batches:

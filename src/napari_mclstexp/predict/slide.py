@@ -324,7 +324,7 @@ def predict_whole_slide(
         weight, scale = descriptor_weight(bundle, descriptors), int(bundle.config.get("context_scale", 1))
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
         pin, desc_px = dev.type == "cuda", describe_px(bundle, weight, patch_px)  # readers describe the tiles
-        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px)
+        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
         previous: _InFlight | None = None
         with contextlib.closing(batches):
             for idx, batch, described in batches:

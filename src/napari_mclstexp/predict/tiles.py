@@ -36,12 +36,13 @@ def group_blocks(
 
 
 def read_block(
-    slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, describe_px: int = 0
+    slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, describe_px: int = 0, device: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``.
 
     With ``describe_px`` (the spot patch's edge, full-res px) the same read, widened to the descriptors'
-    context, also gives the tiles' tissue descriptors (:func:`describe_region`); else ``None``.
+    context, also gives the tiles' tissue descriptors (:func:`describe_region`; on ``device`` if CUDA);
+    else ``None``.
     """
     from PIL import Image
 
@@ -67,7 +68,7 @@ def read_block(
         out[i] = crop
     if view is None:
         return out, None
-    return out, describe_region(region, (x0, y0), *view)
+    return out, describe_region(region, (x0, y0), *view, device=device)
 
 
 def _descriptor_view(
@@ -92,9 +93,11 @@ def describe_region(
     box: tuple[float, float, float, float],
     size: tuple[int, int],
     offsets: np.ndarray,
+    device: Any = None,
 ) -> np.ndarray:
     """Tissue descriptors of tiles from one region read: the ``box`` (level px) resized once to ``size``
-    (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`)."""
+    (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`,
+    on ``device`` if CUDA)."""
     from PIL import Image
 
     from ..data.descriptors import grid_descriptors
@@ -102,7 +105,7 @@ def describe_region(
     x0, y0 = region_xy
     rel = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
     image = Image.fromarray(np.ascontiguousarray(region)).resize(size, Image.Resampling.LANCZOS, box=rel)
-    return grid_descriptors(np.asarray(image), offsets)
+    return grid_descriptors(np.asarray(image), offsets, device)
 
 
 def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
@@ -140,11 +143,12 @@ def tile_batches(
     workers: int,
     pin: bool,
     describe_px: int = 0,
+    device: Any = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, np.ndarray | None]]:
     """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor, descriptors)`` batches; blocks are read
     ahead by ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory).  With
     ``describe_px`` (the spot patch's edge) the threads also describe each block's tiles
-    (``(B, N_DESCRIPTORS)``, from the same region read); else the descriptors are ``None``."""
+    (``(B, N_DESCRIPTORS)``, from the same region read, on ``device`` if CUDA); else ``None``."""
     queue: deque = deque()
     pieces: deque = deque()
     todo = iter(blocks)
@@ -157,7 +161,7 @@ def tile_batches(
                     if block is None:
                         break
                     queue.append(
-                        (block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, describe_px))
+                        (block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, describe_px, device))
                     )
                 if not queue:
                     break
