@@ -34,6 +34,8 @@ def test_trees_learn_expression_from_descriptors():
     y = (y + 0.3 * rng.normal(size=y.shape)).astype(np.float32)
     model = fit_descriptor_model(x[:220], y[:220])
     assert _mean_r(model.predict(x[220:]), y[220:]) > 0.6
+    by_sklearn = np.asarray(model.trees.predict(x[220:])) @ model.components + model.mean
+    np.testing.assert_allclose(model.predict(x[220:]), by_sklearn, rtol=1e-6, atol=1e-6)  # the fast sum is the same
     shuffled = fit_descriptor_model(x[:220], y[rng.permutation(220)])  # negative control: nothing to learn
     assert _mean_r(shuffled.predict(x[220:]), y[220:]) < 0.3
 

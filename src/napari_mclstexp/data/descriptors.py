@@ -162,21 +162,25 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
     rows, cols = ih // cell, iw // cell
     inner = np.ascontiguousarray(images[:, m : h - m, m : w - m]).reshape(n, -1, 3)
     cell_of = (np.arange(ih)[:, None] // cell) * cols + np.arange(iw)[None, :] // cell
-    cell_id = (np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]).astype(np.int64)  # (N, P)
+    cell_id = (np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]).ravel()  # (N·P,)
     od = _OPTICAL_DENSITY[inner]
     hed = np.maximum(od @ _UNMIX, 0.0)  # as skimage: no negative amounts; (N, P, 3)
-    codes = [
-        (inner >> 5).astype(np.int64) + np.arange(3) * N_BINS + _COLOUR,  # 8 bins of 32 levels
-        np.minimum((hed * (1.0 / HED_STEP)).astype(np.int64), HED_BINS - 1) + np.arange(3) * HED_BINS + _HED,
-    ]
+    codes = np.empty((*inner.shape[:2], 8), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
+    codes[..., 0:3] = (inner >> 5) + np.arange(3, dtype=np.int32) * N_BINS + _COLOUR  # 8 bins of 32 levels
+    codes[..., 3:6] = np.minimum(hed * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32)
+    codes[..., 3:6] += np.arange(3, dtype=np.int32) * HED_BINS + _HED
     grey = (images.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
-    for (radius, points), offset in zip(_LBP, (_LBP1, _LBP3), strict=True):
-        codes.append(lbp_codes(grey, radius, points, m).reshape(n, -1, 1).astype(np.int64) + offset)
-    flat = (np.concatenate(codes, axis=2) + cell_id[:, :, None] * _N_COUNTS).ravel()
-    counts = np.bincount(flat, minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
-    values = np.concatenate([inner, hed], axis=2).astype(np.float64)  # (N, P, 6)
-    values = np.concatenate([values, values * values], axis=2)[:, :, [0, 1, 2, 6, 7, 8, 3, 4, 5, 9, 10, 11]]
-    sums = values.reshape(n, rows, cell, cols, cell, 12).sum(axis=(2, 4))
+    for i, ((radius, points), offset) in enumerate(zip(_LBP, (_LBP1, _LBP3), strict=True)):
+        codes[..., 6 + i] = lbp_codes(grey, radius, points, m).reshape(n, -1) + offset
+    codes += (cell_id * _N_COUNTS).astype(np.int32).reshape(n, -1, 1)
+    counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
+    sums = np.empty((n * rows * cols, 12))
+    for j, values in enumerate((inner.reshape(-1, 3), hed.reshape(-1, 3))):  # per cell: sums, sums of squares
+        for c in range(3):
+            v = values[:, c].astype(np.float64)
+            sums[:, 6 * j + c] = np.bincount(cell_id, weights=v, minlength=len(sums))
+            sums[:, 6 * j + 3 + c] = np.bincount(cell_id, weights=v * v, minlength=len(sums))
+    sums = sums.reshape(n, rows, cols, 12)
     return np.concatenate([counts.astype(np.float64), sums], axis=3)
 
 

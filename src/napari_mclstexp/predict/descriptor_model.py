@@ -45,11 +45,22 @@ class DescriptorModel:
 
     def predict(self, descriptors: np.ndarray) -> np.ndarray:
         """``(N, D)`` descriptors → float32 ``(N, G)`` expression."""
-        descriptors = np.asarray(descriptors, np.float32)
+        descriptors = np.ascontiguousarray(descriptors, np.float32)
         if not len(descriptors):
             return np.zeros((0, len(self.mean)), np.float32)
-        scores = np.asarray(self.trees.predict(descriptors)).reshape(len(descriptors), -1)
-        return (scores @ self.components + self.mean).astype(np.float32)
+        return (self.scores(descriptors) @ self.components + self.mean).astype(np.float32)
+
+    def scores(self, descriptors: np.ndarray) -> np.ndarray:
+        """``(N, C)`` float64 component scores: the trees' mean, as ``trees.predict`` sums it (same order),
+        without its per-tree input checks and dispatch (a third of a millisecond per tile in 64-tile batches)."""
+        estimators = getattr(self.trees, "estimators_", None)
+        if not estimators:
+            return np.asarray(self.trees.predict(descriptors)).reshape(len(descriptors), -1)
+        out = np.zeros((len(descriptors), int(self.trees.n_outputs_)))
+        for tree in estimators:
+            out += tree.tree_.predict(descriptors)[:, :, 0]
+        out /= len(estimators)
+        return out
 
 
 def fit_descriptor_model(descriptors: np.ndarray, expression: np.ndarray, seed: int = SEED) -> DescriptorModel:

@@ -68,44 +68,66 @@ def read_block(
         out[i] = crop
     if view is None:
         return out, None
-    return out, describe_region(region, (x0, y0), *view, device=device)
+    return out, describe_region(region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device)
 
 
-def _descriptor_view(
-    xy: np.ndarray, describe_px: int, ds: float
-) -> tuple[tuple[float, float, float, float], tuple[int, int], np.ndarray]:
-    """Where the tiles' descriptor reads lie: the level px box (x0, y0, x1, y1) holding them all plus the
-    resampling filter's support, that box's size at the descriptors' scale, and each read's (x, y) offset."""
-    from ..data.descriptors import CELL_PX, MARGIN, READ_PX
+def _descriptor_view(xy: np.ndarray, describe_px: int, ds: float) -> tuple[tuple[float, ...], tuple[int, int], Any]:
+    """Where the tiles' descriptor reads (as :func:`~..data.descriptors.iter_sample_descriptors` makes them)
+    lie: the level px box (x0, y0, x1, y1) holding them all, that box's size at the descriptors' scale, and
+    each read's (x, y) offset in it; or, when the reads are not whole descriptor px apart, their full-res
+    corners (each read is then resampled alone)."""
+    from ..data.descriptors import CELL_PX, READ_PX, read_edge
 
     unit = describe_px / CELL_PX  # full-res px per descriptor px
-    spot = np.floor(xy).astype(np.int64) - describe_px // 2
-    offsets = np.rint((spot - spot.min(axis=0)) / unit).astype(np.int64)
+    edge = read_edge(describe_px)
+    corners = np.floor(xy).astype(np.int64) - edge // 2  # as data.patches centres a read
+    rel = (corners - corners.min(axis=0)) / unit
+    pad = 3 * max(unit, edge / READ_PX) + 2  # the resampling filter's reach beyond a read, full-res px
+    lo, hi = corners.min(axis=0) - pad, corners.max(axis=0) + edge + pad
+    box = (lo[0] / ds, lo[1] / ds, hi[0] / ds, hi[1] / ds)
+    if not np.allclose(rel, np.rint(rel), atol=1e-6):
+        return box, (0, 0), corners
+    offsets = np.rint(rel).astype(np.int64)
     size = offsets.max(axis=0) + READ_PX
-    origin = spot.min(axis=0) - describe_px - MARGIN * unit  # full-res px of the first read's corner
-    lo, hi = origin / ds, (origin + size * unit) / ds
-    return (lo[0], lo[1], hi[0], hi[1]), (int(size[0]), int(size[1])), offsets
+    origin = corners.min(axis=0)
+    exact = (origin[0] / ds, origin[1] / ds, (origin[0] + size[0] * unit) / ds, (origin[1] + size[1] * unit) / ds)
+    return box, (int(size[0]), int(size[1]), *exact), offsets
 
 
 def describe_region(
     region: np.ndarray,
     region_xy: tuple[int, int],
-    box: tuple[float, float, float, float],
-    size: tuple[int, int],
+    box: tuple[float, ...],
+    size: tuple,
     offsets: np.ndarray,
+    ds: float = 1.0,
+    describe_px: int = 0,
     device: Any = None,
 ) -> np.ndarray:
-    """Tissue descriptors of tiles from one region read: the ``box`` (level px) resized once to ``size``
+    """Tissue descriptors of tiles from one region read: the tiles' reads resampled once as one image
     (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`,
-    on ``device`` if CUDA)."""
+    on ``device`` if CUDA); or, for reads not whole descriptor px apart, each read cut and resampled alone."""
     from PIL import Image
 
-    from ..data.descriptors import grid_descriptors
+    from ..data.descriptors import READ_PX, grid_descriptors, read_edge, tissue_descriptors
 
     x0, y0 = region_xy
-    rel = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
-    image = Image.fromarray(np.ascontiguousarray(region)).resize(size, Image.Resampling.LANCZOS, box=rel)
-    return grid_descriptors(np.asarray(image), offsets, device)
+    image = Image.fromarray(np.ascontiguousarray(region))
+    if not size[0]:  # one read at a time, as data.patches reads a spot (crop, then resize)
+        edge = read_edge(describe_px)
+        reads = np.empty((len(offsets), READ_PX, READ_PX, 3), np.uint8)
+        lanczos = Image.Resampling.LANCZOS
+        for i, (cx, cy) in enumerate(offsets):
+            lx, ly, e = cx / ds - x0, cy / ds - y0, edge / ds
+            if ds == 1:
+                crop = np.ascontiguousarray(region[int(ly) : int(ly) + edge, int(lx) : int(lx) + edge])
+                reads[i] = np.asarray(Image.fromarray(crop).resize((READ_PX, READ_PX), lanczos))
+            else:
+                reads[i] = np.asarray(image.resize((READ_PX, READ_PX), lanczos, box=(lx, ly, lx + e, ly + e)))
+        return tissue_descriptors(reads)
+    w, h, bx0, by0, bx1, by1 = size
+    rel = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+    return grid_descriptors(np.asarray(image.resize((w, h), Image.Resampling.LANCZOS, box=rel)), offsets, device)
 
 
 def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
