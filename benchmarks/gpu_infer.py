@@ -161,7 +161,7 @@ def reader_rate(slide_path: Path, s: dict, seconds: float) -> float:
             pin=torch.cuda.is_available(),
         )
         t0, n = time.perf_counter(), 0
-        for idx, _ in gen:
+        for idx, *_ in gen:
             n += len(idx)
             if time.perf_counter() - t0 > seconds:
                 break

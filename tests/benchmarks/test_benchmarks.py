@@ -154,9 +154,10 @@ def test_cpu_script_runs_tiny(tmp_path):
     quick = report["quick_preset"]
     assert quick["time_to_model_s"] > 0 and quick["epochs"] == 2 and np.isfinite(quick["final_loss"])
     desc = report["whole_slide_descriptors"]
-    assert desc["descriptors"]["tiles_per_s"] > 0 and desc["cost_ratio"] == pytest.approx(
-        desc["retrieval"]["tiles_per_s"] / desc["descriptors"]["tiles_per_s"]
+    assert desc["on"]["tiles_per_s"] > 0 and desc["cost_ratio"] == pytest.approx(
+        desc["off"]["tiles_per_s"] / desc["on"]["tiles_per_s"]
     )
+    assert desc["speedup_vs_v1"] == pytest.approx(desc["on"]["tiles_per_s"] / desc["on_v1"]["tiles_per_s"])
     slide = report["whole_slide"]
     assert slide["no_tta"]["tiles"] == slide["tta"]["tiles"] > 0 and slide["tta_cost"] > 1
     comp = report["compile"]  # the part fails loudly if torch.compile fell back to eager

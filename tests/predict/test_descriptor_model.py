@@ -5,18 +5,20 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.bundle import load_bundle, save_bundle
-from napari_mclstexp.data.descriptors import N_DESCRIPTORS, iter_sample_descriptors
+from napari_mclstexp.data.descriptors import N_DESCRIPTORS, VERSION, iter_sample_descriptors
 from napari_mclstexp.predict.descriptor_model import (
     WEIGHTS,
     blend,
     bundle_descriptor_model,
     choose_weight,
+    descriptor_version,
     descriptor_weight,
     fit_descriptor_model,
 )
 from napari_mclstexp.predict.slide import predict_whole_slide
-from napari_mclstexp.predict.spots import predict_at_spots
+from napari_mclstexp.predict.spots import patch_px_for, predict_at_spots
 from napari_mclstexp.progress import run
+from napari_mclstexp.sample import microns_per_pixel
 from napari_mclstexp.workflows.reliability import iter_finish_bundle
 
 
@@ -32,6 +34,8 @@ def test_trees_learn_expression_from_descriptors():
     y = (y + 0.3 * rng.normal(size=y.shape)).astype(np.float32)
     model = fit_descriptor_model(x[:220], y[:220])
     assert _mean_r(model.predict(x[220:]), y[220:]) > 0.6
+    by_sklearn = np.asarray(model.trees.predict(x[220:])) @ model.components + model.mean
+    np.testing.assert_allclose(model.predict(x[220:]), by_sklearn, rtol=1e-6, atol=1e-6)  # the fast sum is the same
     shuffled = fit_descriptor_model(x[:220], y[rng.permutation(220)])  # negative control: nothing to learn
     assert _mean_r(shuffled.predict(x[220:]), y[220:]) < 0.3
 
@@ -90,7 +94,26 @@ def slide(he_slide_600):
     return he_slide_600
 
 
-def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample):
+def _as_version_1(bundle, bank_samples):
+    """The bundle as made before descriptor versions: version-1 bank descriptors, no version key."""
+    bundle.metadata["descriptors"].pop("version")
+    parts = []
+    for a in bank_samples:
+        crop = patch_px_for(bundle, microns_per_pixel(a))
+        parts.append(run(iter_sample_descriptors(a, crop, bundle.config["input_px"], version=1)))
+    bundle.descriptors = np.concatenate(parts)
+    bundle.__dict__.pop("_descriptor_model", None)
+    return bundle
+
+
+@pytest.mark.parametrize("version", [VERSION, 1])
+def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample, synthetic_samples, version):
+    assert descriptor_version(finished) == VERSION
+    if version == 1:  # older bundles keep their definition: spots and tiles both described by version 1
+        v2 = bundle_descriptor_model(finished).predict(finished.descriptors[:5])
+        _as_version_1(finished, synthetic_samples[:2])
+        assert descriptor_version(finished) == 1
+        assert np.abs(bundle_descriptor_model(finished).predict(finished.descriptors[:5]) - v2).max() > 1e-4
     finished.metadata["descriptors"]["weight"] = 0.5
     whole = run(predict_whole_slide(finished, slide, device="cpu", detect_tissue=False, step_px=150, smooth=False))
     assert whole.n_obs == 16 and whole.uns["mclstexp"]["descriptor_weight"] == 0.5
@@ -100,7 +123,8 @@ def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample):
     spots.uns["spatial"][lib]["metadata"]["source_image_path"] = str(slide)
     spots.uns["spatial"][lib]["metadata"].pop("microns_per_pixel", None)
     at_spots = run(predict_at_spots(finished, spots, device="cpu", smooth=False))
-    # the slide reads 3× wider and crops the model's patch from it: resampling differs at the last digits
+    # the slide's blocks are read once and resampled once (descriptors: the widened block; version 1: 3× wider
+    # reads): resampling differs at the last digits
     np.testing.assert_allclose(at_spots.obsm["embedding"], whole.obsm["embedding"], atol=1e-4)
     np.testing.assert_allclose(at_spots.X, whole.X, atol=1e-4)
     off = run(predict_whole_slide(finished, slide, device="cpu", detect_tissue=False, step_px=150, descriptors=False))

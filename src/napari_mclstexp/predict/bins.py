@@ -78,7 +78,7 @@ def predict_at_bins(
     """
     from ..errors import SampleFormatError
     from ..io.wsi import open_slide
-    from .descriptor_model import blend, centre, descriptor_weight, predict_reads, read_scale
+    from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale
     from .slide import _launch
     from .spots import (
         DEFAULT_BATCH,
@@ -124,13 +124,15 @@ def predict_at_bins(
             batch_size,
             int(workers or min(8, os.cpu_count() or 1)),
             pin=dev.type == "cuda",
+            describe_px=describe_px(bundle, weight, patch_px),
+            device=dev,
         )
         with contextlib.closing(batches):
-            for idx, batch in batches:
+            for idx, batch, described in batches:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 item = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
-                from_descriptors = predict_reads(bundle, batch) if weight > 0 else None
+                from_descriptors = predict_tiles(bundle, batch, described) if weight > 0 else None
                 item.wait()
                 pred[idx], unc[idx], emb[idx] = (
                     item.prediction.numpy(),

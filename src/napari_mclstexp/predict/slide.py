@@ -2,10 +2,10 @@
 
 Pipeline: tissue mask on the slide thumbnail (:mod:`.tissue`) → the grid tiles with enough tissue →
 blocks of neighbouring tiles read lazily from the pyramid level that matches the encoder's input
-resolution by a small pool of worker threads (bounded prefetch) → batched image embeddings
-(bf16 autocast on CUDA) → retrieval on the same device (blended with tissue-descriptor predictions made on
-the CPU meanwhile) → ``on_tile`` per batch.  The result is an AnnData of tile centres on a regular grid, shown
-as an image with one pixel per tile (:func:`grid_image`).
+resolution by a small pool of worker threads (bounded prefetch; they also describe the tissue of each block
+from its read) → batched image embeddings (bf16 autocast on CUDA) → retrieval on the same device (blended
+with the descriptor trees' predictions, on the CPU meanwhile) → ``on_tile`` per batch.  The result is an
+AnnData of tile centres on a regular grid, shown as an image with one pixel per tile (:func:`grid_image`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
-from .descriptor_model import blend, centre, descriptor_weight, predict_reads, read_scale
+from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
@@ -247,8 +247,7 @@ def predict_whole_slide(
         (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).  ``on_tile``
         streams the tiles before it.
     descriptors
-        Blend in the tissue-descriptor predictor at the bundle's weight, as at spots (each tile's read then
-        covers 3 × its patch); ``False``: off; a float: that weight.
+        Blend in the tissue-descriptor predictor at the bundle's weight, as at spots; ``False``: off; a float.
     on_grid
         Called once with the :class:`TileGrid` (step, origin, shape, patch px) before the first tile,
         so a viewer can lay out the map the tiles stream into without deciding the grid itself.
@@ -322,19 +321,19 @@ def predict_whole_slide(
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
-        weight = descriptor_weight(bundle, descriptors)
-        scale = int(bundle.config.get("context_scale", 1))
+        weight, scale = descriptor_weight(bundle, descriptors), int(bundle.config.get("context_scale", 1))
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
-        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin=dev.type == "cuda")
+        pin, desc_px = dev.type == "cuda", describe_px(bundle, weight, patch_px)  # readers describe the tiles
+        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
         previous: _InFlight | None = None
         with contextlib.closing(batches):
-            for idx, batch in batches:
+            for idx, batch, described in batches:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
                 current = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
-                if weight > 0:  # on the CPU while the device embeds
-                    current.from_descriptors = predict_reads(bundle, batch)
+                if weight > 0:  # the trees on the CPU while the device embeds
+                    current.from_descriptors = predict_tiles(bundle, batch, described)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:

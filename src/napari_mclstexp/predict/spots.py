@@ -17,7 +17,7 @@ from ..analysis.report import json_safe
 from ..data.scales import value_normalization
 from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
-from .descriptor_model import blend, bundle_descriptor_model, descriptor_weight
+from .descriptor_model import blend, bundle_descriptor_model, descriptor_version, descriptor_weight
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
 from .smoothing import bundle_alpha, neighbour_graph
@@ -271,7 +271,8 @@ def predict_at_spots(
     if weight > 0:
         from ..data.descriptors import iter_sample_descriptors
 
-        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel)
+        version = descriptor_version(bundle)
+        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel, version)
         prediction = blend(prediction, bundle_descriptor_model(bundle).predict(d), weight)
     if alpha > 0:
         prediction = smoothing.smooth(prediction, neighbour_graph(spot_xy(adata)), alpha)

@@ -1,7 +1,8 @@
 """Reading tiles of a slide for whole-slide prediction: block reads, worker threads, bounded read-ahead.
 
 Neighbouring tiles are grouped into square blocks read with one region read each (one decode of the
-pyramid tiles they share) by a pool of threads; batches are assembled in (pinned) host memory ready for
+pyramid tiles they share) by a pool of threads, which also describe the tiles' tissue from the same read
+(each pixel once, :func:`~..data.descriptors.grid_descriptors`); batches are assembled in (pinned) host memory ready for
 an asynchronous copy to the GPU.
 """
 
@@ -34,8 +35,15 @@ def group_blocks(
     return np.split(order, splits) if len(order) else []
 
 
-def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int) -> np.ndarray:
-    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``."""
+def read_block(
+    slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, describe_px: int = 0, device: Any = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``.
+
+    With ``describe_px`` (the spot patch's edge, full-res px) the same read, widened to the descriptors'
+    context, also gives the tiles' tissue descriptors (:func:`describe_region`; on ``device`` if CUDA);
+    else ``None``.
+    """
     from PIL import Image
 
     ds = float(slide.downsamples[level])
@@ -44,6 +52,11 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
     cl = np.floor(corners / ds).astype(np.int64)
     x0, y0 = cl.min(axis=0)
     x1, y1 = cl.max(axis=0) + size_l
+    view = _descriptor_view(xy, describe_px, ds) if describe_px else None
+    if view is not None:
+        box = view[0]
+        x0, y0 = min(x0, int(np.floor(box[0]))), min(y0, int(np.floor(box[1])))
+        x1, y1 = max(x1, int(np.ceil(box[2]))), max(y1, int(np.ceil(box[3])))
     region = slide.read_region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), level)
     out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
     for i, (cx, cy) in enumerate(cl - (x0, y0)):
@@ -53,27 +66,92 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
                 Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
             )
         out[i] = crop
-    return out
+    if view is None:
+        return out, None
+    return out, describe_region(region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device)
 
 
-def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor]:
-    """Pop the first ``n`` tiles of ``pieces`` ((idx, patches) pairs) into one (pinned) uint8 tensor."""
+def _descriptor_view(xy: np.ndarray, describe_px: int, ds: float) -> tuple[tuple[float, ...], tuple[int, int], Any]:
+    """Where the tiles' descriptor reads (as :func:`~..data.descriptors.iter_sample_descriptors` makes them)
+    lie: the level px box (x0, y0, x1, y1) holding them all, that box's size at the descriptors' scale, and
+    each read's (x, y) offset in it; or, when the reads are not whole descriptor px apart, their full-res
+    corners (each read is then resampled alone)."""
+    from ..data.descriptors import CELL_PX, READ_PX, read_edge
+
+    unit = describe_px / CELL_PX  # full-res px per descriptor px
+    edge = read_edge(describe_px)
+    corners = np.floor(xy).astype(np.int64) - edge // 2  # as data.patches centres a read
+    rel = (corners - corners.min(axis=0)) / unit
+    pad = 3 * max(unit, edge / READ_PX) + 2  # the resampling filter's reach beyond a read, full-res px
+    lo, hi = corners.min(axis=0) - pad, corners.max(axis=0) + edge + pad
+    box = (lo[0] / ds, lo[1] / ds, hi[0] / ds, hi[1] / ds)
+    if not np.allclose(rel, np.rint(rel), atol=1e-6):
+        return box, (0, 0), corners
+    offsets = np.rint(rel).astype(np.int64)
+    size = offsets.max(axis=0) + READ_PX
+    origin = corners.min(axis=0)
+    exact = (origin[0] / ds, origin[1] / ds, (origin[0] + size[0] * unit) / ds, (origin[1] + size[1] * unit) / ds)
+    return box, (int(size[0]), int(size[1]), *exact), offsets
+
+
+def describe_region(
+    region: np.ndarray,
+    region_xy: tuple[int, int],
+    box: tuple[float, ...],
+    size: tuple,
+    offsets: np.ndarray,
+    ds: float = 1.0,
+    describe_px: int = 0,
+    device: Any = None,
+) -> np.ndarray:
+    """Tissue descriptors of tiles from one region read: the tiles' reads resampled once as one image
+    (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`,
+    on ``device`` if CUDA); or, for reads not whole descriptor px apart, each read cut and resampled alone."""
+    from PIL import Image
+
+    from ..data.descriptors import READ_PX, grid_descriptors, read_edge, tissue_descriptors
+
+    x0, y0 = region_xy
+    image = Image.fromarray(np.ascontiguousarray(region))
+    if not size[0]:  # one read at a time, as data.patches reads a spot (crop, then resize)
+        edge = read_edge(describe_px)
+        reads = np.empty((len(offsets), READ_PX, READ_PX, 3), np.uint8)
+        lanczos = Image.Resampling.LANCZOS
+        for i, (cx, cy) in enumerate(offsets):
+            lx, ly, e = cx / ds - x0, cy / ds - y0, edge / ds
+            if ds == 1:
+                crop = np.ascontiguousarray(region[int(ly) : int(ly) + edge, int(lx) : int(lx) + edge])
+                reads[i] = np.asarray(Image.fromarray(crop).resize((READ_PX, READ_PX), lanczos))
+            else:
+                reads[i] = np.asarray(image.resize((READ_PX, READ_PX), lanczos, box=(lx, ly, lx + e, ly + e)))
+        return tissue_descriptors(reads)
+    w, h, bx0, by0, bx1, by1 = size
+    rel = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+    return grid_descriptors(np.asarray(image.resize((w, h), Image.Resampling.LANCZOS, box=rel)), offsets, device)
+
+
+def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
+    """Pop the first ``n`` tiles of ``pieces`` ((idx, patches, descriptors or None)) into one (pinned) uint8
+    tensor (and their descriptors)."""
     first = pieces[0][1]
     out = torch.empty((n, *first.shape[1:]), dtype=torch.uint8, pin_memory=pin)
     view = out.numpy()
+    desc = None if pieces[0][2] is None else np.empty((n, pieces[0][2].shape[1]), np.float32)
     idx = np.empty(n, np.int64)
     filled = 0
     while filled < n:
-        block, px = pieces[0]
+        block, px, d = pieces[0]
         m = min(n - filled, len(block))
         view[filled : filled + m] = px[:m]
         idx[filled : filled + m] = block[:m]
+        if desc is not None:
+            desc[filled : filled + m] = d[:m]
         filled += m
         if m == len(block):
             pieces.popleft()
         else:
-            pieces[0] = (block[m:], px[m:])
-    return idx, out
+            pieces[0] = (block[m:], px[m:], None if d is None else d[m:])
+    return idx, out, desc
 
 
 def tile_batches(
@@ -86,9 +164,13 @@ def tile_batches(
     batch_size: int,
     workers: int,
     pin: bool,
-) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor)`` batches; blocks are read ahead by
-    ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory)."""
+    describe_px: int = 0,
+    device: Any = None,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, np.ndarray | None]]:
+    """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor, descriptors)`` batches; blocks are read
+    ahead by ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory).  With
+    ``describe_px`` (the spot patch's edge) the threads also describe each block's tiles
+    (``(B, N_DESCRIPTORS)``, from the same region read, on ``device`` if CUDA); else ``None``."""
     queue: deque = deque()
     pieces: deque = deque()
     todo = iter(blocks)
@@ -100,11 +182,13 @@ def tile_batches(
                     block = next(todo, None)
                     if block is None:
                         break
-                    queue.append((block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level)))
+                    queue.append(
+                        (block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, describe_px, device))
+                    )
                 if not queue:
                     break
                 block, future = queue.popleft()
-                pieces.append((block, future.result()))
+                pieces.append((block, *future.result()))
                 count += len(block)
                 while count >= batch_size:
                     yield take_batch(pieces, batch_size, pin)

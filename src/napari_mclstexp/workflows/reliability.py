@@ -73,7 +73,10 @@ def iter_finish_bundle(
     )
     bundle.metadata["smoothing"] = reliability.pop("smoothing")  # the neighbour weight predictions use
     if "descriptors" in reliability:
-        bundle.metadata["descriptors"] = reliability.pop("descriptors")
+        from ..data.descriptors import VERSION
+
+        # the stored descriptors' definition (absent: version 1, descriptors_v1)
+        bundle.metadata["descriptors"] = {**reliability.pop("descriptors"), "version": VERSION}
     if "novelty" in reliability:
         bundle.novelty_reference = reliability.pop("novelty_reference")
         bundle.metadata["novelty"] = reliability.pop("novelty")
