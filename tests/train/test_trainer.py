@@ -15,10 +15,7 @@ from napari_mclstexp.progress import CancelToken, run
 from napari_mclstexp.train.checkpoint import load_checkpoint
 from napari_mclstexp.train.trainer import TrainResult, backward_step, configure_backend, train
 
-
-def tiny_config(**changes):
-    base = dict(input_px=16, patch_px=48, batch_size=48, epochs=3, seed=7, lr=3e-3)
-    return get_preset("quick").replace(**{**base, **changes})
+from .conftest import tiny_config
 
 
 def weights(result: TrainResult) -> dict[str, torch.Tensor]:
@@ -31,13 +28,10 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.fixture(scope="module")
-def reference(synthetic_samples, tmp_path_factory):
-    """An uninterrupted seeded 3-epoch run with its events and checkpoint."""
-    ckpt = tmp_path_factory.mktemp("ref") / "run.ckpt"
-    events = []
-    result = run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=ckpt), events.append)
-    return result, events, ckpt
+@pytest.fixture
+def reference(reference_run):
+    """An uninterrupted seeded 3-epoch run with its events and checkpoint (trained once: ``conftest.py``)."""
+    return reference_run
 
 
 def test_events_history_and_result(reference, synthetic_samples):
@@ -62,11 +56,12 @@ def test_events_history_and_result(reference, synthetic_samples):
     assert result.device == "cpu" and not result.model.training and result.is_main
 
 
-def test_seeded_runs_are_identical(reference, synthetic_samples):
+def test_seeded_runs_are_identical(reference, one_epoch_run, synthetic_samples):
     again = run(train(synthetic_samples, tiny_config(), device="cpu"))
     assert_same_weights(weights(reference[0]), weights(again))
     assert [h["loss"] for h in again.history] == [h["loss"] for h in reference[0].history]
-    other = run(train(synthetic_samples, tiny_config(seed=8, epochs=1), device="cpu"))
+    other = one_epoch_run  # seed 8
+    assert other.config.seed == 8
     assert not torch.equal(other.model.image_head.projection.weight, again.model.image_head.projection.weight)
 
 
