@@ -9,22 +9,19 @@ import torch
 
 from napari_mclstexp.model import encoders
 from napari_mclstexp.model.mclstexp import build_model
+from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.progress import run
 from napari_mclstexp.train.trainer import train
 
-from .conftest import tiny_config as shared_config
-
 
 def tiny_config(**changes):
-    """The shared 1-epoch run's configuration (``conftest.py``) with ``changes``."""
-    return shared_config(**{"seed": 8, "epochs": 1, **changes})
+    base = dict(input_px=16, patch_px=48, batch_size=48, epochs=1, seed=7, lr=3e-3)
+    return get_preset("quick").replace(**{**base, **changes})
 
 
-@pytest.fixture
-def eager(one_epoch_run):
-    """The shared seeded 1-epoch eager run (``conftest.py``)."""
-    assert one_epoch_run.config == tiny_config()
-    return one_epoch_run
+@pytest.fixture(scope="module")
+def eager(synthetic_samples):
+    return run(train(synthetic_samples, tiny_config(), device="cpu"))
 
 
 def state(result) -> dict[str, torch.Tensor]:
