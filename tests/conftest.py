@@ -121,6 +121,22 @@ def make_tiny_bundle(synthetic_samples):
     return make
 
 
+#: Tiny ``quick`` configuration: trains an epoch on the synthetic sections in seconds.
+TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10}
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(synthetic_samples):
+    """A :class:`~napari_mclstexp.train.result.TrainResult`: ``quick`` at :data:`TINY` sizes, trained for one
+    epoch on SYN1 and SYN2 (seeded), once per session.  Shared by the widget tests' trained bundle and the
+    reliability tests; wrap it with ``make_bundle`` (a fresh bundle per user: they add metadata)."""
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.train.trainer import train
+
+    return run(train(synthetic_samples[:2], get_preset("quick").replace(epochs=1, **TINY), device="cpu"))
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(make_tiny_bundle):
     """A tiny untrained bundle built with the real model code (see ``make_tiny_bundle``)."""

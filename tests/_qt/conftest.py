@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import TINY  # noqa: F401 - the widget tests import it from here
+
 
 @pytest.fixture
 def notes():
@@ -20,10 +22,6 @@ def notes():
     notification_manager.notification_ready.disconnect(keep)
 
 
-#: Tiny ``quick`` configuration: trains an epoch on the synthetic sections in seconds.
-TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10}
-
-
 @pytest.fixture(scope="session")
 def h5ad_paths(synthetic_samples, tmp_path_factory):
     """The three synthetic sections written as ``.h5ad`` files (images beside them)."""
@@ -37,17 +35,12 @@ def h5ad_paths(synthetic_samples, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(synthetic_samples, tmp_path_factory):
-    """A bundle trained for one epoch on the first two synthetic sections (engine only, no Qt)."""
+def tiny_bundle(tiny_trained, synthetic_samples, tmp_path_factory):
+    """The session's one-epoch tiny model (``tiny_trained``) saved as a bundle file (engine only, no Qt)."""
     from napari_mclstexp.bundle import make_bundle, save_bundle
-    from napari_mclstexp.model.presets import get_preset
-    from napari_mclstexp.progress import run
-    from napari_mclstexp.train.trainer import train
 
-    config = get_preset("quick").replace(epochs=1, **TINY)
-    result = run(train(synthetic_samples[:2], config, device="cpu"))
     path = tmp_path_factory.mktemp("bundle") / "tiny.mclst"
-    save_bundle(make_bundle(result, synthetic_samples[:2], device="cpu"), path)
+    save_bundle(make_bundle(tiny_trained, synthetic_samples[:2], device="cpu"), path)
     return path
 
 

@@ -20,11 +20,12 @@ from napari_mclstexp.train import step as step_mod
 from napari_mclstexp.train.checkpoint import load_checkpoint
 from napari_mclstexp.train.trainer import train
 
+from .conftest import tiny_config as shared_config
+
 
 def tiny_config(**changes):
     # cosine schedule: the lr changes every step, so a baked-in lr would show
-    base = dict(input_px=16, patch_px=48, batch_size=48, epochs=3, seed=7, lr=3e-3, scheduler="cosine")
-    return get_preset("quick").replace(**{**base, **changes})
+    return shared_config(**{"scheduler": "cosine", **changes})
 
 
 @pytest.fixture
@@ -46,9 +47,12 @@ def fake_graphs(monkeypatch):
     return calls
 
 
-@pytest.fixture(scope="module")
-def eager(synthetic_samples):
-    return run(train(synthetic_samples, tiny_config(cuda_graph=False), device="cpu"))
+@pytest.fixture
+def eager(reference_run):
+    """The shared seeded 3-epoch run (``conftest.py``): on the CPU its steps run eagerly."""
+    result = reference_run[0]
+    assert result.config.scheduler == "cosine" and result.step_mode == "eager"
+    return result
 
 
 def assert_same_models(a, b) -> None:

@@ -15,10 +15,7 @@ from napari_mclstexp.progress import CancelToken, run
 from napari_mclstexp.train.checkpoint import load_checkpoint
 from napari_mclstexp.train.trainer import TrainResult, backward_step, configure_backend, train
 
-
-def tiny_config(**changes):
-    base = dict(input_px=16, patch_px=48, batch_size=48, epochs=3, seed=7, lr=3e-3)
-    return get_preset("quick").replace(**{**base, **changes})
+from .conftest import tiny_config
 
 
 def weights(result: TrainResult) -> dict[str, torch.Tensor]:
@@ -31,13 +28,10 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.fixture(scope="module")
-def reference(synthetic_samples, tmp_path_factory):
-    """An uninterrupted seeded 3-epoch run with its events and checkpoint."""
-    ckpt = tmp_path_factory.mktemp("ref") / "run.ckpt"
-    events = []
-    result = run(train(synthetic_samples, tiny_config(), device="cpu", checkpoint=ckpt), events.append)
-    return result, events, ckpt
+@pytest.fixture
+def reference(reference_run):
+    """An uninterrupted seeded 3-epoch run with its events and checkpoint (trained once: ``conftest.py``)."""
+    return reference_run
 
 
 def test_events_history_and_result(reference, synthetic_samples):

@@ -58,24 +58,54 @@ def test_demo_missing_sample_is_one_line_error(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and "make_sample_data.py" in err[0]
 
 
-def test_demo_train_path_on_a_tiny_slide(tmp_path):
-    """`--train` retrains and bundles a model (tiny slide, one epoch: checks plumbing, not accuracy)."""
-    from napari_mclstexp.io.wsi_write import write_pyramid_tiff
-    from napari_mclstexp.progress import run
-    from napari_mclstexp.synthetic import make_demo_slide
+#: Epochs of the retraining test (the shipped model had :data:`demo.DEMO_EPOCHS`).
+TRAIN_EPOCHS = 3
+#: How far below the shipped bundle the retrained one may score (ACG over all genes, and over the image-driven
+#: genes by retrieval alone).  Measured with 3 epochs (seeds 0 and 1 of ``demo_config``; 2 shared CPU cores
+#: under load, one torch thread): retrieval-only image-gene ACG 0.710 and 0.700 against the shipped bundle's
+#: 0.717.  The demo's own numbers (ACG 0.482, image genes 0.726, against the shipped 0.463 and 0.717) were the
+#: same for both seeds: the retrained bundle's held-out descriptor blend weight is 1.0, so what the demo
+#: reports comes from the descriptor trees alone, and only the retrieval-only comparison sees the training.
+MAX_BELOW_SHIPPED = 0.05
 
-    folder = tmp_path / "sample"
-    folder.mkdir()
-    image, adata = make_demo_slide(image_px=(640, 640), spot_spacing_px=40.0, n_regions=3, seed=2)
-    write_pyramid_tiff(folder / demo.SAMPLE_IMAGE, image, mpp=1.0)
-    adata.write_h5ad(folder / demo.SAMPLE_H5AD)
+
+def retrieval_only_image_acg(bundle, test) -> float:
+    """Image-driven genes' ACG of ``bundle``'s retrieval alone (no descriptor blend, no smoothing)."""
+    from napari_mclstexp.analysis.metrics import evaluate
+    from napari_mclstexp.predict.spots import predict_at_spots
+    from napari_mclstexp.progress import run
+
+    pred = run(predict_at_spots(bundle, test, device="cpu", smooth=False, descriptors=False))
+    r = evaluate(pred, test)["per_gene"]["r"]
+    return float(r[demo.image_driven_genes(list(r.index))].mean())
+
+
+def test_demo_train_reaches_the_shipped_model(demo_out, tmp_path):
+    """`--train` retrains the demo's model on the left two thirds of the slide; a few epochs reach the
+    shipped bundle's accuracy on the held-out third.  Retrieval alone is compared too: the descriptor blend
+    and the smoothing would otherwise hide a model that learned nothing."""
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.progress import run
+
+    shipped = json.loads((demo_out / "metrics.json").read_text())
     events = []
-    result = run(demo.run_demo(tmp_path / "out", train=True, epochs=1, folder=folder, figure=False), events.append)
-    assert (tmp_path / "out" / "model.mclst").is_file()
-    assert result.metrics["trained_now"] and result.figure_path is None
-    assert result.metrics["train_spots"] == int((adata.obs["demo_split"] == "train").sum())
+    out = tmp_path / "out"
+    result = run(demo.run_demo(out, train=True, epochs=TRAIN_EPOCHS, device="cpu", figure=False), events.append)
+    m = result.metrics
+    assert (out / "model.mclst").is_file() and m["bundle"] == str(out / "model.mclst")
+    assert m["trained_now"] and result.figure_path is None
+    sample = demo.load_demo_sample()
+    train_part, test_part = demo.split_demo_sample(sample)
+    assert m["train_spots"] == train_part.n_obs and m["test_spots"] == test_part.n_obs
     assert {"train", "demo"} <= {e.stage for e in events}
-    assert np.isfinite(result.metrics["mse"])
+    trained = load_bundle(out / "model.mclst")
+    assert len(trained.metadata["history"]) == TRAIN_EPOCHS
+    assert m["acg"] > shipped["acg"] - MAX_BELOW_SHIPPED, (m["acg"], shipped["acg"])
+    assert m["acg_image_genes"] > shipped["acg_image_genes"] - MAX_BELOW_SHIPPED
+    assert abs(m["acg_noise_genes"]) < 0.15
+    ours = retrieval_only_image_acg(trained, test_part)
+    theirs = retrieval_only_image_acg(demo.load_demo_bundle(demo.sample_data_dir() / demo.SAMPLE_BUNDLE), test_part)
+    assert ours > theirs - MAX_BELOW_SHIPPED, (ours, theirs)
 
 
 def test_stale_demo_model_says_how_to_retrain(monkeypatch):

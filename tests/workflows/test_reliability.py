@@ -8,9 +8,7 @@ import pytest
 from napari_mclstexp.analysis.metrics import pearson_per_gene
 from napari_mclstexp.analysis.reliability import RELIABLE_R, best_gene, reliability_map
 from napari_mclstexp.progress import run
-from napari_mclstexp.workflows.reliability import iter_gene_reliability
-
-TINY = {"patch_px": 32, "input_px": 16, "batch_size": 64, "embed_dim": 16, "k": 10, "epochs": 1}
+from napari_mclstexp.workflows.reliability import iter_gene_reliability, within_section_r
 
 
 def test_pearson_per_gene_matches_numpy(rng):
@@ -27,30 +25,43 @@ def test_best_gene_prefers_reliable_then_variable():
     assert best_gene([], {}) is None
 
 
+def test_reliability_is_measured_within_sections(rng):
+    """Leave-one-section-out retrieval predicts each section at the *other* section's gene levels: pooled over
+    sections those swapped levels gave every gene a negative r (an untrained model scored like a trained one,
+    −0.25 vs −0.36 on the synthetic sections); within each section the image signal is what counts."""
+    signal = rng.normal(size=(120, 3))
+    sections = np.repeat(["A", "B"], 60)
+    offset = np.where(sections[:, None] == "A", 0.0, 5.0) * np.array([1.0, 1.0, 0.0])
+    truth = signal + offset
+    pred = signal + offset[::-1]  # each section predicted at the other one's level, its pattern right
+    assert np.all(pearson_per_gene(pred, truth)[0][:2] < 0)  # pooled: the level swap dominates
+    np.testing.assert_allclose(within_section_r(pred, truth, sections), 1.0)
+    noise = rng.normal(size=(120, 3)) + offset[::-1]
+    assert np.all(np.abs(within_section_r(noise, truth, sections)) < 0.3)
+    one = np.full(120, "A")  # one section (its halves held out in turn): the plain Pearson r
+    np.testing.assert_allclose(within_section_r(noise, truth, one), pearson_per_gene(noise, truth)[0])
+
+
 @pytest.fixture(scope="module")
-def tiny_trained(synthetic_samples):
+def tiny_trained_bundle(tiny_trained, synthetic_samples):
+    """The session's one-epoch tiny model (``tiny_trained``, shared with the widget tests) as a bundle."""
     from napari_mclstexp.bundle import make_bundle
-    from napari_mclstexp.model.presets import get_preset
-    from napari_mclstexp.train.trainer import train
 
-    result = run(train(synthetic_samples[:2], get_preset("quick").replace(**TINY), device="cpu"))
-    return make_bundle(result, synthetic_samples[:2], device="cpu")
+    return make_bundle(tiny_trained, synthetic_samples[:2], device="cpu")
 
 
-def test_reliability_is_stored_and_copied_into_predictions(tiny_trained, synthetic_samples, tmp_path):
+def test_reliability_is_stored_and_copied_into_predictions(tiny_trained_bundle, synthetic_samples, tmp_path):
     from napari_mclstexp.bundle import load_bundle, save_bundle
     from napari_mclstexp.predict.spots import predict_at_spots
 
-    bundle = tiny_trained
+    bundle = tiny_trained_bundle
     info = run(iter_gene_reliability(bundle, synthetic_samples[:2], device="cpu"))
     assert info["genes"] == list(bundle.genes) and len(info["r"]) == len(bundle.genes)
     assert info["threshold"] == RELIABLE_R and info["n_spots"] == len(bundle.bank)
     r = np.array([np.nan if v is None else v for v in info["r"]])
     assert np.isfinite(r).sum() > len(r) // 2 and np.nanmax(np.abs(r)) <= 1.0
-    # region markers vary across the section and images show the regions: better than noise genes
-    marks = [v for g, v in zip(info["genes"], r, strict=True) if g.startswith("MARK") and np.isfinite(v)]
-    noise = [v for g, v in zip(info["genes"], r, strict=True) if g.startswith("NOISE") and np.isfinite(v)]
-    assert np.mean(marks) > np.mean(noise)
+    # that marker genes come out more reliable than noise genes once trained, and not untrained, is tested
+    # on a model trained long enough to say so: tests/workflows/test_learning.py
     bundle.metadata["reliability"] = info
     save_bundle(bundle, tmp_path / "m.mclst")
     loaded = load_bundle(tmp_path / "m.mclst")

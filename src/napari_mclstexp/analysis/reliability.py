@@ -3,8 +3,9 @@
 Computed by :func:`napari_mclstexp.workflows.reliability.iter_gene_reliability`; read here.  At training
 time (after the bank is built) each training section is predicted from a bank *without* that section
 (leave-one-section-out retrieval; one section alone is split into left and right halves), and each
-gene's Pearson r between predicted and measured normalised expression over all held-out spots
-is its reliability.  The image encoder did see those spots during training, so the figures are an
+gene's Pearson r between predicted and measured normalised expression over all held-out spots,
+each section's mean removed from both (the section-to-section level of a gene is not read from its
+image), is its reliability.  The image encoder did see those spots during training, so the figures are an
 optimistic bound: a gene with a low r here is not worth reading on new slides.
 
 Stored in ``bundle.metadata['reliability']`` and copied by predictions into

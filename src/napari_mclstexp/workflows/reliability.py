@@ -31,6 +31,23 @@ def _held_out_groups(sections: np.ndarray) -> list[np.ndarray]:
     return [half, ~half]
 
 
+def within_section_r(pred: np.ndarray, truth: np.ndarray, sections: np.ndarray) -> np.ndarray:
+    """Per-gene Pearson r of held-out predictions, each section's mean removed from both first.
+
+    Pooling raw values over sections would score how well the *section* means are swapped in: a gene whose
+    level differs between two sections gets a negative r from leave-one-section-out retrieval, whatever the
+    image shows (an untrained model scored the same as a trained one).  Within one section (halves) this
+    is the plain Pearson r.
+    """
+    sections = np.asarray(sections)
+    pred, truth = np.array(pred, dtype=np.float64), np.array(truth, dtype=np.float64)
+    for name in dict.fromkeys(sections.tolist()):
+        rows = sections == name
+        pred[rows] -= pred[rows].mean(axis=0)
+        truth[rows] -= truth[rows].mean(axis=0)
+    return pearson_per_gene(pred, truth)[0]
+
+
 def held_out_descriptor_predictions(descriptors: np.ndarray, truth: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     """``(N, G)``: each group predicted by descriptor trees fitted on the other groups' spots."""
     out = np.zeros(truth.shape, np.float32)
@@ -155,7 +172,7 @@ def iter_gene_reliability(
         extra["novelty_reference"], extra["novelty"] = novelty.calibrate_reference(
             query, _group_ids(groups), direct=False, groups=_group_kind(sections)
         )
-    r = pearson_per_gene(pred, truth)[0]
+    r = within_section_r(pred, truth, sections)
     return {
         "genes": [str(g) for g in bundle.genes],
         "r": [None if not np.isfinite(v) else float(v) for v in r],
