@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from qtpy.QtGui import QColor, QImage, QPixmap
-from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ._colors import gradient_image
 
@@ -21,6 +21,8 @@ class ColorBar(QWidget):
         self.title.setWordWrap(True)
         self.gradient = QLabel()
         self.gradient.setMinimumHeight(12)
+        # its pixmap follows the dock's width, and must not hold the dock wider than the window
+        self.gradient.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.low, self.high = QLabel(""), QLabel("")
         ends = QHBoxLayout()
         ends.addWidget(self.low)

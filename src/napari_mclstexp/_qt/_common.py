@@ -63,6 +63,9 @@ class LayerCombo(QComboBox):
     def __init__(self, viewer, roles: Iterable[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.roles = viewer, tuple(roles)
+        # long layer names must not widen the dock past the window (the panel does not scroll sideways)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(16)
         #: The user picked the current layer (else a refresh moves to the layer in view).
         self.chosen = False
         self._refreshing = False
