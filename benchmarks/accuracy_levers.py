@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mclstexp.predict.options import PredictOptions
+
 HERE = Path(__file__).resolve().parent
 SETTINGS = {
     "cv": [(("B4", "C3", "C4"), "C2"), (("B4", "C2", "C4"), "C3"), (("B4", "C2", "C3"), "C4")],
@@ -155,7 +157,11 @@ def run_seed(args) -> dict:
                     row[f"alpha_{bank_name}"] = alpha
                     row[f"bank_{bank_name}"] = len(bundle.bank)
                     for t in tests:
-                        pred = run(predict_at_spots(bundle, samples[t], device="cpu", patch_cache=cache, smooth=False))
+                        pred = run(
+                            predict_at_spots(
+                                bundle, samples[t], PredictOptions(device="cpu", smooth=False), patch_cache=cache
+                            )
+                        )
                         raw = np.asarray(pred.X, np.float32)
                         sm = smooth(raw, neighbour_graph(xy[t]), alpha)
                         res = row["tests"].setdefault(t, {})

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from napari_mclstexp.predict.options import PredictOptions
+
 
 def bench_descriptors(s: dict, work: Path, log) -> dict:
     from gpu_infer import synthetic_slide
@@ -36,7 +38,7 @@ def bench_descriptors(s: dict, work: Path, log) -> dict:
     for _ in range(2):
         for name, bundle, on in (("retrieval", plain, False), ("descriptors", both, True)):
             t0, c0 = time.perf_counter(), time.process_time()
-            pred = run(predict_whole_slide(bundle, slide, device="cpu", descriptors=on))
+            pred = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu", descriptors=on)))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             out["runs"].setdefault(name, []).append({"tiles": int(pred.n_obs), "seconds": wall, "cpu_s": cpu})
     for name, runs in out["runs"].items():

@@ -36,6 +36,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from napari_mclstexp.predict.options import PredictOptions
+
 HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src").is_dir():
     sys.path.insert(0, str(HERE.parent / "src"))
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         pcfg, info = resolve_protocol(cfg, protocol, train_samples)
         # the same trained model; only the bank's values (and so the truth's scale) differ
         bundle = make_bundle(SimpleNamespace(**{**vars(result), "config": pcfg}), train_samples, "cpu")
-        pred = run(predict_at_spots(bundle, test, device="cpu", patch_cache=cache))
+        pred = run(predict_at_spots(bundle, test, PredictOptions(device="cpu"), patch_cache=cache))
         rows[protocol] = {
             **summary(evaluate(pred, test)),
             "scale": info["scale_description"],
