@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mclstexp.predict.options import PredictOptions
+
 from .her2st_folds import IMAGE_SECTIONS, SETTINGS, data_root, knn_alpha, scores, tests_of, write_json, write_seed_files
 
 VARIANTS = ("own", "own_smooth", "descriptors_only", "blend", "blend_smooth")
@@ -122,9 +124,9 @@ def run_seed(args) -> dict:
                 "tests": {},
             }
             for t in tests:
-                raw = np.asarray(run(predict_at_spots(plain, samples[t], device="cpu", smooth=False)).X)
+                raw = np.asarray(run(predict_at_spots(plain, samples[t], PredictOptions(device="cpu", smooth=False))).X)
                 t2 = time.perf_counter()
-                product = run(predict_at_spots(both, samples[t], device="cpu", patch_cache=cache))
+                product = run(predict_at_spots(both, samples[t], PredictOptions(device="cpu"), patch_cache=cache))
                 row.setdefault("predict_s", {})[t] = time.perf_counter() - t2
                 desc = bundle_descriptor_model(both).predict(run(iter_sample_descriptors_for(both, samples[t], cache)))
                 mixed = blend(raw, desc, weight)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mclstexp.predict.options import PredictOptions
+
 from .her2st_folds import IMAGE_SECTIONS, SETTINGS, data_root, knn_alpha, scores, tests_of, write_json, write_seed_files
 
 
@@ -108,7 +110,11 @@ def run_seed(args) -> dict:
                     row[f"alpha_{bank_name}"] = alpha
                     row[f"bank_{bank_name}"] = len(bundle.bank)
                     for t in tests:
-                        pred = run(predict_at_spots(bundle, samples[t], device="cpu", patch_cache=cache, smooth=False))
+                        pred = run(
+                            predict_at_spots(
+                                bundle, samples[t], PredictOptions(device="cpu", smooth=False), patch_cache=cache
+                            )
+                        )
                         raw = np.asarray(pred.X, np.float32)
                         sm = smooth(raw, neighbour_graph(xy[t]), alpha)
                         res = row["tests"].setdefault(t, {})

@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_mclstexp.predict.options import PredictOptions
+
 HERE = Path(__file__).resolve().parent
 
 SIZES = {
@@ -212,7 +214,7 @@ def bench_quick(s: dict, work: Path) -> dict:
     bundle = make_bundle(result, train_set, "cpu")
     t_model, cpu_model = time.perf_counter() - t0, time.process_time() - c0
     log(f"  quick preset: model in {t_model:.1f} s ({sum(a.n_obs for a in train_set)} spots, {cfg.epochs} epochs)")
-    pred = run(predict_at_spots(bundle, held_out, device="cpu"))
+    pred = run(predict_at_spots(bundle, held_out, PredictOptions(device="cpu")))
     metrics = evaluate(pred, held_out)
     log(f"  quick preset: held-out ACG {metrics['acg']:.3f}")
     return {
@@ -249,7 +251,7 @@ def bench_slide(s: dict, work: Path) -> dict:
     }
     for tta in (False, True):
         t0, c0 = time.perf_counter(), time.process_time()
-        pred = run(predict_whole_slide(bundle, slide, device="cpu", tta=tta))
+        pred = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu", tta=tta)))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         key = "tta" if tta else "no_tta"
         out[key] = {

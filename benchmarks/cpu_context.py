@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from napari_mclstexp.predict.options import PredictOptions
+
 
 def bench_context(s: dict, work: Path, log) -> dict:
     """Whole-slide cost of the context view: the demo model's shape with ``context_scale`` 1 and 3 (untrained
@@ -34,7 +36,7 @@ def bench_context(s: dict, work: Path, log) -> dict:
     for _ in range(2):
         for scale, bundle in bundles.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            pred = run(predict_whole_slide(bundle, slide, device="cpu"))
+            pred = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu")))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             out["runs"][scale].append({"tiles": int(pred.n_obs), "seconds": wall, "cpu_s": cpu})
     for scale in (1, 3):

@@ -18,6 +18,8 @@ import os
 import time
 from pathlib import Path
 
+from napari_mclstexp.predict.options import PredictOptions
+
 
 def bench_descriptors(s: dict, work: Path, log) -> dict:
     import numpy as np
@@ -61,7 +63,7 @@ def bench_descriptors(s: dict, work: Path, log) -> dict:
     for round_ in range(int(s.get("desc_rounds", 3))):  # round 0 warms every path up (trees, threads, caches)
         for name, bundle, on in cases:
             t0, c0 = time.perf_counter(), time.process_time()
-            pred = run(predict_whole_slide(bundle, slide, device="cpu", descriptors=on))
+            pred = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu", descriptors=on)))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if round_:
                 out["runs"].setdefault(name, []).append({"tiles": int(pred.n_obs), "seconds": wall, "cpu_s": cpu})

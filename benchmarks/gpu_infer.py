@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from napari_mclstexp.predict.options import PredictOptions
+
 from .gpu_parts import log, our_config, sync
 
 
@@ -78,7 +80,10 @@ def timed_prediction(dev: torch.device, bundle, slide: Path, step_px: int, hard_
                 cancel.cancel()
 
     try:
-        pred = run(predict_whole_slide(bundle, slide, step_px=step_px, device=str(dev), cancel=cancel), on_event)
+        pred = run(
+            predict_whole_slide(bundle, slide, PredictOptions(device=str(dev)), step_px=step_px, cancel=cancel),
+            on_event,
+        )
     except Cancelled:
         n, wall = seen
         return {"patches": n, "seconds": wall, "patches_per_s": n / max(wall, 1e-9), "cancelled": True}
@@ -105,7 +110,7 @@ def part_infer(dev: torch.device, s: dict, samples: list, slides, seconds: float
     t = time.perf_counter()
     big, small = slides()
     log(f"  infer: waited {time.perf_counter() - t:.1f} s for the slides; bank {len(bundle.bank)} spots")
-    warm = run(predict_whole_slide(bundle, small, step_px=s["step_px"], device=str(dev)))
+    warm = run(predict_whole_slide(bundle, small, PredictOptions(device=str(dev)), step_px=s["step_px"]))
     log(f"  infer: warm-up predicted {warm.n_obs} patches")
     runs = []
     t_part = time.perf_counter()

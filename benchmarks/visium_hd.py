@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mclstexp.predict.options import PredictOptions
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,9 +142,9 @@ def part_predict(work: Path, n_bins: int, n_predict: int) -> dict:
     adata = read_visium_hd(_small_section(work), 8)
     adata = adata[: min(n_predict, adata.n_obs)].copy()
     bundle = load_bundle(ROOT / "sample_data" / "demo_quick.mclst")
-    run(predict_at_bins(bundle, adata[:64].copy(), device="cpu"))  # warm-up
+    run(predict_at_bins(bundle, adata[:64].copy(), PredictOptions(device="cpu")))  # warm-up
     t0 = time.perf_counter()
-    pred = run(predict_at_bins(bundle, adata, device="cpu"))
+    pred = run(predict_at_bins(bundle, adata, PredictOptions(device="cpu")))
     seconds = time.perf_counter() - t0
     rate = pred.n_obs / seconds
     return {

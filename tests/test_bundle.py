@@ -13,6 +13,7 @@ from napari_mclstexp.bundle import FORMAT_VERSION, load_bundle, save_bundle
 from napari_mclstexp.errors import BundleError, MissingInputError
 from napari_mclstexp.model.mclstexp import build_model, pos_shape_for
 from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 
 
@@ -66,8 +67,8 @@ def test_round_trip_identical_predictions(bundle, synthetic_samples, tmp_path):
     for key, value in bundle.state_dict.items():
         assert torch.equal(loaded.state_dict[key], value), key
     test = synthetic_samples[2]
-    a = run(predict_at_spots(bundle, test, device="cpu"))
-    b = run(predict_at_spots(loaded, test, device="cpu"))
+    a = run(predict_at_spots(bundle, test, PredictOptions(device="cpu")))
+    b = run(predict_at_spots(loaded, test, PredictOptions(device="cpu")))
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(a.obs["uncertainty"], b.obs["uncertainty"])
     assert b.uns["mclstexp"]["bundle"]["path"] == str(path.resolve())

@@ -10,6 +10,7 @@ import pytest
 from napari_mclstexp.analysis.metrics import evaluate
 from napari_mclstexp.bundle import load_bundle
 from napari_mclstexp.model.presets import as_config
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
 from napari_mclstexp.workflows.demo import load_demo_sample, sample_data_dir, split_demo_sample
@@ -27,7 +28,7 @@ def test_shipped_bundle_predicts_as_before():
     cfg = as_config(bundle.config)
     assert cfg.final_relu and cfg.value_normalization is None
     _, test = split_demo_sample(load_demo_sample(folder))
-    pred = run(predict_at_spots(bundle, test, device="cpu"))
+    pred = run(predict_at_spots(bundle, test, PredictOptions(device="cpu")))
     scores = evaluate(pred, test)
     assert pred.uns["mclstexp"]["normalization"] == scores["normalization"] == "log10_1e4"
     assert float(np.asarray(pred.X, np.float64).sum()) == pytest.approx(BEFORE["x_sum"], rel=1e-6)

@@ -8,6 +8,7 @@ import pytest
 from napari_mclstexp import prediction_meta
 from napari_mclstexp.analysis.metrics import measured_matrix
 from napari_mclstexp.data.genes import expression_matrix
+from napari_mclstexp.predict.options import PredictOptions
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def prediction(synthetic_samples, tiny_bundle):
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.progress import run
 
-    return run(predict_at_spots(load_bundle(tiny_bundle), synthetic_samples[2], device="cpu"))
+    return run(predict_at_spots(load_bundle(tiny_bundle), synthetic_samples[2], PredictOptions(device="cpu")))
 
 
 @pytest.mark.parametrize("stored", ["counts", "normalised"])

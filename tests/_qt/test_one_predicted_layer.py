@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_mclstexp.layer_data import KEY, predicted_spots_layer
+from napari_mclstexp.predict.options import PredictOptions
 
 from .test_launch import _fake_result
 from .test_trust import _predict_spots
@@ -40,7 +41,7 @@ def test_reader_draws_what_the_builder_builds(synthetic_samples, tiny_bundle, tm
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.progress import run
 
-    pred = run(predict_at_spots(load_bundle(tiny_bundle), synthetic_samples[2], device="cpu"))
+    pred = run(predict_at_spots(load_bundle(tiny_bundle), synthetic_samples[2], PredictOptions(device="cpu")))
     pred.write_h5ad(tmp_path / "p.h5ad")
     _, kwargs, layer_type = read_h5ad_layers(str(tmp_path / "p.h5ad"))[-1]
     _, built, _ = predicted_spots_layer(pred, gene=str(pred.var_names[0]))

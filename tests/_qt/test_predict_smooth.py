@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_mclstexp.bundle import load_bundle, save_bundle
+from napari_mclstexp.predict.options import PredictOptions
 
 WAIT_MS = 120_000
 
@@ -24,6 +25,8 @@ def test_smooth_checkbox_switches_neighbour_smoothing(make_napari_viewer, qtbot,
     results = []
     for on in (True, False):
         predict.smooth.setChecked(on)
+        # the one options value the widget builds from its controls
+        assert predict.options() == PredictOptions(device=predict.device.currentText(), smooth=on)
         with qtbot.waitSignal(predict.task.finished, timeout=WAIT_MS) as blocker:
             predict.predict()
         results.append(blocker.args[0])

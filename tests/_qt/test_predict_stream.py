@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
+
 
 def _stream_whole_slide(viewer, qtbot, slide_path, bundle_path, step=0):
     """Load ``slide_path``, predict over it; returns (prediction, streaming layer as first added)."""
@@ -77,7 +79,11 @@ def test_engine_announces_its_grid_once(synthetic_samples, tiny_bundle, per_patc
     grids: list = []
     pred = run(
         predict_whole_slide(
-            bundle, image_path(synthetic_samples[2]), device="cpu", tiles_per_patch=per_patch, on_grid=grids.append
+            bundle,
+            image_path(synthetic_samples[2]),
+            PredictOptions(device="cpu"),
+            tiles_per_patch=per_patch,
+            on_grid=grids.append,
         )
     )
     assert len(grids) == 1 and grids[0].to_dict() == pred.uns["mclstexp"]["grid"]

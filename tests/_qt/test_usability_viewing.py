@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 
 
@@ -330,9 +331,9 @@ def test_saved_predictions_open_as_predictions(synthetic_samples, tiny_bundle, t
     from napari_mclstexp.sample import image_path
 
     bundle = load_bundle(tiny_bundle)
-    spots = run(predict_at_spots(bundle, synthetic_samples[2], device="cpu"))
+    spots = run(predict_at_spots(bundle, synthetic_samples[2], PredictOptions(device="cpu")))
     spots.write_h5ad(tmp_path / "spots_pred.h5ad")
-    tiles = run(predict_whole_slide(bundle, image_path(synthetic_samples[2]), step_px=64, device="cpu"))
+    tiles = run(predict_whole_slide(bundle, image_path(synthetic_samples[2]), PredictOptions(device="cpu"), step_px=64))
     tiles.write_h5ad(tmp_path / "slide_pred.h5ad")
     for layers in (
         read_h5ad_layers(str(tmp_path / "spots_pred.h5ad")),

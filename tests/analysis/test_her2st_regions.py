@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
+
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(1800)]  # training: minutes on a busy CPU
 TOP = 20
 
@@ -26,7 +28,7 @@ def her2st_c4(her2st_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("c4") / "bcc.mclst"
     saved = run(train_and_save([sections[s] for s in ("B4", "C2", "C3")], config, out, genes=genes, device="cpu"))
     c4 = sections["C4"]
-    pred = run(predict_and_score(saved.bundle, c4, device="cpu"))
+    pred = run(predict_and_score(saved.bundle, c4, PredictOptions(device="cpu")))
     measured = c4[:, list(pred.var_names)].copy()
     measured.X = expression_matrix(c4, list(pred.var_names), "log10_1e4")
     measured.uns["mclstexp"] = {"normalization": "log10_1e4"}

@@ -10,6 +10,7 @@ from napari_mclstexp.data.patches import extract_patches, view_px
 from napari_mclstexp.errors import InputError
 from napari_mclstexp.model.mclstexp import build_model
 from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.slide import predict_whole_slide
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
@@ -73,12 +74,12 @@ def test_context_needs_an_end_to_end_encoder():
 
 def test_context_bundle_predicts_at_spots_and_over_the_slide_alike(make_tiny_bundle, slide, synthetic_sample):
     bundle = make_tiny_bundle(context_scale=3)
-    whole = run(predict_whole_slide(bundle, slide, device="cpu", detect_tissue=False, step_px=150))
+    whole = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu"), detect_tissue=False, step_px=150))
     assert whole.n_obs == 16
     spots = synthetic_sample[: whole.n_obs].copy()
     spots.obsm["spatial"] = whole.obsm["spatial"].copy()
     lib = next(iter(spots.uns["spatial"]))
     spots.uns["spatial"][lib]["metadata"]["source_image_path"] = str(slide)
     spots.uns["spatial"][lib]["metadata"].pop("microns_per_pixel", None)
-    at_spots = run(predict_at_spots(bundle, spots, device="cpu"))
+    at_spots = run(predict_at_spots(bundle, spots, PredictOptions(device="cpu")))
     np.testing.assert_allclose(at_spots.obsm["embedding"], whole.obsm["embedding"], atol=1e-5)

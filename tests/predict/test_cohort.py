@@ -23,6 +23,7 @@ from napari_mclstexp.predict.cohort import (
     read_manifest,
     slides_from_paths,
 )
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 from napari_mclstexp.synthetic.cohort import write_cohort_slides
 
@@ -36,7 +37,7 @@ def cohort(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cohort")
     paths = write_cohort_slides(folder / "slides", N, size_px=(480, 480), seed=3)
     bundle = load_bundle(BUNDLE)
-    clean = run(predict_cohort(bundle, slides_from_paths(paths), folder / "clean", device="cpu"))
+    clean = run(predict_cohort(bundle, slides_from_paths(paths), folder / "clean", PredictOptions(device="cpu")))
     return paths, bundle, clean, folder / "clean"
 
 
@@ -65,14 +66,14 @@ def test_interrupted_run_resumes_and_equals_clean_run(cohort, tmp_path):
     paths, bundle, clean, clean_dir = cohort
     assert clean.count("done") == N and all(r["tiles"] > 0 for r in clean.rows)
     slides = slides_from_paths(paths)
-    gen = predict_cohort(bundle, slides, tmp_path, device="cpu")
+    gen = predict_cohort(bundle, slides, tmp_path, PredictOptions(device="cpu"))
     for event in gen:  # stop the run (as a kill would) once half the slides are written
         if event.message.endswith(": done") and event.step == N // 2:
             break
     gen.close()
     assert len(list(tmp_path.glob("*.h5ad"))) == N // 2
     (tmp_path / ".slide_005.h5ad.abc.h5ad.part").write_bytes(b"half-written")  # a killed write's leftover
-    again = run(predict_cohort(bundle, slides, tmp_path, device="cpu"))
+    again = run(predict_cohort(bundle, slides, tmp_path, PredictOptions(device="cpu")))
     assert [r["status"] for r in again.rows] == ["skipped"] * (N // 2) + ["done"] * (N - N // 2)
     assert [r["tiles"] for r in again.rows] == [r["tiles"] for r in clean.rows]
     assert not list(tmp_path.glob("*.part"))

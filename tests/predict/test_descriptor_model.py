@@ -15,6 +15,7 @@ from napari_mclstexp.predict.descriptor_model import (
     descriptor_weight,
     fit_descriptor_model,
 )
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.slide import predict_whole_slide
 from napari_mclstexp.predict.spots import patch_px_for, predict_at_spots
 from napari_mclstexp.progress import run
@@ -78,8 +79,10 @@ def test_finished_bundle_stores_descriptors_and_reloads_the_same_trees(finished,
 
 def test_spots_blend_the_descriptor_predictions_at_the_bundle_weight(finished, synthetic_sample):
     finished.metadata["descriptors"]["weight"] = 0.5
-    both = run(predict_at_spots(finished, synthetic_sample, device="cpu", smooth=False))
-    retrieval = run(predict_at_spots(finished, synthetic_sample, device="cpu", smooth=False, descriptors=False))
+    both = run(predict_at_spots(finished, synthetic_sample, PredictOptions(device="cpu", smooth=False)))
+    retrieval = run(
+        predict_at_spots(finished, synthetic_sample, PredictOptions(device="cpu", smooth=False, descriptors=False))
+    )
     crop = both.uns["mclstexp"]["patch_px"]
     d = run(iter_sample_descriptors(synthetic_sample, crop, finished.config["input_px"]))
     expected = blend(retrieval.X, bundle_descriptor_model(finished).predict(d), 0.5)
@@ -115,23 +118,31 @@ def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample, s
         assert descriptor_version(finished) == 1
         assert np.abs(bundle_descriptor_model(finished).predict(finished.descriptors[:5]) - v2).max() > 1e-4
     finished.metadata["descriptors"]["weight"] = 0.5
-    whole = run(predict_whole_slide(finished, slide, device="cpu", detect_tissue=False, step_px=150, smooth=False))
+    whole = run(
+        predict_whole_slide(
+            finished, slide, PredictOptions(device="cpu", smooth=False), detect_tissue=False, step_px=150
+        )
+    )
     assert whole.n_obs == 16 and whole.uns["mclstexp"]["descriptor_weight"] == 0.5
     spots = synthetic_sample[: whole.n_obs].copy()
     spots.obsm["spatial"] = whole.obsm["spatial"].copy()
     lib = next(iter(spots.uns["spatial"]))
     spots.uns["spatial"][lib]["metadata"]["source_image_path"] = str(slide)
     spots.uns["spatial"][lib]["metadata"].pop("microns_per_pixel", None)
-    at_spots = run(predict_at_spots(finished, spots, device="cpu", smooth=False))
+    at_spots = run(predict_at_spots(finished, spots, PredictOptions(device="cpu", smooth=False)))
     # the slide's blocks are read once and resampled once (descriptors: the widened block; version 1: 3× wider
     # reads): resampling differs at the last digits
     np.testing.assert_allclose(at_spots.obsm["embedding"], whole.obsm["embedding"], atol=1e-4)
     np.testing.assert_allclose(at_spots.X, whole.X, atol=1e-4)
-    off = run(predict_whole_slide(finished, slide, device="cpu", detect_tissue=False, step_px=150, descriptors=False))
+    off = run(
+        predict_whole_slide(
+            finished, slide, PredictOptions(device="cpu", descriptors=False), detect_tissue=False, step_px=150
+        )
+    )
     assert np.abs(off.X - whole.X).max() > 1e-4
 
 
 def test_bundles_without_descriptors_predict_by_retrieval_alone(tiny_bundle, synthetic_sample):
     assert tiny_bundle.descriptors is None and descriptor_weight(tiny_bundle) == 0.0
-    pred = run(predict_at_spots(tiny_bundle, synthetic_sample, device="cpu"))
+    pred = run(predict_at_spots(tiny_bundle, synthetic_sample, PredictOptions(device="cpu")))
     assert pred.uns["mclstexp"]["descriptor_weight"] == 0.0

@@ -9,7 +9,10 @@ import pytest
 from PIL import Image, ImageFilter
 
 from napari_mclstexp.predict import novelty as nv
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
+
+CPU = PredictOptions(device="cpu")
 
 TRAIN = {"patch_px": 64, "input_px": 32, "batch_size": 64, "embed_dim": 16, "k": 10, "epochs": 3, "seed": 0}
 
@@ -84,7 +87,7 @@ def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained
     cal = trained.metadata["novelty"]
     assert cal["groups"] == "sections" and cal["n_spots"] == len(trained.bank)
     assert trained.novelty_reference.shape == (len(trained.bank), 16)
-    like = run(predict_at_spots(trained, synthetic_samples[2], device="cpu"))
+    like = run(predict_at_spots(trained, synthetic_samples[2], CPU))
     assert like.obs["novelty"].between(0, 1).all()
     assert like.uns["mclstexp"]["novel_fraction"] <= 0.1 and like.obs["novelty"].mean() < 0.7
     assert like.uns["mclstexp"]["model_card"]["tissue"] == "synthetic"
@@ -92,7 +95,7 @@ def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained
     for kind in ("stain", "blur", "texture"):
         means = [base] + [
             float(
-                run(predict_at_spots(trained, _changed(synthetic_samples[2], tmp_path, kind, s), device="cpu"))
+                run(predict_at_spots(trained, _changed(synthetic_samples[2], tmp_path, kind, s), CPU))
                 .obs["novelty"]
                 .mean()
             )
@@ -110,10 +113,10 @@ def test_whole_slide_tiles_and_spots_agree(trained, synthetic_samples):
     from napari_mclstexp.sample import image_path
 
     sample = synthetic_samples[2]
-    tiles = run(predict_whole_slide(trained, image_path(sample), device="cpu", detect_tissue=False, step_px=96))
+    tiles = run(predict_whole_slide(trained, image_path(sample), CPU, detect_tissue=False, step_px=96))
     spots = sample[: tiles.n_obs].copy()
     spots.obsm["spatial"] = tiles.obsm["spatial"].copy()
-    at_spots = run(predict_at_spots(trained, spots, device="cpu"))
+    at_spots = run(predict_at_spots(trained, spots, CPU))
     # the same patches: embeddings equal to float error, which the steep held-out percentiles (typicality
     # differs in the 4th decimal between training spots) turn into at most a few hundredths of novelty
     np.testing.assert_allclose(at_spots.obsm["embedding"], tiles.obsm["embedding"], atol=1e-4)

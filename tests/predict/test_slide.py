@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from napari_mclstexp.errors import Cancelled
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.slide import grid_image, predict_whole_slide, tile_grid
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import CancelToken, run
@@ -31,8 +32,7 @@ def test_skips_blank_half_and_streams(tiny_bundle, half_blank_slide):
         predict_whole_slide(
             tiny_bundle,
             half_blank_slide,
-            device="cpu",
-            batch_size=10,
+            PredictOptions(device="cpu", batch_size=10),
             workers=2,
             on_tile=lambda xy, p: calls.append((xy.copy(), p.copy())),
         ),
@@ -58,7 +58,11 @@ def test_skips_blank_half_and_streams(tiny_bundle, half_blank_slide):
 
 
 def test_whole_slide_matches_spot_prediction(tiny_bundle, half_blank_slide, synthetic_sample):
-    pred = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", detect_tissue=False, step_px=96))
+    pred = run(
+        predict_whole_slide(
+            tiny_bundle, half_blank_slide, PredictOptions(device="cpu"), detect_tissue=False, step_px=96
+        )
+    )
     assert pred.n_obs == 4 * 6  # ceil(384/96) × ceil(512/96)
     grid = tile_grid((384, 512), 96, 64)
     np.testing.assert_array_equal(grid.indices(pred.obsm["spatial"]), pred.obs[["array_col", "array_row"]].to_numpy())
@@ -67,14 +71,14 @@ def test_whole_slide_matches_spot_prediction(tiny_bundle, half_blank_slide, synt
     spots.obsm["spatial"] = pred.obsm["spatial"].copy()
     lib = next(iter(spots.uns["spatial"]))
     spots.uns["spatial"][lib]["metadata"]["source_image_path"] = str(half_blank_slide)
-    at_spots = run(predict_at_spots(tiny_bundle, spots, device="cpu"))
+    at_spots = run(predict_at_spots(tiny_bundle, spots, PredictOptions(device="cpu")))
     np.testing.assert_allclose(at_spots.obsm["embedding"], pred.obsm["embedding"], atol=1e-5)
     np.testing.assert_allclose(at_spots.X, pred.X, atol=1e-5)
 
 
 def test_cancel_stops(tiny_bundle, half_blank_slide):
     token = CancelToken()
-    gen = predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", batch_size=4, cancel=token)
+    gen = predict_whole_slide(tiny_bundle, half_blank_slide, PredictOptions(device="cpu", batch_size=4), cancel=token)
     next(gen)
     token.cancel()
     with pytest.raises(Cancelled):
@@ -96,20 +100,22 @@ class _FakeDist:
 
 
 def test_tiles_split_across_ranks_gather_to_the_single_process_result(tiny_bundle, half_blank_slide):
-    single = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu"))
+    single = run(predict_whole_slide(tiny_bundle, half_blank_slide, PredictOptions(device="cpu")))
     store: dict = {}
     seen = []
     run(
         predict_whole_slide(
             tiny_bundle,
             half_blank_slide,
-            device="cpu",
+            PredictOptions(device="cpu"),
             dist=_FakeDist(1, store),
             on_tile=lambda xy, p: seen.append(len(xy)),
         )
     )
     assert sum(seen) == single.n_obs // 2  # rank 1 predicted only its half
-    merged = run(predict_whole_slide(tiny_bundle, half_blank_slide, device="cpu", dist=_FakeDist(0, store)))
+    merged = run(
+        predict_whole_slide(tiny_bundle, half_blank_slide, PredictOptions(device="cpu"), dist=_FakeDist(0, store))
+    )
     np.testing.assert_array_equal(merged.obs_names, single.obs_names)
     np.testing.assert_allclose(merged.X, single.X, atol=1e-6)
     np.testing.assert_allclose(merged.obs["uncertainty"], single.obs["uncertainty"], atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.smoothing import (
     ALPHAS,
     bundle_alpha,
@@ -68,8 +69,8 @@ def test_smoothing_uses_only_the_predicted_sections_image(tiny_bundle, synthetic
         **{**tiny_bundle.__dict__, "metadata": {**tiny_bundle.metadata, "smoothing": {"alpha": 0.5}}}
     )
     test = synthetic_samples[2]
-    pred = run(predict_at_spots(bundle, test, device="cpu"))
-    raw = run(predict_at_spots(bundle, test, device="cpu", smooth=False))
+    pred = run(predict_at_spots(bundle, test, PredictOptions(device="cpu")))
+    raw = run(predict_at_spots(bundle, test, PredictOptions(device="cpu", smooth=False)))
     assert not np.allclose(pred.X, raw.X)  # smoothing is on
     assert pred.uns["mclstexp"]["neighbour_alpha"] == pytest.approx(0.5)
     expected = smooth(np.asarray(raw.X), neighbour_graph(test.obsm["spatial"]), 0.5)
@@ -77,4 +78,4 @@ def test_smoothing_uses_only_the_predicted_sections_image(tiny_bundle, synthetic
     # the test section's measured counts play no part
     changed = test.copy()
     changed.X = np.random.default_rng(0).poisson(5.0, size=changed.shape).astype(np.float32)
-    np.testing.assert_array_equal(run(predict_at_spots(bundle, changed, device="cpu")).X, pred.X)
+    np.testing.assert_array_equal(run(predict_at_spots(bundle, changed, PredictOptions(device="cpu"))).X, pred.X)

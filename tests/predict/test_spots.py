@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
 
@@ -13,7 +14,7 @@ from napari_mclstexp.progress import run
 def test_predict_at_spots_keeps_names_and_coordinates(tiny_bundle, synthetic_sample):
     before = synthetic_sample.copy()
     events = []
-    pred = run(predict_at_spots(tiny_bundle, synthetic_sample, device="cpu", k=5), events.append)
+    pred = run(predict_at_spots(tiny_bundle, synthetic_sample, PredictOptions(device="cpu", k=5)), events.append)
     assert list(pred.obs_names) == list(synthetic_sample.obs_names)
     np.testing.assert_array_equal(pred.obsm["spatial"], synthetic_sample.obsm["spatial"])
     assert list(pred.var_names) == tiny_bundle.genes

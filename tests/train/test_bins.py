@@ -7,6 +7,7 @@ import pytest
 
 from napari_mclstexp.io.visium_hd import read_visium_hd
 from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 from napari_mclstexp.synthetic.visium_hd import HDGeometry, write_visium_hd
 from napari_mclstexp.train.bins import (
@@ -78,20 +79,24 @@ def test_train_on_bins_then_predict_every_bin(hd_sample, tmp_path, monkeypatch):
     bundle = make_bundle(result, bank, "cpu")
     assert len(bundle.bank) == 120
     part = hd_sample[::4].copy()  # every 4th bin: blocks of scattered bins, fewer encoder passes
-    pred = run(predict_at_bins(bundle, part, device="cpu", precision="fp32", use_pyramid=False, block_bins=4))
+    pred = run(
+        predict_at_bins(bundle, part, PredictOptions(device="cpu", precision="fp32"), use_pyramid=False, block_bins=4)
+    )
     assert list(pred.obs_names) == list(part.obs_names) and pred.shape == (part.n_obs, 9)
     np.testing.assert_allclose(pred.uns["bin_grid"]["affine"], hd_sample.uns["bin_grid"]["affine"])
-    whole = run(predict_at_spots(bundle, part, device="cpu", precision="fp32"))
+    whole = run(predict_at_spots(bundle, part, PredictOptions(device="cpu", precision="fp32")))
     np.testing.assert_allclose(pred.X, whole.X, rtol=1e-4, atol=1e-5)  # block reads = one patch at a time
-    fast = run(predict_at_bins(bundle, part, device="cpu", precision="fp32"))  # from the pyramid
+    fast = run(predict_at_bins(bundle, part, PredictOptions(device="cpu", precision="fp32")))  # from the pyramid
     assert np.corrcoef(fast.X.ravel(), whole.X.ravel())[0, 1] > 0.9
     # with tissue descriptors blended in, bins still predict as spots do (before neighbour smoothing)
     from napari_mclstexp.workflows.reliability import iter_finish_bundle
 
     run(iter_finish_bundle(bundle, bank, device="cpu"))
     bundle.metadata["descriptors"]["weight"] = 0.5
-    blended = run(predict_at_bins(bundle, part, device="cpu", precision="fp32", use_pyramid=False, block_bins=4))
-    at_spots = run(predict_at_spots(bundle, part, device="cpu", precision="fp32", smooth=False))
+    blended = run(
+        predict_at_bins(bundle, part, PredictOptions(device="cpu", precision="fp32"), use_pyramid=False, block_bins=4)
+    )
+    at_spots = run(predict_at_spots(bundle, part, PredictOptions(device="cpu", precision="fp32", smooth=False)))
     assert blended.uns["mclstexp"]["descriptor_weight"] == 0.5
     # bins whose reads lie whole descriptor px apart are described from one resampled block (its border pixels
     # resample a little differently from a lone read), the others read by read as spots

@@ -10,6 +10,7 @@ from napari_mclstexp.bundle import load_bundle, make_bundle, save_bundle
 from napari_mclstexp.data.features import FeatureCache
 from napari_mclstexp.errors import BundleError
 from napari_mclstexp.model.presets import get_preset
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 from napari_mclstexp.train.trainer import train
 
@@ -93,13 +94,13 @@ def test_bundle_references_weights_and_predicts_identically_after_reload(trained
     path = save_bundle(bundle, tmp_path / "m.mclst")
     loaded = load_bundle(path)
     test = synthetic_samples[2]
-    a = run(predict_at_spots(bundle, test, device="cpu"))
-    b = run(predict_at_spots(loaded, test, device="cpu"))
+    a = run(predict_at_spots(bundle, test, PredictOptions(device="cpu")))
+    b = run(predict_at_spots(loaded, test, PredictOptions(device="cpu")))
     np.testing.assert_allclose(a.X, b.X, rtol=1e-5, atol=1e-6)
     assert a.X.shape == (test.n_obs, len(bundle.genes)) and np.isfinite(a.X).all()
     slide = image_path(test)
-    sa = run(predict_whole_slide(bundle, slide, device="cpu", step_px=128, detect_tissue=False))
-    sb = run(predict_whole_slide(loaded, slide, device="cpu", step_px=128, detect_tissue=False))
+    sa = run(predict_whole_slide(bundle, slide, PredictOptions(device="cpu"), step_px=128, detect_tissue=False))
+    sb = run(predict_whole_slide(loaded, slide, PredictOptions(device="cpu"), step_px=128, detect_tissue=False))
     assert sa.n_obs > 4
     np.testing.assert_allclose(sa.X, sb.X, rtol=1e-5, atol=1e-6)
 

@@ -10,6 +10,7 @@ from napari_mclstexp.bundle import load_bundle, make_bundle, save_bundle
 from napari_mclstexp.data.features import FeatureCache
 from napari_mclstexp.model.presets import get_preset
 from napari_mclstexp.model.ridge import fit_ridge, hest_alpha
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 from napari_mclstexp.train.trainer import train
 
@@ -47,8 +48,8 @@ def test_ridge_bundle_predicts_at_spots_and_over_a_slide(synthetic_samples, tmp_
     assert len(bundle.bank) == 0 and bundle.metadata["encoder_weights"]["embedded"] is True
     loaded = load_bundle(save_bundle(bundle, tmp_path / "r.mclst"))
     test = synthetic_samples[2]
-    a = run(predict_at_spots(bundle, test, device="cpu"))
-    b = run(predict_at_spots(loaded, test, device="cpu"))
+    a = run(predict_at_spots(bundle, test, PredictOptions(device="cpu")))
+    b = run(predict_at_spots(loaded, test, PredictOptions(device="cpu")))
     np.testing.assert_allclose(a.X, b.X, rtol=1e-5, atol=1e-5)
     assert np.isnan(a.obs["uncertainty"]).all() and a.X.std(0).max() > 0
     # the same numbers as features @ W + b: ridge predictions through the shared prediction path
@@ -57,5 +58,7 @@ def test_ridge_bundle_predicts_at_spots_and_over_a_slide(synthetic_samples, tmp_
     feats = run(iter_features_of(result.model, [test], torch.device("cpu"), cache=cache))[0]
     w, bias = result.model.linear.weight.detach().numpy(), result.model.linear.bias.detach().numpy()
     np.testing.assert_allclose(a.X, feats @ w.T + bias, rtol=1e-4, atol=1e-4)
-    s = run(predict_whole_slide(loaded, image_path(test), device="cpu", step_px=128, detect_tissue=False))
+    s = run(
+        predict_whole_slide(loaded, image_path(test), PredictOptions(device="cpu"), step_px=128, detect_tissue=False)
+    )
     assert s.n_obs > 4 and s.X.shape[1] == len(bundle.genes) and np.isfinite(s.X).all()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.cli import main
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.workflows import demo
 
 
@@ -75,7 +76,7 @@ def retrieval_only_image_acg(bundle, test) -> float:
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.progress import run
 
-    pred = run(predict_at_spots(bundle, test, device="cpu", smooth=False, descriptors=False))
+    pred = run(predict_at_spots(bundle, test, PredictOptions(device="cpu", smooth=False, descriptors=False)))
     r = evaluate(pred, test)["per_gene"]["r"]
     return float(r[demo.image_driven_genes(list(r.index))].mean())
 

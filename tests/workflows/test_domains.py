@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.errors import Cancelled
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import CancelToken, run
 from napari_mclstexp.workflows.domains import domains_task
 
@@ -13,7 +14,7 @@ from napari_mclstexp.workflows.domains import domains_task
 def test_domains_task_clusters_scores_and_cancels(tiny_bundle, synthetic_samples):
     from napari_mclstexp.predict.spots import predict_at_spots
 
-    pred = run(predict_at_spots(tiny_bundle, synthetic_samples[2], device="cpu"))
+    pred = run(predict_at_spots(tiny_bundle, synthetic_samples[2], PredictOptions(device="cpu")))
     truth = synthetic_samples[2].obs["annotation"].to_numpy()
     events = []
     labels, scores = run(domains_task(pred, 3, "expression", truth), events.append)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 
 #: Tiny ``quick`` sizes of these tests (the slides' spots are 22 px wide, 40 px apart).
@@ -101,7 +102,7 @@ def image_gene_acg(values: np.ndarray, test) -> float:
 def retrieval_acg(bundle, test) -> float:
     from napari_mclstexp.predict.spots import predict_at_spots
 
-    pred = run(predict_at_spots(bundle, test, device="cpu", smooth=False, descriptors=False))
+    pred = run(predict_at_spots(bundle, test, PredictOptions(device="cpu", smooth=False, descriptors=False)))
     assert list(pred.var_names) == list(test.var_names)
     return image_gene_acg(pred.X, test)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 
 EPOCHS = 6
@@ -56,7 +57,9 @@ def _acg(bundle, test, cache) -> tuple[float, object]:
     from napari_mclstexp.analysis.metrics import evaluate
     from napari_mclstexp.predict.spots import predict_at_spots
 
-    pred = run(predict_at_spots(bundle, test, device="cpu", smooth=False, descriptors=False, patch_cache=cache))
+    pred = run(
+        predict_at_spots(bundle, test, PredictOptions(device="cpu", smooth=False, descriptors=False), patch_cache=cache)
+    )
     return float(evaluate(pred, test)["per_gene"]["r"].mean()), pred
 
 

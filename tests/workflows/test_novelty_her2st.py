@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
+
+CPU = PredictOptions(device="cpu")
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(3600)]  # trains on 3 real sections
 
@@ -47,8 +50,8 @@ def test_novelty_of_c4_under_a_her2st_model_and_under_the_demo_model(her2st, tmp
     card = bundle.card
     assert card["patients"] == ["B", "C"] and card["sections"]["C3"]["patient"] == "C"
     c4 = her2st["C4"]
-    own = run(predict_at_spots(bundle, c4, device="cpu"))
-    demo = run(predict_at_spots(load_bundle(sample_data_dir() / SAMPLE_BUNDLE), c4, device="cpu"))
+    own = run(predict_at_spots(bundle, c4, CPU))
+    demo = run(predict_at_spots(load_bundle(sample_data_dir() / SAMPLE_BUNDLE), c4, CPU))
     split = novelty_split(own, c4, None)
     with capsys.disabled():
         print(
@@ -71,5 +74,5 @@ def test_the_demo_model_finds_c4_novel(her2st):
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.workflows.demo import SAMPLE_BUNDLE, sample_data_dir
 
-    demo = run(predict_at_spots(load_bundle(sample_data_dir() / SAMPLE_BUNDLE), her2st["C4"], device="cpu"))
+    demo = run(predict_at_spots(load_bundle(sample_data_dir() / SAMPLE_BUNDLE), her2st["C4"], CPU))
     assert demo.uns["mclstexp"]["novel_fraction"] >= 0.8

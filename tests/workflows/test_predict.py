@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mclstexp.analysis.metrics import evaluate
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.predict.spots import predict_at_spots
 from napari_mclstexp.progress import run
 from napari_mclstexp.workflows.predict import predict_and_score
@@ -13,9 +14,9 @@ from napari_mclstexp.workflows.predict import predict_and_score
 
 def test_scores_match_evaluate_on_a_measured_section(tiny_bundle, synthetic_samples):
     held_out = synthetic_samples[2]
-    pred = run(predict_and_score(tiny_bundle, held_out, device="cpu"))
+    pred = run(predict_and_score(tiny_bundle, held_out, PredictOptions(device="cpu")))
     scores = pred.uns["mclstexp"]["vs_measured"]
-    plain = run(predict_at_spots(tiny_bundle, held_out, device="cpu"))
+    plain = run(predict_at_spots(tiny_bundle, held_out, PredictOptions(device="cpu")))
     np.testing.assert_array_equal(pred.X, plain.X)  # scoring does not change the predictions
     expected = evaluate(plain, held_out)
     assert "per_gene" not in scores
@@ -24,7 +25,7 @@ def test_scores_match_evaluate_on_a_measured_section(tiny_bundle, synthetic_samp
 
 def test_no_scores_without_measured_genes(tiny_bundle, synthetic_samples):
     spots_only = synthetic_samples[2][:, []].copy()  # positions and image, no counts
-    pred = run(predict_and_score(tiny_bundle, spots_only, device="cpu"))
+    pred = run(predict_and_score(tiny_bundle, spots_only, PredictOptions(device="cpu")))
     assert "vs_measured" not in pred.uns.get("mclstexp", {})
     assert pred.n_obs == spots_only.n_obs
 
@@ -44,6 +45,6 @@ def test_binned_sample_is_predicted_bin_by_bin_in_blocks(tiny_bundle, tmp_path):
         seed=2,
     )
     hd = read_visium_hd(tmp_path / "HDP", 8)
-    pred = run(predict_and_score(tiny_bundle, hd, device="cpu"))
+    pred = run(predict_and_score(tiny_bundle, hd, PredictOptions(device="cpu")))
     assert pred.uns["mclstexp"]["mode"] == "bins" and "bin_grid" in pred.uns
     assert list(pred.obs_names) == list(hd.obs_names) and np.isfinite(pred.X).all()

@@ -7,6 +7,7 @@ import pytest
 
 from napari_mclstexp.analysis.metrics import pearson_per_gene
 from napari_mclstexp.analysis.reliability import RELIABLE_R, best_gene, reliability_map
+from napari_mclstexp.predict.options import PredictOptions
 from napari_mclstexp.progress import run
 from napari_mclstexp.workflows.reliability import iter_gene_reliability, within_section_r
 
@@ -66,6 +67,6 @@ def test_reliability_is_stored_and_copied_into_predictions(tiny_trained_bundle, 
     save_bundle(bundle, tmp_path / "m.mclst")
     loaded = load_bundle(tmp_path / "m.mclst")
     assert reliability_map(loaded.metadata["reliability"]).keys() == set(bundle.genes)
-    pred = run(predict_at_spots(loaded, synthetic_samples[2], device="cpu"))
+    pred = run(predict_at_spots(loaded, synthetic_samples[2], PredictOptions(device="cpu")))
     np.testing.assert_allclose(pred.uns["mclstexp"]["reliability"]["r"], r, rtol=1e-6)  # NaN kept in place
     pred.write_h5ad(tmp_path / "p.h5ad")  # lists survive .h5ad

@@ -14,6 +14,7 @@ from ..device import release_gpu_memory
 from ..errors import InputError
 from ..layer_data import KEY, layer_adata, predicted_spots_layer
 from ..layer_data.predictions import uncertainty_spots_layer
+from ..predict.options import PredictOptions
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path, microns_per_pixel
@@ -124,6 +125,10 @@ class PredictWidget(QWidget):
             self._bundle, self._bundle_key = load_bundle(path), key
         return self._bundle
 
+    def options(self) -> PredictOptions:
+        """The :class:`~napari_mclstexp.predict.options.PredictOptions` the controls ask for."""
+        return PredictOptions(device=self.device.currentText(), smooth=self.smooth.isChecked())
+
     def predict(self):
         """Start predicting with the widget's parameters; returns the worker or ``None``."""
         if self.task.running:
@@ -132,7 +137,7 @@ class PredictWidget(QWidget):
         bundle = run_guarded(self.load_bundle, self.task.status)
         if bundle is None:
             return None
-        device, smooth = self.device.currentText(), self.smooth.isChecked()
+        options = self.options()
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:
@@ -149,7 +154,7 @@ class PredictWidget(QWidget):
             def make(token: CancelToken):
                 from ..workflows.predict import predict_and_score
 
-                return predict_and_score(bundle, adata, device=device, cancel=token, smooth=smooth)
+                return predict_and_score(bundle, adata, options, cancel=token)
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
@@ -160,7 +165,7 @@ class PredictWidget(QWidget):
         self._start_stream(slide_layer, bundle)
         run_id, step = self._run, self.step.value() or None
         # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
-        per_patch = 1 if device.startswith("cpu") else 2
+        per_patch = 1 if str(options.device).startswith("cpu") else 2
         checked = tissue_layer_for(self.viewer, slide_layer)
         tissue = layer_mask(checked) if checked is not None else None
         self._tissue_found = []
@@ -179,15 +184,14 @@ class PredictWidget(QWidget):
                     yield from predict_whole_slide(
                         bundle,
                         meta["slide_path"],
+                        options,
                         step_px=step,
                         tiles_per_patch=per_patch,
-                        device=device,
                         cancel=token,
                         on_tile=self._tiles,
                         mpp=meta.get("mpp"),
                         tissue=mask,
                         on_grid=lambda grid: self._hand_over(run_id, grid, token),
-                        smooth=smooth,
                     )
                 )
 

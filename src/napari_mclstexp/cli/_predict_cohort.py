@@ -14,6 +14,7 @@ def run_cohort(args: argparse.Namespace) -> int:
     from ..predict.cohort import predict_cohort, read_manifest, slides_from_paths
     from ..progress import run_with_progress
     from ..train.distributed import init_distributed
+    from .predict_cmd import predict_options
 
     if args.sample is not None:
         raise InputError("a cohort predicts whole slides: give --image SLIDE... or --manifest, not a SAMPLE.h5ad")
@@ -23,10 +24,9 @@ def run_cohort(args: argparse.Namespace) -> int:
         raise InputError("several slides need --out-dir DIR (one <name>.h5ad per slide)")
     if args.out:
         raise InputError("--out names one file; with --out-dir each slide gets <DIR>/<name>.h5ad")
-    for name in ("k", "batch_size", "step_px"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.step_px is not None and args.step_px < 1:
+        raise InputError(f"--step-px must be at least 1, not {args.step_px}")
+    options = predict_options(args)
     slides = read_manifest(args.manifest) if args.manifest else slides_from_paths(args.image)
     dist = init_distributed(args.device)
     bundle = load_bundle(args.model)
@@ -35,16 +35,10 @@ def run_cohort(args: argparse.Namespace) -> int:
         bundle,
         slides,
         args.out_dir,
+        options,
         step_px=args.step_px,
         min_tissue=args.min_tissue,
-        device=args.device,
         dist=dist if dist.world_size > 1 else None,
-        k=args.k,
-        distance=args.distance,
-        batch_size=args.batch_size,
-        tta=getattr(args, "tta", None),
-        smooth=getattr(args, "smooth", True),
-        descriptors=getattr(args, "descriptors", True),
     )
     result = run_with_progress(gen, disable=quiet)
     if dist.is_main and not getattr(args, "quiet", False):

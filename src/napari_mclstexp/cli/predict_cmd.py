@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ._paths import check_output
+
+if TYPE_CHECKING:
+    from ..predict.options import PredictOptions
 
 HELP = "predict gene expression from H&E: at a sample's spots, or on a tile grid over a whole slide"
 
@@ -137,12 +141,24 @@ def _check_paths(args: argparse.Namespace) -> None:
             "give either a SAMPLE.h5ad (predict at its spots) or --image SLIDE (whole slide), not both or neither"
         )
     check_output(args.out, (args.model, args.sample, args.image), suffix=".h5ad")
-    if args.k is not None and args.k < 1:
-        raise InputError(f"--k must be at least 1, not {args.k}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.step_px is not None and args.step_px < 1:
         raise InputError(f"--step-px must be at least 1, not {args.step_px}")
+
+
+def predict_options(args: argparse.Namespace) -> PredictOptions:
+    """The :class:`~napari_mclstexp.predict.options.PredictOptions` the arguments ask for (spots, bins, slides
+    and cohorts alike); a bad value raises :class:`~napari_mclstexp.errors.InputError`."""
+    from ..predict.options import PredictOptions
+
+    return PredictOptions(
+        device=args.device,
+        k=args.k,
+        distance=args.distance,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        smooth=args.smooth,
+        descriptors=args.descriptors,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,37 +173,28 @@ def run(args: argparse.Namespace) -> int:
         return run_cohort(args)
     args.image = args.image[0] if args.image else None
     _check_paths(args)
+    options = predict_options(args)
     bundle = load_bundle(args.model)
     if getattr(args, "encoder_weights", None):
         bundle.encoder_weights = args.encoder_weights
     quiet = bool(getattr(args, "quiet", False))
-    options = dict(
-        device=args.device,
-        k=args.k,
-        distance=args.distance,
-        batch_size=args.batch_size,
-        tta=getattr(args, "tta", None),
-        descriptors=getattr(args, "descriptors", True),
-    )
     if args.image:
         from ..predict.slide import predict_whole_slide
 
         warn_inputs(bundle, image=args.image)
-        gen = predict_whole_slide(
-            bundle, args.image, step_px=args.step_px, min_tissue=args.min_tissue, smooth=args.smooth, **options
-        )
+        gen = predict_whole_slide(bundle, args.image, options, step_px=args.step_px, min_tissue=args.min_tissue)
         what = "tiles"
     else:
         from ..predict.spots import predict_at_spots
 
         sample = read_sample(args.sample, require_image=True)
         warn_inputs(bundle, sample=sample)
-        gen = predict_at_spots(bundle, sample, smooth=args.smooth, **options)
+        gen = predict_at_spots(bundle, sample, options)
         what = "spots"
         if "bin_grid" in sample.uns:  # Visium HD: every bin, in chunks (bounded memory)
             from ..predict.bins import predict_at_bins
 
-            gen, what = predict_at_bins(bundle, sample, **options), "bins"
+            gen, what = predict_at_bins(bundle, sample, options), "bins"
     pred = run_with_progress(gen, disable=quiet)
     write_h5ad(pred, args.out)
     if not quiet:

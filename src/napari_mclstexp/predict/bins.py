@@ -20,6 +20,7 @@ import numpy as np
 from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import image_path, library_id, microns_per_pixel, spot_xy
+from .options import DEFAULT, PredictOptions
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -33,18 +34,12 @@ BLOCK_BINS = 16
 def predict_at_bins(
     bundle: Bundle,
     adata: AnnData,
+    options: PredictOptions = DEFAULT,
     *,
-    device: str = "auto",
-    k: int | None = None,
-    distance: str | None = None,
-    batch_size: int | None = None,
-    precision: str | None = None,
-    tta: bool | None = None,
     use_pyramid: bool = True,
     block_bins: int = BLOCK_BINS,
     workers: int | None = None,
     cancel: CancelToken | None = None,
-    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression at every bin of ``adata`` from its H&E image.
 
@@ -54,8 +49,9 @@ def predict_at_bins(
         A loaded :class:`~napari_mclstexp.bundle.Bundle`.
     adata
         Binned sample with its image (``obs['array_row'/'array_col']``; never modified).
-    device, k, distance, batch_size, precision, tta, descriptors
-        As :func:`~napari_mclstexp.predict.spots.predict_at_spots` (no neighbour smoothing at bins).
+    options
+        :class:`~napari_mclstexp.predict.options.PredictOptions` (``smooth`` does not apply: bins are never
+        smoothed).
     use_pyramid
         Read from the coarsest pyramid level not coarser than the encoder's input scale; ``False``
         reads level 0 and resizes (then equal to :func:`predict_at_spots`).
@@ -91,10 +87,11 @@ def predict_at_bins(
     )
     from .tiles import group_blocks, tile_batches
 
-    dev = resolve(device)
-    k = int(k or bundle.config["k"])
-    distance = distance or bundle.config["distance"]
-    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    dev = resolve(options.device)
+    k = int(options.k or bundle.config["k"])
+    distance = options.distance or bundle.config["distance"]
+    batch_size = int(options.batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    precision, tta = options.precision, options.tta
     input_px = int(bundle.config["input_px"])
     patch_px = patch_px_for(bundle, microns_per_pixel(adata))
     path = image_path(adata)
@@ -108,7 +105,7 @@ def predict_at_bins(
     unc = np.zeros(n, np.float32)
     emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
     embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta)
-    weight = descriptor_weight(bundle, descriptors)
+    weight = descriptor_weight(bundle, options.descriptors)
     scale = int(bundle.config.get("context_scale", 1))
     done, t0 = 0, time.perf_counter()
     yield Progress("bins", 0, n, message=f"{n} bins, {patch_px} px patches")

@@ -25,6 +25,7 @@ import pandas as pd
 from ..atomic import atomic_write_path
 from ..errors import Cancelled, InputError, MissingInputError
 from ..progress import CancelToken, Progress, ProgressGen
+from .options import DEFAULT, PredictOptions
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -148,13 +149,12 @@ def predict_cohort(
     bundle: Bundle,
     slides: Sequence[CohortSlide],
     out_dir: str | os.PathLike,
+    options: PredictOptions = DEFAULT,
     *,
     step_px: int | None = None,
     min_tissue: float = 0.25,
-    device: str = "auto",
     dist: Any = None,
     cancel: CancelToken | None = None,
-    **options: Any,
 ) -> ProgressGen[CohortResult]:
     """Predict every slide of a cohort into ``out_dir`` (resumable; failures recorded, not fatal).
 
@@ -166,11 +166,11 @@ def predict_cohort(
         The slides (:func:`slides_from_paths`, :func:`read_manifest`).
     out_dir
         Output folder (created): one ``<name>.h5ad`` per slide and ``cohort_summary.csv``.
-    step_px, min_tissue, options
-        Passed to :func:`~napari_mclstexp.predict.slide.predict_whole_slide` (``k``, ``distance``,
-        ``batch_size``, ``precision``, ``tta``, ...).
-    device
-        Device of a single process; under ``dist`` each rank uses ``dist.device``.
+    options
+        :class:`~napari_mclstexp.predict.options.PredictOptions` of every slide; ``device`` is that of a single
+        process: under ``dist`` each rank uses ``dist.device``.
+    step_px, min_tissue
+        Passed to :func:`~napari_mclstexp.predict.slide.predict_whole_slide`.
     dist
         A :class:`~napari_mclstexp.train.distributed.DistContext`: slides still to do are dealt
         round-robin to the ranks; every rank returns the whole summary; rank 0 writes it.
@@ -196,7 +196,8 @@ def predict_cohort(
     slides = list(slides)
     rank = int(getattr(dist, "rank", 0) or 0)
     world = int(getattr(dist, "world_size", 1) or 1)
-    dev = getattr(dist, "device", None) if dist is not None and world > 1 else device
+    if dist is not None and world > 1:
+        options = options.replace(device=getattr(dist, "device", None))
     # every rank takes rank 0's view of what is finished (taken before anyone writes: gather is a barrier)
     finished = [output_path(out_dir, s).is_file() for s in slides]
     if dist is not None and world > 1:
@@ -240,12 +241,11 @@ def predict_cohort(
             gen = predict_whole_slide(
                 bundle,
                 slide.image,
+                options,
                 step_px=step_px,
                 min_tissue=min_tissue,
-                device=dev,
                 cancel=cancel,
                 mpp=slide.mpp,
-                **options,
             )
             try:
                 while True:

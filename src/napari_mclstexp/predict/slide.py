@@ -30,6 +30,7 @@ from . import smoothing
 from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .options import DEFAULT, PredictOptions
 from .smoothing import bundle_alpha, neighbour_graph
 from .spots import (
     DEFAULT_BATCH,
@@ -180,15 +181,10 @@ def _launch(
 def predict_whole_slide(
     bundle: Bundle,
     image_path: str | os.PathLike,
+    options: PredictOptions = DEFAULT,
     *,
     step_px: int | None = None,
     tiles_per_patch: int = 1,
-    device: str | torch.device = "auto",
-    k: int | None = None,
-    distance: str | None = None,
-    batch_size: int | None = None,
-    precision: str | None = None,
-    tta: bool | None = None,
     min_tissue: float = 0.25,
     detect_tissue: bool = True,
     workers: int | None = None,
@@ -199,9 +195,7 @@ def predict_whole_slide(
     dist: Any = None,
     mpp: float | None = None,
     tissue: tuple[np.ndarray, float] | None = None,
-    smooth: bool | float = True,
     on_grid: OnGrid | None = None,
-    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression on a tile grid over the tissue of a whole-slide image.
 
@@ -211,11 +205,12 @@ def predict_whole_slide(
         A loaded :class:`~napari_mclstexp.bundle.Bundle`.
     image_path
         The slide (any format :func:`~napari_mclstexp.io.wsi.open_slide` reads).
+    options
+        :class:`~napari_mclstexp.predict.options.PredictOptions`; smoothing blends each tile with its grid
+        neighbours (``on_tile`` streams the tiles before it), descriptor reads cover 3 × the patch.
     step_px
         Distance between tile centres in full-res px; default: the patch size divided by
         ``tiles_per_patch`` (1: tiles touch; 2: they overlap by half, 4× the tiles, a finer map).
-    device, k, distance, batch_size, precision, tta
-        As :func:`~napari_mclstexp.predict.spots.predict_at_spots`.
     min_tissue
         Tiles whose square of ``patch`` px holds less tissue than this fraction are skipped.
     detect_tissue
@@ -235,19 +230,13 @@ def predict_whole_slide(
         A :class:`~napari_mclstexp.train.distributed.DistContext` under ``torchrun``: each rank
         predicts its contiguous share of the tissue tiles (``dist.split``) on its own device, then
         the parts are gathered so every rank returns the whole result (``on_tile`` sees only the
-        rank's own tiles).  Pass ``device=dist.device``.
+        rank's own tiles).  Give ``options`` with ``device=dist.device``.
     mpp
         µm per level-0 px when the file does not record it (JPEG/PNG; e.g. from the spots' sample):
         sets the patch size from the bundle's ``patch_um`` as at spots.  The file's own value wins.
     tissue
         ``(mask, scale)``: a tissue mask the user checked or painted (bool, ``scale`` = mask px per
         full-res px), used instead of detecting one (:func:`~.tissue.slide_tissue_mask`).
-    smooth
-        Blend each tile's prediction with its grid neighbours' at the bundle's chosen weight
-        (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).  ``on_tile``
-        streams the tiles before it.
-    descriptors
-        Blend in the tissue-descriptor predictor at the bundle's weight, as at spots; ``False``: off; a float.
     on_grid
         Called once with the :class:`TileGrid` (step, origin, shape, patch px) before the first tile,
         so a viewer can lay out the map the tiles stream into without deciding the grid itself.
@@ -267,10 +256,11 @@ def predict_whole_slide(
     """
     from ..io.wsi import open_slide
 
-    dev = resolve(device)
-    k = int(k or bundle.config["k"])
-    distance = distance or bundle.config["distance"]
-    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    dev = resolve(options.device)
+    k = int(options.k or bundle.config["k"])
+    distance = options.distance or bundle.config["distance"]
+    batch_size = int(options.batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    precision, tta = options.precision, options.tta
     input_px = int(bundle.config["input_px"])
     path = Path(image_path)
     with open_slide(path) as slide:
@@ -321,7 +311,7 @@ def predict_whole_slide(
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
-        weight, scale = descriptor_weight(bundle, descriptors), int(bundle.config.get("context_scale", 1))
+        weight, scale = descriptor_weight(bundle, options.descriptors), int(bundle.config.get("context_scale", 1))
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
         pin, desc_px = dev.type == "cuda", describe_px(bundle, weight, patch_px)  # readers describe the tiles
         batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
@@ -363,7 +353,7 @@ def predict_whole_slide(
         if dist is not None and getattr(dist, "world_size", 1) > 1:
             for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
                 pred[part], unc[part], emb[part] = p, u, e
-        alpha = bundle_alpha(bundle, smooth)
+        alpha = bundle_alpha(bundle, options.smooth)
         if alpha > 0:
             pred = smoothing.smooth(pred, neighbour_graph(np.c_[cols, rows]), alpha)  # grid neighbours
 

@@ -20,6 +20,7 @@ from . import smoothing
 from .descriptor_model import blend, bundle_descriptor_model, descriptor_version, descriptor_weight
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .options import DEFAULT, PredictOptions
 from .smoothing import bundle_alpha, neighbour_graph
 
 if TYPE_CHECKING:
@@ -190,17 +191,10 @@ def view_px_for(bundle: Bundle, mpp: float | None) -> tuple[int, int]:
 def predict_at_spots(
     bundle: Bundle,
     adata: AnnData,
+    options: PredictOptions = DEFAULT,
     *,
-    device: str | torch.device = "auto",
-    k: int | None = None,
-    distance: str | None = None,
-    batch_size: int | None = None,
-    precision: str | None = None,
-    tta: bool | None = None,
     patch_cache: Any = None,
     cancel: CancelToken | None = None,
-    smooth: bool | float = True,
-    descriptors: bool | float = True,
 ) -> ProgressGen[Any]:
     """Predict expression at every spot of ``adata`` from its H&E image.
 
@@ -211,29 +205,13 @@ def predict_at_spots(
     adata
         The sample (spots in ``obsm['spatial']``, full-res px; image at ``source_image_path``).
         Never modified.
-    device
-        ``"auto"`` (cuda > mps > cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    k, distance
-        Retrieval neighbours and ``"l1"``/``"l2"``; default to the bundle's preset.
-    batch_size
-        Patches per forward pass (default by device: 256 CUDA, 128 MPS, 64 CPU).
-    precision
-        ``"bf16"`` (autocast on CUDA) or ``"fp32"``; ``None``: the precision the model was trained in
-        (:func:`bundle_precision`; ``paper`` → fp32, as the reference code).
-    tta
-        Test-time augmentation (mean embedding over the 8 flips/90° rotations, 8× the encoder work);
-        ``None``: as the bundle's config (which its bank was embedded with).
+    options
+        Device, retrieval, batch, precision, TTA, descriptor and smoothing options
+        (:class:`~napari_mclstexp.predict.options.PredictOptions`; default: all as the bundle was built).
     patch_cache
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
     cancel
         Checked between batches.
-    smooth
-        Blend each spot's prediction with its neighbours' at the bundle's chosen weight
-        (:mod:`~napari_mclstexp.predict.smoothing`; ``False``: off; a float: that weight).
-    descriptors
-        Blend the retrieval with the tissue-descriptor predictor at the bundle's chosen weight
-        (:mod:`~napari_mclstexp.predict.descriptor_model`; bundles trained with it; ``False``: off; a float:
-        that weight).  Applied before smoothing.
 
     Yields
     ------
@@ -250,11 +228,12 @@ def predict_at_spots(
     from ..data.patches import iter_sample_patches
     from ..sample import image_path, library_id, microns_per_pixel, spot_xy
 
-    dev = resolve(device)
-    precision = precision or bundle_precision(bundle)
-    k = int(k or bundle.config["k"])
-    distance = distance or bundle.config["distance"]
-    batch_size = int(batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    dev = resolve(options.device)
+    precision = options.precision or bundle_precision(bundle)
+    k = int(options.k or bundle.config["k"])
+    distance = options.distance or bundle.config["distance"]
+    batch_size = int(options.batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    tta = options.tta
     size_px = patch_px_for(bundle, microns_per_pixel(adata))
     input_px = int(bundle.config["input_px"])
     read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
@@ -265,9 +244,9 @@ def predict_at_spots(
         cancel.raise_if_cancelled()
     yield Progress("retrieve", 0, 1, message=f"top-{k} retrieval from {len(bundle.bank)} spots")
     result = predict_from_embeddings(emb, bundle, k, distance)
-    alpha = bundle_alpha(bundle, smooth)
+    alpha = bundle_alpha(bundle, options.smooth)
     prediction = result.prediction.cpu().numpy()
-    weight = descriptor_weight(bundle, descriptors)
+    weight = descriptor_weight(bundle, options.descriptors)
     if weight > 0:
         from ..data.descriptors import iter_sample_descriptors
 

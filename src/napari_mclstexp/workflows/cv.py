@@ -190,6 +190,7 @@ def run_fold(
     from ..analysis.domains import domain_scores
     from ..analysis.metrics import evaluate, summary
     from ..bundle import make_bundle
+    from ..predict.options import PredictOptions
     from ..predict.spots import predict_at_spots
     from ..train.trainer import train
     from .cv_baselines import fold_baselines, model_hest_pcc
@@ -204,7 +205,8 @@ def run_fold(
     bundle = make_bundle(result, train_samples, result.device, extra_samples=extra_samples)
     yield from iter_finish_bundle(bundle, train_samples, device=result.device, patch_cache=patch_cache, cancel=cancel)
     t2 = time.perf_counter()
-    pred = yield from predict_at_spots(bundle, test, device=result.device, patch_cache=patch_cache, cancel=cancel)
+    options = PredictOptions(device=result.device)
+    pred = yield from predict_at_spots(bundle, test, options, patch_cache=patch_cache, cancel=cancel)
     t3 = time.perf_counter()
     scores = evaluate(pred, test, normalization=value_normalization(bundle.config))  # the bank values' scale
     metrics = summary(scores)

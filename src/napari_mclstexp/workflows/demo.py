@@ -248,6 +248,7 @@ def run_demo(
     from ..analysis.metrics import evaluate, measured_matrix, summary
     from ..bundle import save_bundle
     from ..io.h5ad import write_h5ad
+    from ..predict.options import PredictOptions
     from ..predict.spots import predict_at_spots
 
     start = time.perf_counter()
@@ -268,7 +269,7 @@ def run_demo(
         bundle_path = folder / SAMPLE_BUNDLE
         bundle = load_demo_bundle(bundle_path)
     yield Progress("demo", 1, 4, "predicting the held-out spots from the image")
-    pred = yield from predict_at_spots(bundle, test_part, device=device, cancel=cancel)
+    pred = yield from predict_at_spots(bundle, test_part, PredictOptions(device=device), cancel=cancel)
 
     yield Progress("demo", 2, 4, "evaluating")
     result = evaluate(pred, test_part)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from ..analysis.metrics import evaluate
 from ..errors import MclstexpError
+from ..predict.options import DEFAULT, PredictOptions
 from ..predict.spots import predict_at_spots
 from ..progress import CancelToken, ProgressGen
 
@@ -20,22 +19,21 @@ if TYPE_CHECKING:
 def predict_and_score(
     bundle: Bundle,
     adata: AnnData,
+    options: PredictOptions = DEFAULT,
     *,
-    device: str | torch.device = "auto",
     cancel: CancelToken | None = None,
-    smooth: bool = True,
 ) -> ProgressGen[AnnData]:
     """Generator: :func:`~napari_mclstexp.predict.spots.predict_at_spots`, then, when the sample has
     measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
     ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
-    numbers; NaN kept, so the predictions still write to ``.h5ad``).  ``smooth``: neighbour smoothing at spots
-    (:mod:`~napari_mclstexp.predict.smoothing`; bins are never smoothed)."""
+    numbers; NaN kept, so the predictions still write to ``.h5ad``).  A Visium HD sample is predicted at its
+    bins (:func:`~napari_mclstexp.predict.bins.predict_at_bins`) with the same ``options``."""
     if "bin_grid" in adata.uns:  # Visium HD: every bin, block reads, bounded memory
         from ..predict.bins import predict_at_bins
 
-        pred = yield from predict_at_bins(bundle, adata, device=device, cancel=cancel)
+        pred = yield from predict_at_bins(bundle, adata, options, cancel=cancel)
     else:
-        pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel, smooth=smooth)
+        pred = yield from predict_at_spots(bundle, adata, options, cancel=cancel)
     if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
         try:
             scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
