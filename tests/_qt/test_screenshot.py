@@ -1,18 +1,12 @@
-"""A visible viewer with the demo slide, predicted gene overlay and docked widgets: the README picture.
+"""A visible viewer with the demo slide, predicted gene overlay and the docked panel draws real pixels.
 
-``MCLSTEXP_UPDATE_SCREENSHOT=1 make test`` rewrites ``docs/images/screenshot.png``; otherwise the
-picture goes to a temporary folder.
+The pictures of the README and the user guide are made by ``scripts/make_guide_screenshots.py``.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-README_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "screenshot.png"
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +73,6 @@ def test_screenshot_shows_tissue_and_prediction(make_napari_viewer, qtbot, demo_
     assert window.shape[0] > canvas.shape[0] or window.shape[1] > canvas.shape[1]
     from PIL import Image
 
-    # the README picture is only replaced on request: a test run leaves the working tree clean
-    target = README_IMAGE if os.environ.get("MCLSTEXP_UPDATE_SCREENSHOT") == "1" else tmp_path / "screenshot.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "screenshot.png"
     Image.fromarray(window).save(target)
     assert target.stat().st_size > 50_000
