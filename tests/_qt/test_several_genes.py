@@ -156,3 +156,28 @@ def test_nine_small_multiples_cost_little_beyond_napari(make_napari_viewer, qtbo
     _, _, _, seconds = _nine_multiples(viewer)
     print(f"nine multiples {seconds:.2f} s, napari's own floor {floor:.2f} s")
     assert seconds < 1.5 * floor, (seconds, floor)
+
+
+def test_one_grid_at_a_time_with_measured_beside_predicted(make_napari_viewer, synthetic_samples):
+    """Side by side, small multiples and the slide grid share napari's one grid: opening one closes the other."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp.layer_data import predicted_spots_layer, spots_layer
+
+    measured = synthetic_samples[2]
+    pred = measured[:, list(measured.var_names[:6])].copy()
+    pred.X = np.asarray(pred.X.todense() if hasattr(pred.X, "todense") else pred.X, np.float32)
+    viewer = make_napari_viewer()
+    spots, predicted = add_layer_tuples(viewer, [spots_layer(measured), predicted_spots_layer(pred, name="pred")])
+    predicted.metadata[KEY]["source"] = spots.name
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    explore.target.select(predicted)
+    explore.several.refresh()
+    explore.side_by_side.setChecked(True)
+    assert explore.side.active and viewer.grid.enabled
+    cells = explore.several.small_multiples()
+    assert len(cells) == 6 and not explore.side_by_side.isChecked() and not explore.side.active
+    assert viewer.grid.enabled and tuple(viewer.grid.shape) == (2, 3)
+    explore.side_by_side.setChecked(True)  # back: the multiples close first
+    assert explore.side.active and not any(cell in viewer.layers for cell in cells)
+    explore.side_by_side.setChecked(False)
+    assert not viewer.grid.enabled and spots.visible and predicted.visible

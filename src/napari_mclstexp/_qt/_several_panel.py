@@ -21,9 +21,19 @@ NONE = "(none)"
 class SeveralPanel(QGroupBox):
     """Composite, small multiples and slide grid of the Explore widget's target predictions."""
 
-    def __init__(self, viewer, target, reliability: Callable[[], dict], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        viewer,
+        target,
+        reliability: Callable[[], dict],
+        side_by_side: Callable[[bool], object] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """``target``: the Explore widget's layer combo; ``side_by_side(False)`` ends its measured-beside-
+        predicted view before a grid of this panel opens."""
         super().__init__("Several genes, several slides", parent)
         self.viewer, self.target, self.reliability = viewer, target, reliability
+        self._side_by_side = side_by_side
         self.channels = [QComboBox() for _ in range(3)]
         self.palette = QComboBox()
         self.palette.addItems(list(PALETTES))
@@ -117,6 +127,12 @@ class SeveralPanel(QGroupBox):
         return layers
 
     def one_view(self) -> None:
-        """Close the small multiples or the slide grid."""
+        """Close the small multiples or the slide grid (and the measured-beside-predicted view)."""
+        if self._side_by_side is not None:
+            self._side_by_side(False)
+        self.close_grids()
+
+    def close_grids(self) -> None:
+        """Close the small multiples or the slide grid of this panel."""
         self.cells.close()
         self.slides.close()

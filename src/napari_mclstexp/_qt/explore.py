@@ -114,7 +114,7 @@ class ExploreWidget(QWidget):
         self.regions = RegionPanel(napari_viewer, self.target.layer)
         self.side = SideBySide(napari_viewer)
         layout.addWidget(self.regions)
-        self.several = SeveralPanel(napari_viewer, self.target, self.reliability)
+        self.several = SeveralPanel(napari_viewer, self.target, self.reliability, self.side_by_side.setChecked)
         layout.addWidget(self.several)
         self.gene: str | None = None
         self.limits: tuple[float, float] = (0.0, 1.0)
@@ -366,6 +366,7 @@ class ExploreWidget(QWidget):
             show_error("No measured spots for these predictions.")
             self.side_by_side.setChecked(False)
             return
+        self.several.close_grids()
         self.side.enable(pair, layer)
         self.redraw(auto=True)
 
