@@ -181,3 +181,20 @@ def test_one_grid_at_a_time_with_measured_beside_predicted(make_napari_viewer, s
     assert explore.side.active and not any(cell in viewer.layers for cell in cells)
     explore.side_by_side.setChecked(False)
     assert not viewer.grid.enabled and spots.visible and predicted.visible
+
+
+def test_slide_grid_exports_as_one_screenshot(make_napari_viewer, qtbot, tmp_path):
+    """Export's screenshot of the canvas holds every cell of the grid, each coloured."""
+    from PIL import Image
+
+    viewer = make_napari_viewer(show=True)
+    explore, _ = _explore(viewer, make_prediction(seed=1, name="S1"), make_prediction(seed=2, name="S2"))
+    explore.several.slide_grid()
+    assert tuple(viewer.grid.shape) == (1, 2)
+    export = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Export")[1]
+    qtbot.wait(50)
+    path = export.screenshot(str(tmp_path / "grid.png"), canvas_only=True)
+    image = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    coloured = (image.max(axis=2) - image.min(axis=2)) > 60  # viridis, not the grey/black background
+    half = image.shape[1] // 2
+    assert coloured[:, :half].mean() > 0.02 and coloured[:, half:].mean() > 0.02
