@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..layer_data import KEY, layer_adata, layers_with_role
+from ._grid import GridView
 
 
 def slide_for(viewer, *layers):
@@ -35,20 +36,21 @@ def slide_for(viewer, *layers):
 
 
 class SideBySide:
-    """Turns the measured-beside-predicted view on and off for one viewer."""
+    """Turns the measured-beside-predicted view on and off for one viewer (on the shared
+    :class:`~._grid.GridView`, as small multiples and the slide grid)."""
 
     def __init__(self, viewer) -> None:
         self.viewer = viewer
+        self.grid = GridView(viewer)
         self.twin = None
-        self._hidden: list = []
         self._linked: list = []
-        self._stride = 1
-        self._order: list = []
         self.titles: list = []
-        self.active = False
         self._cells: list = []  # the two spots layers the camera fits while the view is on
-        self._shape: tuple[int, int] = (-1, -1)
-        self._fitting = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the two cells are shown."""
+        return self.grid.active
 
     def enable(self, measured, predicted) -> None:
         """Show ``measured`` and ``predicted`` in two cells, each over the slide."""
@@ -56,11 +58,6 @@ class SideBySide:
             self.disable()
         viewer = self.viewer
         slide = slide_for(viewer, predicted, measured)
-        self._order = list(viewer.layers)
-        keep = [layer for layer in (slide, measured, predicted) if layer is not None]
-        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in keep]
-        for layer in self._hidden:
-            layer.visible = False
         titles = [self._title(measured, "measured"), self._title(predicted, "predicted")]
         self.titles = titles
         order = [predicted, titles[1], measured, titles[0]]
@@ -76,19 +73,11 @@ class SideBySide:
                 metadata={KEY: {"role": "twin"}},
             )
             order = [self.twin, predicted, titles[1], slide, measured, titles[0]]
-        for layer in keep + titles + ([self.twin] if self.twin is not None else []):
-            layer.visible = True
-        for layer in order:  # move each to the top in turn: they end up in this order
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
         self._cells = [measured, predicted]
-        viewer.grid.shape = self._best_shape()
-        viewer.grid.stride = -3 if slide is not None else -2
-        viewer.grid.enabled = True
+        owned = titles + ([self.twin] if self.twin is not None else [])
+        stride = -3 if slide is not None else -2
+        self.grid.show(order, stride=stride, shape=self._best_shape(), owned=owned, fit=self._cells)
         self._link(measured, predicted)
-        self.active = True
-        viewer.events.reset_view.connect(self._refit)
-        self.fit()
 
     def _tissue_extent(self) -> np.ndarray:
         """World extent (2, 2) of the spots in both cells: min and max (row, col)."""
@@ -109,19 +98,7 @@ class SideBySide:
 
     def fit(self) -> None:
         """Fit the camera to the spots of both cells (with napari's default 5 % margin)."""
-        cells = [layer for layer in self._cells if layer in self.viewer.layers]
-        if not cells or self._fitting:
-            return
-        self._fitting = True
-        try:
-            self.viewer.fit_to_view(layers=cells)
-        finally:
-            self._fitting = False
-
-    def _refit(self, _event=None) -> None:
-        """After napari's own reset view (which fits every layer, the whole slide included)."""
-        if self.active and not self._fitting:
-            self.fit()
+        self.grid.fit()
 
     def _title(self, layer, text: str):
         """A one-point text layer naming a grid cell, at the top-left of ``layer``'s spots."""
@@ -145,29 +122,9 @@ class SideBySide:
             self._linked = []
 
     def disable(self) -> None:
-        """Back to one view: twin removed, hidden layers shown again, grid off."""
-        viewer = self.viewer
-        if self.active:
-            viewer.events.reset_view.disconnect(self._refit)
-        self._cells = []
-        viewer.grid.enabled = False
-        viewer.grid.stride = self._stride
-        viewer.grid.shape = self._shape
-        for extra in [self.twin, *self.titles]:
-            if extra is not None and extra in viewer.layers:
-                viewer.layers.remove(extra)
-        self.twin, self.titles = None, []
-        for layer in self._hidden:
-            if layer in viewer.layers:
-                layer.visible = True
-        self._hidden = []
-        # the order from before (bottom → top), layers added meanwhile staying on top
-        before = [layer for layer in self._order if layer in viewer.layers]
-        for layer in before:
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        for layer in [layer for layer in viewer.layers if layer not in before]:
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        self._order = []
+        """Back to one view: twin and titles removed, hidden layers shown again, order and grid as before."""
+        self.grid.close()
+        self._cells, self.twin, self.titles = [], None, []
         if self._linked:
             from napari.experimental import unlink_layers
 
@@ -176,4 +133,3 @@ class SideBySide:
             except Exception:  # noqa: BLE001 - a linked layer was deleted meanwhile
                 pass
             self._linked = []
-        self.active = False

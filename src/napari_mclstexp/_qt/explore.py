@@ -33,6 +33,7 @@ from ._common import LayerCombo, button, scroll_layout, viewer_models
 from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
 from ._missing_gene import MissingGene
 from ._region_panel import RegionPanel
+from ._several_panel import SeveralPanel
 from ._side_by_side import SideBySide
 
 NO_LABELS = "(gene values)"
@@ -113,6 +114,8 @@ class ExploreWidget(QWidget):
         self.regions = RegionPanel(napari_viewer, self.target.layer)
         self.side = SideBySide(napari_viewer)
         layout.addWidget(self.regions)
+        self.several = SeveralPanel(napari_viewer, self.target, self.reliability, self.side_by_side.setChecked)
+        layout.addWidget(self.several)
         self.gene: str | None = None
         self.limits: tuple[float, float] = (0.0, 1.0)
         self.last_switch_ms: float = float("nan")
@@ -363,6 +366,7 @@ class ExploreWidget(QWidget):
             show_error("No measured spots for these predictions.")
             self.side_by_side.setChecked(False)
             return
+        self.several.close_grids()
         self.side.enable(pair, layer)
         self.redraw(auto=True)
 
