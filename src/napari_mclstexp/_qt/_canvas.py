@@ -62,3 +62,16 @@ def show_scale_bar(viewer) -> None:
     bar = viewer.canvas.overlays.scale_bar
     bar.position = "bottom_right"  # before it shows: napari builds its visuals then, once
     bar.visible = True
+
+
+def show_predicted_gene(viewer, layer, gene: str, values) -> None:
+    """Name a predicted ``gene`` with its held-out reliability and its colour bar (viridis, robust limits) on the
+    canvas; the layer's builder (:func:`~napari_mclstexp.layer_data.predicted_spots_layer`, ``dense_layer``)
+    coloured it."""
+    from ..analysis.reliability import RELIABLE_R, reliability_map
+    from ..layer_data import layer_adata
+    from ._colors import auto_limits
+
+    limits = auto_limits(values)
+    r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
+    show_gene(viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
@@ -18,6 +17,7 @@ from ..predict.options import PredictOptions
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path, microns_per_pixel
+from ._canvas import show_predicted_gene
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
@@ -261,7 +261,7 @@ class PredictWidget(QWidget):
             values = gene_values(pred, gene)
             self.steps.add(
                 lambda: show_colorbar(added[-1], "viridis", auto_limits(values)),
-                lambda: self._colour(added[-1], gene, values),
+                lambda: show_predicted_gene(self.viewer, added[-1], gene, values),
             )
         self.steps.add(lambda: self._spots_done(pred, gene, added[-1]))
         return DEFERRED
@@ -280,16 +280,6 @@ class PredictWidget(QWidget):
         if gene is not None:
             viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
         self.task.complete(pred)
-
-    def _colour(self, layer, gene: str, values: np.ndarray) -> None:
-        """Name ``gene`` and its colour bar (viridis, robust limits) on the canvas; the layer's builder
-        (:func:`~napari_mclstexp.layer_data.predicted_spots_layer`, ``dense_layer``) coloured it."""
-        from ..analysis.reliability import RELIABLE_R, reliability_map
-        from ._canvas import gene_title, show_gene
-
-        limits = auto_limits(values)
-        r = reliability_map(layer_adata(layer).uns.get("mclstexp", {}).get("reliability")).get(gene)
-        show_gene(self.viewer, layer, gene, "viridis", limits, gene_title(gene, r, RELIABLE_R))
 
     def _warn_other_genes(self, pred) -> None:
         """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
@@ -362,7 +352,7 @@ class PredictWidget(QWidget):
             values = gene_values(pred, gene)
             steps += [
                 lambda: show_colorbar(self._dense, "viridis", auto_limits(values)),
-                lambda: self._colour(self._dense, gene, values),
+                lambda: show_predicted_gene(self.viewer, self._dense, gene, values),
             ]
         self.steps.add(*steps, lambda: self._dense_done(pred, gene))
         return DEFERRED
