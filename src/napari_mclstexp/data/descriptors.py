@@ -121,13 +121,14 @@ def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
     return out
 
 
-def lbp_codes(grey: np.ndarray, radius: int, points: int, m: int) -> np.ndarray:
-    """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images, for the
-    pixels at least ``m`` ≥ ``radius`` px from the edge: scikit-image's ``method="uniform"``, the whole batch at
-    once, one bilinear circle sample at a time."""
+def lbp_codes(grey: Any, radius: int, points: int, m: int) -> Any:
+    """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images (numpy, or
+    torch on any device: the same arithmetic), for the pixels at least ``m`` ≥ ``radius`` px from the edge:
+    scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time."""
     threshold = grey[:, m:-m, m:-m] - 1e-4
-    ones = np.zeros(threshold.shape, np.int16)
-    changes = np.zeros(threshold.shape, np.int16)
+    tensor = not isinstance(grey, np.ndarray)
+    ones = (threshold * 0).short() if tensor else np.zeros(threshold.shape, np.int16)
+    changes = ones * 0
     first = previous = None
     for a in 2 * np.pi * np.arange(points) / points:
         bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
@@ -138,6 +139,8 @@ def lbp_codes(grey: np.ndarray, radius: int, points: int, m: int) -> np.ndarray:
             changes += bit != previous
         previous = bit
     changes += previous != first  # the circle closes
+    if tensor:
+        return ones.where(changes <= 2, ones.new_full((), points + 1))
     return np.where(changes <= 2, ones, points + 1)
 
 
@@ -377,20 +380,7 @@ def cell_statistics_torch(images: Any, cell: int) -> np.ndarray:
     ]
     grey = (images.float() @ torch.from_numpy(_GREY).to(dev)).to(torch.uint8).float()
     for (radius, points), offset in zip(_LBP, (_LBP1, _LBP3), strict=True):
-        threshold = grey[:, m:-m, m:-m] - 1e-4
-        ones = torch.zeros(threshold.shape, dtype=torch.int16, device=dev)
-        changes = torch.zeros_like(ones)
-        first = previous = None
-        for a in 2 * np.pi * np.arange(points) / points:
-            bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
-            ones += bit
-            if previous is None:
-                first = bit
-            else:
-                changes += bit != previous
-            previous = bit
-        changes += previous != first
-        lbp = torch.where(changes <= 2, ones, torch.full_like(ones, points + 1))
+        lbp = lbp_codes(grey, radius, points, m)
         codes.append(lbp.reshape(n, -1, 1).long() + offset)
     flat = (torch.cat(codes, dim=2) + cell_id[:, :, None] * _N_COUNTS).ravel()
     counts = torch.bincount(flat, minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
