@@ -134,6 +134,7 @@ def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_pa
     explore.target.select(viewer.layers["SYN3 spots predicted"])
     explore.regions.region_layer()
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy)  # the view is built in steps
     um = pint.get_application_registry().micrometer
     assert len(viewer.layers) == 10  # + the tissue mask and the two side-by-side titles
     for layer in viewer.layers:
@@ -163,7 +164,7 @@ def test_predicting_with_a_model_of_other_genes_says_so(
     assert "SYN1 spots" in warned[-1]
 
 
-def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synthetic_samples):
+def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, qtbot, synthetic_samples):
     """Side by side, switching to a gene the section did not measure left the measured spots in the
     previous gene's colours, beside the new gene's predictions.  They now show "no value"."""
     from napari_mclstexp._qt._colors import NAN_RGBA
@@ -181,6 +182,7 @@ def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synt
     explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
     explore.target.select(predicted)
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy)  # the view is built in steps
     explore.set_gene(gene)
     assert np.isfinite(measured.features["value"]).all()
     explore.set_gene("NOT_MEASURED")

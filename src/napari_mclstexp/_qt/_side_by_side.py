@@ -11,11 +11,13 @@ side by side or one above the other, whichever shows the tissue larger on the ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..layer_data import KEY, layer_adata, layers_with_role
+from ._gui_steps import GuiSteps
 
 
 def slide_for(viewer, *layers):
@@ -49,9 +51,13 @@ class SideBySide:
         self._cells: list = []  # the two spots layers the camera fits while the view is on
         self._shape: tuple[int, int] = (-1, -1)
         self._fitting = False
+        self._connected = False  # the grid is on and napari's reset view refits it
+        self.steps = GuiSteps()
 
-    def enable(self, measured, predicted) -> None:
-        """Show ``measured`` and ``predicted`` in two cells, each over the slide."""
+    def enable(self, measured, predicted, then: Callable[[], object] | None = None) -> None:
+        """Show ``measured`` and ``predicted`` in two cells, each over the slide; ``then`` runs once the
+        view is complete.  Built in :class:`GuiSteps` steps (hiding, two titles, the slide's twin, the
+        order, the grid): done in one slot, the her2st folder's view froze the window for seconds."""
         if self.active:
             self.disable()
         viewer = self.viewer
@@ -59,12 +65,16 @@ class SideBySide:
         self._order = list(viewer.layers)
         keep = [layer for layer in (slide, measured, predicted) if layer is not None]
         self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in keep]
-        for layer in self._hidden:
-            layer.visible = False
-        titles = [self._title(measured, "measured"), self._title(predicted, "predicted")]
-        self.titles = titles
-        order = [predicted, titles[1], measured, titles[0]]
-        if slide is not None:
+        self.active = True
+
+        def hide() -> None:
+            for layer in self._hidden:
+                layer.visible = False
+
+        def title(layer, text: str) -> None:
+            self.titles.append(self._title(layer, text))
+
+        def twin() -> None:
             self.twin = viewer.add_image(
                 slide.data,
                 rgb=slide.rgb,
@@ -74,21 +84,40 @@ class SideBySide:
                 units=slide.units,
                 name=f"{slide.name} (beside)",
                 metadata={KEY: {"role": "twin"}},
+                visible=False,
             )
-            order = [self.twin, predicted, titles[1], slide, measured, titles[0]]
-        for layer in keep + titles + ([self.twin] if self.twin is not None else []):
-            layer.visible = True
-        for layer in order:  # move each to the top in turn: they end up in this order
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
-        self._cells = [measured, predicted]
-        viewer.grid.shape = self._best_shape()
-        viewer.grid.stride = -3 if slide is not None else -2
-        viewer.grid.enabled = True
-        self._link(measured, predicted)
-        self.active = True
-        viewer.events.reset_view.connect(self._refit)
-        self.fit()
+
+        def order() -> None:
+            titles = self.titles
+            layers = [predicted, titles[1], measured, titles[0]]
+            if self.twin is not None:
+                layers = [self.twin, predicted, titles[1], slide, measured, titles[0]]
+            for layer in keep + titles:
+                layer.visible = True
+            for layer in layers:  # move each to the top in turn: they end up in this order
+                viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+
+        def grid() -> None:
+            self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
+            self._cells = [measured, predicted]
+            viewer.grid.shape = self._best_shape()
+            viewer.grid.stride = -3 if self.twin is not None else -2
+            viewer.grid.enabled = True
+            self._link(measured, predicted)
+            viewer.events.reset_view.connect(self._refit)
+            self._connected = True
+            self.fit()
+
+        def show_twin() -> None:
+            if self.twin is not None:
+                self.twin.visible = True  # drawn last: the slide's twin is the heaviest to draw
+
+        self.steps.add(hide, lambda: title(measured, "measured"), lambda: title(predicted, "predicted"))
+        if slide is not None:
+            self.steps.add(twin)
+        self.steps.add(order, grid, show_twin)
+        if then is not None:
+            self.steps.add(then)
 
     def _tissue_extent(self) -> np.ndarray:
         """World extent (2, 2) of the spots in both cells: min and max (row, col)."""
@@ -147,12 +176,14 @@ class SideBySide:
     def disable(self) -> None:
         """Back to one view: twin removed, hidden layers shown again, grid off."""
         viewer = self.viewer
-        if self.active:
+        self.steps.clear()  # a view still being built stops here
+        if self._connected:
             viewer.events.reset_view.disconnect(self._refit)
+            self._connected = False
+            viewer.grid.enabled = False
+            viewer.grid.stride = self._stride
+            viewer.grid.shape = self._shape
         self._cells = []
-        viewer.grid.enabled = False
-        viewer.grid.stride = self._stride
-        viewer.grid.shape = self._shape
         for extra in [self.twin, *self.titles]:
             if extra is not None and extra in viewer.layers:
                 viewer.layers.remove(extra)
