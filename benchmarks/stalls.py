@@ -52,11 +52,13 @@ def _until_finished(app, task, start) -> tuple[object, list[float]]:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     loop, done = QEventLoop(), []
     task.finished.connect(lambda value: (done.append(value), loop.quit()))
+    ticks.append(time.perf_counter())  # the click: a slot that blocks is a gap from here
     timer.start()
     start()
     if not done:
         loop.exec()
     timer.stop()
+    ticks.append(time.perf_counter())
     return done[0], ticks
 
 

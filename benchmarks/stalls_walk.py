@@ -75,6 +75,15 @@ class Ticks:
         self.timer.setInterval(10)
         self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
 
+    def start(self) -> None:
+        """Start ticking; the start counts as a tick (a click whose slot blocks is a gap from here)."""
+        self.times.append(time.perf_counter())
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.times.append(time.perf_counter())
+
     def gaps_ms(self) -> np.ndarray:
         return np.diff(self.times) * 1e3 if len(self.times) > 1 else np.array([np.inf])
 
@@ -118,16 +127,18 @@ class Walk:
         return [] if p is None else [p.load, p.train, p.predict, p.explore, p.domains, p.export]
 
     def idle(self, *, training_ok: bool = True) -> bool:
-        """No task of the panel runs (the background training aside) and no layer step waits."""
+        """The panel is open, no task of it runs (the background training aside), no layer step waits."""
+        if self.panel is not None and not getattr(self.panel, "ready", True):
+            return False  # a panel that opens in steps (the step widgets still going in)
         for w in self.widgets():
             if w is self.panel.train and training_ok:
                 continue
             task = getattr(w, "task", None)
             if task is not None and task.running:
                 return False
-            steps = getattr(w, "steps", None) or getattr(getattr(w, "task", None), "steps", None)
-            if steps is not None and steps.busy:
-                return False
+            for steps in (getattr(w, "steps", None), getattr(getattr(w, "side", None), "steps", None)):
+                if steps is not None and steps.busy:
+                    return False
         return True
 
     def settle(self, timeout_s: float = 900.0) -> None:
@@ -230,10 +241,10 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
     ticks = Ticks()
 
     def measured(do: Callable[[], None]) -> None:
-        ticks.timer.start()
+        ticks.start()
         do()
         walk.settle()
-        ticks.timer.stop()
+        ticks.stop()
 
     if action == "open_panel" and mode == "quiet":
         measured(walk.open_panel)

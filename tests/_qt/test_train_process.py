@@ -34,7 +34,7 @@ def test_process_training_equals_thread_training(synthetic_samples, tmp_path, mo
     assert in_proc.path == tmp_path / "p.mclst" and in_proc.bundle.path == in_proc.path
     assert in_proc.result.model is None and len(in_proc.result.history) == 2
     assert list(in_proc.bundle.genes) == list(in_thread.bundle.genes)
-    a, b = in_proc.bundle.model.state_dict(), in_thread.bundle.model.state_dict()
+    a, b = in_proc.bundle.state_dict, in_thread.bundle.state_dict
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)

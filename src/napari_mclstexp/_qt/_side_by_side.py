@@ -39,7 +39,7 @@ def slide_for(viewer, *layers):
 class SideBySide:
     """Turns the measured-beside-predicted view on and off for one viewer."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer, parent=None) -> None:
         self.viewer = viewer
         self.twin = None
         self._hidden: list = []
@@ -52,7 +52,7 @@ class SideBySide:
         self._shape: tuple[int, int] = (-1, -1)
         self._fitting = False
         self._connected = False  # the grid is on and napari's reset view refits it
-        self.steps = GuiSteps()
+        self.steps = GuiSteps(parent)  # goes with its owner (a widget): no step runs after it is closed
 
     def enable(self, measured, predicted, then: Callable[[], object] | None = None) -> None:
         """Show ``measured`` and ``predicted`` in two cells, each over the slide; ``then`` runs once the

@@ -110,7 +110,7 @@ class ExploreWidget(QWidget):
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
         self.regions = RegionPanel(napari_viewer, self.target.layer)
-        self.side = SideBySide(napari_viewer)
+        self.side = SideBySide(napari_viewer, self)
         layout.addWidget(self.regions)
         self.gene: str | None = None
         self.limits: tuple[float, float] = (0.0, 1.0)
