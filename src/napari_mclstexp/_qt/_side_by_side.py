@@ -11,6 +11,7 @@ side by side or one above the other, whichever shows the tissue larger on the ca
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,15 @@ def slide_for(viewer, *layers):
             if Path(slide.metadata[KEY]["slide_path"]) == Path(path).resolve():
                 return slide
     return slides[-1] if slides else None
+
+
+@contextlib.contextmanager
+def batched(viewer):
+    """napari redraws its whole scene graph on every visibility change, move and grid setting (a draw each,
+    ~0.1 s on a shown canvas); inside this block it does so once, at the end."""
+    batch = getattr(viewer.layers, "batched_update", None)
+    with batch() if batch is not None else contextlib.nullcontext():
+        yield
 
 
 class SideBySide:
@@ -68,8 +78,9 @@ class SideBySide:
         self.active = True
 
         def hide() -> None:
-            for layer in self._hidden:
-                layer.visible = False
+            with batched(viewer):
+                for layer in self._hidden:
+                    layer.visible = False
 
         def title(layer, text: str) -> None:
             self.titles.append(self._title(layer, text))
@@ -92,17 +103,18 @@ class SideBySide:
             layers = [predicted, titles[1], measured, titles[0]]
             if self.twin is not None:
                 layers = [self.twin, predicted, titles[1], slide, measured, titles[0]]
-            for layer in keep + titles:
-                layer.visible = True
-            for layer in layers:  # move each to the top in turn: they end up in this order
-                viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+            with batched(viewer):
+                for layer in keep + titles:
+                    layer.visible = True
+                viewer.layers.move_multiple([viewer.layers.index(layer) for layer in layers], len(viewer.layers))
 
         def grid() -> None:
             self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
             self._cells = [measured, predicted]
-            viewer.grid.shape = self._best_shape()
-            viewer.grid.stride = -3 if self.twin is not None else -2
-            viewer.grid.enabled = True
+            with batched(viewer):
+                viewer.grid.shape = self._best_shape()
+                viewer.grid.stride = -3 if self.twin is not None else -2
+                viewer.grid.enabled = True
             self._link(measured, predicted)
             viewer.events.reset_view.connect(self._refit)
             self._connected = True
@@ -177,27 +189,28 @@ class SideBySide:
         """Back to one view: twin removed, hidden layers shown again, grid off."""
         viewer = self.viewer
         self.steps.clear()  # a view still being built stops here
-        if self._connected:
-            viewer.events.reset_view.disconnect(self._refit)
-            self._connected = False
-            viewer.grid.enabled = False
-            viewer.grid.stride = self._stride
-            viewer.grid.shape = self._shape
-        self._cells = []
-        for extra in [self.twin, *self.titles]:
-            if extra is not None and extra in viewer.layers:
-                viewer.layers.remove(extra)
-        self.twin, self.titles = None, []
-        for layer in self._hidden:
-            if layer in viewer.layers:
-                layer.visible = True
-        self._hidden = []
-        # the order from before (bottom → top), layers added meanwhile staying on top
-        before = [layer for layer in self._order if layer in viewer.layers]
-        for layer in before:
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        for layer in [layer for layer in viewer.layers if layer not in before]:
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        with batched(viewer):
+            if self._connected:
+                viewer.events.reset_view.disconnect(self._refit)
+                self._connected = False
+                viewer.grid.enabled = False
+                viewer.grid.stride = self._stride
+                viewer.grid.shape = self._shape
+            self._cells = []
+            for extra in [self.twin, *self.titles]:
+                if extra is not None and extra in viewer.layers:
+                    viewer.layers.remove(extra)
+            self.twin, self.titles = None, []
+            for layer in self._hidden:
+                if layer in viewer.layers:
+                    layer.visible = True
+            self._hidden = []
+            # the order from before (bottom → top), layers added meanwhile staying on top
+            before = [layer for layer in self._order if layer in viewer.layers]
+            for layer in before:
+                viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+            for layer in [layer for layer in viewer.layers if layer not in before]:
+                viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
         self._order = []
         if self._linked:
             from napari.experimental import unlink_layers
