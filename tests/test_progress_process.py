@@ -65,3 +65,25 @@ def test_closing_the_generator_stops_the_child():
     started = time.perf_counter()
     gen.close()  # what napari's worker does when its thread quits
     assert time.perf_counter() - started < 15
+
+
+def test_a_script_without_main_guard_is_not_run_again_in_the_child(tmp_path):
+    """A user's script (``viewer = napari.Viewer(); napari.run()``, no ``__main__`` guard) started the child
+    as a copy of itself under ``spawn``: a second window, and a training that never came."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "print('SCRIPT RAN', flush=True)\n"
+        "from test_progress_process import counting\n"
+        "from napari_mclstexp.progress import run\n"
+        "from napari_mclstexp.progress_process import run_in_process\n"
+        "print('RESULT', run(run_in_process(counting, 4)), flush=True)\n"
+    )
+    here = str(Path(__file__).resolve().parent)
+    env = {**__import__("os").environ}
+    env["PYTHONPATH"] = here + __import__("os").pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.stdout.count("SCRIPT RAN") == 1 and "RESULT 6" in out.stdout, out.stdout + out.stderr[-2000:]

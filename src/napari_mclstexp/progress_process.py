@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
+import sys
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 from .errors import Cancelled, MclstexpError
@@ -43,6 +45,28 @@ class ProcessCancelToken(CancelToken):
 
 class WorkerProcessError(MclstexpError):
     """The worker process failed with an error that could not travel back as it was, or died."""
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """While a child starts, hide the caller's main script from ``spawn``: the target is imported by name, and
+    a script without an ``if __name__ == "__main__"`` guard (``viewer = napari.Viewer(); napari.run()``)
+    would otherwise run again in the child (a second window, a child that never trains)."""
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:
+        saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+        try:
+            if "__file__" in saved:
+                del main.__file__
+            if "__spec__" in saved:
+                main.__spec__ = None
+            yield
+        finally:
+            if main is not None:
+                main.__dict__.update(saved)
 
 
 def _send_warning(events: Any) -> Callable[..., None]:
@@ -104,7 +128,8 @@ def run_in_process(
     ctx = multiprocessing.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
     proc = ctx.Process(target=_child, args=(target, args, kwargs, events, stop), daemon=True, name="mclstexp-worker")
-    proc.start()
+    with _main_not_reimported():
+        proc.start()
     try:
         while True:
             if cancel is not None and cancel.cancelled:

@@ -106,7 +106,8 @@ class SideBySide:
             with batched(viewer):
                 for layer in keep + titles:
                     layer.visible = True
-                viewer.layers.move_multiple([viewer.layers.index(layer) for layer in layers], len(viewer.layers))
+                for layer in layers:  # move each to the top in turn: they end up in this order
+                    viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
 
         def grid() -> None:
             self._stride, self._shape = viewer.grid.stride, tuple(viewer.grid.shape)
