@@ -44,7 +44,9 @@ PARTS = (
     Part(
         "stalls",
         "stalls",
-        "no UI stall over 250 ms loading the her2st folder or streaming a whole-slide prediction (fresh processes)",
+        "no freeze in the pathologist's walk (open the panel, load her2st, train, predict at spots and over the "
+        "slide, genes, side by side, domains, export, tissue), quiet and while the panel trains: median <= 250 ms, "
+        "no run over 350 / 500 ms (fresh processes)",
         runs_on="CPU, display",
         standing=True,
         display=True,

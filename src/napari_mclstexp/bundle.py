@@ -34,13 +34,11 @@ import torch
 
 from .analysis.report import json_safe, versions
 from .atomic import atomic_write_path
+from .bundle_file import FORMAT_NAME, FORMAT_VERSION, read_members
 from .errors import BundleError, InputError, MissingInputError
 from .model.bank import ReferenceBank, build_bank
 
-FORMAT_NAME = "napari-mclstexp-bundle"
-FORMAT_VERSION = 2
 SUFFIX = ".mclst"
-_MEMBERS = ("metadata.json", "weights.safetensors", "bank.safetensors", "bank_spots.json")
 
 
 @dataclass
@@ -259,55 +257,6 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike, *, bank_dtype: str = "f
     return dest
 
 
-def _read_members(path: Path) -> dict[str, bytes]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [m for m in _MEMBERS if m not in names]
-            if "metadata.json" in missing:
-                raise BundleError("not a model bundle (no metadata.json inside)", path)
-            meta = json.loads(zf.read("metadata.json"))
-            _check_format(meta, path)
-            if missing:
-                raise BundleError(f"bundle is incomplete: missing {', '.join(missing)}", path)
-            return {"metadata": meta, **{m: zf.read(m) for m in _MEMBERS[1:]}}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, UnicodeDecodeError, ValueError) as err:
-        if isinstance(err, BundleError):
-            raise
-        raise BundleError(f"not a readable model bundle (corrupt or truncated?): {err}", path) from err
-
-
-def _check_format(meta: Any, path: Path) -> None:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise BundleError(f"not a model bundle (format is not {FORMAT_NAME!r})", path)
-    version = meta.get("format_version")
-    if not isinstance(version, int):
-        raise BundleError(f"bundle has an invalid format_version {version!r}", path)
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"bundle format version {version} is newer than this napari-mclstexp supports "
-            f"({FORMAT_VERSION}); upgrade napari-mclstexp",
-            path,
-        )
-    if version < 1:
-        raise BundleError(f"unknown bundle format version {version}", path)
-
-
-def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """A bundle's model card from its ``metadata.json`` alone (quick: no weights or bank are read)."""
-    from .model_card import build_card
-
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("metadata.json"))
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise BundleError(f"not a readable model bundle: {err}", path) from err
-    _check_format(meta, path)
-    card = meta.get("model_card")
-    return dict(card) if isinstance(card, dict) else build_card(meta, (meta.get("bank") or {}).get("n_spots"))
-
-
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Read a ``.mclst`` bundle (JSON + safetensors only; nothing is unpickled).
 
@@ -325,7 +274,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     path = Path(path)
     if not path.is_file():
         raise MissingInputError("model bundle not found", path)
-    members = _read_members(path)
+    members = read_members(path)
     meta = members["metadata"]
     try:
         state = load_torch(members["weights.safetensors"])

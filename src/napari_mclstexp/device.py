@@ -1,19 +1,48 @@
-"""Choosing the compute device: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
+"""Choosing the compute device: ``auto`` prefers CUDA, then Apple MPS, then the CPU.
+
+torch is imported by the functions that need it, not with this module: the napari panel lists devices
+when it opens, and importing torch in the GUI thread froze the window for seconds.
+"""
 
 from __future__ import annotations
 
-import torch
+import os
+import platform
+import sys
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
+#: Device files of the accelerator drivers torch can use on Linux (NVIDIA, AMD ROCm, WSL's GPU).
+_LINUX_GPU_FILES = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def accelerator_possible() -> bool:
+    """Whether this machine may have a GPU torch can use, without importing torch: ``False`` only on
+    Linux without any accelerator driver's device file (macOS on Apple silicon and Windows: ``True``)."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(f) for f in _LINUX_GPU_FILES)
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return True
+
 
 def _mps_available() -> bool:
+    import torch
+
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
 
 def available_devices() -> list[str]:
     """Devices usable here, best first, e.g. ``["cuda", "cuda:0", "cuda:1", "cpu"]``."""
+    if not accelerator_possible():
+        return ["cpu"]
+    import torch
+
     out: list[str] = []
     if torch.cuda.is_available():
         out.append("cuda")
@@ -32,6 +61,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     InputError
         The requested device does not exist on this machine.
     """
+    import torch
+
     if isinstance(name, torch.device):
         name = str(name)
     name = (name or "auto").strip().lower()
@@ -62,6 +93,10 @@ def release_gpu_memory() -> str:
     import gc
 
     gc.collect()
+    if "torch" not in sys.modules:  # nothing ran on an accelerator yet
+        return "no GPU memory in use; caches cleared"
+    import torch
+
     if torch.cuda.is_available():
         before = torch.cuda.memory_reserved()
         torch.cuda.empty_cache()

@@ -10,8 +10,25 @@ import os
 from pathlib import Path
 
 
+def _rebuild(cls: type, args: tuple, state: dict, cause: BaseException | None = None) -> MclstexpError:
+    """Unpickle an engine error: built from its message, then its attributes (``problem``, ``path``, …)
+    set as they were (the classes' ``__init__`` parameters differ)."""
+    try:
+        err = cls(*args)
+    except TypeError:
+        err = cls.__new__(cls)
+        Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    err.__cause__ = cause
+    return err
+
+
 class MclstexpError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose (pickled with its type, message and
+    attributes: errors of a worker process come back as they were raised)."""
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, self.__dict__, self.__cause__))
 
 
 class InputError(MclstexpError, ValueError):

@@ -22,11 +22,13 @@ class Gaps:
         self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
 
     def __enter__(self):
+        self.ticks.append(time.perf_counter())  # the click: a slot that blocks is a gap from here
         self.timer.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.timer.stop()
+        self.ticks.append(time.perf_counter())
 
     @property
     def longest_ms(self) -> float:

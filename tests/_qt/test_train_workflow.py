@@ -26,7 +26,8 @@ def test_widget_training_reuses_patches_and_resumes(synthetic_samples, tmp_path,
 
     monkeypatch.setattr(patches_mod, "iter_extract_patches", counting)
     out = tmp_path / "m.mclst"
-    kw = dict(genes="hvg:8", device="cpu", out=str(out), overrides=TINY)
+    # in this thread: the counting patch above does not reach a worker process
+    kw = dict(genes="hvg:8", device="cpu", out=str(out), overrides=TINY, in_process=False)
     first = run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, **kw))
     # both sections' spot patches and the tissue descriptors' 3× reads around them
     assert len(extracted) == 4 and first.resumed_from_epoch == 0

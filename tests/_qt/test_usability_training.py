@@ -46,7 +46,17 @@ def test_offline_imagenet_weights_error_speaks_widget(make_napari_viewer, synthe
     )
     out = tmp_path / "m.mclst"
     with pytest.raises(WeightsUnavailableError) as info:
-        run(train_and_save(list(synthetic_samples[:1]), "default", epochs=1, genes="hvg:8", device="cpu", out=str(out)))
+        run(  # in this thread: the offline patch above does not reach a worker process
+            train_and_save(
+                list(synthetic_samples[:1]),
+                "default",
+                epochs=1,
+                genes="hvg:8",
+                device="cpu",
+                out=str(out),
+                in_process=False,
+            )
+        )
     message = str(info.value)
     assert "--weights" not in message and "Weights field" in message and "quick preset" in message
     assert not out.exists()

@@ -164,7 +164,7 @@ def test_predicting_with_a_model_of_other_genes_says_so(
     assert "SYN1 spots" in warned[-1]
 
 
-def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, synthetic_samples):
+def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, qtbot, synthetic_samples):
     """Side by side, switching to a gene the section did not measure left the measured spots in the
     previous gene's colours, beside the new gene's predictions.  They now show "no value"."""
     from napari_mclstexp._qt._colors import NAN_RGBA

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 
 def card_for(path: str) -> tuple[str, str]:
     """``(one line, full text)`` of the bundle at ``path``'s model card; ``("", "")`` when it cannot be read."""
-    from ..bundle import read_card
+    from ..bundle_file import read_card
     from ..errors import MclstexpError
     from ..model_card import card_summary, card_text
 
@@ -72,6 +73,14 @@ def warn_novelty(viewer, pred) -> None:
         text = viewer.canvas.overlays.text
         text.text = (f"{text.text}\n" if text.visible and text.text else "") + "⚠ " + message.split(" (")[0]
         text.visible = True
+
+
+def metadata_view(meta: dict) -> SimpleNamespace:
+    """What the guards read of a bundle (genes, patch px and µm, metadata) from its ``metadata.json`` alone, so the
+    GUI thread warns before predicting without loading the model (torch is read in the worker)."""
+    return SimpleNamespace(
+        metadata=meta, genes=meta.get("genes", []), patch_px=meta.get("patch_px"), patch_um=meta.get("patch_um")
+    )
 
 
 def warn_inputs(bundle, mpp: float | None, measured=()) -> None:

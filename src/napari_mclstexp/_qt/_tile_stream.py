@@ -78,3 +78,11 @@ def paint_tiles(layer, grid, items: list[tuple[np.ndarray, np.ndarray]], gene_in
         layer.contrast_limits = (lo, hi if hi > lo else lo + 1)
     layer.refresh()
     return sum(len(xy) for xy, _ in items)
+
+
+def stream_gene_index(bundle) -> int:
+    """(Worker) The gene a whole-slide run streams: the bundle's most reliable one."""
+    from ..analysis.reliability import best_gene, reliability_map
+
+    genes = list(map(str, bundle.genes))
+    return genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))

@@ -18,7 +18,9 @@ from ..workflows.domains import domains_task
 from ._canvas_follow import follow_selection
 from ._colorbar import Legend
 from ._common import LayerCombo, add_layer_tuples, button, scroll_layout
-from ._worker import TaskPanel
+from ._gui_steps import GuiSteps
+from ._tissue_layer import warm_tissue_colormap
+from ._worker import DEFERRED, TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
 NO_TRUTH = "(none)"
@@ -57,6 +59,8 @@ class DomainsWidget(QWidget):
         form.addRow("From", self.source)
         form.addRow("Reference labels", self.truth)
         self.task = TaskPanel()
+        #: The layer, its drawing and the legend go in one per event-loop turn (a layer costs 0.1–0.5 s).
+        self.steps = self.task.steps = GuiSteps(self, on_error=lambda err: self.task.complete(None, err))
         self.scores = QLabel("")
         self.legend = Legend()
         layout = scroll_layout(self)
@@ -122,11 +126,17 @@ class DomainsWidget(QWidget):
 
             if adata is None:
                 raise InputError("predict first: no predictions to cluster")
-            return domains_task(adata, k, source, truth, token)
+
+            def run():
+                warm_tissue_colormap()  # numba label kernels and dash patterns: here, not in the GUI thread
+                return (yield from domains_task(adata, k, source, truth, token))
+
+            return run()
 
         return self.task.start(make, self._show, description="Domains")
 
-    def _show(self, result) -> None:
+    def _show(self, result) -> object:
+        """The domain layer (in hidden, drawn a step later), then legend and selection: in steps."""
         labels, scores = result
         self.labels, self.score_values = np.asarray(labels), scores
         adata = layer_adata(self._layer)
@@ -135,24 +145,31 @@ class DomainsWidget(QWidget):
         # dense tiles and binned rasters (Visium HD) get a Labels map; spots a Points layer
         dense = role(self._layer) == "dense" or "raster" in self._layer.metadata.get(KEY, {})
         name = domain_layer_name(self._layer.name, library_id(adata), dense=dense)
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        if dense:
-            self._add_domain_map(adata, labels, colors, name)
-        else:
-            self._add_domain_spots(adata, labels, colors, name)
-        counts = np.bincount(labels, minlength=len(names))
-        self.legend.set(names, colors, counts.tolist())
-        if name in self.viewer.layers:  # the canvas shows this legend while the layer is selected
-            self.viewer.layers[name].metadata[KEY]["legend"] = (names, colors, counts.tolist())
-            self.viewer.layers.selection.active = self.viewer.layers[name]
-            follow_selection(self.viewer).update()
-        if scores:
-            self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}")
-        else:
-            self.scores.setText(f"{len(names)} domains")
+        add = self._add_domain_map if dense else self._add_domain_spots
 
-    def _add_domain_map(self, pred, labels: np.ndarray, colors: np.ndarray, name: str) -> None:
+        def added() -> None:
+            layer = add(adata, labels, colors, name)
+            self.steps.next(lambda: setattr(layer, "visible", True))
+
+        def legend() -> None:
+            counts = np.bincount(labels, minlength=len(names))
+            self.legend.set(names, colors, counts.tolist())
+            if name in self.viewer.layers:  # the canvas shows this legend while the layer is selected
+                self.viewer.layers[name].metadata[KEY]["legend"] = (names, colors, counts.tolist())
+                self.viewer.layers.selection.active = self.viewer.layers[name]
+                follow_selection(self.viewer).update()
+            if scores:
+                truth = self.truth.currentText()
+                self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {truth}")
+            else:
+                self.scores.setText(f"{len(names)} domains")
+
+        if name in self.viewer.layers:
+            self.steps.add(lambda: self.viewer.layers.remove(name))
+        self.steps.add(added, legend, lambda: self.task.complete(result))
+        return DEFERRED
+
+    def _add_domain_map(self, pred, labels: np.ndarray, colors: np.ndarray, name: str):
         """Whole-slide predictions: a Labels layer, one pixel per tile (label = domain + 1, 0 = none),
         over the prediction's grid; its AnnData is a copy of the prediction with ``obs['domain']``."""
         from napari.utils.colormaps import DirectLabelColormap
@@ -163,7 +180,9 @@ class DomainsWidget(QWidget):
         if raster is not None:
             image = raster.labels(np.asarray(labels) + 1)
         else:
-            image = grid_image(pred, np.asarray(labels) + 1, fill=0).astype(np.int32)
+            image = grid_image(pred, np.asarray(labels) + 1, fill=0)
+        # uint8 (k ≤ 50): the label kernels the worker compiled (warm_tissue_colormap), not int32's
+        image = np.asarray(image).astype(np.uint8 if int(np.max(labels, initial=0)) < 255 else np.int32)
         rgba = {i + 1: (*(c / 255.0), 1.0) for i, c in enumerate(colors)}
         with_domains = pred.copy()
         with_domains.obs["domain"] = pd.Categorical(labels)
@@ -174,8 +193,9 @@ class DomainsWidget(QWidget):
             if raster is not None
             else {"scale": dense.scale, "translate": dense.translate}
         )
-        self.viewer.add_labels(
+        return self.viewer.add_labels(
             image,
+            visible=False,
             name=name,
             **place,
             units=dense.units,
@@ -184,13 +204,13 @@ class DomainsWidget(QWidget):
             metadata=meta,
         )
 
-    def _add_domain_spots(self, adata, labels: np.ndarray, colors: np.ndarray, name: str) -> None:
-        """Spot predictions: a Points layer coloured by domain (``features['domain']``)."""
-        (layer,) = add_layer_tuples(
-            self.viewer, [spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))]
-        )
+    def _add_domain_spots(self, adata, labels: np.ndarray, colors: np.ndarray, name: str):
+        """Spot predictions: a Points layer coloured by domain (``features['domain']``), in hidden."""
+        data, kwargs, kind = spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))
+        (layer,) = add_layer_tuples(self.viewer, [(data, {**kwargs, "visible": False}, kind)])
         layer.metadata[KEY]["source"] = self._layer.metadata[KEY].get("source")
         # categorical column and direct colours: never switch this layer to a numeric colour mode
         layer.features = pd.DataFrame({"domain": pd.Categorical(labels)})
         with layer.events.face_color.blocker():
             layer.face_color = np.concatenate([colors[labels] / 255.0, np.ones((len(labels), 1))], axis=1)
+        return layer

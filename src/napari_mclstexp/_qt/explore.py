@@ -30,7 +30,7 @@ from ._canvas import gene_title, hide_colorbar, show_gene
 from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
 from ._common import LayerCombo, button, scroll_layout, viewer_models
-from ._gene_list import GENE_ROLE, SORTS, GeneFilter, GeneModel
+from ._gene_list import GENE_ROLE, SORTS, GeneModel
 from ._missing_gene import MissingGene
 from ._region_panel import RegionPanel
 from ._several_panel import SeveralPanel
@@ -59,8 +59,7 @@ class ExploreWidget(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("search genes… (Enter: top match)")
         self.model = GeneModel()
-        self.proxy = GeneFilter()
-        self.proxy.setSourceModel(self.model)
+        self.proxy = self.model  # filters and orders itself (no sorting proxy: see GeneModel)
         self.search.textChanged.connect(self.proxy.set_query)
         self.search.returnPressed.connect(self.choose_top_match)
         self.sort = QComboBox()
@@ -191,7 +190,6 @@ class ExploreWidget(QWidget):
         if (genes, reliability) != getattr(self, "_listed", None):
             self._listed = (genes, reliability)
             self.model.set_genes(genes, reliability, RELIABLE_R)
-            self.proxy.sort(0)
 
     def _refresh_label_columns(self, adata) -> None:
         from ._label_colours import label_columns

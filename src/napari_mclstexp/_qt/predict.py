@@ -22,9 +22,9 @@ from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
-from ._novelty import novelty_layer, show_card, warn_inputs, warn_novelty
+from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn_novelty
 from ._predict_text import other_genes_warning, score_text, showing, training_note
-from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
+from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
 from ._toasts import notify
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
@@ -96,6 +96,7 @@ class PredictWidget(QWidget):
         self._stream = None
         self._grid = None
         self._stream_slide = None
+        self._gene_index = 0
         self._run = 0
         #: Layers and canvas overlays go in one per event-loop turn (each costs napari 0.1–0.3 s).
         self.steps = self.task.steps = GuiSteps(self, on_error=self._step_failed)
@@ -105,13 +106,19 @@ class PredictWidget(QWidget):
         self.result = None
         #: Tiles drawn into the streaming layer during the last whole-slide run.
         self.streamed_tiles = 0
-        # import the predictors now rather than from the worker (long GIL-holding extension loads)
-        from ..predict import slide, spots  # noqa: F401
 
     def _offer_bundle(self, path: str) -> None:
         """Fill an empty Bundle field with a bundle Train just saved."""
         if path and not self.bundle_path.text():
             self.bundle_path.setText(path)
+
+    def check_bundle(self) -> dict:
+        """The chosen bundle's metadata, its file checked without reading the model (no torch)."""
+        from ..bundle_file import check_bundle_file
+
+        if not self.bundle_path.text():
+            raise InputError("choose a model bundle (.mclst) first")
+        return check_bundle_file(self.bundle_path.text())
 
     def load_bundle(self):
         """The chosen bundle (cached while the file is unchanged)."""
@@ -134,9 +141,12 @@ class PredictWidget(QWidget):
         if self.task.running:
             show_error("A prediction is already running: wait for it or press Cancel.")
             return None
-        bundle = run_guarded(self.load_bundle, self.task.status)
-        if bundle is None:
+        # only its file is checked here; the bundle is read in the worker (torch, its first import
+        # included, took seconds of the GUI thread)
+        meta = run_guarded(self.check_bundle, self.task.status)
+        if meta is None:
             return None
+        bundle = metadata_view(meta)  # what the guards read, without loading the model
         options = self.options()
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
@@ -152,9 +162,13 @@ class PredictWidget(QWidget):
             warn_inputs(bundle, microns_per_pixel(adata), adata.var_names)
 
             def make(token: CancelToken):
-                from ..workflows.predict import predict_and_score
+                def run():
+                    from ..workflows.predict import predict_and_score
 
-                return predict_and_score(bundle, adata, options, cancel=token)
+                    bundle = self.load_bundle()
+                    return (yield from predict_and_score(bundle, adata, options, cancel=token))
+
+                return run()
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
@@ -162,7 +176,7 @@ class PredictWidget(QWidget):
             return self.task.fail("Open a slide first (Load widget).")
         meta = slide_layer.metadata[KEY]
         warn_inputs(bundle, meta.get("mpp"))
-        self._start_stream(slide_layer, bundle)
+        self._start_stream(slide_layer)
         run_id, step = self._run, self.step.value() or None
         # auto step: half a patch on an accelerator (4x the tiles, a finer map), a whole patch on CPU
         per_patch = 1 if str(options.device).startswith("cpu") else 2
@@ -175,6 +189,8 @@ class PredictWidget(QWidget):
             from ..predict.tissue import iter_slide_tissue_mask
 
             def run():
+                bundle = self.load_bundle()
+                self._gene_index = stream_gene_index(bundle)
                 mask = tissue
                 warm_tissue_colormap()  # here in the worker, not when the mask's layer goes in
                 if mask is None:  # shown (and editable) from the first tile on, and used as shown
@@ -288,17 +304,13 @@ class PredictWidget(QWidget):
         if message:
             notify("warning", message)
 
-    def _start_stream(self, slide_layer, bundle) -> None:
+    def _start_stream(self, slide_layer) -> None:
         """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""
-        from ..analysis.reliability import best_gene, reliability_map
-
         self._tiles.drain()
         self.streamed_tiles = 0
         self._stream, self._grid = None, None
         self._run += 1
         self._stream_slide = slide_layer
-        genes = list(map(str, bundle.genes))
-        self._gene_index = genes.index(best_gene(genes, reliability_map(bundle.metadata.get("reliability"))))
 
     def _hand_over(self, run: int, grid, token: CancelToken) -> None:
         """(Worker) Announce the grid; go on once the GUI has the tissue and streaming layers in."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from typing import Any
 
 from qtpy.QtCore import Qt
@@ -41,15 +39,20 @@ def train_and_save(
     out: str,
     overrides: dict | None = None,
     cancel: CancelToken | None = None,
+    in_process: bool = True,
 ):
     """Generator: the widget's parameters → :func:`~napari_mclstexp.workflows.train.train_and_save`
     (patch cache, checkpoint beside the bundle, resumed after a Cancel when it still matches).
 
+    ``in_process``: train in a worker process (:mod:`~napari_mclstexp.workflows.train_worker`: the
+    viewer never waits for the training loop's GIL); ``False`` trains in the calling thread.
+
     Returns the :class:`~napari_mclstexp.workflows.train.SavedModel`.
     """
     from ..model.presets import get_preset
-    from ..workflows import train as workflow
+    from ..workflows.train import train_and_save as in_thread
     from ..workflows.train_progress import one_bar
+    from ..workflows.train_worker import torch_threads, train_in_process, worker_threads
 
     if not samples:
         raise InputError("tick at least one section to train on")
@@ -57,48 +60,23 @@ def train_and_save(
     if epochs is not None:
         changes["epochs"] = int(epochs)
     config = get_preset(preset).replace(**changes)
-    with _spare_one_core(device):
-        try:
-            return (
-                yield from one_bar(
-                    workflow.train_and_save(
-                        samples, config, out, genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel
-                    )
-                )
-            )
-        except WeightsUnavailableError as err:
-            if config.weights != "imagenet":
-                raise
-            # the engine's message names the CLI's --weights flag; say it in the widget's terms
-            cause = err.__cause__ or err
-            raise WeightsUnavailableError(
-                f"cannot download the ImageNet weights of the {preset!r} preset's {config.encoder} encoder "
-                f"({type(cause).__name__}: {cause}; offline?): put a local .pth/.safetensors file in the "
-                "Weights field, or 'none' (random initialisation), or choose the quick preset (it needs "
-                "no pretrained weights)"
-            ) from err
-
-
-def _preload_engine() -> None:
-    """Import the trainer now, in the GUI thread while nothing runs: importing it from the worker
-    later would hold the GIL through long extension loads and freeze the viewer for a moment."""
-    from ..workflows import train  # noqa: F401  (the trainer, the bundle and the patch cache with it)
-
-
-@contextlib.contextmanager
-def _spare_one_core(device: str):
-    """On CPU, leave one core to the GUI thread so the viewer keeps drawing while torch trains."""
-    import torch
-
-    if not str(device).startswith("cpu") or (os.cpu_count() or 1) < 2:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 2) - 1)))
+    kwargs = dict(genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel)
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        if in_process:  # a training loop in a thread holds the GIL and the viewer stalls
+            return (yield from train_in_process(samples, config, out, **kwargs))
+        with torch_threads(worker_threads(device)):  # as in the worker: one core left to the GUI
+            return (yield from one_bar(in_thread(samples, config, out, **kwargs)))
+    except WeightsUnavailableError as err:
+        if config.weights != "imagenet":
+            raise
+        # the engine's message names the CLI's --weights flag; say it in the widget's terms
+        cause = err.__cause__ or err
+        raise WeightsUnavailableError(
+            f"cannot download the ImageNet weights of the {preset!r} preset's {config.encoder} encoder "
+            f"({type(cause).__name__}: {cause}; offline?): put a local .pth/.safetensors file in the "
+            "Weights field, or 'none' (random initialisation), or choose the quick preset (it needs "
+            "no pretrained weights)"
+        ) from err
 
 
 class TrainWidget(QWidget):
@@ -153,7 +131,6 @@ class TrainWidget(QWidget):
             napari_viewer.layers.selection.events.active,
         )
         self.refresh_sections()
-        _preload_engine()
 
     def refresh_sections(self, *_args) -> None:
         """List the viewer's spots layers (ticked by default) and keep added files."""

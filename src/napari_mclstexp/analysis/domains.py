@@ -12,9 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from ..errors import InputError, SampleFormatError
 
@@ -52,6 +49,9 @@ def find_domains(X: Any, k: int, *, n_pcs: int = 9, seed: int = 0) -> np.ndarray
     if not 1 <= k <= n:
         raise InputError(f"k = {k} domains is impossible for {n} spots (need 1 ≤ k ≤ {n})")
     n_comp = min(n_pcs, n, f)
+    from sklearn.cluster import KMeans  # here, not with the module: the napari panel imports it at opening
+    from sklearn.decomposition import PCA
+
     Z = PCA(n_components=n_comp, random_state=seed).fit_transform(X) if n_comp < f else X
     km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=seed)
     return km.fit_predict(Z).astype(np.int64)
@@ -81,6 +81,8 @@ def score_domains(labels: Any, truth: Any) -> dict[str, float | int]:
         ``ari`` (adjusted Rand index), ``nmi`` (normalised mutual information), ``n_spots``
         (spots scored), ``n_dropped``.
     """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     labels = np.asarray(labels)
     truth = np.asarray(truth, dtype=object)
     if labels.shape != truth.shape:

@@ -59,6 +59,22 @@ def _counts_file(root: Path, section: str) -> Path:
     raise MissingInputError(f"no counts file for section {section}", root / "ST-cnts" / f"{section}.tsv.gz")
 
 
+#: Rows parsed per ``np.loadtxt`` call: its C parser holds the GIL throughout, and a whole her2st section
+#: (~600 spots × 15,000 genes) in one call held it ~1 s, so a viewer loading the folder froze that long.
+ROWS_PER_PARSE = 32
+
+
+def _parse_rows(rows: list[bytes]) -> np.ndarray:
+    """int32 (rows, values) from tab-separated rows, a few rows per parser call (other threads run between)."""
+    parts = [
+        np.loadtxt(io.BytesIO(b"\n".join(rows[i : i + ROWS_PER_PARSE])), delimiter="\t", dtype=np.int32, ndmin=2)
+        for i in range(0, len(rows), ROWS_PER_PARSE)
+    ]
+    if len({p.shape[1] for p in parts}) > 1:
+        raise ValueError("rows hold different numbers of values")
+    return np.concatenate(parts, axis=0)
+
+
 def read_counts_tsv(path: Path) -> tuple[sparse.csr_matrix, list[str], list[str]]:
     """Read a legacy ST counts table (tab-separated, optionally gzipped).
 
@@ -96,7 +112,7 @@ def read_counts_tsv(path: Path) -> tuple[sparse.csr_matrix, list[str], list[str]
         raise CountsError("counts file has a header but no spots", path)
     body = b"\n".join(rows)
     try:
-        values = np.loadtxt(io.BytesIO(body), delimiter="\t", dtype=np.int32, ndmin=2)
+        values = _parse_rows(rows)
     except ValueError:
         # Slow path for bad files only: pandas tells NaN, empty cells, text and ragged rows apart.
         try:

@@ -86,6 +86,31 @@ def checkpoint_for(bundle_path: Path) -> Path:
     return bundle_path.with_name(bundle_path.name + ".ckpt")
 
 
+def check_training(
+    samples: Sequence[AnnData | str | os.PathLike],
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    genes: Any = None,
+    add_suffix: bool = False,
+) -> tuple[list[AnnData], Path]:
+    """What :func:`train_and_save` checks before any training: sections given, each with its slide, the
+    bundle writable, a default panel that fits in memory.  Returns the samples (paths read) and the
+    bundle path."""
+    if not samples:
+        raise InputError("give at least one section to train on")
+    samples = [s if hasattr(s, "obsm") else read_sample(s, require_image=True) for s in samples]
+    for adata in samples:
+        if image_path(adata) is None:
+            raise InputError(
+                f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
+                "the slide with the spots (Load → Slide) or leave this section out"
+            )
+    path = bundle_output(out, add_suffix=add_suffix)
+    check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
+    return samples, path
+
+
 def train_and_save(
     samples: Sequence[AnnData | str | os.PathLike],
     config: TrainConfig,
@@ -142,18 +167,8 @@ def train_and_save(
     -------
     SavedModel
     """
-    if not samples:
-        raise InputError("give at least one section to train on")
-    samples = [s if hasattr(s, "obsm") else read_sample(s, require_image=True) for s in samples]
-    for adata in samples:
-        if image_path(adata) is None:
-            raise InputError(
-                f"{library_id(adata)}: no H&E slide for these spots, and training needs one; open "
-                "the slide with the spots (Load → Slide) or leave this section out"
-            )
-    path = bundle_output(out, add_suffix=add_suffix)
+    samples, path = check_training(samples, config, out, genes=genes, add_suffix=add_suffix)
     ckpt = Path(checkpoint).expanduser() if checkpoint else checkpoint_for(path)
-    check_default_panel(samples, genes, config)  # all shared genes of real data: tens of GB
     cache = patch_cache if patch_cache is not None else PatchCache(default_cache_root())
     kwargs = dict(genes=genes, device=device, checkpoint=ckpt, patch_cache=cache, cancel=cancel)
     for name, value in (("bins per epoch", bins_per_epoch), ("bank size", bank_size)):
