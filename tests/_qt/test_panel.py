@@ -55,6 +55,7 @@ def test_the_panel_walks_six_steps_and_fits_1366x768(make_napari_viewer, qtbot):
     panel = open_panel(viewer)
     window.showNormal()
     window.resize(1366, 768)
+    qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)  # the steps are built one per event-loop turn
     qtbot.wait(200)
     assert [panel.tabs.tabText(i) for i in range(panel.tabs.count())] == list(STEPS)
     for i, step in enumerate(STEPS):

@@ -38,12 +38,17 @@ class SeveralPanel(QGroupBox):
         self.palette = QComboBox()
         self.palette.addItems(list(PALETTES))
         channels = QHBoxLayout()
+        for box in (*self.channels, self.palette):  # long gene names must not widen the dock
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(4)
         for box in self.channels:
             channels.addWidget(box)
         self.multiples = QLineEdit()
         self.multiples.setPlaceholderText(f"genes, comma-separated (empty: the {MAX_CELLS} most reliable)")
         self.folder = PathEdit("folder of .h5ad (empty: the predictions loaded)", mode="folder")
         self.slide_gene = QComboBox()
+        self.slide_gene.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.slide_gene.setMinimumContentsLength(6)
         self.slide_gene.activated.connect(lambda *_: self.slides.set_gene(self.slide_gene.currentText()))
         form = QFormLayout(self)
         form.addRow("Composite", channels)
