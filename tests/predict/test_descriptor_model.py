@@ -133,7 +133,10 @@ def test_whole_slide_tiles_blend_like_spots(finished, slide, synthetic_sample, s
     # the slide's blocks are read once and resampled once (descriptors: the widened block; version 1: 3× wider
     # reads): resampling differs at the last digits
     np.testing.assert_allclose(at_spots.obsm["embedding"], whole.obsm["embedding"], atol=1e-4)
-    np.testing.assert_allclose(at_spots.X, whole.X, atol=1e-4)
+    # version 2 describes a tile from its block's one resampled read, spots from their own read: a tile's
+    # descriptor cells differ at block borders (measured: 38 of 384 values, at most 1.3e-3 apart; as at bins)
+    gap = np.abs(np.asarray(at_spots.X) - np.asarray(whole.X))
+    assert gap.max() < 5e-3 and (gap < 1e-4).mean() > 0.85
     off = run(
         predict_whole_slide(
             finished, slide, PredictOptions(device="cpu", descriptors=False), detect_tissue=False, step_px=150

@@ -199,6 +199,8 @@ def test_baseline_and_model_crop_the_same_test_patches(synthetic_samples, tmp_pa
         )
     )
     # 48 px at 1 µm/px = 48 µm = 96 px at 0.5 µm/px, for model and baselines; the tissue descriptors read
-    # 3× around the same patch
-    assert crops["SYN3"] == {96, 3 * 96}
-    assert crops["SYN1"] == crops["SYN2"] == {48, 3 * 48}
+    # 3× around the same patch plus their texture margin (version 2: READ_PX per CELL_PX of spot patch)
+    from napari_mclstexp.data.descriptors import CELL_PX, READ_PX
+
+    assert crops["SYN3"] == {96, round(96 * READ_PX / CELL_PX)}
+    assert crops["SYN1"] == crops["SYN2"] == {48, round(48 * READ_PX / CELL_PX)}
