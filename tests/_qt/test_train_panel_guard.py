@@ -14,7 +14,11 @@ def test_default_panel_too_large_is_refused_before_training(synthetic_samples, t
     monkeypatch.setattr("napari_mclstexp.data.panel.MAX_DEFAULT_GENES", 10)  # synthetic panel: 24 genes
     out = tmp_path / "m.mclst"
     with pytest.raises(GenePanelError, match="choose a gene panel"):
-        run(train_and_save(list(synthetic_samples[:2]), "quick", epochs=1, genes=None, device="cpu", out=str(out), in_process=False))
+        run(
+            train_and_save(
+                list(synthetic_samples[:2]), "quick", epochs=1, genes=None, device="cpu", out=str(out), in_process=False
+            )
+        )
     assert not out.exists()
     # an explicit choice passes the guard (and trains)
     bundle = run(
