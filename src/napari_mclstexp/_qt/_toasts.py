@@ -25,14 +25,26 @@ def _toasts_showing(message: str) -> list:
     found = []
     for toast in list(getattr(NapariQtNotification, "_instances", [])):
         label = getattr(toast, "message", None)
-        if label is not None and label.text() == message:
-            found.append(toast)
+        try:
+            if label is not None and label.text() == message:
+                found.append(toast)
+        except RuntimeError:  # its Qt side is gone (the window that showed it was closed)
+            continue
     return found
+
+
+def _close_toast(toast) -> None:
+    """Close ``toast`` unless Qt already deleted it (a closed window, an earlier close): a message of ours
+    must never fail the work it reports on."""
+    try:
+        toast.close()
+    except RuntimeError:
+        pass
 
 
 def _close(message: str) -> None:
     for toast in _toasts_showing(message):
-        toast.close()
+        _close_toast(toast)
 
 
 def notify(kind: str, message: str) -> None:
@@ -45,7 +57,7 @@ def notify(kind: str, message: str) -> None:
     _SHOW[kind](message)
     _SHOWN.append((kind, message))
     for toast in _toasts_showing(message):
-        QTimer.singleShot(SHOW_MS[kind], toast.close)
+        QTimer.singleShot(SHOW_MS[kind], lambda toast=toast: _close_toast(toast))
 
 
 def shown() -> list[tuple[str, str]]:
