@@ -27,6 +27,9 @@ def run_cohort(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    from .predict_cmd import check_stain
+
+    check_stain(args)
     slides = read_manifest(args.manifest) if args.manifest else slides_from_paths(args.image)
     dist = init_distributed(args.device)
     bundle = load_bundle(args.model)
@@ -45,6 +48,7 @@ def run_cohort(args: argparse.Namespace) -> int:
         tta=getattr(args, "tta", None),
         smooth=getattr(args, "smooth", True),
         descriptors=getattr(args, "descriptors", True),
+        stain=getattr(args, "stain", "auto"),
     )
     result = run_with_progress(gen, disable=quiet)
     if dist.is_main and not getattr(args, "quiet", False):

@@ -118,6 +118,14 @@ def register(subparsers) -> None:
         "data (models trained with descriptors, e.g. quick; default: on; --no-descriptors: retrieval only)",
     )
     p.add_argument(
+        "--stain",
+        default="auto",
+        metavar="auto|none|REFERENCE.json",
+        help="auto (default): map each slide's stain, estimated once from its tissue, to the stain the model "
+        "was trained on before patches reach the encoder and the descriptors (models without a reference "
+        "stain predict as scanned); none: as scanned; a JSON file: that reference stain instead",
+    )
+    p.add_argument(
         "--encoder-weights",
         default=None,
         metavar="PATH",
@@ -143,6 +151,16 @@ def _check_paths(args: argparse.Namespace) -> None:
         raise InputError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.step_px is not None and args.step_px < 1:
         raise InputError(f"--step-px must be at least 1, not {args.step_px}")
+    check_stain(args)
+
+
+def check_stain(args: argparse.Namespace) -> None:
+    """A ``--stain`` file must be a readable reference (checked before any slide is read)."""
+    from ..data.slide_stain import read_reference
+    from ..predict.stain_choice import stain_mode
+
+    if stain_mode(getattr(args, "stain", "auto")) == "file":
+        read_reference(args.stain)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         tta=getattr(args, "tta", None),
         descriptors=getattr(args, "descriptors", True),
+        stain=getattr(args, "stain", "auto"),
     )
     if args.image:
         from ..predict.slide import predict_whole_slide

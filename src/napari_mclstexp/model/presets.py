@@ -146,9 +146,14 @@ class TrainConfig:
     rotate_mode: str = "bilinear"  #: interpolation of arbitrary rotations: "bilinear" or "nearest"
     color_jitter: tuple[float, float, float] = (0.2, 0.2, 0.2)  #: brightness, contrast, saturation
     jitter_order: str = "fixed"  #: "fixed" (b, c, s) or "random" per image (torchvision's ColorJitter)
+    #: random stain perturbation strength (HED concentrations scaled by 1 ± s, shifted by ± s; 0: off)
+    stain_augment: float = 0.0
     tta: bool = False  #: at inference, average image embeddings over the 8 flips/90° rotations
     test_augment: bool = False  #: at inference, random flips/90° rotations of queries (reference, Visium)
     # data and retrieval
+    #: map every section's stain to a reference measured from the training sections (stored in the bundle;
+    #: prediction maps new slides to it): encoder, descriptors and bank see one stain
+    stain_normalize: bool = False
     normalization: str = "log10_1e4"  #: training inputs: "log10_1e4", "ln_cpm" or "log10_1e4_per_gene"
     value_normalization: str | None = None  #: bank values/predictions/truth scale (None: = normalization)
     k: int = 200
@@ -220,6 +225,8 @@ class TrainConfig:
             raise InputError("unfreeze_last and patch_um must be >= 0")
         if self.epochs < 0:
             raise InputError(f"epochs must be >= 0, not {self.epochs}")
+        if not 0.0 <= self.stain_augment <= 1.0:
+            raise InputError(f"stain_augment must be in [0, 1], not {self.stain_augment}")
         if self.temperature <= 0:
             raise InputError(f"temperature must be > 0, not {self.temperature}")
 
@@ -275,7 +282,7 @@ def get_preset(name: str) -> TrainConfig:
             distance="l1",
         )
     if name == "default":
-        return TrainConfig(preset="default")
+        return TrainConfig(preset="default", stain_normalize=True)
     if name == "quick":
         return TrainConfig(
             preset="quick",
@@ -305,6 +312,7 @@ def get_preset(name: str) -> TrainConfig:
             color_jitter=(0.1, 0.1, 0.1),
             tta=False,
             descriptors=True,
+            stain_normalize=True,
             k=200,
             distance="l2",
         )

@@ -45,6 +45,7 @@ def predict_at_bins(
     workers: int | None = None,
     cancel: CancelToken | None = None,
     descriptors: bool | float = True,
+    stain: Any = "auto",
 ) -> ProgressGen[Any]:
     """Predict expression at every bin of ``adata`` from its H&E image.
 
@@ -54,7 +55,7 @@ def predict_at_bins(
         A loaded :class:`~napari_mclstexp.bundle.Bundle`.
     adata
         Binned sample with its image (``obs['array_row'/'array_col']``; never modified).
-    device, k, distance, batch_size, precision, tta, descriptors
+    device, k, distance, batch_size, precision, tta, descriptors, stain
         As :func:`~napari_mclstexp.predict.spots.predict_at_spots` (no neighbour smoothing at bins).
     use_pyramid
         Read from the coarsest pyramid level not coarser than the encoder's input scale; ``False``
@@ -89,6 +90,7 @@ def predict_at_bins(
         provenance,
         resolve,
     )
+    from .stain_choice import stain_normaliser, stain_record
     from .tiles import group_blocks, tile_batches
 
     dev = resolve(device)
@@ -102,6 +104,8 @@ def predict_at_bins(
         raise SampleFormatError("predicting at bins needs the section's H&E image (import with --image)", path)
     xy = spot_xy(adata)
     n, g = len(xy), len(bundle.genes)
+    normaliser = stain_normaliser(bundle, stain)
+    stain_map = normaliser.map_for(path) if normaliser is not None else None
     rows = adata.obs["array_row"].to_numpy(np.int64) if "array_row" in adata.obs else np.floor(xy[:, 1]).astype(int)
     cols = adata.obs["array_col"].to_numpy(np.int64) if "array_col" in adata.obs else np.floor(xy[:, 0]).astype(int)
     pred = np.zeros((n, g), np.float32)
@@ -124,6 +128,7 @@ def predict_at_bins(
             batch_size,
             int(workers or min(8, os.cpu_count() or 1)),
             pin=dev.type == "cuda",
+            stain_map=stain_map,
         )
         with contextlib.closing(batches):
             for idx, batch in batches:
@@ -160,6 +165,7 @@ def predict_at_bins(
         level=int(level),
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
         descriptor_weight=weight,
+        stain=stain_record(normaliser, stain, path),
     )
     spatial = adata.uns.get("spatial")
     out = prediction_anndata(

@@ -190,6 +190,7 @@ def predict_at_spots(
     cancel: CancelToken | None = None,
     smooth: bool | float = True,
     descriptors: bool | float = True,
+    stain: Any = "auto",
 ) -> ProgressGen[Any]:
     """Predict expression at every spot of ``adata`` from its H&E image.
 
@@ -223,6 +224,11 @@ def predict_at_spots(
         Blend the retrieval with the tissue-descriptor predictor at the bundle's chosen weight
         (:mod:`~napari_mclstexp.predict.descriptor_model`; bundles trained with it; ``False``: off; a float:
         that weight).  Applied before smoothing.
+    stain
+        ``"auto"``: the slide's stain (estimated once from its tissue) mapped to the model's reference stain
+        before patches reach the encoder and the descriptors (bundles without one: as ``"none"``); ``"none"``:
+        as scanned; a path: a JSON reference stain (:mod:`~napari_mclstexp.predict.stain_choice`).  Recorded in
+        ``uns['mclstexp']['stain']``.
 
     Yields
     ------
@@ -238,6 +244,7 @@ def predict_at_spots(
     """
     from ..data.patches import iter_sample_patches
     from ..sample import image_path, library_id, microns_per_pixel, spot_xy
+    from .stain_choice import stain_normaliser, stain_record
 
     dev = resolve(device)
     precision = precision or bundle_precision(bundle)
@@ -247,7 +254,8 @@ def predict_at_spots(
     size_px = patch_px_for(bundle, microns_per_pixel(adata))
     input_px = int(bundle.config["input_px"])
     read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
-    patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+    normaliser = stain_normaliser(bundle, stain)
+    patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel, normaliser)
     model = prepare_model(bundle, dev)
     emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, tta=tta, cancel=cancel)
     if cancel is not None:
@@ -260,7 +268,7 @@ def predict_at_spots(
     if weight > 0:
         from ..data.descriptors import iter_sample_descriptors
 
-        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel)
+        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel, normaliser)
         prediction = blend(prediction, bundle_descriptor_model(bundle).predict(d), weight)
     if alpha > 0:
         prediction = smoothing.smooth(prediction, neighbour_graph(spot_xy(adata)), alpha)
@@ -277,6 +285,7 @@ def predict_at_spots(
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
         neighbour_alpha=alpha,
         descriptor_weight=weight,
+        stain=stain_record(normaliser, stain, image_path(adata)),
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(

@@ -34,8 +34,9 @@ def group_blocks(
     return np.split(order, splits) if len(order) else []
 
 
-def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int) -> np.ndarray:
-    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``."""
+def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, stain_map: Any = None) -> np.ndarray:
+    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``, and mapped
+    by ``stain_map`` (a :class:`~napari_mclstexp.data.stain.StainMap`, as spot patches are) when given."""
     from PIL import Image
 
     ds = float(slide.downsamples[level])
@@ -53,7 +54,7 @@ def read_block(slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: in
                 Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
             )
         out[i] = crop
-    return out
+    return out if stain_map is None else stain_map(out)
 
 
 def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor]:
@@ -86,9 +87,11 @@ def tile_batches(
     batch_size: int,
     workers: int,
     pin: bool,
+    stain_map: Any = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor)`` batches; blocks are read ahead by
-    ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory)."""
+    ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory); ``stain_map`` is applied to
+    each block by its reading thread."""
     queue: deque = deque()
     pieces: deque = deque()
     todo = iter(blocks)
@@ -100,7 +103,7 @@ def tile_batches(
                     block = next(todo, None)
                     if block is None:
                         break
-                    queue.append((block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level)))
+                    queue.append((block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, stain_map)))
                 if not queue:
                     break
                 block, future = queue.popleft()

@@ -16,6 +16,7 @@ from ..predict.descriptor_model import blend, choose_weight, fit_descriptor_mode
 from ..predict.retrieval import retrieve
 from ..predict.smoothing import choose_alpha, smooth_sections
 from ..predict.spots import bundle_precision, embed_patches, prepare_model, resolve, view_px_for
+from ..predict.stain_choice import stain_normaliser
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import microns_per_pixel, spot_xy
 
@@ -50,9 +51,9 @@ def iter_finish_bundle(
     """Generator: what a freshly made bundle gets before it is saved or used (train and cv alike).
 
     With ``config['descriptors']``: the tissue descriptors of the bank's image spots (``samples``, in bank
-    order).  Then :func:`iter_gene_reliability`, whose blend and neighbour weights and per-gene r go to
-    ``metadata['descriptors']``, ``['smoothing']`` and ``['reliability']``.  A bundle without a bank (ridge
-    head) is returned as it is.
+    order; mapped to the bundle's reference stain, as predictions are).  Then :func:`iter_gene_reliability`,
+    whose blend and neighbour weights and per-gene r go to ``metadata['descriptors']``, ``['smoothing']`` and
+    ``['reliability']``.  A bundle without a bank (ridge head) is returned as it is.
     """
     if not len(bundle.bank):
         return bundle
@@ -60,11 +61,11 @@ def iter_finish_bundle(
         from ..data.descriptors import iter_sample_descriptors
         from ..predict.spots import patch_px_for
 
-        parts = []
+        parts, stain = [], stain_normaliser(bundle, "auto")
         for adata in samples:
             crop = patch_px_for(bundle, microns_per_pixel(adata))
             parts.append(
-                (yield from iter_sample_descriptors(adata, crop, bundle.config["input_px"], patch_cache, cancel))
+                (yield from iter_sample_descriptors(adata, crop, bundle.config["input_px"], patch_cache, cancel, stain))
             )
         bundle.descriptors = np.concatenate(parts).astype(np.float32)
     reliability = yield from iter_gene_reliability(
@@ -116,10 +117,10 @@ def iter_gene_reliability(
     dev = resolve(device)
     cfg = bundle.config
     model = prepare_model(bundle, dev)
-    embs = []
+    embs, stain = [], stain_normaliser(bundle, "auto")  # the training patches' stain mapping, as predictions'
     for adata in samples:
         read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
-        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel, stain)
         emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
         embs.append(emb.float().cpu().numpy())
     query = np.concatenate(embs) if embs else np.zeros((0, int(cfg["embed_dim"])), np.float32)
