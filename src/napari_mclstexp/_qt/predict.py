@@ -22,6 +22,7 @@ from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layo
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
 from ._predict_text import other_genes_warning, score_text, showing
+from ._stain_row import StainChoice
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
@@ -64,6 +65,8 @@ class PredictWidget(QWidget):
         form.addRow("Tile step", self.step)
         form.addRow("Device", self.device)
         form.addRow("Smooth", self.smooth)
+        self.stain = StainChoice()
+        form.addRow("Stain", self.stain)
         self.task = TaskPanel()
         self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
         self.task.finished.connect(self._keep_partial)
@@ -126,7 +129,8 @@ class PredictWidget(QWidget):
         bundle = run_guarded(self.load_bundle, self.task.status)
         if bundle is None:
             return None
-        device, smooth = self.device.currentText(), self.smooth.isChecked()
+        device, smooth, stain = self.device.currentText(), self.smooth.isChecked(), self.stain.value()
+        self.stain.show_model(bundle)
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:
@@ -142,7 +146,7 @@ class PredictWidget(QWidget):
             def make(token: CancelToken):
                 from ..workflows.predict import predict_and_score
 
-                return predict_and_score(bundle, adata, device=device, cancel=token, smooth=smooth)
+                return predict_and_score(bundle, adata, device=device, cancel=token, smooth=smooth, stain=stain)
 
             return self.task.start(make, self._add_spot_predictions, description="Predict")
         slide_layer = self.slide.layer()
@@ -180,6 +184,7 @@ class PredictWidget(QWidget):
                         tissue=mask,
                         on_grid=lambda grid: self._hand_over(run_id, grid, token),
                         smooth=smooth,
+                        stain=stain,
                     )
                 )
 
@@ -232,6 +237,7 @@ class PredictWidget(QWidget):
         from ._canvas import show_colorbar
 
         self.result, source = pred, self._source
+        self.stain.show_record(pred.uns.get("mclstexp", {}).get("stain"))
         mpp = source.metadata[KEY].get("mpp")
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
@@ -338,6 +344,7 @@ class PredictWidget(QWidget):
         from ._canvas import show_colorbar
 
         self.result = pred
+        self.stain.show_record(pred.uns.get("mclstexp", {}).get("stain"))
         gene = best_gene(
             list(map(str, pred.var_names)), reliability_map(pred.uns.get("mclstexp", {}).get("reliability")), pred.X
         )

@@ -24,18 +24,20 @@ def predict_and_score(
     device: str | torch.device = "auto",
     cancel: CancelToken | None = None,
     smooth: bool = True,
+    stain: str = "auto",
 ) -> ProgressGen[AnnData]:
     """Generator: :func:`~napari_mclstexp.predict.spots.predict_at_spots`, then, when the sample has
     measured counts of the predicted genes, the paper's metrics against them (ACG, HEG@50, …) in
     ``pred.uns['mclstexp']['vs_measured']`` (:func:`~napari_mclstexp.analysis.metrics.evaluate`'s
     numbers; NaN kept, so the predictions still write to ``.h5ad``).  ``smooth``: neighbour smoothing at spots
-    (:mod:`~napari_mclstexp.predict.smoothing`; bins are never smoothed)."""
+    (:mod:`~napari_mclstexp.predict.smoothing`; bins are never smoothed); ``stain``: ``auto``, ``none`` or a
+    reference file (:mod:`~napari_mclstexp.predict.stain_choice`)."""
     if "bin_grid" in adata.uns:  # Visium HD: every bin, block reads, bounded memory
         from ..predict.bins import predict_at_bins
 
-        pred = yield from predict_at_bins(bundle, adata, device=device, cancel=cancel)
+        pred = yield from predict_at_bins(bundle, adata, device=device, cancel=cancel, stain=stain)
     else:
-        pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel, smooth=smooth)
+        pred = yield from predict_at_spots(bundle, adata, device=device, cancel=cancel, smooth=smooth, stain=stain)
     if adata.n_vars and set(map(str, pred.var_names)) & set(map(str, adata.var_names)):
         try:
             scores = {k: v for k, v in evaluate(pred, adata).items() if k != "per_gene"}
