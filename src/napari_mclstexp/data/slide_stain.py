@@ -34,6 +34,8 @@ TILE_PX = 256
 MAX_PIXELS = 100_000
 #: Bump when the sampling changes, so old cache entries are not reused.
 SAMPLE_VERSION = 1
+#: Slides whose pixel samples stay in memory (300 kB each; the oldest go first).
+MEMORY_SLIDES = 64
 #: The key of a bundle's reference stain in its metadata.
 METADATA_KEY = "reference_stain"
 
@@ -130,6 +132,8 @@ def slide_pixels(path: str | os.PathLike, root: str | os.PathLike | None = None)
             pass
     with _memory_lock:
         _memory[key] = pixels
+        while len(_memory) > MEMORY_SLIDES:  # a cohort of thousands of slides stays bounded
+            _memory.pop(next(iter(_memory)))
     return pixels
 
 
