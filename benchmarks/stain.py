@@ -31,6 +31,8 @@ from .her2st_folds import data_root, scores, write_json
 
 KINDS = ("scanned", "conc", "hue", "lab", "b4")
 TRAIN = ("B4", "C2", "C3")
+#: An ACG loss below this is no loss (the recovered share is not computed).
+MIN_LOSS = 0.005
 
 
 def shifted_target(kind: str, own, b4):
@@ -128,7 +130,10 @@ def summarise(rows: list[dict], kinds) -> dict:
             if kind == "scanned" or kind not in off or kind not in on:
                 continue
             lost = base - off[kind]["acg"]
-            share = (on[kind]["acg"] - off[kind]["acg"]) / lost if lost > 1e-9 else float("nan")
+            if lost < MIN_LOSS:  # nothing lost: no share to recover
+                goals.setdefault(aug_key, {})[kind] = {"lost": lost, "recovered": None, "goal_0.8": None}
+                continue
+            share = (on[kind]["acg"] - off[kind]["acg"]) / lost
             goals.setdefault(aug_key, {})[kind] = {"lost": lost, "recovered": share, "goal_0.8": bool(share >= 0.8)}
         if "scanned" in on:
             sd = off["scanned"]["acg_sd"]

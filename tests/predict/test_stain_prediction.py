@@ -24,9 +24,15 @@ def restained_slide(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def plain_bundle(make_tiny_bundle):
-    """The same tiny model trained without stain normalisation (no reference stain: an older bundle)."""
-    return make_tiny_bundle(stain_normalize=False)
+def stain_bundle(make_tiny_bundle):
+    """The tiny model trained with stain normalisation (its bundle holds the training sections' reference)."""
+    return make_tiny_bundle(stain_normalize=True)
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tiny_bundle):
+    """Trained without stain normalisation (the presets' default; no reference stain, as older bundles)."""
+    return tiny_bundle
 
 
 def _spots_on(sample, path, xy):
@@ -37,31 +43,31 @@ def _spots_on(sample, path, xy):
     return spots
 
 
-def test_the_reference_stain_is_measured_at_training_and_round_trips(tiny_bundle, plain_bundle, tmp_path):
-    ref = tiny_bundle.metadata["reference_stain"]
+def test_the_reference_stain_is_measured_at_training_and_round_trips(stain_bundle, plain_bundle, tmp_path):
+    ref = stain_bundle.metadata["reference_stain"]
     assert ref["method"] == "macenko" and ref["sections"] == ["SYN1", "SYN2"]
     assert np.asarray(ref["vectors"]).shape == (2, 3) and len(ref["max_concentrations"]) == 2
-    back = load_bundle(save_bundle(tiny_bundle, tmp_path / "m.mclst"))
+    back = load_bundle(save_bundle(stain_bundle, tmp_path / "m.mclst"))
     assert back.metadata["reference_stain"] == json.loads(json.dumps(ref))
     assert "reference_stain" not in plain_bundle.metadata
 
 
-def test_auto_maps_the_slide_and_records_it_none_does_not(tiny_bundle, restained_slide, synthetic_sample):
+def test_auto_maps_the_slide_and_records_it_none_does_not(stain_bundle, restained_slide, synthetic_sample):
     spots = _spots_on(synthetic_sample, restained_slide, [[100.0, 100.0], [200.0, 150.0], [300.0, 250.0]])
-    auto = run(predict_at_spots(tiny_bundle, spots, device="cpu"))
-    none = run(predict_at_spots(tiny_bundle, spots, device="cpu", stain="none"))
+    auto = run(predict_at_spots(stain_bundle, spots, device="cpu"))
+    none = run(predict_at_spots(stain_bundle, spots, device="cpu", stain="none"))
     rec = auto.uns["mclstexp"]["stain"]
     assert rec["mode"] == "auto" and rec["applied"] and rec["reference_from"] == "bundle"
     assert rec["slide"]["source"] == "lab2.tif"
-    assert rec["reference"]["vectors"] == tiny_bundle.metadata["reference_stain"]["vectors"]
+    assert rec["reference"]["vectors"] == stain_bundle.metadata["reference_stain"]["vectors"]
     assert none.uns["mclstexp"]["stain"] == {"mode": "none", "applied": False, "reason": "turned off"}
     assert np.abs(auto.obsm["embedding"] - none.obsm["embedding"]).max() > 1e-3  # the encoder saw other colours
 
 
-def test_spots_and_whole_slide_tiles_agree_with_normalisation(tiny_bundle, restained_slide, synthetic_sample):
-    pred = run(predict_whole_slide(tiny_bundle, restained_slide, device="cpu", detect_tissue=False, step_px=96))
+def test_spots_and_whole_slide_tiles_agree_with_normalisation(stain_bundle, restained_slide, synthetic_sample):
+    pred = run(predict_whole_slide(stain_bundle, restained_slide, device="cpu", detect_tissue=False, step_px=96))
     assert pred.uns["mclstexp"]["stain"]["applied"]
-    at_spots = run(predict_at_spots(tiny_bundle, _spots_on(synthetic_sample, restained_slide, pred.obsm["spatial"])))
+    at_spots = run(predict_at_spots(stain_bundle, _spots_on(synthetic_sample, restained_slide, pred.obsm["spatial"])))
     assert at_spots.uns["mclstexp"]["stain"]["slide"] == pred.uns["mclstexp"]["stain"]["slide"]  # one estimate
     np.testing.assert_allclose(at_spots.obsm["embedding"], pred.obsm["embedding"], atol=1e-5)
     np.testing.assert_allclose(at_spots.X, pred.X, atol=1e-5)
@@ -80,28 +86,28 @@ def test_bundles_without_a_reference_predict_as_before(plain_bundle, restained_s
 
 
 def test_a_reference_file_replaces_the_models_and_writes_to_h5ad(
-    tiny_bundle, restained_slide, synthetic_sample, tmp_path
+    stain_bundle, restained_slide, synthetic_sample, tmp_path
 ):
     from napari_mclstexp.io.h5ad import write_h5ad
 
     ref_file = tmp_path / "ref.json"
-    ref_file.write_text(json.dumps({"reference_stain": tiny_bundle.metadata["reference_stain"]}))
+    ref_file.write_text(json.dumps({"reference_stain": stain_bundle.metadata["reference_stain"]}))
     spots = _spots_on(synthetic_sample, restained_slide, [[100.0, 100.0], [200.0, 150.0]])
-    by_file = run(predict_at_spots(tiny_bundle, spots, device="cpu", stain=str(ref_file)))
-    auto = run(predict_at_spots(tiny_bundle, spots, device="cpu"))
+    by_file = run(predict_at_spots(stain_bundle, spots, device="cpu", stain=str(ref_file)))
+    auto = run(predict_at_spots(stain_bundle, spots, device="cpu"))
     assert by_file.uns["mclstexp"]["stain"]["mode"] == "file"
     assert by_file.uns["mclstexp"]["stain"]["reference_from"] == "ref.json"
     np.testing.assert_allclose(by_file.X, auto.X, atol=1e-6)
     write_h5ad(by_file, tmp_path / "p.h5ad")  # the record is h5ad-writable
 
 
-def test_cli_stain_option(tiny_bundle, synthetic_sample, tmp_path, capsys):
+def test_cli_stain_option(stain_bundle, synthetic_sample, tmp_path, capsys):
     import anndata as ad
 
     from napari_mclstexp.cli import main
     from napari_mclstexp.io.h5ad import write_h5ad
 
-    model = save_bundle(tiny_bundle, tmp_path / "m.mclst")
+    model = save_bundle(stain_bundle, tmp_path / "m.mclst")
     sample = tmp_path / "s.h5ad"
     write_h5ad(synthetic_sample, sample)
     assert main(["predict", str(model), str(sample), "--out", str(tmp_path / "a.h5ad"), "--stain", "none", "-q"]) == 0

@@ -119,7 +119,8 @@ def register(subparsers) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="map every training section's stain to a reference measured from their tissue, stored in the "
-        "model so that predictions map new slides to it (default: the preset's; on for quick and default)",
+        "model so that predictions map new slides to it (default: off; measured to cost accuracy on slides "
+        "stained like the training ones, see docs/accuracy.md)",
     )
     p.add_argument(
         "--stain-augment",

@@ -38,7 +38,7 @@ def write_cohort_slides(
     list of pathlib.Path
         The slide files, in order.
     """
-    from .io.wsi_write import write_pyramid_tiff
+    from ..io.wsi_write import write_pyramid_tiff
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -252,7 +252,7 @@ def _write_image(
     rng: np.random.Generator,
 ) -> Path:
     """Render the H&E of the capture area (+ margin) so that each pixel shows the region of its grid place."""
-    from .io.wsi_write import write_pyramid_tiff
+    from ..io.wsi_write import write_pyramid_tiff
 
     corners = geometry.centres(np.array([0, 0, rows_2um, rows_2um]), np.array([0, cols_2um, 0, cols_2um]))
     w = int(np.ceil(corners[:, 0].max())) + margin_px
