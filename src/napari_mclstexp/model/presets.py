@@ -153,7 +153,7 @@ class TrainConfig:
     # data and retrieval
     #: map every section's stain to a reference measured from the training sections (stored in the bundle;
     #: prediction maps new slides to it): encoder, descriptors and bank see one stain.  Off in every preset: measured
-    #: (``python -m benchmarks stain``, quick, seed 0) to cost 0.040 ACG on C4 as scanned
+    #: (``python -m benchmarks stain``, quick, 2 seeds) to cost 0.039 ACG on C4 as scanned
     stain_normalize: bool = False
     normalization: str = "log10_1e4"  #: training inputs: "log10_1e4", "ln_cpm" or "log10_1e4_per_gene"
     value_normalization: str | None = None  #: bank values/predictions/truth scale (None: = normalization)
