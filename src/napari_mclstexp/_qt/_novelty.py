@@ -91,3 +91,15 @@ def warn_inputs(bundle, mpp: float | None, measured=()) -> None:
 
     for line in input_warnings(bundle, mpp, measured):
         show_warning(line)
+
+
+def warn_other_genes(pred, source, bundle) -> None:
+    """Say so when the model predicts none of the genes measured at the ``source`` spots layer (wrong model?)."""
+    from ..layer_data import layer_adata
+    from ._predict_text import other_genes_warning
+    from ._toasts import notify
+
+    path = bundle.path if bundle is not None and bundle.path else "the model"
+    message = other_genes_warning(pred, layer_adata(source), source.name, str(path))
+    if message:
+        notify("warning", message)

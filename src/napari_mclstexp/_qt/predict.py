@@ -22,11 +22,10 @@ from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
-from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn_novelty
-from ._predict_text import other_genes_warning, score_text, showing, training_note
+from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn_novelty, warn_other_genes
+from ._predict_text import score_text, showing, training_note
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
-from ._toasts import notify
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -291,18 +290,11 @@ class PredictWidget(QWidget):
             text += training_note(self._bundle.metadata, layer_adata(self._source))
         self.info.setText(text)
         self.task.status.setText(f"Predict: done, {pred.n_obs} spots")
-        self._warn_other_genes(pred)
+        warn_other_genes(pred, self._source, self._bundle)
         warn_novelty(self.viewer, pred)
         if gene is not None:
             viewer_models(self.viewer).predictions_added.emit(layer.name, gene)
         self.task.complete(pred)
-
-    def _warn_other_genes(self, pred) -> None:
-        """Say so when the model predicts none of the genes measured at these spots (wrong model?)."""
-        path = self._bundle.path if self._bundle is not None and self._bundle.path else "the model"
-        message = other_genes_warning(pred, layer_adata(self._source), self._source.name, str(path))
-        if message:
-            notify("warning", message)
 
     def _start_stream(self, slide_layer) -> None:
         """Get ready for a whole-slide run's tiles; the layer they fill in comes with the engine's grid."""
