@@ -151,7 +151,7 @@ def test_torch_statistics_are_numpys(reads):
     _torch_matches_numpy(reads, "cpu")
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="CUDA: needs a CUDA device")
 def test_cuda_statistics_are_numpys_and_grid_descriptors_run_there(reads):
     import torch
 
