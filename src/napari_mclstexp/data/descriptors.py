@@ -232,15 +232,15 @@ def _window_sums(stats: np.ndarray, r0: np.ndarray, c0: np.ndarray, size: int) -
     return integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
 
 
-def to_read_px(reads: np.ndarray) -> np.ndarray:
-    """Resize uint8 ``(N, E, E, 3)`` reads to ``(N, READ_PX, READ_PX, 3)`` (antialiased; no-op at that size)."""
-    if reads.shape[1] == READ_PX and reads.shape[2] == READ_PX:
+def resize_reads(reads: np.ndarray, px: int = READ_PX) -> np.ndarray:
+    """Resize uint8 ``(N, E, E, 3)`` reads to ``(N, px, px, 3)`` (antialiased bilinear; no-op at that size)."""
+    if reads.shape[1] == px and reads.shape[2] == px:
         return reads
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(reads)).permute(0, 3, 1, 2).float()
-    y = F.interpolate(x, size=(READ_PX, READ_PX), mode="bilinear", antialias=True, align_corners=False)
+    y = F.interpolate(x, size=(px, px), mode="bilinear", antialias=True, align_corners=False)
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
@@ -270,7 +270,7 @@ def tissue_descriptors(reads: np.ndarray, *, chunk: int = 64) -> np.ndarray:
         raise ValueError(f"reads must be square (N, E, E, 3) patches, got shape {reads.shape}")
     out = np.zeros((len(reads), N_DESCRIPTORS), np.float32)
     for start in range(0, len(reads), chunk):
-        stats = cell_statistics(to_read_px(reads[start : start + chunk]), CELL_PX)
+        stats = cell_statistics(resize_reads(reads[start : start + chunk]), CELL_PX)
         spot, context = stats[:, 1, 1], stats.sum(axis=(1, 2))
         out[start : start + len(stats)] = np.concatenate(
             [features_from_statistics(spot), features_from_statistics(context)], 1

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from .descriptors import histogram_features, lbp_codes
+from .descriptors import histogram_features, lbp_codes, resize_reads
 
 #: The context read's edge, in spot-patch edges (centred on the spot).
 CONTEXT = 3
@@ -75,18 +75,6 @@ def view_features(patches: np.ndarray) -> np.ndarray:
     return np.concatenate([histogram_features(patches), stain_features(patches), texture_features(patches)], 1)
 
 
-def to_view_px(reads: np.ndarray) -> np.ndarray:
-    """Resize uint8 ``(N, E, E, 3)`` reads to ``(N, VIEW_PX, VIEW_PX, 3)`` (area-averaged; no-op at that size)."""
-    if reads.shape[1] == VIEW_PX and reads.shape[2] == VIEW_PX:
-        return reads
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(reads)).permute(0, 3, 1, 2).float()
-    y = F.interpolate(x, size=(VIEW_PX, VIEW_PX), mode="bilinear", antialias=True, align_corners=False)
-    return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def tissue_descriptors(reads: np.ndarray) -> np.ndarray:
     """Descriptors of spots from their context reads.
 
@@ -106,7 +94,7 @@ def tissue_descriptors(reads: np.ndarray) -> np.ndarray:
         raise ValueError(f"reads must be square (N, E, E, 3) patches, got shape {reads.shape}")
     if not len(reads):
         return np.zeros((0, N_DESCRIPTORS), np.float32)
-    views = to_view_px(reads)
+    views = resize_reads(reads, VIEW_PX)  # area-averaged to the view size
     lo = (VIEW_PX - SPOT_PX) // 2
     spot = np.ascontiguousarray(views[:, lo : lo + SPOT_PX, lo : lo + SPOT_PX])
     v = views.astype(np.uint16)
