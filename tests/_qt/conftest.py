@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ..conftest import TINY  # noqa: F401 - the widget tests import it from here
@@ -62,3 +67,45 @@ def whole_slide_panels(make_napari_viewer, qtbot, synthetic_samples, tiny_bundle
         return viewer, predict
 
     return open_panels
+
+
+# --- what a fresh napari's GUI thread imports (a subprocess: the check needs cold imports) ---------------
+
+#: Audit hook, hidden viewer, ``recording``/``loaded``; a script adds its steps and prints ``RESULT <json>``.
+PREAMBLE = r"""
+import json, sys, threading, time
+import napari
+from qtpy.QtWidgets import QApplication
+
+main, recording, loaded = threading.main_thread(), [False], []
+
+def hook(event, args):
+    if event == "import" and recording[0] and threading.current_thread() is main:
+        loaded.append(args[0])
+
+sys.addaudithook(hook)
+viewer = napari.Viewer(show=False)
+"""
+
+
+@pytest.fixture
+def fresh_napari(tmp_path):
+    """``run(steps, *args, timeout=600) -> dict``: :data:`PREAMBLE` + ``steps`` in a fresh interpreter, the
+    dict it printed as ``RESULT``."""
+
+    def run(steps: str, *args: str, timeout: int = 600) -> dict:
+        """Run :data:`PREAMBLE` + ``steps`` with ``args`` in a fresh interpreter; the dict it printed as RESULT."""
+        out = subprocess.run(
+            [sys.executable, "-c", PREAMBLE + steps, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=tmp_path,
+            check=False,
+        )
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        assert line is not None, out.stderr[-3000:]
+        return json.loads(line[len("RESULT ") :])
+
+    return run

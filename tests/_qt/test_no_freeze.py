@@ -8,26 +8,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 from napari_mclstexp._qt._gene_list import GENE_ROLE, SORTS, GeneModel
 
-SCRIPT = r"""
-import json, sys, threading, time
-import napari
-from qtpy.QtWidgets import QApplication
-
-main, recording, loaded = threading.main_thread(), [False], []
-
-def hook(event, args):
-    if event == "import" and recording[0] and threading.current_thread() is main:
-        loaded.append(args[0])
-
-sys.addaudithook(hook)
-viewer = napari.Viewer(show=False)
+STEPS = r"""
 recording[0] = True
 panel = viewer.window.add_plugin_dock_widget("napari-mclstexp", "mclSTExp")[1]
 app, start = QApplication.instance(), time.monotonic()
@@ -44,19 +27,8 @@ print("RESULT " + json.dumps({"ready": panel.ready, "loaded": sorted(set(loaded)
 HEAVY = ("torch", "sklearn", "pandas", "scipy", "anndata")
 
 
-def test_opening_the_panel_imports_nothing_heavy_in_the_gui_thread(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        cwd=tmp_path,
-        check=False,
-    )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-    assert line is not None, out.stderr[-3000:]
-    result = json.loads(line[len("RESULT ") :])
+def test_opening_the_panel_imports_nothing_heavy_in_the_gui_thread(fresh_napari):
+    result = fresh_napari(STEPS)
     assert result["ready"] and result["steps"] == ["Data", "Train", "Predict", "Explore", "Domains", "Export"]
     assert result["widgets"] == [
         "LoadWidget",
