@@ -122,7 +122,10 @@ def build_card(meta: dict[str, Any], bank_spots: int | None = None) -> dict[str,
         "bank_spots": bank_spots,
         "reliability": _reliability_summary(meta.get("reliability")),
         "novelty": (
-            {k: novelty.get(k) for k in ("level", "threshold", "median", "k", "n_spots", "groups", "space")}
+            {
+                **{k: novelty.get(k) for k in ("level", "threshold", "median", "k", "n_spots", "groups", "space")},
+                "descriptors": isinstance(novelty.get("descriptors"), dict),  # also scored on tissue descriptors
+            }
             if isinstance(novelty, dict)
             else None
         ),
@@ -175,7 +178,8 @@ def card_text(card: dict[str, Any], name: str = "") -> str:
     if nov:
         lines.append(
             f"novelty: calibrated on {nov.get('n_spots', '?')} held-out training spots ({nov.get('groups', '?')}); "
-            f"novel above the {100 * nov.get('level', 0.99):.0f}th percentile"
+            f"novel above the {100 * nov.get('level', 0.99):.0f}th percentile; scored on image embeddings"
+            + (" and tissue descriptors" if nov.get("descriptors") else "")
         )
     else:
         lines.append("novelty: not calibrated (bundle made before format 2): predictions carry no obs['novelty']")

@@ -40,6 +40,26 @@ def test_novelty_reads_as_a_held_out_percentile(rng):
     assert np.all(np.diff(nv.novelty_from_typicality(np.linspace(-3, 3, 50), cal)) <= 0)
 
 
+def test_descriptor_novelty_is_calibrated_jointly_with_the_image(rng):
+    # two sections of like spots: a fresh like spot reads as a held-out percentile of the larger of its two
+    # percentiles (about 1 % novel), a spot far in descriptor space is novel whatever its image
+    emb, desc = rng.normal(size=(600, 8)), rng.normal(size=(600, 5)) * [1, 2, 3, 4, 5]
+    group = np.repeat([0, 1], 300)
+    _, cal = nv.calibrate_reference(emb, group, direct=False, groups="sections", descriptors=desc)
+    d = cal["descriptors"]
+    assert d["n_spots"] == 600 and len(d["combined"]) == nv.N_QUANTILES and d["combined"][-1] <= 1.0
+    mean, std, keep = nv.descriptor_space(desc)
+    ref = nv.zscore(desc[keep], mean, std)
+    fresh = rng.normal(size=(3000, 5)) * [1, 2, 3, 4, 5]
+    image = rng.uniform(size=3000)
+    from_desc = nv.novelty_from_typicality(nv.distance_typicality(nv.zscore(fresh, mean, std), ref), d)
+    joint = nv.combined_novelty(image, from_desc, d)
+    assert 0.0 <= joint.min() and joint.max() <= 1.0 and (joint > 0.99).mean() < 0.03
+    assert np.all(joint >= nv.combined_novelty(image, np.zeros_like(image), d) - 1e-6)  # monotone in each part
+    far = nv.novelty_from_typicality(nv.distance_typicality(nv.zscore(fresh[:50] + 40, mean, std), ref), d)
+    assert (nv.combined_novelty(np.zeros(50), far, d) > 0.99).all()
+
+
 def test_held_out_typicality_never_compares_a_group_with_itself():
     query = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     t = nv.held_out_typicality(query, np.array([0, 0, 1, 1]), query, np.array([0, 0, 1, 1]), 1)
@@ -58,6 +78,24 @@ def trained(synthetic_samples, tmp_path_factory):
     bundle = make_bundle(result, synthetic_samples[:2], "cpu", about={"tissue": "synthetic", "genes": ["MARK0_0"]})
     run(iter_finish_bundle(bundle, synthetic_samples[:2], device="cpu"))
     return load_bundle(save_bundle(bundle, tmp_path_factory.mktemp("nov") / "m.mclst"))
+
+
+def _regions(sample) -> np.ndarray:
+    counts = sample.obs["annotation"].astype(str).str[-1].astype(int).value_counts()
+    return counts.reindex(range(4), fill_value=0).to_numpy() / sample.n_obs
+
+
+@pytest.fixture(scope="module")
+def like(synthetic_samples, tmp_path_factory):
+    """A new slide (another patient) whose tissue is like the training slides': its regions in about the
+    same proportions.  SYN3 is not: 95 % of its spots are region 1 (9 % of the training spots), whose nuclei
+    the generator draws denser the larger the region (its tissue descriptors are far from any training spot's)."""
+    from napari_mclstexp.synthetic import make_synthetic_sample
+
+    sample = make_synthetic_sample(tmp_path_factory.mktemp("like"), seed=15, section="SYN15", patient="P2")
+    train = sum(_regions(s) * s.n_obs for s in synthetic_samples[:2]) / sum(s.n_obs for s in synthetic_samples[:2])
+    assert 0.5 * np.abs(_regions(sample) - train).sum() < 0.2  # total variation between the region mixes
+    return sample
 
 
 def _changed(sample, folder, kind: str, strength: float):
@@ -81,24 +119,23 @@ def _changed(sample, folder, kind: str, strength: float):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # trains the module's model, then 10 predictions
-def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained, synthetic_samples, tmp_path):
+def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained, like, tmp_path):
     from napari_mclstexp.predict.spots import predict_at_spots
 
     cal = trained.metadata["novelty"]
     assert cal["groups"] == "sections" and cal["n_spots"] == len(trained.bank)
+    assert cal["descriptors"]["groups"] == "sections" and len(cal["descriptors"]["combined"]) == nv.N_QUANTILES
     assert trained.novelty_reference.shape == (len(trained.bank), 16)
-    like = run(predict_at_spots(trained, synthetic_samples[2], CPU))
+    sample = like
+    like = run(predict_at_spots(trained, sample, CPU))
+    assert like.uns["mclstexp"]["novelty"]["scored_on"] == "image embeddings and tissue descriptors"
     assert like.obs["novelty"].between(0, 1).all()
     assert like.uns["mclstexp"]["novel_fraction"] <= 0.1 and like.obs["novelty"].mean() < 0.7
     assert like.uns["mclstexp"]["model_card"]["tissue"] == "synthetic"
     base = float(like.obs["novelty"].mean())
     for kind in ("stain", "blur", "texture"):
         means = [base] + [
-            float(
-                run(predict_at_spots(trained, _changed(synthetic_samples[2], tmp_path, kind, s), CPU))
-                .obs["novelty"]
-                .mean()
-            )
+            float(run(predict_at_spots(trained, _changed(sample, tmp_path, kind, s), CPU)).obs["novelty"].mean())
             for s in (0.25, 0.5, 1.0)
         ]
         # rises with the change's strength until it saturates (every spot less typical than all held-out ones)
@@ -107,12 +144,12 @@ def test_like_slides_are_typical_and_changes_raise_novelty_monotonically(trained
 
 
 @pytest.mark.slow
-def test_whole_slide_tiles_and_spots_agree(trained, synthetic_samples):
+def test_whole_slide_tiles_and_spots_agree(trained, like):
     from napari_mclstexp.predict.slide import predict_whole_slide
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.sample import image_path
 
-    sample = synthetic_samples[2]
+    sample = like
     tiles = run(predict_whole_slide(trained, image_path(sample), CPU, detect_tissue=False, step_px=96))
     spots = sample[: tiles.n_obs].copy()
     spots.obsm["spatial"] = tiles.obsm["spatial"].copy()

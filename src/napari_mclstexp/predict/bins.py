@@ -74,7 +74,16 @@ def predict_at_bins(
     """
     from ..errors import SampleFormatError
     from ..io.wsi import open_slide
-    from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale
+    from .descriptor_model import (
+        blend,
+        bundle_descriptor_model,
+        centre,
+        describe_px,
+        descriptor_weight,
+        read_scale,
+        tile_descriptors,
+    )
+    from .novelty import wants_descriptors
     from .slide import _launch
     from .spots import (
         DEFAULT_BATCH,
@@ -106,6 +115,8 @@ def predict_at_bins(
     emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
     embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta)
     weight = descriptor_weight(bundle, options.descriptors)
+    describe = 1.0 if weight > 0 or wants_descriptors(bundle) else 0.0  # read once for blend and novelty
+    desc: np.ndarray | None = None
     scale = int(bundle.config.get("context_scale", 1))
     done, t0 = 0, time.perf_counter()
     yield Progress("bins", 0, n, message=f"{n} bins, {patch_px} px patches")
@@ -116,12 +127,12 @@ def predict_at_bins(
             slide,
             xy,
             blocks,
-            *view_px(patch_px, input_px, read_scale(bundle, weight)),
+            *view_px(patch_px, input_px, read_scale(bundle, describe)),
             level,
             batch_size,
             int(workers or min(8, os.cpu_count() or 1)),
             pin=dev.type == "cuda",
-            describe_px=describe_px(bundle, weight, patch_px),
+            describe_px=describe_px(bundle, describe, patch_px),
             device=dev,
         )
         with contextlib.closing(batches):
@@ -129,7 +140,11 @@ def predict_at_bins(
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 item = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
-                from_descriptors = predict_tiles(bundle, batch, described) if weight > 0 else None
+                d = tile_descriptors(bundle, batch, described) if describe else None
+                if d is not None:
+                    desc = np.zeros((n, d.shape[1]), np.float32) if desc is None else desc
+                    desc[idx] = d
+                from_descriptors = bundle_descriptor_model(bundle).predict(d) if weight > 0 else None
                 item.wait()
                 pred[idx], unc[idx], emb[idx] = (
                     item.prediction.numpy(),
@@ -170,6 +185,7 @@ def predict_at_bins(
         adata.obsm["spatial"],
         info,
         uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
+        descriptors=desc,
     )
     if "bin_grid" in adata.uns:
         out.uns["bin_grid"] = copy.deepcopy(dict(adata.uns["bin_grid"]))

@@ -174,10 +174,16 @@ def centre(batch: Any, edge: int) -> Any:
 def predict_tiles(bundle: Bundle, reads: Any, descriptors: np.ndarray | None) -> np.ndarray:
     """Descriptor predictions ``(B, G)`` of a batch of tiles: from the descriptors the readers made, or
     (version 1) from the tiles' reads at :func:`read_scale` (uint8 tensor or array)."""
+    return bundle_descriptor_model(bundle).predict(tile_descriptors(bundle, reads, descriptors))
+
+
+def tile_descriptors(bundle: Bundle, reads: Any, descriptors: np.ndarray | None) -> np.ndarray:
+    """``(B, D)`` descriptors of a batch of tiles: the readers' (``descriptors``), or (version 1) computed
+    from the tiles' reads at :func:`read_scale`."""
     if descriptors is not None:
-        return bundle_descriptor_model(bundle).predict(descriptors)
+        return np.asarray(descriptors, np.float32)
     from ..data.descriptors_v1 import CONTEXT, tissue_descriptors
 
     view = centre(reads, CONTEXT * int(bundle.config["input_px"]))
     view = view.numpy() if hasattr(view, "numpy") else np.asarray(view)
-    return bundle_descriptor_model(bundle).predict(tissue_descriptors(np.ascontiguousarray(view)))
+    return tissue_descriptors(np.ascontiguousarray(view))

@@ -27,9 +27,10 @@ import torch
 from ..data.patches import view_px
 from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
-from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale
+from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale, tile_descriptors
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .novelty import wants_descriptors
 from .options import DEFAULT, PredictOptions
 from .smoothing import bundle_alpha, neighbour_graph
 from .spots import (
@@ -145,6 +146,7 @@ class _InFlight:
     embedding: torch.Tensor
     event: Any = None
     from_descriptors: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
 
     def wait(self) -> None:
         if self.event is not None:
@@ -307,13 +309,17 @@ def predict_whole_slide(
             p = item.prediction.numpy()
             if item.from_descriptors is not None:
                 p = blend(p, item.from_descriptors, weight)
+            if item.descriptors is not None:
+                desc[item.idx] = item.descriptors
             pred[item.idx], unc[item.idx], emb[item.idx] = p, item.uncertainty.numpy(), item.embedding.numpy()
             if on_tile is not None:
                 on_tile(xy[item.idx], p)
 
         weight, scale = descriptor_weight(bundle, options.descriptors), int(bundle.config.get("context_scale", 1))
-        read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
-        pin, desc_px = dev.type == "cuda", describe_px(bundle, weight, patch_px)  # readers describe the tiles
+        describe = 1.0 if weight > 0 or wants_descriptors(bundle) else 0.0  # read once for blend and novelty
+        desc = np.zeros((n, len(bundle.descriptors[0]) if describe else 0), np.float32)
+        read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, describe))
+        pin, desc_px = dev.type == "cuda", describe_px(bundle, describe, patch_px)  # readers describe the tiles
         batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
         previous: _InFlight | None = None
         with contextlib.closing(batches):
@@ -322,8 +328,10 @@ def predict_whole_slide(
                     cancel.raise_if_cancelled()
                 # launch this batch on the device, then collect the previous one while it runs
                 current = _launch(embedder, centre(batch, input_px * scale), idx, bundle, k, distance, dev)
-                if weight > 0:  # the trees on the CPU while the device embeds
-                    current.from_descriptors = predict_tiles(bundle, batch, described)
+                if describe:  # the descriptors and trees on the CPU while the device embeds
+                    current.descriptors = tile_descriptors(bundle, batch, described)
+                if weight > 0:
+                    current.from_descriptors = predict_tiles(bundle, batch, current.descriptors)
                 if dev.type != "cuda":  # synchronous device: nothing to overlap, stream at once
                     previous, current = current, None
                 if previous is not None:
@@ -351,8 +359,8 @@ def predict_whole_slide(
                     metrics={"tiles_per_s": rate, "eta_s": 0.0},
                 )
         if dist is not None and getattr(dist, "world_size", 1) > 1:
-            for part, p, u, e in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine])):
-                pred[part], unc[part], emb[part] = p, u, e
+            for part, p, u, e, d in dist.gather_objects((mine, pred[mine], unc[mine], emb[mine], desc[mine])):
+                pred[part], unc[part], emb[part], desc[part] = p, u, e, d
         alpha = bundle_alpha(bundle, options.smooth)
         if alpha > 0:
             pred = smoothing.smooth(pred, neighbour_graph(np.c_[cols, rows]), alpha)  # grid neighbours
@@ -386,4 +394,4 @@ def predict_whole_slide(
         },
         index=pd.Index([f"tile_{c}x{r}" for c, r in zip(cols, rows, strict=True)], dtype=object),
     )
-    return prediction_anndata(bundle, pred, unc, emb, obs, xy, info, uns_spatial)
+    return prediction_anndata(bundle, pred, unc, emb, obs, xy, info, uns_spatial, desc if desc.shape[1] else None)

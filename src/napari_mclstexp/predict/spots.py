@@ -20,6 +20,7 @@ from . import smoothing
 from .descriptor_model import blend, bundle_descriptor_model, descriptor_version, descriptor_weight
 from .embedder import ImageEmbedder
 from .heads import predict_from_embeddings
+from .novelty import wants_descriptors
 from .options import DEFAULT, PredictOptions
 from .smoothing import bundle_alpha, neighbour_graph
 
@@ -136,20 +137,22 @@ def prediction_anndata(
     spatial: np.ndarray,
     info: dict[str, Any],
     uns_spatial: dict[str, Any] | None = None,
+    descriptors: np.ndarray | None = None,
 ) -> Any:
     """Assemble a prediction AnnData (``X`` float32 over the bundle genes, ``obs['uncertainty']``,
     ``obsm['spatial']``, ``obsm['embedding']``, ``uns['mclstexp']``).
 
     With a novelty calibration in the bundle (format 2) also ``obs['novelty']`` and
-    ``uns['mclstexp']['novel_fraction']`` / ``['novelty']`` (:mod:`.novelty`, from ``embedding``); the model
-    card goes to ``uns['mclstexp']['model_card']``."""
+    ``uns['mclstexp']['novel_fraction']`` / ``['novelty']`` (:mod:`.novelty`, from ``embedding`` and, with a
+    descriptor calibration, the spots' tissue ``descriptors``: the larger of the two); the model card goes to
+    ``uns['mclstexp']['model_card']``."""
     import anndata as ad
 
     from .novelty import score
 
     obs = obs.copy()
     obs["uncertainty"] = np.asarray(uncertainty, dtype=np.float32)
-    novelty, summary = score(bundle, embedding)
+    novelty, summary = score(bundle, embedding, descriptors)
     info = {**info, "model_card": json_safe(bundle.card, drop_none=True)}
     if novelty is not None:
         obs["novelty"] = novelty
@@ -247,11 +250,13 @@ def predict_at_spots(
     alpha = bundle_alpha(bundle, options.smooth)
     prediction = result.prediction.cpu().numpy()
     weight = descriptor_weight(bundle, options.descriptors)
-    if weight > 0:
+    d = None
+    if weight > 0 or wants_descriptors(bundle):  # read once: the blend and the descriptor novelty share them
         from ..data.descriptors import iter_sample_descriptors
 
         version = descriptor_version(bundle)
         d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel, version)
+    if weight > 0:
         prediction = blend(prediction, bundle_descriptor_model(bundle).predict(d), weight)
     if alpha > 0:
         prediction = smoothing.smooth(prediction, neighbour_graph(spot_xy(adata)), alpha)
@@ -279,4 +284,5 @@ def predict_at_spots(
         adata.obsm["spatial"],
         info,
         uns_spatial=copy.deepcopy(spatial) if isinstance(spatial, dict) else None,
+        descriptors=d,
     )

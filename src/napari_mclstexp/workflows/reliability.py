@@ -137,7 +137,8 @@ def iter_gene_reliability(
         ``bundle.descriptors``, also ``descriptors``: the blend weight of the descriptor predictions
         (:func:`~napari_mclstexp.predict.descriptor_model.choose_weight`), chosen before the neighbour weight.
         ``novelty`` and ``novelty_reference``: :func:`~napari_mclstexp.predict.novelty.calibrate_reference` on
-        the same spots' image embeddings and held-out groups.
+        the same spots' image embeddings and held-out groups (with ``bundle.descriptors`` also their tissue
+        descriptors: ``novelty['descriptors']``).
     """
     cfg = bundle.config
     query = yield from _iter_query_embeddings(bundle, samples, device, patch_cache, cancel)
@@ -170,7 +171,11 @@ def iter_gene_reliability(
     pred = smooth_sections(pred, xy, sections, smoothing["alpha"])  # reliability of what users get
     if n_query > 1:  # novelty reference and calibration from the same held-out groups
         extra["novelty_reference"], extra["novelty"] = novelty.calibrate_reference(
-            query, _group_ids(groups), direct=False, groups=_group_kind(sections)
+            query,
+            _group_ids(groups),
+            direct=False,
+            groups=_group_kind(sections),
+            descriptors=None if descriptors is None else np.asarray(descriptors)[:n_query],
         )
     r = within_section_r(pred, truth, sections)
     return {
