@@ -2,7 +2,9 @@
 
 Trains ``quick`` briefly (2 epochs) on B4, C2, C3 (patient C is in training: C4 is a serial section of C3) and predicts
 C4 at its spots; the shipped demo model (synthetic slide) predicts C4 too.  Prints both novel fractions and
-the ACG of C4's typical and novel spots (the model of B/C), which the report quotes.
+the ACG of C4's typical and novel spots (the model of B/C), which the report quotes.  Novelty's rule (image
+and tissue-descriptor percentiles joined) was chosen on synthetic slides and the training sections' held-out
+pass; C4 is only the issue's check of it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ def her2st(her2st_dir):
     from napari_mclstexp.io.her2st import read_her2st_section
 
     return {s: read_her2st_section(her2st_dir, s) for s in ("B4", "C2", "C3", "C4")}
+
+
+def _parts(pred) -> str:
+    info = pred.uns["mclstexp"]["novelty"]
+    image, desc = (info.get(f"{k}_novel_fraction", float("nan")) for k in ("image", "descriptor"))
+    return f"{image:.3f}/{desc:.3f}"
 
 
 def test_novelty_of_c4_under_a_her2st_model_and_under_the_demo_model(her2st, tmp_path, capsys):
@@ -57,22 +65,21 @@ def test_novelty_of_c4_under_a_her2st_model_and_under_the_demo_model(her2st, tmp
         print(
             f"\nC4 novel fraction: B4/C2/C3 model {own.uns['mclstexp']['novel_fraction']:.3f} "
             f"(mean novelty {own.obs['novelty'].mean():.3f}), demo model {demo.uns['mclstexp']['novel_fraction']:.3f} "
-            f"(mean novelty {demo.obs['novelty'].mean():.3f}); C4 by novelty (B4/C2/C3 model): {split}"
+            f"(mean novelty {demo.obs['novelty'].mean():.3f}); C4 by novelty (B4/C2/C3 model): {split}; "
+            f"image/descriptor parts: B4/C2/C3 {_parts(own)}, demo {_parts(demo)}"
         )
     assert own.uns["mclstexp"]["novel_fraction"] <= 0.2
     assert np.isfinite(own.obs["novelty"]).all()
     assert demo.obs["novelty"].mean() > own.obs["novelty"].mean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 25): the demo model's image embeddings put C4 inside its training manifold "
-    "(measured: novel fraction 0.000, mean novelty 0.70 against 0.30 on the demo's own held-out third)",
-)
 def test_the_demo_model_finds_c4_novel(her2st):
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.workflows.demo import SAMPLE_BUNDLE, sample_data_dir
 
     demo = run(predict_at_spots(load_bundle(sample_data_dir() / SAMPLE_BUNDLE), her2st["C4"], CPU))
+    info = demo.uns["mclstexp"]["novelty"]
+    # the small CNN's embeddings alone put C4 inside the synthetic training set; its tissue descriptors do not
+    assert info["scored_on"] == "image embeddings and tissue descriptors"
     assert demo.uns["mclstexp"]["novel_fraction"] >= 0.8
