@@ -25,7 +25,7 @@ def _train(samples, out, **kw):
 def test_process_training_equals_thread_training(synthetic_samples, tmp_path, monkeypatch):
     monkeypatch.setenv("MCLSTEXP_CACHE", str(tmp_path / "cache"))
     samples = list(synthetic_samples[:2])
-    in_proc, events = _train(samples, tmp_path / "p.mclst")
+    in_proc, events = _train(samples, tmp_path / "p.mclst", tissue=" synthetic, H&E-like ", notes="")
     in_thread, _ = _train(samples, tmp_path / "t.mclst", in_process=False)
     # one bar through every stage, per mille, reaching the end
     steps = [e.step for e in events]
@@ -33,6 +33,8 @@ def test_process_training_equals_thread_training(synthetic_samples, tmp_path, mo
     assert any(e.stage == "train" for e in events)
     assert in_proc.path == tmp_path / "p.mclst" and in_proc.bundle.path == in_proc.path
     assert in_proc.result.model is None and len(in_proc.result.history) == 2
+    # the panel's Tissue and Notes fields reach the model card (an empty field: not given)
+    assert in_proc.bundle.card["tissue"] == "synthetic, H&E-like" and in_proc.bundle.card.get("notes") is None
     assert list(in_proc.bundle.genes) == list(in_thread.bundle.genes)
     a, b = in_proc.bundle.state_dict, in_thread.bundle.state_dict
     assert a.keys() == b.keys()

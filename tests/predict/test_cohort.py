@@ -76,6 +76,10 @@ def test_interrupted_run_resumes_and_equals_clean_run(cohort, tmp_path):
     again = run(predict_cohort(bundle, slides, tmp_path, PredictOptions(device="cpu")))
     assert [r["status"] for r in again.rows] == ["skipped"] * (N // 2) + ["done"] * (N - N // 2)
     assert [r["tiles"] for r in again.rows] == [r["tiles"] for r in clean.rows]
+    # each slide's novel fraction: from the prediction, or (skipped slides) read back from its output
+    assert all(0.0 <= r["novel_fraction"] <= 1.0 for r in clean.rows)
+    assert [r["novel_fraction"] for r in again.rows] == [r["novel_fraction"] for r in clean.rows]
+    assert "novel_fraction" in pd.read_csv(again.summary_path).columns
     assert not list(tmp_path.glob("*.part"))
     _same_outputs(clean_dir, tmp_path, [s.name for s in slides])
     summary = pd.read_csv(tmp_path / SUMMARY_NAME)

@@ -40,12 +40,15 @@ def train_and_save(
     overrides: dict | None = None,
     cancel: CancelToken | None = None,
     in_process: bool = True,
+    tissue: str | None = None,
+    notes: str | None = None,
 ):
     """Generator: the widget's parameters → :func:`~napari_mclstexp.workflows.train.train_and_save`
     (patch cache, checkpoint beside the bundle, resumed after a Cancel when it still matches).
 
     ``in_process``: train in a worker process (:mod:`~napari_mclstexp.workflows.train_worker`: the
     viewer never waits for the training loop's GIL); ``False`` trains in the calling thread.
+    ``tissue`` and ``notes`` go into the model card (as ``train --tissue --notes``; empty: not given).
 
     Returns the :class:`~napari_mclstexp.workflows.train.SavedModel`.
     """
@@ -61,6 +64,7 @@ def train_and_save(
         changes["epochs"] = int(epochs)
     config = get_preset(preset).replace(**changes)
     kwargs = dict(genes=genes, device=device, resume="auto", add_suffix=True, cancel=cancel)
+    kwargs.update(tissue=(tissue or "").strip() or None, notes=(notes or "").strip() or None)
     try:
         if in_process:  # a training loop in a thread holds the GIL and the viewer stalls
             return (yield from train_in_process(samples, config, out, **kwargs))
@@ -100,6 +104,10 @@ class TrainWidget(QWidget):
         self.encoder_fields = EncoderFields()  # encoder, Weights (file picker), frozen/partial, head
         self.weights = self.encoder_fields.weights
         self.device = device_combo()
+        self.tissue = QLineEdit()
+        self.tissue.setPlaceholderText("e.g. breast, HER2+, H&E (for the model card)")
+        self.notes = QLineEdit()
+        self.notes.setPlaceholderText("source, protocol, caveats (for the model card)")
         self.out = PathEdit("model.mclst", mode="save", filter="mclSTExp bundle (*.mclst)")
         form = QFormLayout()
         form.addRow("Sections", self.sections)
@@ -110,6 +118,8 @@ class TrainWidget(QWidget):
         form.addRow("Epochs", self.epochs)
         form.addRow(self.encoder_fields)
         form.addRow("Device", self.device)
+        form.addRow("Tissue", self.tissue)
+        form.addRow("Notes", self.notes)
         form.addRow("Save to", self.out)
         self.task = TaskPanel()
         self.result_label = QLabel("")
@@ -194,12 +204,21 @@ class TrainWidget(QWidget):
         out = self.out.text()
         preset, epochs, device = self.preset.currentText(), self.epochs.value(), self.device.currentText()
         overrides, genes = self.overrides(), self._genes_spec()
+        about = {"tissue": self.tissue.text(), "notes": self.notes.text()}
 
         sources = self.selected_samples()
 
         def make(token: CancelToken):
             return train_and_save(
-                sources, preset, epochs=epochs, genes=genes, device=device, out=out, overrides=overrides, cancel=token
+                sources,
+                preset,
+                epochs=epochs,
+                genes=genes,
+                device=device,
+                out=out,
+                overrides=overrides,
+                cancel=token,
+                **about,
             )
 
         return self.task.start(make, self._done, description="Train")

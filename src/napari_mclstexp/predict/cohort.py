@@ -5,7 +5,7 @@ written atomically to ``OUT_DIR/<name>.h5ad``, so an output that exists is compl
 crash or a kill skips it.  A slide that fails is recorded with its error and the others go on.  Under
 ``torchrun`` the slides still to do are dealt round-robin to the ranks of all nodes (each rank predicts
 whole slides on its own device); rank 0 writes ``OUT_DIR/cohort_summary.csv`` (one row per slide:
-status, tiles, seconds, error, rank).
+status, tiles, novel fraction, seconds, error, rank).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 #: Name of the per-slide summary table written into the output folder.
 SUMMARY_NAME = "cohort_summary.csv"
-SUMMARY_COLUMNS = ["name", "image", "output", "status", "tiles", "seconds", "error", "rank"]
+SUMMARY_COLUMNS = ["name", "image", "output", "status", "tiles", "novel_fraction", "seconds", "error", "rank"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,17 @@ def _tiles_in(path: Path) -> int | None:
         return None
 
 
+def _novel_fraction_in(path: Path) -> float | None:
+    """``uns['mclstexp']['novel_fraction']`` of an existing output (``None``: not scored or unreadable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return float(f["uns/mclstexp/novel_fraction"][()])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def predict_cohort(
     bundle: Bundle,
     slides: Sequence[CohortSlide],
@@ -214,6 +225,7 @@ def predict_cohort(
                 "output": str(out),
                 "status": "skipped",
                 "tiles": _tiles_in(out),
+                "novel_fraction": _novel_fraction_in(out),
                 "seconds": 0.0,
                 "error": "",
                 "rank": 0,
@@ -232,6 +244,7 @@ def predict_cohort(
             "output": str(out),
             "status": "done",
             "tiles": 0,
+            "novel_fraction": None,
             "seconds": 0.0,
             "error": "",
             "rank": rank,
@@ -262,6 +275,7 @@ def predict_cohort(
                 pred = stop.value
             write_h5ad(pred, out)
             row["tiles"] = int(pred.n_obs)
+            row["novel_fraction"] = pred.uns.get("mclstexp", {}).get("novel_fraction")  # None: not scored
         except (Cancelled, KeyboardInterrupt):
             raise
         except Exception as err:  # one bad slide must not stop the cohort: record it and go on
