@@ -199,3 +199,19 @@ def test_ridge_reference_is_centred_head_outputs(rng):
     ref, cal = nv.calibrate_reference(np.r_[a, b], np.r_[np.zeros(60), np.ones(60)], direct=True, groups="sections")
     assert ref.dtype == np.float32 and len(ref) == 120 and cal["space"].startswith("head outputs")
     assert cal["median"] < 0  # each section is held out against the other, which points the other way
+
+
+def test_descriptors_off_scores_novelty_on_the_image_alone():
+    """Switching the descriptors off is asked for speed: novelty must not read them behind the user's back."""
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.predict.spots import predict_at_spots
+    from napari_mclstexp.workflows.demo import load_demo_sample, sample_data_dir, split_demo_sample
+
+    bundle = load_bundle(sample_data_dir() / "demo_quick.mclst")
+    assert nv.wants_descriptors(bundle) and not nv.wants_descriptors(bundle, False)
+    test = split_demo_sample(load_demo_sample())[-1][:60].copy()
+    on = run(predict_at_spots(bundle, test, CPU))
+    off = run(predict_at_spots(bundle, test, PredictOptions(device="cpu", descriptors=False)))
+    assert on.uns["mclstexp"]["novelty"]["scored_on"] == "image embeddings and tissue descriptors"
+    assert off.uns["mclstexp"]["novelty"]["scored_on"] == "image embeddings"
+    assert np.isfinite(off.obs["novelty"]).all() and off.n_obs == on.n_obs

@@ -115,7 +115,9 @@ def predict_at_bins(
     emb = np.zeros((n, int(bundle.config["embed_dim"])), np.float32)
     embedder = bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta)
     weight = descriptor_weight(bundle, options.descriptors)
-    describe = 1.0 if weight > 0 or wants_descriptors(bundle) else 0.0  # read once for blend and novelty
+    describe = (
+        1.0 if weight > 0 or wants_descriptors(bundle, options.descriptors) else 0.0
+    )  # read once for blend and novelty
     desc: np.ndarray | None = None
     scale = int(bundle.config.get("context_scale", 1))
     done, t0 = 0, time.perf_counter()

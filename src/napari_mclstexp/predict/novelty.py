@@ -258,11 +258,17 @@ def descriptor_novelty(bundle: Bundle, descriptors: Any) -> np.ndarray | None:
     return novelty_from_typicality(distance_typicality(zscore(d, mean, std), ref, int(cal.get("k", DEFAULT_K))), cal)
 
 
-def wants_descriptors(bundle: Bundle) -> bool:
-    """Whether novelty reads the query spots' tissue descriptors (a descriptor calibration and descriptors)."""
+def wants_descriptors(bundle: Bundle, on: bool | float = True) -> bool:
+    """Whether novelty reads the query spots' tissue descriptors (a descriptor calibration and descriptors).
+
+    ``on`` is :attr:`PredictOptions.descriptors`: a user who switched the descriptors off asked for speed, so
+    novelty is then scored on the image embeddings alone (``uns['mclstexp']['novelty']`` says so)."""
     cal = (getattr(bundle, "metadata", None) or {}).get("novelty")
     return (
-        isinstance(cal, dict)
+        on is not False
+        and on is not None
+        and not (isinstance(on, float) and on == 0.0)
+        and isinstance(cal, dict)
         and isinstance(cal.get("descriptors"), dict)
         and getattr(bundle, "descriptors", None) is not None
     )

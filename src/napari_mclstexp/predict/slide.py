@@ -316,7 +316,9 @@ def predict_whole_slide(
                 on_tile(xy[item.idx], p)
 
         weight, scale = descriptor_weight(bundle, options.descriptors), int(bundle.config.get("context_scale", 1))
-        describe = 1.0 if weight > 0 or wants_descriptors(bundle) else 0.0  # read once for blend and novelty
+        describe = (
+            1.0 if weight > 0 or wants_descriptors(bundle, options.descriptors) else 0.0
+        )  # read once for blend and novelty
         desc = np.zeros((n, len(bundle.descriptors[0]) if describe else 0), np.float32)
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, describe))
         pin, desc_px = dev.type == "cuda", describe_px(bundle, describe, patch_px)  # readers describe the tiles

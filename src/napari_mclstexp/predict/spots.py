@@ -251,7 +251,9 @@ def predict_at_spots(
     prediction = result.prediction.cpu().numpy()
     weight = descriptor_weight(bundle, options.descriptors)
     d = None
-    if weight > 0 or wants_descriptors(bundle):  # read once: the blend and the descriptor novelty share them
+    if weight > 0 or wants_descriptors(
+        bundle, options.descriptors
+    ):  # read once: the blend and the descriptor novelty share them
         from ..data.descriptors import iter_sample_descriptors
 
         version = descriptor_version(bundle)
