@@ -319,10 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--parts", default="patches,quick,slide,compile")
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
+    p.add_argument("--desc-slide-px", type=int, default=None, help="descriptors part: slide edge in px")
+    p.add_argument("--desc-mpp", type=float, default=None, help="descriptors part: slide µm/px (default 1.0)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    s = SIZES["tiny" if args.tiny else "full"]
+    s = dict(SIZES["tiny" if args.tiny else "full"])
+    if args.desc_slide_px:
+        s["desc_slide_px"] = args.desc_slide_px
+    if args.desc_mpp:
+        s["desc_mpp"] = args.desc_mpp
     from napari_mclstexp.atomic import atomic_write_path
 
     report = {

@@ -1,8 +1,9 @@
 """``cpu.py --parts descriptors``: the whole-slide cost of blending in the tissue descriptors.
 
 The shipped demo model (``quick`` preset) on a synthetic pyramidal JPEG slide of at least 2,000 tiles
-(``desc_slide_px``, default 12,288 px at 1 µm/px in full, ``slide_px`` with ``--tiny``), three bundles run
-alternately in one warm process (a first pass of each is not counted): retrieval only (``off``); finished with
+(``--desc-slide-px``, default 12,288 px in full, ``slide_px`` with ``--tiny``; at ``--desc-mpp`` µm/px,
+default 1; issue 31's case is 16,384 px at 0.5), three bundles run alternately
+in one warm process (a first pass of each is not counted): retrieval only (``off``); finished with
 tissue descriptors as ``train`` finishes them now (``on``: version 2, the reading threads describe each block
 from its read, each pixel once); and the same trees on version-1 descriptors (``on_v1``: each tile read 3×
 wider at the input resolution and described alone, what bundles made before version 2 still run).  The blend
@@ -51,9 +52,11 @@ def bench_descriptors(s: dict, work: Path, log) -> dict:
     crop = patch_px_for(both, microns_per_pixel(train_part))
     old.descriptors = run(iter_sample_descriptors(train_part, crop, both.config["input_px"], version=1))
     edge = int(s.get("desc_slide_px", 12288 if s["slide_px"] >= 4096 else s["slide_px"]))
-    slide = write_pyramid_tiff(work / "desc_slide.ome.tif", synthetic_slide(edge), mpp=1.0)
+    mpp = float(s.get("desc_mpp", 1.0))
+    slide = write_pyramid_tiff(work / "desc_slide.ome.tif", synthetic_slide(edge), mpp=mpp)
     out: dict = {
         "slide_px": edge,
+        "slide_mpp": mpp,
         "finish_s": finish_s,
         "chosen_weight": chosen,
         "load_avg_start": os.getloadavg()[0],
