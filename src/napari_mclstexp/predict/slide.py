@@ -41,6 +41,7 @@ from .spots import (
     provenance,
     resolve,
 )
+from .stain_choice import stain_normaliser, stain_record
 from .tiles import group_blocks, tile_batches
 from .tissue import slide_tissue_mask, tile_tissue_fraction
 
@@ -205,6 +206,8 @@ def predict_whole_slide(
         if not len(xy):
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
+        normaliser = stain_normaliser(bundle, options.stain)  # the slide's estimate: once, shared with its spots
+        stain_map = normaliser.map_for(path) if normaliser is not None and len(xy) else None
         embedder = (
             bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta) if len(xy) else None
         )
@@ -234,7 +237,9 @@ def predict_whole_slide(
         weight, scale = descriptor_weight(bundle, options.descriptors), int(bundle.config.get("context_scale", 1))
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, weight))
         pin, desc_px = dev.type == "cuda", describe_px(bundle, weight, patch_px)  # readers describe the tiles
-        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
+        batches = tile_batches(
+            slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev, stain_map=stain_map
+        )
         previous: _InFlight | None = None
         with contextlib.closing(batches):
             for idx, batch, described in batches:
@@ -291,6 +296,7 @@ def predict_whole_slide(
             grid=grid.to_dict(),
             neighbour_alpha=alpha,
             descriptor_weight=weight,
+            stain=stain_record(normaliser, options.stain, path),
         )
         lib = path.stem
         meta: dict[str, Any] = {"source_image_path": str(path.resolve())}
