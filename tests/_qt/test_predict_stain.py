@@ -52,3 +52,8 @@ def test_stain_choice_and_swatches(make_napari_viewer, qtbot, tiny_bundle, h5ad_
     reference.write_text(json.dumps({"reference_stain": bundle.metadata["reference_stain"]}))
     predict.stain.file.setText(str(reference))
     assert predict.stain.value() == str(reference) and predict.options().stain == str(reference)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    predict.stain.file.setText(str(bad))
+    assert predict.predict() is None  # refused before any work, with the reason on the status line
+    assert "not a stain reference" in predict.task.status.text() and not predict.task.running

@@ -143,11 +143,10 @@ class PredictWidget(QWidget):
             return None
         # only its file is checked here; the bundle is read in the worker (torch, its first import
         # included, took seconds of the GUI thread)
-        meta = run_guarded(self.check_bundle, self.task.status)
-        if meta is None:
+        checked = run_guarded(lambda: (self.check_bundle(), self.options()), self.task.status)  # a bad stain file
+        if checked is None:
             return None
-        bundle = metadata_view(meta)  # what the guards read, without loading the model
-        options = self.options()
+        bundle, options = metadata_view(checked[0]), checked[1]  # what the guards read, without loading the model
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:

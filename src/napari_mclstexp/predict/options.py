@@ -18,6 +18,8 @@ from ..errors import InputError
 if TYPE_CHECKING:
     import torch
 
+    from ..data.stain import StainEstimate
+
 #: The retrieval distances and embedding precisions a prediction accepts.
 DISTANCES = ("l1", "l2")
 PRECISIONS = ("bf16", "fp32")
@@ -84,7 +86,7 @@ class PredictOptions:
     tta: bool | None = None
     smooth: bool | float = True
     descriptors: bool | float = True
-    stain: str | os.PathLike | Any = "auto"
+    stain: str | os.PathLike | StainEstimate = "auto"
 
     def __post_init__(self) -> None:
         for name in ("k", "batch_size"):
