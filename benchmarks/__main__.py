@@ -106,6 +106,14 @@ PARTS = (
         runs_on="CPU, her2st data",
     ),
     Part(
+        "stain",
+        "stain",
+        "another lab's stain: on stain-shifted copies of C4, normalisation to the model's reference recovers >= 80 % "
+        "of the ACG each shift costs and loses <= one seed's sd on C4 as scanned; augmentation on/off; C -> B4; "
+        "whole-slide cost per tile",
+        runs_on="CPU, her2st data",
+    ),
+    Part(
         "pretrain",
         "pretrain",
         "own-slide SimCLR pretraining (experimental, CLI only) against random initialisation on a held-out "

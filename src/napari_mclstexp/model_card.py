@@ -15,8 +15,9 @@ a format-1 bundle lacks them and loads as before (:func:`card_of` derives what i
     The novelty calibration (:mod:`napari_mclstexp.predict.novelty`): held-out typicality quantiles, ``k``,
     ``level`` and ``threshold``; with it predictions get ``obs['novelty']``.
 ``reference_stain``
-    Reserved for the stain-normalisation issue: the training slides' stain vectors and concentration
-    percentiles, any JSON value; stored and read back as it is (opaque here).
+    The stain the training sections were mapped to (``train --stain-normalize``): Macenko's H and E vectors and
+    concentration percentiles of their pooled tissue (:meth:`~napari_mclstexp.data.stain.StainEstimate.to_dict`);
+    ``predict --stain auto`` maps each new slide to it.  Absent: slides are predicted as scanned.
 ``model_card``
     :func:`build_card`'s summary (no large arrays), copied by predictions into ``uns['mclstexp']['model_card']``.
 
@@ -85,6 +86,21 @@ def _reliability_summary(rel: Any) -> dict[str, Any] | None:
     }
 
 
+def _stain_summary(data: Any) -> dict[str, Any] | None:
+    """The card's view of a reference stain: the colours of H and E alone and the sections it was measured on."""
+    from .data.stain import StainEstimate
+    from .errors import InputError
+
+    if not isinstance(data, dict):
+        return None
+    try:
+        colours = StainEstimate.from_dict(data).swatches()
+    except InputError:
+        return None
+    out = {"haematoxylin": [int(v) for v in colours[0]], "eosin": [int(v) for v in colours[1]]}
+    return {**out, "sections": data.get("sections")}
+
+
 def build_card(meta: dict[str, Any], bank_spots: int | None = None) -> dict[str, Any]:
     """The model card of a bundle's metadata: what is known of its training, nothing invented.
 
@@ -130,6 +146,7 @@ def build_card(meta: dict[str, Any], bank_spots: int | None = None) -> dict[str,
             else None
         ),
         "reference_stain": "reference_stain" in meta,
+        "stain": _stain_summary(meta.get("reference_stain")),
         "versions": meta.get("versions"),
         "created": meta.get("created"),
     }
@@ -183,6 +200,15 @@ def card_text(card: dict[str, Any], name: str = "") -> str:
         )
     else:
         lines.append("novelty: not calibrated (bundle made before format 2): predictions carry no obs['novelty']")
+    stain = card.get("stain")
+    if stain:
+        on = f" of {', '.join(stain['sections'])}" if stain.get("sections") else ""
+        lines.append(
+            f"reference stain{on}: haematoxylin rgb{tuple(stain['haematoxylin'])}, eosin rgb{tuple(stain['eosin'])}"
+            " (predict --stain auto maps each slide to it)"
+        )
+    else:
+        lines.append("reference stain: none (trained without --stain-normalize): slides are predicted as scanned")
     vers = card.get("versions") or {}
     lines.append(
         f"made {card.get('created', 'at an unknown date')}"

@@ -52,10 +52,13 @@ def test_ridge_bundle_predicts_at_spots_and_over_a_slide(synthetic_samples, tmp_
     b = run(predict_at_spots(loaded, test, PredictOptions(device="cpu")))
     np.testing.assert_allclose(a.X, b.X, rtol=1e-5, atol=1e-5)
     assert np.isnan(a.obs["uncertainty"]).all() and a.X.std(0).max() > 0
-    # the same numbers as features @ W + b: ridge predictions through the shared prediction path
+    # the same numbers as features @ W + b (of the patches mapped to the model's stain, as predictions map them):
+    # ridge predictions through the shared prediction path
+    from napari_mclstexp.predict.stain_choice import stain_normaliser
     from napari_mclstexp.train.frozen import iter_features_of
 
-    feats = run(iter_features_of(result.model, [test], torch.device("cpu"), cache=cache))[0]
+    stain = stain_normaliser(bundle, "auto")  # None: this model has no reference stain
+    feats = run(iter_features_of(result.model, [test], torch.device("cpu"), cache=cache, stain=stain))[0]
     w, bias = result.model.linear.weight.detach().numpy(), result.model.linear.bias.detach().numpy()
     np.testing.assert_allclose(a.X, feats @ w.T + bias, rtol=1e-4, atol=1e-4)
     s = run(

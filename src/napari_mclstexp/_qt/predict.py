@@ -24,6 +24,7 @@ from ._devices import device_combo
 from ._gui_steps import GuiSteps, queue_layers
 from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn_novelty, warn_other_genes
 from ._predict_text import score_text, showing, training_note
+from ._stain_row import stain_row
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
@@ -67,6 +68,7 @@ class PredictWidget(QWidget):
         form.addRow("Device", self.device)
         form.addRow("Smooth", self.smooth)
         self.task = TaskPanel()
+        self.stain = stain_row(form, self.bundle_path, self.task)  # auto / none / file; model's and slide's stain
         self.task.bar.valueChanged.connect(lambda *_: self._flush_tiles())
         self.task.finished.connect(self._keep_partial)
         self.info = QLabel("")
@@ -92,9 +94,7 @@ class PredictWidget(QWidget):
         models.bundle_saved.connect(self._offer_bundle)
         self._offer_bundle(models.last_bundle)
         self._tiles = TileBuffer()
-        self._stream = None
-        self._grid = None
-        self._stream_slide = None
+        self._stream = self._grid = self._stream_slide = None
         self._gene_index = 0
         self._run = 0
         #: Layers and canvas overlays go in one per event-loop turn (each costs napari 0.1–0.3 s).
@@ -133,7 +133,8 @@ class PredictWidget(QWidget):
 
     def options(self) -> PredictOptions:
         """The :class:`~napari_mclstexp.predict.options.PredictOptions` the controls ask for."""
-        return PredictOptions(device=self.device.currentText(), smooth=self.smooth.isChecked())
+        device, smooth = self.device.currentText(), self.smooth.isChecked()
+        return PredictOptions(device=device, smooth=smooth, stain=self.stain.value())
 
     def predict(self):
         """Start predicting with the widget's parameters; returns the worker or ``None``."""
@@ -142,11 +143,10 @@ class PredictWidget(QWidget):
             return None
         # only its file is checked here; the bundle is read in the worker (torch, its first import
         # included, took seconds of the GUI thread)
-        meta = run_guarded(self.check_bundle, self.task.status)
-        if meta is None:
+        checked = run_guarded(lambda: (self.check_bundle(), self.options()), self.task.status)  # a bad stain file
+        if checked is None:
             return None
-        bundle = metadata_view(meta)  # what the guards read, without loading the model
-        options = self.options()
+        bundle, options = metadata_view(checked[0]), checked[1]  # what the guards read, without loading the model
         if self.mode.currentText() == "at spots":
             layer = self.spots.layer()
             if layer is None:

@@ -25,6 +25,8 @@ The output AnnData holds the predicted normalised expression (X), the spot/tile 
 (obsm['spatial'], full-resolution px), a per-spot uncertainty (obs['uncertainty']: weighted std of
 the neighbours' expression, averaged over genes) and provenance (uns['mclstexp']).  Whole-slide
 predictions skip background (tissue detection) and record the tile grid in uns['mclstexp']['grid'].
+With a model trained with --stain-normalize, each slide's stain is first mapped to the model's own
+reference stain (--stain; recorded in uns['mclstexp']['stain']).
 """
 
 EPILOG = """\
@@ -122,6 +124,15 @@ def register(subparsers) -> None:
         "data (models trained with descriptors, e.g. quick; default: on; --no-descriptors: retrieval only)",
     )
     p.add_argument(
+        "--stain",
+        default="auto",
+        metavar="auto|none|REFERENCE.json",
+        help="auto (default): map each slide's stain, estimated once from its tissue, to the stain the model "
+        "was trained on before patches reach the encoder and the descriptors (models without a reference stain, "
+        "e.g. trained without --stain-normalize, predict as scanned); none: as scanned; a JSON file: that "
+        "reference stain instead (a stain estimate, or a bundle's metadata.json)",
+    )
+    p.add_argument(
         "--encoder-weights",
         default=None,
         metavar="PATH",
@@ -158,6 +169,7 @@ def predict_options(args: argparse.Namespace) -> PredictOptions:
         tta=args.tta,
         smooth=args.smooth,
         descriptors=args.descriptors,
+        stain=getattr(args, "stain", "auto"),
     )
 
 

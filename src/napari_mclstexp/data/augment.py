@@ -208,8 +208,9 @@ def augment_batch(
     generator: torch.Generator | None = None,
     rotate_mode: str = "bilinear",
     jitter_order: str = "fixed",
+    stain: float = 0.0,
 ) -> torch.Tensor:
-    """Training augmentation of a batch: colour jitter, flips, 90° and/or arbitrary rotation.
+    """Training augmentation of a batch: stain perturbation, colour jitter, flips, 90° and/or arbitrary rotation.
 
     Parameters
     ----------
@@ -226,6 +227,9 @@ def augment_batch(
     rotate_mode, jitter_order
         Interpolation of arbitrary rotations (``"bilinear"``/``"nearest"``) and order of the colour
         jitter (``"fixed"``/``"random"``), see :func:`rotate` and :func:`color_jitter`.
+    stain
+        Strength of the random H, E, DAB perturbation (:func:`~napari_mclstexp.data.stain_augment.stain_jitter`;
+        0 disables).
 
     Returns
     -------
@@ -234,6 +238,10 @@ def augment_batch(
     """
     if x.shape[0] == 0:
         return x
+    if stain > 0:
+        from .stain_augment import stain_jitter
+
+        x = stain_jitter(x, stain, generator=generator)
     if any(v > 0 for v in jitter):
         x = color_jitter(x, *jitter, generator=generator, order=jitter_order)
     if flips or rot90:

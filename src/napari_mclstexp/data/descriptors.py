@@ -328,6 +328,7 @@ def iter_sample_descriptors(
     cache: Any = None,
     cancel: CancelToken | None = None,
     version: int = VERSION,
+    stain: Any = None,
 ) -> ProgressGen[np.ndarray]:
     """Generator: :func:`tissue_descriptors` of every spot of a sample (yields the patch reading's progress).
 
@@ -342,14 +343,16 @@ def iter_sample_descriptors(
     version
         The descriptor definition: :data:`VERSION`, or 1 for bundles made before it
         (:func:`.descriptors_v1.iter_sample_descriptors`).
+    stain
+        Optional :class:`~napari_mclstexp.data.slide_stain.StainNormaliser`: the reads mapped to its reference.
     """
     from .patches import iter_sample_patches
 
     if int(version) == 1:
         from .descriptors_v1 import iter_sample_descriptors as v1
 
-        return (yield from v1(adata, crop_px, input_px, cache, cancel))
-    reads = yield from iter_sample_patches(adata, read_edge(int(crop_px)), READ_PX, cache, cancel)
+        return (yield from v1(adata, crop_px, input_px, cache, cancel, stain))
+    reads = yield from iter_sample_patches(adata, read_edge(int(crop_px)), READ_PX, cache, cancel, stain)
     return tissue_descriptors(np.asarray(reads))
 
 

@@ -103,7 +103,7 @@ def tissue_descriptors(reads: np.ndarray) -> np.ndarray:
 
 
 def iter_sample_descriptors(
-    adata: Any, crop_px: int, input_px: int, cache: Any = None, cancel: CancelToken | None = None
+    adata: Any, crop_px: int, input_px: int, cache: Any = None, cancel: CancelToken | None = None, stain: Any = None
 ) -> ProgressGen[np.ndarray]:
     """Generator: :func:`tissue_descriptors` of every spot of a sample (yields the patch reading's progress).
 
@@ -116,8 +116,10 @@ def iter_sample_descriptors(
         :data:`CONTEXT` × both, as a whole-slide tile's read, so that spots and tiles see the same pixels.
     cache
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
+    stain
+        Optional :class:`~napari_mclstexp.data.slide_stain.StainNormaliser`: the reads mapped to its reference.
     """
     from .patches import iter_sample_patches
 
-    reads = yield from iter_sample_patches(adata, CONTEXT * int(crop_px), CONTEXT * int(input_px), cache, cancel)
+    reads = yield from iter_sample_patches(adata, CONTEXT * int(crop_px), CONTEXT * int(input_px), cache, cancel, stain)
     return tissue_descriptors(np.asarray(reads))

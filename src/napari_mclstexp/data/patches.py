@@ -242,6 +242,7 @@ def iter_sample_patches(
     out_px: int | None = None,
     cache: PatchCache | None = None,
     cancel: CancelToken | None = None,
+    stain: Any = None,
 ) -> ProgressGen[np.ndarray]:
     """Generator form of :func:`sample_patches`."""
     path = image_path(adata)
@@ -249,8 +250,11 @@ def iter_sample_patches(
         raise SampleFormatError("sample has no image (uns['spatial'][lib]['metadata']['source_image_path'])")
     xy = spot_xy(adata)
     if cache is not None:
-        return (yield from cache.iter_get(path, xy, size_px, out_px, cancel=cancel))
-    return (yield from iter_extract_patches(path, xy, size_px, out_px, cancel=cancel))
+        patches = yield from cache.iter_get(path, xy, size_px, out_px, cancel=cancel)
+    else:
+        patches = yield from iter_extract_patches(path, xy, size_px, out_px, cancel=cancel)
+    # the cache keeps the patches as scanned; the stain mapping is applied on the way out
+    return patches if stain is None else stain.apply(path, patches)
 
 
 def sample_patches(
@@ -259,12 +263,16 @@ def sample_patches(
     out_px: int | None = None,
     cache: PatchCache | None = None,
     cancel: CancelToken | None = None,
+    stain: Any = None,
 ) -> np.ndarray:
     """Patches around every spot of a sample, from its ``source_image_path`` (through ``cache`` if given).
+
+    ``stain``: a :class:`~napari_mclstexp.data.slide_stain.StainNormaliser` mapping the slide's patches to its
+    reference (``None``: as scanned).
 
     Returns
     -------
     numpy.ndarray
         uint8 (N, out_px or size_px, same, 3), spot order of ``adata``.
     """
-    return run(iter_sample_patches(adata, size_px, out_px, cache, cancel))
+    return run(iter_sample_patches(adata, size_px, out_px, cache, cancel, stain))

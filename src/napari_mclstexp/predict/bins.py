@@ -94,6 +94,7 @@ def predict_at_bins(
         provenance,
         resolve,
     )
+    from .stain_choice import stain_normaliser, stain_record
     from .tiles import group_blocks, tile_batches
 
     dev = resolve(options.device)
@@ -108,6 +109,8 @@ def predict_at_bins(
         raise SampleFormatError("predicting at bins needs the section's H&E image (import with --image)", path)
     xy = spot_xy(adata)
     n, g = len(xy), len(bundle.genes)
+    normaliser = stain_normaliser(bundle, options.stain)
+    stain_map = normaliser.map_for(path) if normaliser is not None else None
     rows = adata.obs["array_row"].to_numpy(np.int64) if "array_row" in adata.obs else np.floor(xy[:, 1]).astype(int)
     cols = adata.obs["array_col"].to_numpy(np.int64) if "array_col" in adata.obs else np.floor(xy[:, 0]).astype(int)
     pred = np.zeros((n, g), np.float32)
@@ -136,6 +139,7 @@ def predict_at_bins(
             pin=dev.type == "cuda",
             describe_px=describe_px(bundle, describe, patch_px),
             device=dev,
+            stain_map=stain_map,
         )
         with contextlib.closing(batches):
             for idx, batch, described in batches:
@@ -176,6 +180,7 @@ def predict_at_bins(
         level=int(level),
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
         descriptor_weight=weight,
+        stain=stain_record(normaliser, options.stain, path),
     )
     spatial = adata.uns.get("spatial")
     out = prediction_anndata(

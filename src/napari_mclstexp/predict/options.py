@@ -9,6 +9,7 @@ predict (sample, slide, tile step, region) and the live cancel token stay their 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,13 @@ from ..errors import InputError
 if TYPE_CHECKING:
     import torch
 
+    from ..data.stain import StainEstimate
+
 #: The retrieval distances and embedding precisions a prediction accepts.
 DISTANCES = ("l1", "l2")
 PRECISIONS = ("bf16", "fp32")
+#: The named stain choices; anything else is a reference file (:mod:`~napari_mclstexp.predict.stain_choice`).
+STAIN_MODES = ("auto", "none")
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,19 @@ class PredictOptions:
         Blend the retrieval with the tissue-descriptor predictor at the weight the bundle chose
         (:mod:`~napari_mclstexp.predict.descriptor_model`; bundles trained with it; the reads then cover
         3 × the patch), before smoothing; ``False``: off; a float in [0, 1]: that weight.  Default ``True``.
+    stain
+        ``"auto"`` (default): each slide's stain, estimated once from a sample of its tissue tiles, is mapped to
+        the stain the model was trained on (the bundle's ``reference_stain``) before patches reach the encoder
+        and the descriptors; a bundle without one predicts as scanned.  ``"none"``: as scanned.  A path to a
+        JSON reference stain (:func:`~napari_mclstexp.data.slide_stain.read_reference`; a
+        :class:`~napari_mclstexp.data.stain.StainEstimate` also does): that reference instead of the model's.
+        Spots and whole-slide tiles of one slide share the estimate; ``uns['mclstexp']['stain']`` records it.
 
     Raises
     ------
     InputError
-        A ``k`` or ``batch_size`` below 1, an unknown ``distance`` or ``precision``, a weight outside [0, 1].
+        A ``k`` or ``batch_size`` below 1, an unknown ``distance`` or ``precision``, a weight outside [0, 1], a
+        ``stain`` reference file that is missing or not a stain reference.
 
     Examples
     --------
@@ -73,6 +86,7 @@ class PredictOptions:
     tta: bool | None = None
     smooth: bool | float = True
     descriptors: bool | float = True
+    stain: str | os.PathLike | StainEstimate = "auto"
 
     def __post_init__(self) -> None:
         for name in ("k", "batch_size"):
@@ -87,6 +101,18 @@ class PredictOptions:
             value = getattr(self, name)
             if not isinstance(value, bool) and not 0.0 <= float(value) <= 1.0:
                 raise InputError(f"{name} must be on, off or a weight in [0, 1], not {value}")
+        self._check_stain()
+
+    def _check_stain(self) -> None:
+        from ..data.slide_stain import read_reference
+        from ..data.stain import StainEstimate
+
+        if isinstance(self.stain, str) and self.stain.strip().lower() in STAIN_MODES:
+            object.__setattr__(self, "stain", self.stain.strip().lower())
+        elif isinstance(self.stain, str | os.PathLike):
+            read_reference(self.stain)  # a reference file is checked before any slide is read
+        elif not isinstance(self.stain, StainEstimate):
+            raise InputError(f"stain must be auto, none or a reference file, not {self.stain!r}")
 
     def replace(self, **changes: Any) -> PredictOptions:
         """A copy with some options changed (validated)."""

@@ -11,7 +11,6 @@ AnnData of tile centres on a regular grid, shown as an image with one pixel per 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 import warnings
@@ -29,6 +28,7 @@ from ..progress import CancelToken, Progress, ProgressGen
 from . import smoothing
 from .descriptor_model import blend, centre, describe_px, descriptor_weight, predict_tiles, read_scale, tile_descriptors
 from .embedder import ImageEmbedder
+from .grid import TileGrid, grid_image, tile_grid  # noqa: F401 - the grid lives in .grid; also imported from here
 from .heads import predict_from_embeddings
 from .novelty import wants_descriptors
 from .options import DEFAULT, PredictOptions
@@ -42,6 +42,7 @@ from .spots import (
     provenance,
     resolve,
 )
+from .stain_choice import stain_normaliser, stain_record
 from .tiles import group_blocks, tile_batches
 from .tissue import slide_tissue_mask, tile_tissue_fraction
 
@@ -54,86 +55,6 @@ BAND_PX = 8192
 OnTile = Callable[[np.ndarray, np.ndarray], None]
 #: Callback receiving the :class:`TileGrid` a whole-slide run uses, once, before any tile is predicted.
 OnGrid = Callable[["TileGrid"], None]
-
-
-@dataclass(frozen=True)
-class TileGrid:
-    """A regular grid of tiles over a slide.
-
-    Attributes
-    ----------
-    step_px
-        Distance between neighbouring tile centres (full-res px).
-    origin_xy
-        Centre of tile (col 0, row 0) in full-res px (x, y).
-    shape
-        ``(rows, cols)``.
-    patch_px
-        Edge of the image crop read around each centre (full-res px).
-    """
-
-    step_px: int
-    origin_xy: tuple[float, float]
-    shape: tuple[int, int]
-    patch_px: int
-
-    def centres(self, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``(N, 2)`` full-res (x, y) centres of tiles at grid ``cols``, ``rows``."""
-        return np.stack([self.origin_xy[0] + cols * self.step_px, self.origin_xy[1] + rows * self.step_px], 1)
-
-    def indices(self, xy: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`centres`: ``(N, 2)`` int (col, row) of tile centres ``xy``."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        return np.rint((xy - np.asarray(self.origin_xy)) / self.step_px).astype(np.int64)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON/h5ad-friendly form stored in ``uns['mclstexp']['grid']``."""
-        return {
-            "step_px": int(self.step_px),
-            "origin_xy": [float(v) for v in self.origin_xy],
-            "shape": [int(v) for v in self.shape],
-            "patch_px": int(self.patch_px),
-        }
-
-
-def tile_grid(slide_shape: tuple[int, int], step_px: int, patch_px: int) -> TileGrid:
-    """Grid covering a ``(height, width)`` slide with one tile per ``step_px`` square block."""
-    step_px = int(step_px)
-    if step_px < 1:
-        raise ValueError(f"step must be at least 1 px, got {step_px}")
-    h, w = slide_shape
-    shape = (max(1, math.ceil(h / step_px)), max(1, math.ceil(w / step_px)))
-    return TileGrid(step_px, (step_px / 2.0, step_px / 2.0), shape, int(patch_px))
-
-
-def grid_image(pred: Any, values: np.ndarray | str, fill: float = np.nan) -> np.ndarray:
-    """Scatter per-tile values of a whole-slide prediction into a ``(rows, cols)`` float32 image.
-
-    Parameters
-    ----------
-    pred
-        AnnData returned by :func:`predict_whole_slide`.
-    values
-        ``(N,)`` values per tile, or a gene name (a column of ``pred.X``), or ``"uncertainty"``.
-    fill
-        Value of grid cells without a prediction (background).
-
-    Returns
-    -------
-    np.ndarray
-        One pixel per tile; pixel (row, col) covers full-res pixels
-        ``[origin + (col - 1/2)·step, origin + (col + 1/2)·step)`` (napari: ``scale=(step, step)``,
-        ``translate=(origin_y, origin_x)``).
-    """
-    grid = pred.uns["mclstexp"]["grid"]
-    if isinstance(values, str):
-        if values == "uncertainty":
-            values = pred.obs["uncertainty"].to_numpy()
-        else:
-            values = np.asarray(pred[:, values].X).ravel()
-    img = np.full(tuple(int(v) for v in grid["shape"]), fill, dtype=np.float32)
-    img[pred.obs["array_row"].to_numpy(), pred.obs["array_col"].to_numpy()] = np.asarray(values, np.float32)
-    return img
 
 
 @dataclass
@@ -287,6 +208,8 @@ def predict_whole_slide(
         if not len(xy):
             warnings.warn(f"{path}: no tissue found; nothing predicted", UserWarning, stacklevel=2)
         level = slide.best_level(patch_px / input_px) if use_pyramid else 0
+        normaliser = stain_normaliser(bundle, options.stain)  # the slide's estimate: once, shared with its spots
+        stain_map = normaliser.map_for(path) if normaliser is not None and len(xy) else None
         embedder = (
             bundle_embedder(bundle, dev, precision or bundle_precision(bundle), batch_size, tta) if len(xy) else None
         )
@@ -316,13 +239,13 @@ def predict_whole_slide(
                 on_tile(xy[item.idx], p)
 
         weight, scale = descriptor_weight(bundle, options.descriptors), int(bundle.config.get("context_scale", 1))
-        describe = (
-            1.0 if weight > 0 or wants_descriptors(bundle, options.descriptors) else 0.0
-        )  # read once for blend and novelty
+        describe = 1.0 if weight > 0 or wants_descriptors(bundle, options.descriptors) else 0.0  # blend, novelty
         desc = np.zeros((n, len(bundle.descriptors[0]) if describe else 0), np.float32)
         read_px, out_px = view_px(patch_px, input_px, read_scale(bundle, describe))
         pin, desc_px = dev.type == "cuda", describe_px(bundle, describe, patch_px)  # readers describe the tiles
-        batches = tile_batches(slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev)
+        batches = tile_batches(
+            slide, xy, blocks, read_px, out_px, level, batch_size, workers, pin, desc_px, dev, stain_map=stain_map
+        )
         previous: _InFlight | None = None
         with contextlib.closing(batches):
             for idx, batch, described in batches:
@@ -381,6 +304,7 @@ def predict_whole_slide(
             grid=grid.to_dict(),
             neighbour_alpha=alpha,
             descriptor_weight=weight,
+            stain=stain_record(normaliser, options.stain, path),
         )
         lib = path.stem
         meta: dict[str, Any] = {"source_image_path": str(path.resolve())}

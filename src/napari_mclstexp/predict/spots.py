@@ -209,7 +209,7 @@ def predict_at_spots(
         The sample (spots in ``obsm['spatial']``, full-res px; image at ``source_image_path``).
         Never modified.
     options
-        Device, retrieval, batch, precision, TTA, descriptor and smoothing options
+        Device, retrieval, batch, precision, TTA, descriptor, smoothing and stain options
         (:class:`~napari_mclstexp.predict.options.PredictOptions`; default: all as the bundle was built).
     patch_cache
         Optional :class:`~napari_mclstexp.data.patches.PatchCache`.
@@ -230,6 +230,7 @@ def predict_at_spots(
     """
     from ..data.patches import iter_sample_patches
     from ..sample import image_path, library_id, microns_per_pixel, spot_xy
+    from .stain_choice import stain_normaliser, stain_record
 
     dev = resolve(options.device)
     precision = options.precision or bundle_precision(bundle)
@@ -240,7 +241,8 @@ def predict_at_spots(
     size_px = patch_px_for(bundle, microns_per_pixel(adata))
     input_px = int(bundle.config["input_px"])
     read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
-    patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+    normaliser = stain_normaliser(bundle, options.stain)  # the slide's estimate: once, shared with its tiles
+    patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel, normaliser)
     model = prepare_model(bundle, dev)
     emb = yield from embed_patches(model, patches, dev, batch_size, precision=precision, tta=tta, cancel=cancel)
     if cancel is not None:
@@ -251,13 +253,11 @@ def predict_at_spots(
     prediction = result.prediction.cpu().numpy()
     weight = descriptor_weight(bundle, options.descriptors)
     d = None
-    if weight > 0 or wants_descriptors(
-        bundle, options.descriptors
-    ):  # read once: the blend and the descriptor novelty share them
+    if weight > 0 or wants_descriptors(bundle, options.descriptors):  # read once: blend and novelty share them
         from ..data.descriptors import iter_sample_descriptors
 
         version = descriptor_version(bundle)
-        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel, version)
+        d = yield from iter_sample_descriptors(adata, size_px, input_px, patch_cache, cancel, version, normaliser)
     if weight > 0:
         prediction = blend(prediction, bundle_descriptor_model(bundle).predict(d), weight)
     if alpha > 0:
@@ -275,6 +275,7 @@ def predict_at_spots(
         tta=bool(bundle.config.get("tta", False) if tta is None else tta),
         neighbour_alpha=alpha,
         descriptor_weight=weight,
+        stain=stain_record(normaliser, options.stain, image_path(adata)),
     )
     spatial = adata.uns.get("spatial")
     return prediction_anndata(

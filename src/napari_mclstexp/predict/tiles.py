@@ -3,7 +3,9 @@
 Neighbouring tiles are grouped into square blocks read with one region read each (one decode of the
 pyramid tiles they share) by a pool of threads, which also describe the tiles' tissue from the same read
 (each pixel once, :func:`~..data.descriptors.grid_descriptors`); batches are assembled in (pinned) host memory ready for
-an asynchronous copy to the GPU.
+an asynchronous copy to the GPU.  A slide's stain mapping (:class:`~..data.stain.StainMap`) is applied by the reading
+threads to the resized crops and to the descriptors' resampled view, as spot patches and spot reads are mapped after
+their resize (:func:`~..data.patches.iter_sample_patches`): spots and tiles see the same pixels.
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ def group_blocks(
 
 
 def read_block(
-    slide: Any, xy: np.ndarray, patch_px: int, out_px: int, level: int, describe_px: int = 0, device: Any = None
+    slide: Any,
+    xy: np.ndarray,
+    patch_px: int,
+    out_px: int,
+    level: int,
+    describe_px: int = 0,
+    device: Any = None,
+    stain_map: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px``.
+    """Crops around ``xy`` (full-res px) read with one region read at ``level``, resized to ``out_px`` and
+    mapped by ``stain_map`` when given.
 
     With ``describe_px`` (the spot patch's edge, full-res px) the same read, widened to the descriptors'
     context, also gives the tiles' tissue descriptors (:func:`describe_region`; on ``device`` if CUDA);
@@ -66,9 +76,14 @@ def read_block(
                 Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
             )
         out[i] = crop
+    if stain_map is not None:
+        out = stain_map(out)
     if view is None:
         return out, None
-    return out, describe_region(region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device)
+    described = describe_region(
+        region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device, stain_map=stain_map
+    )
+    return out, described
 
 
 def _descriptor_view(xy: np.ndarray, describe_px: int, ds: float) -> tuple[tuple[float, ...], tuple[int, int], Any]:
@@ -103,10 +118,16 @@ def describe_region(
     ds: float = 1.0,
     describe_px: int = 0,
     device: Any = None,
+    stain_map: Any = None,
 ) -> np.ndarray:
     """Tissue descriptors of tiles from one region read: the tiles' reads resampled once as one image
     (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`,
-    on ``device`` if CUDA); or, for reads not whole descriptor px apart, each read cut and resampled alone."""
+    on ``device`` if CUDA); or, for reads not whole descriptor px apart, each read cut and resampled alone.
+    ``stain_map``: applied to the resampled reads, as to spot reads."""
+
+    def mapped(rgb: np.ndarray) -> np.ndarray:
+        return rgb if stain_map is None else stain_map(rgb)
+
     from PIL import Image
 
     from ..data.descriptors import READ_PX, grid_descriptors, read_edge, tissue_descriptors
@@ -124,10 +145,11 @@ def describe_region(
                 reads[i] = np.asarray(Image.fromarray(crop).resize((READ_PX, READ_PX), lanczos))
             else:
                 reads[i] = np.asarray(image.resize((READ_PX, READ_PX), lanczos, box=(lx, ly, lx + e, ly + e)))
-        return tissue_descriptors(reads)
+        return tissue_descriptors(mapped(reads))
     w, h, bx0, by0, bx1, by1 = size
     rel = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
-    return grid_descriptors(np.asarray(image.resize((w, h), Image.Resampling.LANCZOS, box=rel)), offsets, device)
+    view = mapped(np.asarray(image.resize((w, h), Image.Resampling.LANCZOS, box=rel)))
+    return grid_descriptors(view, offsets, device)
 
 
 def take_batch(pieces: deque, n: int, pin: bool) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
@@ -166,11 +188,13 @@ def tile_batches(
     pin: bool,
     describe_px: int = 0,
     device: Any = None,
+    stain_map: Any = None,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, np.ndarray | None]]:
     """Yield ``(tile indices, uint8 (B, out_px, out_px, 3) tensor, descriptors)`` batches; blocks are read
     ahead by ``workers`` threads, at most ``2 × workers`` blocks in flight (bounded memory).  With
     ``describe_px`` (the spot patch's edge) the threads also describe each block's tiles
-    (``(B, N_DESCRIPTORS)``, from the same region read, on ``device`` if CUDA); else ``None``."""
+    (``(B, N_DESCRIPTORS)``, from the same region read, on ``device`` if CUDA); else ``None``.  ``stain_map``:
+    the slide's stain mapping, applied by the threads (:func:`read_block`)."""
     queue: deque = deque()
     pieces: deque = deque()
     todo = iter(blocks)
@@ -182,9 +206,8 @@ def tile_batches(
                     block = next(todo, None)
                     if block is None:
                         break
-                    queue.append(
-                        (block, pool.submit(read_block, slide, xy[block], patch_px, out_px, level, describe_px, device))
-                    )
+                    args = (slide, xy[block], patch_px, out_px, level, describe_px, device, stain_map)
+                    queue.append((block, pool.submit(read_block, *args)))
                 if not queue:
                     break
                 block, future = queue.popleft()

@@ -9,6 +9,7 @@ import torch
 
 from ..data.genes import expression_matrix, select_genes
 from ..data.patches import iter_sample_patches, view_px
+from ..data.slide_stain import training_normaliser
 from ..model.mclstexp import spot_positions
 from ..progress import Progress, ProgressGen
 from ..sample import section_name
@@ -20,8 +21,10 @@ GPU_PATCH_FRACTION = 0.3
 
 def load_training_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[tuple]:
     """Generator: the panel, then every section's patches (through ``patch_cache``), normalised expression
-    and position indices, concatenated; yields ``Progress("patches")`` over all sections."""
+    and position indices, concatenated; yields ``Progress("patches")`` over all sections.  With
+    ``cfg.stain_normalize`` every section's patches are mapped to the sections' reference stain."""
     gene_list = list(select_genes(samples, genes))
+    stain = training_normaliser(samples, cfg.stain_normalize)
     patches, expr, pos = [], [], []
     total, done = sum(int(a.n_obs) for a in samples), 0  # one "patches" count over all sections
     for i, adata in enumerate(samples):
@@ -29,7 +32,7 @@ def load_training_data(samples, cfg, genes, cancel, patch_cache) -> ProgressGen[
             cancel.raise_if_cancelled()
         name = section_name(adata, i)
         read_px, out_px = view_px(sample_patch_px(adata, cfg), cfg.input_px, cfg.context_scale)
-        gen = iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+        gen = iter_sample_patches(adata, read_px, out_px, patch_cache, cancel, stain)
         while True:
             try:
                 ev = next(gen)

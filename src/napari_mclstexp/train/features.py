@@ -95,9 +95,11 @@ def iter_sample_features(
     cancel: CancelToken | None = None,
     label: str = "",
     size_px: int | None = None,
+    stain: Any = None,
 ) -> ProgressGen[np.ndarray]:
     """Features of every spot of ``adata`` under ``model``'s (frozen) image encoder, through ``cache``;
-    crops of ``size_px`` (default: the training crop, :func:`sample_patch_px`).
+    crops of ``size_px`` (default: the training crop, :func:`sample_patch_px`), mapped by ``stain`` (a
+    :class:`~napari_mclstexp.data.slide_stain.StainNormaliser`) when given.
 
     A cache hit reads the matrix back and computes nothing; a miss extracts the patches (``patch_cache``
     if given), computes the features and stores them.
@@ -121,13 +123,17 @@ def iter_sample_features(
                 cfg.input_px,
                 cfg.encoder,
                 weights_id(cfg),
-                {**preprocessing_of(model), "autocast": "bf16" if bf16 else "fp32"},
+                {
+                    **preprocessing_of(model),
+                    "autocast": "bf16" if bf16 else "fp32",
+                    **({"stain": stain.identity(path)} if stain is not None else {}),
+                },
             )
             hit = cache.get(key)
             if hit is not None and len(hit) == adata.n_obs:
                 yield Progress("features", adata.n_obs, adata.n_obs, message=f"{label} (cached)".strip())
                 return hit
-    patches = yield from iter_sample_patches(adata, size_px, cfg.input_px, patch_cache, cancel)
+    patches = yield from iter_sample_patches(adata, size_px, cfg.input_px, patch_cache, cancel, stain)
     feats = yield from iter_compute_features(model, patches, device, batch_size=batch_size, cancel=cancel, label=label)
     if cache is not None and key is not None:
         cache.put(key, feats)

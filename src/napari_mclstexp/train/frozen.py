@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.features import FeatureCache
+from ..data.slide_stain import training_normaliser
 from ..errors import InputError
 from ..progress import CancelToken, Progress, ProgressGen
 from .features import freeze_encoder, iter_sample_features
@@ -44,9 +45,11 @@ def iter_features_of(
     patch_cache: Any = None,
     sizes: Sequence[int | None] | None = None,
     cancel: CancelToken | None = None,
+    stain: Any = None,
 ) -> ProgressGen[list[np.ndarray]]:
     """Features of every sample's spots (one float32 (N_i, F) array per sample), through ``cache``;
-    ``sizes`` overrides a sample's crop edge (px; ``None``: the training crop)."""
+    ``sizes`` overrides a sample's crop edge (px; ``None``: the training crop); ``stain``: a
+    :class:`~napari_mclstexp.data.slide_stain.StainNormaliser` for the patches."""
     from ..sample import section_name
 
     out = []
@@ -58,7 +61,15 @@ def iter_features_of(
         out.append(
             (
                 yield from iter_sample_features(
-                    model, adata, device, cache=cache, patch_cache=patch_cache, cancel=cancel, label=label, size_px=size
+                    model,
+                    adata,
+                    device,
+                    cache=cache,
+                    patch_cache=patch_cache,
+                    cancel=cancel,
+                    label=label,
+                    size_px=size,
+                    stain=stain,
                 )
             )
         )
@@ -109,7 +120,10 @@ def train_frozen(
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, len(gene_list), pos_shape).to(dev)
     freeze_encoder(model, 0)
-    feats = yield from iter_features_of(model, samples, dev, cache=cache, patch_cache=patch_cache, cancel=cancel)
+    stain = training_normaliser(samples, cfg.stain_normalize)
+    feats = yield from iter_features_of(
+        model, samples, dev, cache=cache, patch_cache=patch_cache, cancel=cancel, stain=stain
+    )
     feat_t = torch.from_numpy(np.concatenate(feats)).to(dev)
     expr_t = torch.from_numpy(
         np.concatenate(

@@ -38,6 +38,7 @@ def train_ridge(
         ``"patches"`` / ``"features"`` events, then ``"fit"``.
     """
     from ..data.genes import expression_matrix, select_genes
+    from ..data.slide_stain import training_normaliser
     from ..device import resolve_device
     from ..model.presets import as_config
     from ..model.ridge import RidgeModel, fit_ridge, prediction_r2
@@ -58,7 +59,17 @@ def train_ridge(
     for p in model.image_encoder.parameters():
         p.requires_grad_(False)
     feats = np.concatenate(
-        (yield from iter_features_of(model, samples, dev, cache=cache, patch_cache=patch_cache, cancel=cancel))
+        (
+            yield from iter_features_of(
+                model,
+                samples,
+                dev,
+                cache=cache,
+                patch_cache=patch_cache,
+                cancel=cancel,
+                stain=training_normaliser(samples, cfg.stain_normalize),
+            )
+        )
     )
     expr = np.concatenate(
         [np.asarray(expression_matrix(a, gene_list, cfg.normalization), dtype=np.float32) for a in samples]

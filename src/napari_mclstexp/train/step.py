@@ -180,6 +180,7 @@ class TrainStep:
             jitter=tuple(cfg.color_jitter),
             rotate_mode=cfg.rotate_mode,
             jitter_order=cfg.jitter_order,
+            stain=cfg.stain_augment,
         )
         if model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

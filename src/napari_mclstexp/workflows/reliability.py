@@ -17,6 +17,7 @@ from ..predict.descriptor_model import blend, choose_weight, fit_descriptor_mode
 from ..predict.retrieval import retrieve
 from ..predict.smoothing import choose_alpha, smooth_sections
 from ..predict.spots import bundle_precision, embed_patches, prepare_model, resolve, view_px_for
+from ..predict.stain_choice import stain_normaliser
 from ..progress import CancelToken, Progress, ProgressGen
 from ..sample import microns_per_pixel, spot_xy
 
@@ -68,7 +69,8 @@ def iter_finish_bundle(
     """Generator: what a freshly made bundle gets before it is saved or used (train and cv alike).
 
     With ``config['descriptors']``: the tissue descriptors of the bank's image spots (``samples``, in bank
-    order).  Then :func:`iter_gene_reliability`, whose blend and neighbour weights and per-gene r go to
+    order; mapped to the bundle's reference stain when it has one, as predictions map them).  Then
+    :func:`iter_gene_reliability`, whose blend and neighbour weights and per-gene r go to
     ``metadata['descriptors']``, ``['smoothing']`` and ``['reliability']``.  A bundle without a bank (ridge
     head) is returned as it is.
     """
@@ -78,12 +80,11 @@ def iter_finish_bundle(
         from ..data.descriptors import iter_sample_descriptors
         from ..predict.spots import patch_px_for
 
-        parts = []
+        parts, stain = [], stain_normaliser(bundle, "auto")
         for adata in samples:
             crop = patch_px_for(bundle, microns_per_pixel(adata))
-            parts.append(
-                (yield from iter_sample_descriptors(adata, crop, bundle.config["input_px"], patch_cache, cancel))
-            )
+            input_px = bundle.config["input_px"]
+            parts.append((yield from iter_sample_descriptors(adata, crop, input_px, patch_cache, cancel, stain=stain)))
         bundle.descriptors = np.concatenate(parts).astype(np.float32)
     reliability = yield from iter_gene_reliability(
         bundle, samples, device=device, patch_cache=patch_cache, cancel=cancel
@@ -192,13 +193,14 @@ def iter_gene_reliability(
 def _iter_query_embeddings(
     bundle: Any, samples: Sequence[Any], device: str, patch_cache: Any, cancel: CancelToken | None
 ) -> ProgressGen[np.ndarray]:
-    """``(N, D)`` float32: the model's image embeddings (ridge: outputs) of every spot of ``samples``, in order."""
+    """``(N, D)`` float32: the model's image embeddings (ridge: outputs) of every spot of ``samples``, in order
+    (their patches mapped to the bundle's reference stain when it has one, as predictions map them)."""
     dev = resolve(device)
     model = prepare_model(bundle, dev)
-    embs = []
+    embs, stain = [], stain_normaliser(bundle, "auto")
     for adata in samples:
         read_px, out_px = view_px_for(bundle, microns_per_pixel(adata))
-        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel)
+        patches = yield from iter_sample_patches(adata, read_px, out_px, patch_cache, cancel, stain)
         emb = yield from embed_patches(model, patches, dev, 64, precision=bundle_precision(bundle), cancel=cancel)
         embs.append(emb.float().cpu().numpy())
     return np.concatenate(embs) if embs else np.zeros((0, int(bundle.config["embed_dim"])), np.float32)
