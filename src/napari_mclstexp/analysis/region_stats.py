@@ -6,8 +6,7 @@ For each annotation class and gene:
   polygons (holes excluded) / all other spots;
 * ``mean_inside`` / ``mean_outside``: mean of the values as stored (the prediction's scale, e.g.
   ``log10_1e4``: ``v = log10(1 + 10⁴ · c / Σ_panel c)``);
-* ``difference``: ``mean_inside − mean_outside`` (the tested statistic ``d``; it ranks genes by
-  :func:`top_genes`: on the log scale, so a lowly expressed gene's noisy ratio does not lead);
+* ``difference``: ``mean_inside − mean_outside`` (the tested statistic ``d``, on the prediction's log scale);
 * ``expr_inside`` / ``expr_outside``: mean of the **back-transformed** values ``b = f⁻¹(v)``, i.e. the
   inverse of the normalisation (:func:`back_transform`: ``10^v − 1`` for ``log10_1e4`` and
   ``log10_1e4_per_gene``, ``e^v − 1`` for ``ln_cpm``, ``v`` for ``none``), expression per 10⁴ (10⁶) panel
@@ -25,6 +24,16 @@ For each annotation class and gene:
 * ``reliability_r`` / ``reliable``: the gene's held-out correlation stored with the prediction
   (``uns['mclstexp']['reliability']``), NaN when absent;
 * ``novelty_inside`` / ``novelty_outside``: mean ``obs['novelty']`` when the prediction carries it.
+
+**Ranking** (:data:`RANK_BY`, the table's order and :func:`top_genes`): by ``log2_fold_change``, decreasing
+(up inside first, down last), fixed before comparing statistics on real data, for three reasons.  It is
+the effect the table reports, so its first rows are its largest reported effects; it is a ratio of
+expression in counts per 10⁴ whatever log the prediction was stored in, which a pathologist and
+``scanpy.tl.rank_genes_groups`` (``logfoldchanges``) read the same way, whereas ``difference`` mixes an
+absolute difference (low values, where ``log(1 + x) ≈ x``) with a log ratio (high values); and ``z``
+ranks by evidence (it grows with the region's size and the null's spread), not by effect, so two
+classes' lists are not comparable.  Its known weakness, a lowly expressed gene's ratio being noisy, is
+bounded by the pseudocount.  ``rank_by="difference"`` or ``"z"`` orders by the others.
 """
 
 from __future__ import annotations
@@ -67,6 +76,8 @@ COLUMNS = (
     "novelty_outside",
     "n_placements",
 )
+#: Statistics a table can be ranked by (decreasing; the first is the default, see the module docstring).
+RANK_BY = ("log2_fold_change", "difference", "z")
 #: Fewest spots inside (and outside) a class for statistics.
 MIN_SPOTS = 3
 
@@ -155,6 +166,7 @@ def iter_region_statistics(
     seed: int = 0,
     pseudocount: float = 0.01,
     normalization: str | None = None,
+    rank_by: str = RANK_BY[0],
     cancel: CancelToken | None = None,
 ) -> ProgressGen[pd.DataFrame]:
     """Per-class, per-gene statistics of a prediction (see the module docstring for every column).
@@ -177,6 +189,8 @@ def iter_region_statistics(
     normalization
         The values' scale (default: recorded in ``uns``, else ``log10_1e4`` for a prediction and
         ``none`` for anything else, e.g. a sample's counts).
+    rank_by
+        One of :data:`RANK_BY`: each class's genes by decreasing value of this column.
 
     Yields
     ------
@@ -186,10 +200,12 @@ def iter_region_statistics(
     Returns
     -------
     pandas.DataFrame
-        :data:`COLUMNS`; per class, genes by decreasing ``|z|`` (most distinctive first).  Classes covering
+        :data:`COLUMNS`; per class, genes by decreasing ``rank_by`` (NaN last).  Classes covering
         fewer than :data:`MIN_SPOTS` spots (or leaving fewer outside) get a ``UserWarning`` and no rows.
     """
     classes = annotations.classes if isinstance(annotations, Annotations) else list(annotations)
+    if rank_by not in RANK_BY:
+        raise InputError(f"cannot rank genes by {rank_by!r}: one of {', '.join(RANK_BY)}")
     if "spatial" not in adata.obsm:
         raise InputError("the predictions have no obsm['spatial'] spot positions")
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
@@ -225,8 +241,7 @@ def iter_region_statistics(
         frame = pd.DataFrame({"gene": names, **cols}).merge(info, on="gene", how="left")
         frame["novelty_inside"] = np.nanmean(novelty[inside]) if novelty is not None else np.nan
         frame["novelty_outside"] = np.nanmean(novelty[~inside]) if novelty is not None else np.nan
-        order = np.argsort(-np.nan_to_num(np.abs(frame["z"].to_numpy()), nan=-1.0), kind="stable")
-        frames.append(frame.iloc[order][list(COLUMNS)])
+        frames.append(rank_genes(frame, rank_by)[list(COLUMNS)])
     yield Progress("regions", len(classes), len(classes), "done")
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -238,15 +253,23 @@ def region_statistics(adata, annotations, **kwargs: Any) -> pd.DataFrame:
     return run(iter_region_statistics(adata, annotations, **kwargs))
 
 
-def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True, by: str = "difference") -> list[str]:
-    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest ``by`` (default the
-    difference of the log-scale means)."""
+def rank_genes(frame: pd.DataFrame, by: str = RANK_BY[0]) -> pd.DataFrame:
+    """Rows by decreasing ``by`` (stable, NaN last; the classes' order kept when ``frame`` holds several)."""
+    order = {name: i for i, name in enumerate(pd.unique(frame["class"]))} if "class" in frame else {}
+    keys = frame.assign(_c=frame["class"].map(order) if order else 0)
+    ranked = keys.sort_values(["_c", by], ascending=[True, False], kind="stable", na_position="last")
+    return ranked.drop(columns="_c")
+
+
+def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True, by: str = RANK_BY[0]) -> list[str]:
+    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest ``by`` (default the log2
+    fold change of the back-transformed means, see the module docstring)."""
     sub = table[table["class"] == name]
     return sub.sort_values(by, ascending=not up, kind="stable")["gene"].head(n).tolist()
 
 
 def top_gene_agreement(
-    first: pd.DataFrame, second: pd.DataFrame, n: int = 20, *, by: str = "difference"
+    first: pd.DataFrame, second: pd.DataFrame, n: int = 20, *, by: str = RANK_BY[0]
 ) -> dict[str, int]:
     """Per class present in both tables: how many of its ``n`` top genes up (:func:`top_genes`) agree."""
     classes = [c for c in pd.unique(first["class"]) if c in set(second["class"])]
