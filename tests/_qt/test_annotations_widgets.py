@@ -37,7 +37,7 @@ def _geojson(path):
     return path
 
 
-def test_annotations_load_review_export(make_napari_viewer, synthetic_sample, tmp_path):
+def test_annotations_load_review_export(make_napari_viewer, qtbot, synthetic_sample, tmp_path):
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp.io.annotations import read_annotations
     from napari_mclstexp.layer_data import data_layer
@@ -60,8 +60,10 @@ def test_annotations_load_review_export(make_napari_viewer, synthetic_sample, tm
     explore.target.select(spots)
     explore.regions.draw_region()
     viewer.layers["region"].add_polygons([np.array([[290, 0], [290, 210], [490, 210], [490, 0]], float)])
-    table = explore.regions.rank()
-    assert table["class"].unique().tolist() == ["Tumor", "Stroma", "region"]
+    with qtbot.waitSignal(explore.regions.task.finished, timeout=60_000) as blocker:
+        explore.regions.rank()
+    table = blocker.args[0]
+    assert table is explore.regions.table and table["class"].unique().tolist() == ["Tumor", "Stroma", "region"]
     xy = synthetic_sample.obsm["spatial"]
     x, y = xy.T
     expected = {

@@ -11,9 +11,13 @@ from napari_mclstexp.predict.options import PredictOptions
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(1800)]  # training: minutes on a busy CPU
 TOP = 20
-#: Regression bounds of the total top-20 agreement over the 7 clusters (set from the run in the docstring
-#: of test_c4_clusters_as_annotations_predicted_vs_measured, with a margin).
-AGREE_MIN, CONTROL_MAX = 0, 1000
+#: Bounds of the total top-20 agreement over the 7 clusters, ranked by the log2 fold change.  Measured
+#: (3 epochs, training seeds 0/1/2, 2-core CPU): 22, 22, 21; the shuffled-spot control's mean 8.0, 8.7, 7.7.
+#: The other statistics on the same runs, printed by the test, not chosen from: difference 41, 40, 41
+#: (control 9.7, 9.3, 9.7), z 21, 23, 26 (control 9.0, 9.7, 9.3).  The measured counts' top 20 by log2
+#: fold change are lowly expressed genes (mean 2.6 per 10⁴ outside vs 34 for the other two rankings and 12.7
+#: over all genes): their noisy ratios are what the smooth predictions do not reproduce.
+AGREE_MIN, CONTROL_MAX = 16, 12
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,16 @@ def test_class_covering_too_few_spots_warns_and_has_no_rows():
     with pytest.warns(UserWarning, match="covers 0 of"):
         table = region_statistics(slide, [tiny])
     assert table.empty and list(table.columns) == list(COLUMNS)
+
+
+def test_placement_sums_in_gene_blocks_equal_the_whole_product():
+    from scipy import sparse
+
+    from napari_mclstexp.analysis.region_stats import placement_sums
+
+    rng = np.random.default_rng(0)
+    null = sparse.random(20, 500, density=0.1, format="csr", random_state=1, dtype=np.float32)
+    values = rng.normal(size=(500, 37)).astype(np.float32)
+    whole = np.asarray(null @ values, dtype=np.float64)
+    for ops in (1, null.nnz * 5, 1e12):  # one gene a block, five genes, everything at once
+        np.testing.assert_allclose(placement_sums(null, values, ops), whole, rtol=1e-5)

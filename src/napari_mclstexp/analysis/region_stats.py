@@ -25,15 +25,7 @@ For each annotation class and gene:
   (``uns['mclstexp']['reliability']``), NaN when absent;
 * ``novelty_inside`` / ``novelty_outside``: mean ``obs['novelty']`` when the prediction carries it.
 
-**Ranking** (:data:`RANK_BY`, the table's order and :func:`top_genes`): by ``log2_fold_change``, decreasing
-(up inside first, down last), fixed before comparing statistics on real data, for three reasons.  It is
-the effect the table reports, so its first rows are its largest reported effects; it is a ratio of
-expression in counts per 10⁴ whatever log the prediction was stored in, which a pathologist and
-``scanpy.tl.rank_genes_groups`` (``logfoldchanges``) read the same way, whereas ``difference`` mixes an
-absolute difference (low values, where ``log(1 + x) ≈ x``) with a log ratio (high values); and ``z``
-ranks by evidence (it grows with the region's size and the null's spread), not by effect, so two
-classes' lists are not comparable.  Its known weakness, a lowly expressed gene's ratio being noisy, is
-bounded by the pseudocount.  ``rank_by="difference"`` or ``"z"`` orders by the others.
+Genes are ranked as :mod:`napari_mclstexp.analysis.region_rank` says (by ``log2_fold_change`` by default).
 """
 
 from __future__ import annotations
@@ -54,6 +46,17 @@ from ..prediction_meta import is_prediction
 from ..prediction_meta import normalization as recorded_normalization
 from ..progress import CancelToken, Progress, ProgressGen, run
 from .placements import random_placements
+from .region_rank import RANK_BY, rank_genes, top_gene_agreement, top_genes
+
+__all__ = [
+    "COLUMNS",
+    "RANK_BY",
+    "back_transform",
+    "iter_region_statistics",
+    "region_statistics",
+    "top_gene_agreement",
+    "top_genes",
+]
 
 #: Columns of :func:`region_statistics`, in order.
 COLUMNS = (
@@ -76,8 +79,8 @@ COLUMNS = (
     "novelty_outside",
     "n_placements",
 )
-#: Statistics a table can be ranked by (decreasing; the first is the default, see the module docstring).
-RANK_BY = ("log2_fold_change", "difference", "z")
+#: Multiply-adds per block of :func:`placement_sums` (≈ 10–30 ms of held GIL on a busy 2-core machine).
+OPS_PER_BLOCK = 2e7
 #: Fewest spots inside (and outside) a class for statistics.
 MIN_SPOTS = 3
 
@@ -118,18 +121,34 @@ def _gene_info(adata, genes: list[str]) -> pd.DataFrame:
     return frame.merge(table, on="gene", how="left")
 
 
+def placement_sums(null: sparse.csr_matrix, values: np.ndarray, ops_per_block: float = OPS_PER_BLOCK) -> np.ndarray:
+    """``null @ values`` (``(P, G)`` float64 sums of each placement's spots), a block of genes at a time.
+
+    scipy's sparse product holds the GIL for the whole call (seconds at 50k tiles × 785 genes), which
+    freezes the viewer while a worker computes; blocks of about ``ops_per_block`` multiply-adds each
+    leave it every few tens of ms.
+    """
+    step = max(1, int(ops_per_block // max(null.nnz, 1)))
+    out = np.empty((null.shape[0], values.shape[1]), dtype=np.float64)
+    for j in range(0, values.shape[1], step):
+        out[:, j : j + step] = null @ np.ascontiguousarray(values[:, j : j + step])
+    return out
+
+
 def _class_table(
     name: str, inside: np.ndarray, values: np.ndarray, back: np.ndarray, null: sparse.csr_matrix, pseudocount: float
 ) -> dict[str, Any]:
     n = len(inside)
     n_in = int(inside.sum())
-    m_in, m_out = values[inside].mean(axis=0), values[~inside].mean(axis=0)
-    e_in, e_out = back[inside].mean(axis=0), back[~inside].mean(axis=0)
-    d = m_in.astype(np.float64) - m_out
+    # means as products with the 0/1 membership (BLAS, GIL released), not copies of values[inside]
+    members = np.stack([inside, ~inside]).astype(values.dtype)
+    m_in, m_out = (members @ values) / np.array([[n_in], [n - n_in]], dtype=np.float64)
+    e_in, e_out = (members @ back) / np.array([[n_in], [n - n_in]], dtype=np.float64)
+    d = m_in - m_out
     z = np.full(values.shape[1], np.nan)
     if null.shape[0] >= 2:
         k = np.asarray(null.sum(axis=1), dtype=np.float64)  # (P, 1) spots per placement
-        sums = np.asarray(null @ values, dtype=np.float64)
+        sums = placement_sums(null, values)
         total = values.sum(axis=0, dtype=np.float64)
         d_null = sums / k - (total - sums) / (n - k)
         sd = d_null.std(axis=0, ddof=1)
@@ -229,7 +248,7 @@ def iter_region_statistics(
                 stacklevel=2,
             )
             continue
-        null = random_placements(xy, cls.regions, n_placements, rng, n_observed=n_in)
+        null = random_placements(xy, cls.regions, n_placements, rng, n_observed=n_in, cancel=cancel)
         if null.shape[0] < min(n_placements, 20):
             warnings.warn(
                 f"annotation class {cls.name!r}: only {null.shape[0]} placements fit on the tissue; "
@@ -251,26 +270,3 @@ def iter_region_statistics(
 def region_statistics(adata, annotations, **kwargs: Any) -> pd.DataFrame:
     """:func:`iter_region_statistics` run to the end (no progress shown)."""
     return run(iter_region_statistics(adata, annotations, **kwargs))
-
-
-def rank_genes(frame: pd.DataFrame, by: str = RANK_BY[0]) -> pd.DataFrame:
-    """Rows by decreasing ``by`` (stable, NaN last; the classes' order kept when ``frame`` holds several)."""
-    order = {name: i for i, name in enumerate(pd.unique(frame["class"]))} if "class" in frame else {}
-    keys = frame.assign(_c=frame["class"].map(order) if order else 0)
-    ranked = keys.sort_values(["_c", by], ascending=[True, False], kind="stable", na_position="last")
-    return ranked.drop(columns="_c")
-
-
-def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True, by: str = RANK_BY[0]) -> list[str]:
-    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest ``by`` (default the log2
-    fold change of the back-transformed means, see the module docstring)."""
-    sub = table[table["class"] == name]
-    return sub.sort_values(by, ascending=not up, kind="stable")["gene"].head(n).tolist()
-
-
-def top_gene_agreement(
-    first: pd.DataFrame, second: pd.DataFrame, n: int = 20, *, by: str = RANK_BY[0]
-) -> dict[str, int]:
-    """Per class present in both tables: how many of its ``n`` top genes up (:func:`top_genes`) agree."""
-    classes = [c for c in pd.unique(first["class"]) if c in set(second["class"])]
-    return {str(c): len(set(top_genes(first, c, n, by=by)) & set(top_genes(second, c, n, by=by))) for c in classes}
