@@ -139,6 +139,7 @@ def walk(out: Path, whole_slide: bool) -> list[Path]:
     h, w = 0.12 * np.ptp(ys), 0.08 * np.ptp(xs)
     region.add_rectangles(np.array([[cy - h, cx - w], [cy + h, cx + w]]) / np.asarray(region.scale))
     panel.explore.regions.rank()
+    wait_for(panel.explore.regions.task, app, 300)
     viewer.layers.selection.active = spots_pred
     viewer.reset_view()
     shots.append(save(viewer, app, out, "4-explore"))

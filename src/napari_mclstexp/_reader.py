@@ -1,11 +1,14 @@
-"""npe2 readers: ``.h5ad`` samples, Visium, Visium HD and her2st folders, whole-slide images.
+"""npe2 readers: ``.h5ad`` samples, Visium, Visium HD and her2st folders, whole-slide images, QuPath GeoJSON
+annotations.
 
 Each reader returns layer data tuples: the slide as a lazy multiscale Image (when the sample names an
-existing image) and the spots as a Points layer.  Readers never modify what they read.
+existing image) and the spots as a Points layer; a GeoJSON file one Shapes layer per annotation class.
+Readers never modify what they read.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +84,53 @@ def get_folder_reader(path: str | list[str]) -> ReaderFunction | None:
     if single is None or not Path(single).is_dir():
         return None
     return get_reader(single)
+
+
+#: Suffix of QuPath GeoJSON exports (plain ``.json`` is too common to claim).
+GEOJSON_SUFFIX = ".geojson"
+
+
+def get_annotations_reader(path: str | list[str]) -> ReaderFunction | None:
+    """Reader for a QuPath GeoJSON file of annotations, else ``None``."""
+    single = _single(path)
+    if single is None or not single.lower().endswith(GEOJSON_SUFFIX) or Path(single).is_dir():
+        return None
+    return read_annotation_layers
+
+
+def read_annotation_layers(path: str | list[str]) -> list[tuple]:
+    """One Shapes layer per annotation class of a QuPath GeoJSON file (detections are skipped).
+
+    Vertices are the file's full-resolution px.  The layers take the µm scale of the slide or spots
+    already open in the current napari viewer (as the Data step's Add annotations does); a reader is not
+    told which viewer opens it, so with no such layer (or no viewer) they open in px, scale 1, and the
+    Data step's Add annotations, after loading the slide, lands them on its µm scale.
+
+    Raises
+    ------
+    napari_mclstexp.errors.InputError
+        Naming the file: not GeoJSON, malformed, or no annotation polygon (e.g. detections or cells
+        only: those are not turned into one shape each).
+    """
+    from .io.annotations import read_annotations
+    from .layer_data import KEY
+    from .layer_data.annotations import annotation_layers
+
+    annotations = read_annotations(_single(path))
+    layers = annotation_layers(annotations, _open_viewer_mpp())
+    for _, kwargs, _ in layers:
+        kwargs["metadata"][KEY]["summary"] = annotations.summary()
+    return layers
+
+
+def _open_viewer_mpp() -> float | None:
+    """µm per px of our slide/spots layers in the current napari viewer; ``None`` without a running
+    viewer (napari's Qt window is never imported here just to ask)."""
+    if "napari._qt.qt_main_window" not in sys.modules:
+        return None
+    import napari
+
+    from .layer_data.annotations import layers_mpp
+
+    viewer = napari.current_viewer()
+    return layers_mpp(viewer.layers) if viewer is not None else None

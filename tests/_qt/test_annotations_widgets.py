@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 MPP = 0.5
 TUMOUR = [[25, 25], [255, 25], [255, 255], [25, 255], [25, 25]]  # spots sit at 20 + 40 k px: none on an edge
@@ -37,7 +38,7 @@ def _geojson(path):
     return path
 
 
-def test_annotations_load_review_export(make_napari_viewer, synthetic_sample, tmp_path):
+def test_annotations_load_review_export(make_napari_viewer, qtbot, synthetic_sample, tmp_path):
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp.io.annotations import read_annotations
     from napari_mclstexp.layer_data import data_layer
@@ -60,8 +61,10 @@ def test_annotations_load_review_export(make_napari_viewer, synthetic_sample, tm
     explore.target.select(spots)
     explore.regions.draw_region()
     viewer.layers["region"].add_polygons([np.array([[290, 0], [290, 210], [490, 210], [490, 0]], float)])
-    table = explore.regions.rank()
-    assert table["class"].unique().tolist() == ["Tumor", "Stroma", "region"]
+    with qtbot.waitSignal(explore.regions.task.finished, timeout=60_000) as blocker:
+        explore.regions.rank()
+    table = blocker.args[0]
+    assert table is explore.regions.table and table["class"].unique().tolist() == ["Tumor", "Stroma", "region"]
     xy = synthetic_sample.obsm["spatial"]
     x, y = xy.T
     expected = {
@@ -85,3 +88,52 @@ def test_annotations_load_review_export(make_napari_viewer, synthetic_sample, tm
     assert np.abs(ring.exterior - np.array(TUMOUR[:-1], float)).max() <= 1.0
     assert np.abs(ring.holes[0] - np.array(HOLE[:-1], float)).max() <= 1.0
     assert np.allclose(back.classes[2].regions[0].exterior[2], [210.0, 490.0], atol=1.0)  # drawn (row, col) → (x, y)
+
+
+def test_geojson_opens_through_the_npe2_reader(make_napari_viewer, synthetic_sample, tmp_path):
+    """File > Open / drag and drop: napari finds our reader for .geojson; the classes land on the µm scale
+    of the spots already open (px, scale 1, in a viewer without them)."""
+    import npe2
+    from napari.layers import Shapes
+
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp.layer_data import data_layer
+    from napari_mclstexp.sample import library_id
+
+    path = _geojson(tmp_path / "qupath.geojson")
+    viewer = make_napari_viewer()  # napari's plugin manager has discovered the plugins
+    readers = [r.command for r in npe2.PluginManager.instance().iter_compatible_readers([str(path)])]
+    assert "napari-mclstexp.get_annotations_reader" in readers
+    tumour, stroma = viewer.open(str(path), plugin="napari-mclstexp")
+    assert isinstance(tumour, Shapes) and (tumour.name, stroma.name) == ("Tumor", "Stroma")
+    assert np.allclose(tumour.scale, [1.0, 1.0]) and len(tumour.data) == 2  # the outer ring and its hole
+    assert np.allclose(tumour.data[0][:, ::-1], np.array(TUMOUR[:-1], float))  # (row, col) = (y, x) px
+    assert np.allclose(stroma.edge_color[0][:3], [0, 128 / 255, 0])
+    assert "30 detections/cells skipped" in tumour.metadata["mclstexp"]["summary"]
+
+    viewer.layers.clear()
+    synthetic_sample.uns["spatial"][library_id(synthetic_sample)]["metadata"]["microns_per_pixel"] = MPP
+    (spots,) = add_layer_tuples(viewer, [data_layer(synthetic_sample, MPP)])
+    tumour, _ = viewer.open(str(path), plugin="napari-mclstexp")
+    assert np.allclose(tumour.scale, [MPP, MPP])
+    assert np.allclose(tumour.data_to_world(tumour.data[0][1]), spots.data_to_world([25.0, 255.0]))
+
+
+def test_geojson_of_detections_only_says_so(make_napari_viewer, tmp_path):
+    from napari_mclstexp._reader import get_annotations_reader, read_annotation_layers
+
+    detections = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [5, 0], [0, 5], [0, 0]]]},
+            "properties": {"objectType": "detection"},
+        }
+    ] * 12
+    path = tmp_path / "cells.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": detections}))
+    assert get_annotations_reader(str(path)) is read_annotation_layers
+    assert get_annotations_reader(str(tmp_path / "spots.h5ad")) is None
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match="no annotation polygons in the file .12 detections/cells skipped") as info:
+        viewer.open(str(path), plugin="napari-mclstexp")
+    assert str(path) in str(info.value) and not viewer.layers

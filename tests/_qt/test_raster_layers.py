@@ -93,7 +93,7 @@ def test_domains_of_binned_predictions_are_a_labels_raster(make_napari_viewer, q
     assert len(table) == pred.n_obs and table["domain"].tolist() == labels.tolist()
 
 
-def test_region_review_on_a_raster(make_napari_viewer, hd_folder):
+def test_region_review_on_a_raster(make_napari_viewer, qtbot, hd_folder):
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp.io.visium_hd import read_visium_hd
     from napari_mclstexp.layer_data import data_layer
@@ -106,7 +106,9 @@ def test_region_review_on_a_raster(make_napari_viewer, hd_folder):
     explore.regions.draw_region()
     # a rectangle in world µm: y 40–80, x 50–100 (full-res px y 80–160, x 100–200)
     viewer.layers["region"].add_polygons([np.array([[40, 50], [40, 100], [80, 100], [80, 50]], float)])
-    table = explore.regions.rank()
+    with qtbot.waitSignal(explore.regions.task.finished, timeout=60_000) as blocker:
+        explore.regions.rank()
+    table = blocker.args[0]
     xy = hd.obsm["spatial"]
     expected = (xy[:, 0] > 100) & (xy[:, 0] < 200) & (xy[:, 1] > 80) & (xy[:, 1] < 160)
     assert table is not None and expected.sum() > 0

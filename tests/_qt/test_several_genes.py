@@ -198,3 +198,35 @@ def test_slide_grid_exports_as_one_screenshot(make_napari_viewer, qtbot, tmp_pat
     coloured = (image.max(axis=2) - image.min(axis=2)) > 60  # viridis, not the grey/black background
     half = image.shape[1] // 2
     assert coloured[:, :half].mean() > 0.02 and coloured[:, half:].mean() > 0.02
+
+
+def test_measured_spots_composite_and_multiples_on_the_predictions_scale(make_napari_viewer, synthetic_samples):
+    """Measured spots are shown as Explore colours them (counts normalised like the predictions), not raw."""
+    from napari_mclstexp._qt._common import add_layer_tuples
+    from napari_mclstexp.analysis.metrics import measured_matrix
+    from napari_mclstexp.layer_data import predicted_spots_layer, spots_layer
+    from napari_mclstexp.layer_data.colors import auto_limits
+
+    measured = synthetic_samples[2]
+    genes = list(measured.var_names[:6])
+    pred = measured[:, genes].copy()
+    pred.X = np.asarray(pred.X.todense() if hasattr(pred.X, "todense") else pred.X, np.float32)
+    viewer = make_napari_viewer()
+    spots, _ = add_layer_tuples(viewer, [spots_layer(measured), predicted_spots_layer(pred, name="pred")])
+    explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
+    explore.target.select(spots)
+    explore.several.refresh()
+    for box, gene in zip(explore.several.channels, genes[:3], strict=True):
+        box.setCurrentText(gene)
+    comp = explore.several.composite().metadata[KEY]["composite"]
+    expected, used = measured_matrix(measured, genes, "log10_1e4")  # the predictions' recorded scale
+    assert used == "log10_1e4"
+    raw = np.asarray(measured[:, genes].X.todense() if hasattr(measured.X, "todense") else measured[:, genes].X)
+    for k in range(3):
+        lo, hi = np.percentile(expected[:, k], [2, 98])
+        np.testing.assert_allclose(comp.scaled[:, k], np.clip((expected[:, k] - lo) / (hi - lo), 0, 1), atol=1e-5)
+        r_lo, r_hi = np.percentile(raw[:, k], [2, 98])  # what the raw counts would give: not that
+        assert np.abs(comp.scaled[:, k] - np.clip((raw[:, k] - r_lo) / max(r_hi - r_lo, 1e-9), 0, 1)).max() > 0.05
+    explore.several.multiples.setText(genes[3])
+    (cell,) = explore.several.small_multiples()
+    assert cell.metadata[KEY]["limits"] == pytest.approx(auto_limits(expected[:, 3].astype(np.float32)))

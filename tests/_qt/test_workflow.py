@@ -121,10 +121,10 @@ def test_load_train_predict_explore_domains_export(
     # --- Region review: a polygon over the top half of the slide
     explore.regions.draw_region()
     viewer.layers["region"].add_polygons([np.array([[0, 0], [0, 512], [256, 512], [256, 0]], float)])
-    table = explore.regions.rank()
+    table = run_task(qtbot, explore.regions, explore.regions.rank)
     n_in = int((ref.obsm["spatial"][:, 1] < 256).sum())
     assert table["n_inside"].iloc[0] == n_in and table["n_outside"].iloc[0] == ref.n_obs - n_in
-    assert table["difference"].is_monotonic_decreasing
+    assert table["log2_fold_change"].is_monotonic_decreasing
     csv = explore.regions.save_csv(str(tmp_path / "region.csv"))
     assert pd.read_csv(csv)["gene"].tolist() == table["gene"].tolist()
 

@@ -11,6 +11,13 @@ from napari_mclstexp.predict.options import PredictOptions
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(1800)]  # training: minutes on a busy CPU
 TOP = 20
+#: Bounds of the total top-20 agreement over the 7 clusters, ranked by the log2 fold change.  Measured
+#: (3 epochs, training seeds 0/1/2, 2-core CPU): 22, 22, 21; the shuffled-spot control's mean 8.0, 8.7, 7.7.
+#: The other statistics on the same runs, printed by the test, not chosen from: difference 41, 40, 41
+#: (control 9.7, 9.3, 9.7), z 21, 23, 26 (control 9.0, 9.7, 9.3).  The measured counts' top 20 by log2
+#: fold change are lowly expressed genes (mean 2.6 per 10⁴ outside vs 34 for the other two rankings and 12.7
+#: over all genes): their noisy ratios are what the smooth predictions do not reproduce.
+AGREE_MIN, CONTROL_MAX = 16, 12
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def her2st_c4(her2st_dir, tmp_path_factory):
 
 def test_c4_clusters_as_annotations_predicted_vs_measured(her2st_c4, tmp_path):
     from napari_mclstexp.analysis.label_regions import labels_to_annotations
-    from napari_mclstexp.analysis.region_stats import region_statistics, top_gene_agreement
+    from napari_mclstexp.analysis.region_stats import RANK_BY, region_statistics, top_gene_agreement
     from napari_mclstexp.io.annotations import read_annotations, write_annotations
 
     c4, pred, measured = her2st_c4
@@ -53,16 +60,21 @@ def test_c4_clusters_as_annotations_predicted_vs_measured(her2st_c4, tmp_path):
     assert on_pred["class"].unique().tolist() == on_measured["class"].unique().tolist()
     assert (on_pred.groupby("class")["n_inside"].first() == on_measured.groupby("class")["n_inside"].first()).all()
     assert on_pred["reliability_r"].notna().mean() > 0.9  # the bundle's held-out per-gene r travels along
+    # the ranking statistic (log2 fold change of the back-transformed means) was fixed before this figure
+    # was recomputed (region_stats' docstring says why); the other two are printed beside it, not chosen from
+    for by in RANK_BY:
+        other = top_gene_agreement(on_pred, on_measured, TOP, by=by)
+        print(f"top-{TOP} agreement by {by}:", other, "total", sum(other.values()))
     agree = top_gene_agreement(on_pred, on_measured, TOP)
-    # chance: 20 · 20 / 785 ≈ 0.5 genes per class; measured (3 epochs, seed 0): 43 of 140 over 7 clusters
-    print("top-20 agreement per class:", agree, "total", sum(agree.values()))
-    assert sum(agree.values()) >= 30
+    # chance: 20 · 20 / 785 ≈ 0.5 genes per class
+    assert sum(agree.values()) >= AGREE_MIN
     # control: the same prediction with its spots shuffled (3 times) agrees far less: the test can fail
-    totals = []
+    totals: dict[str, list[int]] = {by: [] for by in RANK_BY}
     for seed in range(3):
         shuffled = pred.copy()
         shuffled.X = np.asarray(pred.X)[np.random.default_rng(seed).permutation(pred.n_obs)]
-        control = top_gene_agreement(region_statistics(shuffled, ann, seed=0, n_placements=20), on_measured, TOP)
-        totals.append(sum(control.values()))
-    print("shuffled-spot control totals:", totals)  # measured 16, 6, 8
-    assert np.mean(totals) <= 15
+        on_shuffled = region_statistics(shuffled, ann, seed=0, n_placements=20)
+        for by in RANK_BY:
+            totals[by].append(sum(top_gene_agreement(on_shuffled, on_measured, TOP, by=by).values()))
+    print("shuffled-spot control totals:", totals)
+    assert np.mean(totals[RANK_BY[0]]) <= CONTROL_MAX

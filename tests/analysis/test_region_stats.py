@@ -10,6 +10,7 @@ from scipy import ndimage, stats
 
 from napari_mclstexp.analysis.placements import random_placements
 from napari_mclstexp.analysis.region_stats import COLUMNS, back_transform, region_statistics, top_genes
+from napari_mclstexp.errors import InputError
 from napari_mclstexp.io.annotations import AnnotationClass, Region
 
 SPACING = 100.0  # px between spots
@@ -55,7 +56,9 @@ def test_planted_region_ranks_its_genes_first():
     slide.obs["novelty"] = np.where(inside, 0.9, 0.1)
     table = region_statistics(slide, [region], n_placements=200, seed=0)
     assert list(table.columns) == list(COLUMNS) and len(table) == 60
-    assert set(table["gene"].head(4)) == {"G0", "G1", "G2", "G3"}
+    # ranked by the log2 fold change: the planted up genes first, the planted down gene last
+    assert set(table["gene"].head(3)) == {"G0", "G1", "G2"} and table["gene"].iloc[-1] == "G3"
+    assert table["log2_fold_change"].is_monotonic_decreasing
     top = table.set_index("gene")
     assert (top.loc[["G0", "G1", "G2"], "log2_fold_change"] > 0).all() and top.loc["G3", "log2_fold_change"] < 0
     assert (top.loc[["G0", "G1", "G2", "G3"], "p_adjusted"] < 0.005).all()
@@ -67,8 +70,12 @@ def test_planted_region_ranks_its_genes_first():
     assert bool(top.loc["G0", "reliable"]) and np.isnan(top.loc["G5", "reliability_r"])
     assert top.loc["G0", "novelty_inside"] == pytest.approx(0.9)
     assert top.loc["G0", "novelty_outside"] == pytest.approx(0.1)
-    assert top_genes(table, "Tumor", 3) == sorted(["G0", "G1", "G2"], key=lambda g: -top.loc[g, "difference"])
-    assert top_genes(table, "Tumor", 1, up=False, by="log2_fold_change") == ["G3"]
+    assert top_genes(table, "Tumor", 3) == sorted(["G0", "G1", "G2"], key=lambda g: -top.loc[g, "log2_fold_change"])
+    assert top_genes(table, "Tumor", 1, up=False, by="difference") == ["G3"]
+    by_z = region_statistics(slide, [region], n_placements=200, seed=0, rank_by="z")
+    assert by_z["z"].is_monotonic_decreasing and by_z["gene"].iloc[-1] == "G3"
+    with pytest.raises(InputError, match="cannot rank genes by 'p'"):
+        region_statistics(slide, [region], rank_by="p")
 
 
 def _false_positive_rates(n_regions: int = 40, n_genes: int = 20) -> tuple[float, float, float]:
@@ -116,3 +123,16 @@ def test_class_covering_too_few_spots_warns_and_has_no_rows():
     with pytest.warns(UserWarning, match="covers 0 of"):
         table = region_statistics(slide, [tiny])
     assert table.empty and list(table.columns) == list(COLUMNS)
+
+
+def test_placement_sums_in_gene_blocks_equal_the_whole_product():
+    from scipy import sparse
+
+    from napari_mclstexp.analysis.region_stats import placement_sums
+
+    rng = np.random.default_rng(0)
+    null = sparse.random(20, 500, density=0.1, format="csr", random_state=1, dtype=np.float32)
+    values = rng.normal(size=(500, 37)).astype(np.float32)
+    whole = np.asarray(null @ values, dtype=np.float64)
+    for ops in (1, null.nnz * 5, 1e12):  # one gene a block, five genes, everything at once
+        np.testing.assert_allclose(placement_sums(null, values, ops), whole, rtol=1e-5)

@@ -73,3 +73,14 @@ def test_regions_help(capsys):
         main(["regions", "--help"])
     text = capsys.readouterr().out
     assert "examples:\n  mclstexp regions" in text and max(len(line) for line in text.splitlines()) <= 110
+
+
+def test_regions_rank_by(pred_file, tmp_path, capsys):
+    argv = ["-q", "regions", str(pred_file), "--annotations", str(_geojson(tmp_path)), "--placements", "50"]
+    for column in ("log2_fold_change", "difference", "z"):
+        out = tmp_path / f"{column}.csv"
+        assert main([*argv, "--out", str(out), "--rank-by", column]) == 0
+        for _, sub in pd.read_csv(out).groupby("class", sort=False):
+            assert sub[column].is_monotonic_decreasing, column
+    assert main([*argv, "--out", str(tmp_path / "bad.csv"), "--rank-by", "p_value"]) == 2
+    assert "cannot rank genes by 'p_value'" in capsys.readouterr().err

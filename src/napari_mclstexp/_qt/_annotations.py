@@ -9,18 +9,14 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..layer_data import KEY, role
-from ..layer_data.annotations import ROLE, annotation_layers, layers_to_annotations
+from ..layer_data.annotations import ROLE, annotation_layers, layers_mpp, layers_to_annotations
 from ._common import PathEdit, add_layer_tuples, button
 from ._worker import run_guarded
 
 
 def slide_mpp(viewer) -> float | None:
     """µm per px of the slide/spots already in the viewer (the first of our layers that records it)."""
-    for layer in viewer.layers:
-        meta = layer.metadata.get(KEY, {}) if isinstance(layer.metadata, dict) else {}
-        if meta.get("mpp"):
-            return float(meta["mpp"])
-    return None
+    return layers_mpp(viewer.layers)
 
 
 def region_shapes_layers(viewer) -> list[Shapes]:

@@ -5,6 +5,9 @@ held-out reliability).  The data are made in :mod:`napari_mclstexp.layer_data.mu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+
+import numpy as np
 
 from ..layer_data import KEY, layer_adata
 from ..layer_data.colors import auto_limits
@@ -14,6 +17,9 @@ from ._canvas import show_colorbar, show_scale_bar
 from ._canvas_follow import follow_selection
 from ._common import add_layer_tuples
 from ._grid import GridView
+
+#: ``values(layer, gene)``: a gene's values as the layer shows them (``None`` when it lacks the gene).
+Values = Callable[[object, str], "np.ndarray | None"]
 
 
 def _mpp(layer) -> float | None:
@@ -26,11 +32,18 @@ def cell_title(gene: str, r: float | None) -> str:
     return f"{gene} · r {r:.2f}" if r is not None and math.isfinite(r) else str(gene)
 
 
-def show_composite(viewer, layer, genes: list[str], palette: str):
+def show_composite(viewer, layer, genes: list[str], palette: str, values: Values | None = None):
     """Add (or replace) the composite of ``genes`` of ``layer``'s predictions over it, selected, with
-    its legend (genes, colours, limits) on the canvas.  Returns the new layer."""
+    its legend (genes, colours, limits) on the canvas.  Returns the new layer.
+
+    ``values(layer, gene)``: the values the layer shows (Explore's: measured counts on the predictions'
+    normalised scale); default the layer's ``X`` as stored (predictions)."""
     adata = layer_adata(layer)
-    comp = composite(adata, [g for g in genes if g], palette)
+    genes = [g for g in genes if g]
+    columns = None
+    if values is not None and all(g in adata.var_names for g in genes):
+        columns = [values(layer, g) for g in genes]
+    comp = composite(adata, genes, palette, columns=columns)
     data, kwargs, kind = composite_layer(adata, comp, _mpp(layer))
     for old in [other for other in viewer.layers if other.metadata.get(KEY, {}).get("role") == "composite"]:
         if old.metadata[KEY].get("adata") is adata:
@@ -52,8 +65,16 @@ class SmallMultiples:
         self.grid = grid or GridView(viewer)
         self.layers: list = []
 
-    def show(self, layer, genes: list[str], reliability: dict[str, float], cmap: str = "viridis") -> list:
-        """One layer per gene of ``layer``'s predictions (each its own robust limits), in a grid.
+    def show(
+        self,
+        layer,
+        genes: list[str],
+        reliability: dict[str, float],
+        cmap: str = "viridis",
+        values: Values | None = None,
+    ) -> list:
+        """One layer per gene of ``layer``'s predictions (each its own robust limits), in a grid
+        (``values`` as in :func:`show_composite`).
 
         Raises
         ------
@@ -70,9 +91,13 @@ class SmallMultiples:
         self.close()
         tuples = []
         for gene in genes:
-            limits = auto_limits(gene_values(adata, gene))
+            shown = gene_values(adata, gene) if values is None else values(layer, gene)
             title = cell_title(gene, reliability.get(gene))
-            tuples.append(gene_layer(adata, gene, limits, _mpp(layer), cmap=cmap, name=title, title=title))
+            tuples.append(
+                gene_layer(
+                    adata, gene, auto_limits(shown), _mpp(layer), cmap=cmap, name=title, title=title, values=shown
+                )
+            )
         # the first gene on top: napari fills the grid from the top layer
         self.layers = add_layer_tuples(self.viewer, tuples[::-1])
         show_colorbar(self.layers[-1], cmap, self.layers[-1].metadata[KEY]["limits"])

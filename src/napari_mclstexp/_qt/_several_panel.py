@@ -12,7 +12,7 @@ from ..layer_data import layer_adata, layers_with_role
 from ..layer_data.multi import MAX_CELLS, PALETTES, read_prediction_folder
 from ._common import PathEdit, button
 from ._grid import GridView
-from ._multi_gene import SmallMultiples, show_composite
+from ._multi_gene import SmallMultiples, Values, show_composite
 from ._slide_grid import SlideGrid
 
 NONE = "(none)"
@@ -28,12 +28,15 @@ class SeveralPanel(QGroupBox):
         reliability: Callable[[], dict],
         side_by_side: Callable[[bool], object] | None = None,
         parent: QWidget | None = None,
+        values: Values | None = None,
     ) -> None:
         """``target``: the Explore widget's layer combo; ``side_by_side(False)`` ends its measured-beside-
-        predicted view before a grid of this panel opens."""
+        predicted view before a grid of this panel opens; ``values(layer, gene)``: what Explore colours a
+        layer by (measured counts normalised like the predictions), which the composite shows too."""
         super().__init__("Several genes, several slides", parent)
         self.viewer, self.target, self.reliability = viewer, target, reliability
         self._side_by_side = side_by_side
+        self._values = values
         self.channels = [QComboBox() for _ in range(3)]
         self.palette = QComboBox()
         self.palette.addItems(list(PALETTES))
@@ -91,7 +94,7 @@ class SeveralPanel(QGroupBox):
             return None
         self.one_view()
         try:
-            return show_composite(self.viewer, layer, genes, self.palette.currentText())
+            return show_composite(self.viewer, layer, genes, self.palette.currentText(), self._values)
         except ValueError as exc:
             show_error(str(exc))
             return None
@@ -106,7 +109,7 @@ class SeveralPanel(QGroupBox):
         genes = typed or [self.channels[0].itemText(i) for i in range(1, self.channels[0].count())][:MAX_CELLS]
         self.one_view()
         try:
-            return self.cells.show(layer, genes, self.reliability())
+            return self.cells.show(layer, genes, self.reliability(), values=self._values)
         except ValueError as exc:
             show_error(str(exc))
             return []

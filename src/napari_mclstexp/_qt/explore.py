@@ -113,7 +113,9 @@ class ExploreWidget(QWidget):
         self.regions = RegionPanel(napari_viewer, self.target.layer)
         self.side = SideBySide(napari_viewer)
         layout.addWidget(self.regions)
-        self.several = SeveralPanel(napari_viewer, self.target, self.reliability, self.side_by_side.setChecked)
+        self.several = SeveralPanel(
+            napari_viewer, self.target, self.reliability, self.side_by_side.setChecked, values=self.values
+        )
         layout.addWidget(self.several)
         self.gene: str | None = None
         self.limits: tuple[float, float] = (0.0, 1.0)

@@ -22,10 +22,14 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 from skimage.draw import polygon2mask
 
+from ..progress import CancelToken
+
 #: Raster cells along the longer side of a class's bounding box.
 RASTER_PX = 512
 #: Candidate placements drawn per accepted one, at most.
 MAX_TRIES_PER_PLACEMENT = 20
+#: Tries between two looks at the cancel token (a try costs ~1 ms at 50k spots).
+CANCEL_EVERY = 25
 
 
 def class_raster(regions: Sequence, cells: int = RASTER_PX) -> tuple[np.ndarray, np.ndarray, float]:
@@ -69,6 +73,7 @@ def random_placements(
     n_observed: int,
     min_cover: float = 0.5,
     min_spots: int = 3,
+    cancel: CancelToken | None = None,
 ) -> sparse.csr_matrix:
     """Spots covered by random rigid copies of a class.
 
@@ -85,6 +90,8 @@ def random_placements(
     n_observed
         Spots the class itself covers; a copy must cover at least ``min_cover`` × this (and
         ``min_spots``) and leave at least ``min_spots`` outside.
+    cancel
+        Checked every :data:`CANCEL_EVERY` tries (raises :class:`~napari_mclstexp.errors.Cancelled`).
 
     Returns
     -------
@@ -102,9 +109,11 @@ def random_placements(
     tree = cKDTree(xy)
     low = max(min_spots, int(np.ceil(min_cover * n_observed)))
     rows: list[np.ndarray] = []
-    for _ in range(MAX_TRIES_PER_PLACEMENT * n_placements):
+    for i in range(MAX_TRIES_PER_PLACEMENT * n_placements):
         if len(rows) == n_placements:
             break
+        if cancel is not None and i % CANCEL_EVERY == 0:
+            cancel.raise_if_cancelled()
         theta, flip = rng.uniform(0.0, 2 * np.pi), rng.random() < 0.5
         target = xy[rng.integers(0, n)] + rng.uniform(-0.5, 0.5, 2) * cell
         near = np.asarray(tree.query_ball_point(target, reach), dtype=np.int64)

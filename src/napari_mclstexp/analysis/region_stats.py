@@ -6,8 +6,7 @@ For each annotation class and gene:
   polygons (holes excluded) / all other spots;
 * ``mean_inside`` / ``mean_outside``: mean of the values as stored (the prediction's scale, e.g.
   ``log10_1e4``: ``v = log10(1 + 10⁴ · c / Σ_panel c)``);
-* ``difference``: ``mean_inside − mean_outside`` (the tested statistic ``d``; it ranks genes by
-  :func:`top_genes`: on the log scale, so a lowly expressed gene's noisy ratio does not lead);
+* ``difference``: ``mean_inside − mean_outside`` (the tested statistic ``d``, on the prediction's log scale);
 * ``expr_inside`` / ``expr_outside``: mean of the **back-transformed** values ``b = f⁻¹(v)``, i.e. the
   inverse of the normalisation (:func:`back_transform`: ``10^v − 1`` for ``log10_1e4`` and
   ``log10_1e4_per_gene``, ``e^v − 1`` for ``ln_cpm``, ``v`` for ``none``), expression per 10⁴ (10⁶) panel
@@ -25,6 +24,8 @@ For each annotation class and gene:
 * ``reliability_r`` / ``reliable``: the gene's held-out correlation stored with the prediction
   (``uns['mclstexp']['reliability']``), NaN when absent;
 * ``novelty_inside`` / ``novelty_outside``: mean ``obs['novelty']`` when the prediction carries it.
+
+Genes are ranked as :mod:`napari_mclstexp.analysis.region_rank` says (by ``log2_fold_change`` by default).
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ from ..prediction_meta import is_prediction
 from ..prediction_meta import normalization as recorded_normalization
 from ..progress import CancelToken, Progress, ProgressGen, run
 from .placements import random_placements
+from .region_rank import RANK_BY, rank_genes, top_gene_agreement, top_genes
+
+__all__ = [
+    "COLUMNS",
+    "RANK_BY",
+    "back_transform",
+    "iter_region_statistics",
+    "region_statistics",
+    "top_gene_agreement",
+    "top_genes",
+]
 
 #: Columns of :func:`region_statistics`, in order.
 COLUMNS = (
@@ -67,6 +79,8 @@ COLUMNS = (
     "novelty_outside",
     "n_placements",
 )
+#: Multiply-adds per block of :func:`placement_sums` (≈ 10–30 ms of held GIL on a busy 2-core machine).
+OPS_PER_BLOCK = 2e7
 #: Fewest spots inside (and outside) a class for statistics.
 MIN_SPOTS = 3
 
@@ -107,18 +121,34 @@ def _gene_info(adata, genes: list[str]) -> pd.DataFrame:
     return frame.merge(table, on="gene", how="left")
 
 
+def placement_sums(null: sparse.csr_matrix, values: np.ndarray, ops_per_block: float = OPS_PER_BLOCK) -> np.ndarray:
+    """``null @ values`` (``(P, G)`` float64 sums of each placement's spots), a block of genes at a time.
+
+    scipy's sparse product holds the GIL for the whole call (seconds at 50k tiles × 785 genes), which
+    freezes the viewer while a worker computes; blocks of about ``ops_per_block`` multiply-adds each
+    leave it every few tens of ms.
+    """
+    step = max(1, int(ops_per_block // max(null.nnz, 1)))
+    out = np.empty((null.shape[0], values.shape[1]), dtype=np.float64)
+    for j in range(0, values.shape[1], step):
+        out[:, j : j + step] = null @ np.ascontiguousarray(values[:, j : j + step])
+    return out
+
+
 def _class_table(
     name: str, inside: np.ndarray, values: np.ndarray, back: np.ndarray, null: sparse.csr_matrix, pseudocount: float
 ) -> dict[str, Any]:
     n = len(inside)
     n_in = int(inside.sum())
-    m_in, m_out = values[inside].mean(axis=0), values[~inside].mean(axis=0)
-    e_in, e_out = back[inside].mean(axis=0), back[~inside].mean(axis=0)
-    d = m_in.astype(np.float64) - m_out
+    # means as products with the 0/1 membership (BLAS, GIL released), not copies of values[inside]
+    members = np.stack([inside, ~inside]).astype(values.dtype)
+    m_in, m_out = (members @ values) / np.array([[n_in], [n - n_in]], dtype=np.float64)
+    e_in, e_out = (members @ back) / np.array([[n_in], [n - n_in]], dtype=np.float64)
+    d = m_in - m_out
     z = np.full(values.shape[1], np.nan)
     if null.shape[0] >= 2:
         k = np.asarray(null.sum(axis=1), dtype=np.float64)  # (P, 1) spots per placement
-        sums = np.asarray(null @ values, dtype=np.float64)
+        sums = placement_sums(null, values)
         total = values.sum(axis=0, dtype=np.float64)
         d_null = sums / k - (total - sums) / (n - k)
         sd = d_null.std(axis=0, ddof=1)
@@ -155,6 +185,7 @@ def iter_region_statistics(
     seed: int = 0,
     pseudocount: float = 0.01,
     normalization: str | None = None,
+    rank_by: str = RANK_BY[0],
     cancel: CancelToken | None = None,
 ) -> ProgressGen[pd.DataFrame]:
     """Per-class, per-gene statistics of a prediction (see the module docstring for every column).
@@ -177,6 +208,8 @@ def iter_region_statistics(
     normalization
         The values' scale (default: recorded in ``uns``, else ``log10_1e4`` for a prediction and
         ``none`` for anything else, e.g. a sample's counts).
+    rank_by
+        One of :data:`RANK_BY`: each class's genes by decreasing value of this column.
 
     Yields
     ------
@@ -186,10 +219,12 @@ def iter_region_statistics(
     Returns
     -------
     pandas.DataFrame
-        :data:`COLUMNS`; per class, genes by decreasing ``|z|`` (most distinctive first).  Classes covering
+        :data:`COLUMNS`; per class, genes by decreasing ``rank_by`` (NaN last).  Classes covering
         fewer than :data:`MIN_SPOTS` spots (or leaving fewer outside) get a ``UserWarning`` and no rows.
     """
     classes = annotations.classes if isinstance(annotations, Annotations) else list(annotations)
+    if rank_by not in RANK_BY:
+        raise InputError(f"cannot rank genes by {rank_by!r}: one of {', '.join(RANK_BY)}")
     if "spatial" not in adata.obsm:
         raise InputError("the predictions have no obsm['spatial'] spot positions")
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
@@ -213,7 +248,7 @@ def iter_region_statistics(
                 stacklevel=2,
             )
             continue
-        null = random_placements(xy, cls.regions, n_placements, rng, n_observed=n_in)
+        null = random_placements(xy, cls.regions, n_placements, rng, n_observed=n_in, cancel=cancel)
         if null.shape[0] < min(n_placements, 20):
             warnings.warn(
                 f"annotation class {cls.name!r}: only {null.shape[0]} placements fit on the tissue; "
@@ -225,8 +260,7 @@ def iter_region_statistics(
         frame = pd.DataFrame({"gene": names, **cols}).merge(info, on="gene", how="left")
         frame["novelty_inside"] = np.nanmean(novelty[inside]) if novelty is not None else np.nan
         frame["novelty_outside"] = np.nanmean(novelty[~inside]) if novelty is not None else np.nan
-        order = np.argsort(-np.nan_to_num(np.abs(frame["z"].to_numpy()), nan=-1.0), kind="stable")
-        frames.append(frame.iloc[order][list(COLUMNS)])
+        frames.append(rank_genes(frame, rank_by)[list(COLUMNS)])
     yield Progress("regions", len(classes), len(classes), "done")
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -236,18 +270,3 @@ def iter_region_statistics(
 def region_statistics(adata, annotations, **kwargs: Any) -> pd.DataFrame:
     """:func:`iter_region_statistics` run to the end (no progress shown)."""
     return run(iter_region_statistics(adata, annotations, **kwargs))
-
-
-def top_genes(table: pd.DataFrame, name: str, n: int = 20, *, up: bool = True, by: str = "difference") -> list[str]:
-    """The ``n`` genes of class ``name`` with the largest (``up``) or smallest ``by`` (default the
-    difference of the log-scale means)."""
-    sub = table[table["class"] == name]
-    return sub.sort_values(by, ascending=not up, kind="stable")["gene"].head(n).tolist()
-
-
-def top_gene_agreement(
-    first: pd.DataFrame, second: pd.DataFrame, n: int = 20, *, by: str = "difference"
-) -> dict[str, int]:
-    """Per class present in both tables: how many of its ``n`` top genes up (:func:`top_genes`) agree."""
-    classes = [c for c in pd.unique(first["class"]) if c in set(second["class"])]
-    return {str(c): len(set(top_genes(first, c, n, by=by)) & set(top_genes(second, c, n, by=by))) for c in classes}

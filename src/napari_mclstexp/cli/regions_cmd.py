@@ -35,6 +35,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--placements", type=int, default=200, help="random placements per class for the null (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the placements (default 0)")
     p.add_argument("--top", type=int, default=5, help="genes up per class to print (default 5)")
+    p.add_argument(
+        "--rank-by",
+        metavar="COLUMN",
+        default="log2_fold_change",
+        help="order of each class's genes, decreasing: log2_fold_change (default: the reported effect), "
+        "difference or z",
+    )
     p.set_defaults(run=run)
 
 
@@ -53,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     pred = read_h5ad(args.pred)
     genes = [g.strip() for g in args.genes.split(",") if g.strip()] if args.genes else None
     print(annotations.summary())
-    gen = iter_region_statistics(pred, annotations, genes=genes, n_placements=args.placements, seed=args.seed)
+    gen = iter_region_statistics(
+        pred, annotations, genes=genes, n_placements=args.placements, seed=args.seed, rank_by=args.rank_by
+    )
     table = run_with_progress(gen, disable=bool(getattr(args, "quiet", False)))
     table_to_csv(table, args.out)
     for name, sub in table.groupby("class", sort=False):

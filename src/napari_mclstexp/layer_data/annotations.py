@@ -63,6 +63,15 @@ def annotation_layers(annotations: Annotations | Iterable[AnnotationClass], mpp:
     return layers
 
 
+def layers_mpp(layers: Iterable) -> float | None:
+    """µm per px of the slide/spots among ``layers`` (the first of our layers that records it), else ``None``."""
+    for layer in layers:
+        meta = layer.metadata.get(KEY, {}) if isinstance(getattr(layer, "metadata", None), dict) else {}
+        if meta.get("mpp"):
+            return float(meta["mpp"])
+    return None
+
+
 def _ellipse(corners: np.ndarray) -> np.ndarray:
     """napari's ellipse (the 4 corners of its bounding box) → a polygon."""
     centre = corners.mean(axis=0)

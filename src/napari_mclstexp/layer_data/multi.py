@@ -80,8 +80,12 @@ def composite(
     *,
     limits: list[tuple[float, float]] | None = None,
     percentiles: tuple[float, float] = CHANNEL_PERCENTILES,
+    columns: list[np.ndarray] | None = None,
 ) -> Composite:
     """The additive composite of up to three ``genes`` of ``adata`` (see the module's docstring).
+
+    ``columns``: each gene's values per observation when ``X`` is not what is shown (measured counts:
+    the caller normalises them as the measured layer shows them); default ``X``'s columns (predictions).
 
     Raises
     ------
@@ -96,7 +100,7 @@ def composite(
         raise ValueError(f"{', '.join(missing)} not in the predictions of {_library(adata)}")
     if palette not in PALETTES:
         raise ValueError(f"unknown palette {palette!r}: one of {', '.join(PALETTES)}")
-    columns = [gene_values(adata, g) for g in genes]
+    columns = [gene_values(adata, g) for g in genes] if columns is None else [np.asarray(c) for c in columns]
     limits = list(limits) if limits is not None else [auto_limits(c, percentiles) for c in columns]
     scaled = np.stack([scale_to_unit(c, lim) for c, lim in zip(columns, limits, strict=True)], axis=1)
     colors = PALETTES[palette][: len(genes)]
@@ -172,11 +176,13 @@ def gene_layer(
     cmap: str = "viridis",
     name: str | None = None,
     title: str | None = None,
+    values: np.ndarray | None = None,
 ) -> tuple:
     """One cell of a grid: ``gene`` of ``adata`` between ``limits`` (Points, or an image for rasters).
 
+    ``values``: the gene per observation when ``X`` is not what is shown (as in :func:`composite`).
     The layer's metadata records ``role='cell'``, the AnnData, ``gene``, ``limits`` and ``title``."""
-    values = gene_values(adata, gene)
+    values = gene_values(adata, gene) if values is None else np.asarray(values, np.float32)
     name = name or f"{_library(adata)} {gene}"
     meta = {"role": "cell", "adata": adata, "gene": str(gene), "limits": tuple(limits), "title": title or name}
     if drawn_as_raster(adata):
