@@ -155,3 +155,32 @@ def he_slide_600(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("he600") / "slide.png"
     Image.fromarray(img).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def her2st_bc(her2st_dir, tmp_path_factory):
+    """One brief ``quick`` model of HER2+ B4, C2, C3 shared by the real-data tests that need *a* trained model
+    (region statistics, novelty), not a particular one: 3 epochs, seed 0, the study's 785 genes, tissue given.
+    Patient C is in training (C4 is a serial section of C3).  Returns ``(sections, saved)``: B4, C2, C3, C4
+    read once, and the training's :class:`~napari_mclstexp.workflows.train.SavedModel`."""
+    from napari_mclstexp.data.genes import load_gene_list
+    from napari_mclstexp.data.patches import PatchCache
+    from napari_mclstexp.io.her2st import read_her2st_section
+    from napari_mclstexp.model.presets import get_preset
+    from napari_mclstexp.progress import run
+    from napari_mclstexp.workflows.train import train_and_save
+
+    sections = {s: read_her2st_section(her2st_dir, s) for s in ("B4", "C2", "C3", "C4")}
+    folder = tmp_path_factory.mktemp("her2st-bc")
+    saved = run(
+        train_and_save(
+            [sections[s] for s in ("B4", "C2", "C3")],
+            get_preset("quick").replace(epochs=3, seed=0),  # brief: the tests check statistics, not the model
+            folder / "bc.mclst",
+            genes=load_gene_list(her2st_dir / "her_hvg_785.npy"),
+            device="cpu",
+            patch_cache=PatchCache(folder / "cache"),
+            tissue="breast, HER2+, H&E",
+        )
+    )
+    return sections, saved

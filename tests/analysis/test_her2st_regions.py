@@ -21,19 +21,12 @@ AGREE_MIN, CONTROL_MAX = 16, 12
 
 
 @pytest.fixture(scope="module")
-def her2st_c4(her2st_dir, tmp_path_factory):
-    from napari_mclstexp.data.genes import expression_matrix, load_gene_list
-    from napari_mclstexp.io.her2st import read_her2st_section
-    from napari_mclstexp.model.presets import get_preset
+def her2st_c4(her2st_bc):
+    from napari_mclstexp.data.genes import expression_matrix
     from napari_mclstexp.progress import run
     from napari_mclstexp.workflows.predict import predict_and_score
-    from napari_mclstexp.workflows.train import train_and_save
 
-    sections = {s: read_her2st_section(her2st_dir, s) for s in ("B4", "C2", "C3", "C4")}
-    genes = load_gene_list(her2st_dir / "her_hvg_785.npy")
-    config = get_preset("quick").replace(epochs=3, seed=0)  # brief: the statistics are under test, not the model
-    out = tmp_path_factory.mktemp("c4") / "bcc.mclst"
-    saved = run(train_and_save([sections[s] for s in ("B4", "C2", "C3")], config, out, genes=genes, device="cpu"))
+    sections, saved = her2st_bc  # quick, 3 epochs, seed 0, 785 genes: the statistics are under test, not the model
     c4 = sections["C4"]
     pred = run(predict_and_score(saved.bundle, c4, PredictOptions(device="cpu")))
     measured = c4[:, list(pred.var_names)].copy()

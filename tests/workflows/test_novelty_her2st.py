@@ -1,10 +1,10 @@
 """Novelty on real HER2+ sections: a model of patients B and C finds C4 typical; the synthetic demo model does not.
 
-Trains ``quick`` briefly (2 epochs) on B4, C2, C3 (patient C is in training: C4 is a serial section of C3) and predicts
-C4 at its spots; the shipped demo model (synthetic slide) predicts C4 too.  Prints both novel fractions and
-the ACG of C4's typical and novel spots (the model of B/C), which the report quotes.  Novelty's rule (image
-and tissue-descriptor percentiles joined) was chosen on synthetic slides and the training sections' held-out
-pass; C4 is only the issue's check of it.
+Uses the session's brief ``quick`` model of B4, C2, C3 (fixture ``her2st_bc``: 3 epochs; patient C is in
+training, C4 is a serial section of C3) and predicts C4 at its spots; the shipped demo model (synthetic slide)
+predicts C4 too.  Prints both novel fractions and the ACG of C4's typical and novel spots (the model of B/C),
+which the report quotes.  Novelty's rule (image and tissue-descriptor percentiles joined) was chosen on
+synthetic slides and the training sections' held-out pass; C4 is only the issue's check of it.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(360
 
 
 @pytest.fixture(scope="module")
-def her2st(her2st_dir):
-    from napari_mclstexp.io.her2st import read_her2st_section
-
-    return {s: read_her2st_section(her2st_dir, s) for s in ("B4", "C2", "C3", "C4")}
+def her2st(her2st_bc):
+    return her2st_bc[0]
 
 
 def _parts(pred) -> str:
@@ -33,27 +31,13 @@ def _parts(pred) -> str:
     return f"{image:.3f}/{desc:.3f}"
 
 
-def test_novelty_of_c4_under_a_her2st_model_and_under_the_demo_model(her2st, tmp_path, capsys):
+def test_novelty_of_c4_under_a_her2st_model_and_under_the_demo_model(her2st, her2st_bc, capsys):
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.cli.evaluate_cmd import novelty_split
-    from napari_mclstexp.data.patches import PatchCache
-    from napari_mclstexp.model.presets import get_preset
     from napari_mclstexp.predict.spots import predict_at_spots
     from napari_mclstexp.workflows.demo import SAMPLE_BUNDLE, sample_data_dir
-    from napari_mclstexp.workflows.train import train_and_save
 
-    cfg = get_preset("quick").replace(epochs=2, seed=0)
-    saved = run(
-        train_and_save(
-            [her2st[s] for s in ("B4", "C2", "C3")],
-            cfg,
-            tmp_path / "her2st.mclst",
-            genes="hvg:200",
-            device="cpu",
-            patch_cache=PatchCache(tmp_path / "cache"),
-            tissue="breast, HER2+, H&E",
-        )
-    )
+    saved = her2st_bc[1]  # quick, 3 epochs, seed 0, 785 genes (the session's shared B4/C2/C3 model)
     bundle = load_bundle(saved.path)
     card = bundle.card
     assert card["patients"] == ["B", "C"] and card["sections"]["C3"]["patient"] == "C"
