@@ -24,6 +24,7 @@ def test_reset_view_fits_the_tissue_in_each_half(make_napari_viewer, qtbot, synt
     predicted = viewer.layers["SYN3 spots predicted"]
     explore.target.select(predicted)
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     viewer.camera.zoom *= 0.1  # the user wanders off, then presses napari's home button
     viewer.reset_view()
     fill = _tissue_fill(viewer, predicted)
