@@ -33,7 +33,13 @@ class GridView:
 
     def show(self, layers: list, *, stride: int = 1, shape=None, owned=(), fit=None) -> None:
         """Show ``layers`` (bottom → top) in a grid; ``owned`` are removed on :meth:`close`; the camera
-        fits ``fit`` (default: every layer shown)."""
+        fits ``fit`` (default: every layer shown).  :meth:`arrange` then :meth:`turn_on`, which a caller
+        may also run in two turns of the event loop (each is followed by a paint)."""
+        self.arrange(layers)
+        self.turn_on(layers, stride=stride, shape=shape, owned=owned, fit=fit)
+
+    def arrange(self, layers: list) -> None:
+        """Hide every other visible layer, show ``layers`` and move them to the top."""
         if self.active:
             self.close()
         viewer = self.viewer
@@ -44,9 +50,13 @@ class GridView:
         for layer in layers:  # every change redraws napari's overlays: change only what differs
             if not layer.visible:
                 layer.visible = True
-        if list(viewer.layers)[-len(layers) :] != list(layers):
+        if list(viewer.layers)[-len(layers) :] != list(layers):  # (napari's move_multiple misorders them)
             for layer in layers:
                 viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+
+    def turn_on(self, layers: list, *, stride: int = 1, shape=None, owned=(), fit=None) -> None:
+        """napari's grid on, ``|stride|`` layers a cell, the camera fitted (after :meth:`arrange`)."""
+        viewer = self.viewer
         grid = viewer.grid
         self._saved = (grid.stride, tuple(grid.shape))
         self.owned, self.fit_layers = list(owned), list(fit if fit is not None else layers)
@@ -74,12 +84,13 @@ class GridView:
 
     def close(self) -> None:
         """Back to one view: owned layers removed, hidden layers shown, order and grid as before."""
-        if not self.active:
+        if not self.active and not self._order:  # neither on nor arranged
             return
         viewer = self.viewer
-        viewer.events.reset_view.disconnect(self._refit)
-        viewer.grid.enabled = False
-        viewer.grid.stride, viewer.grid.shape = self._saved
+        if self.active:
+            viewer.events.reset_view.disconnect(self._refit)
+            viewer.grid.enabled = False
+            viewer.grid.stride, viewer.grid.shape = self._saved
         for layer in self.owned:
             if layer in viewer.layers:
                 viewer.layers.remove(layer)

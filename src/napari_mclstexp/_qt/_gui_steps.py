@@ -85,6 +85,7 @@ def add_quietly(viewer, layer_tuple: tuple) -> object:
     (a third of an add's GUI time, measured); the caller selects the layer it wants, once, later."""
     from ._common import add_layer_tuples
 
+    viewer = getattr(viewer, "__wrapped__", viewer)  # a plugin's proxy warns on private attributes
     layers = viewer.layers
     before = getattr(layers, "_activate_on_insert", None)
     if before is not None:

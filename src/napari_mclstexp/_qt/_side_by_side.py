@@ -72,7 +72,8 @@ class SideBySide:
         self.steps.add(
             lambda: self._title(measured, "measured"),
             lambda: self._title(predicted, "predicted"),
-            lambda: self._show(measured, predicted, slide),
+            lambda: self.grid.arrange(self._order(slide)),
+            lambda: self._show(slide),
             lambda: self._link(measured, predicted),
         )
         if then is not None:
@@ -92,14 +93,21 @@ class SideBySide:
         }
         self.twin = add_quietly(self.viewer, (slide.data, kwargs, "image"))
 
-    def _show(self, measured, predicted, slide) -> None:
-        """The grid: ``[twin, predicted, title, slide, measured, title]`` with stride -3 (-2 without a slide)."""
+    def _order(self, slide) -> list:
+        """``[twin, predicted, title, slide, measured, title]`` (stride -3), without a slide the last four
+        (stride -2)."""
+        measured, predicted = self._cells
         order = [predicted, self.titles[1], measured, self.titles[0]]
-        if slide is not None and slide in self.viewer.layers:
-            order = [self.twin, predicted, self.titles[1], slide, measured, self.titles[0]]
+        if slide is not None and slide in self.viewer.layers and self.twin is not None:
+            order = [self.twin, predicted, self.titles[1], slide, *order[2:]]
+        return order
+
+    def _show(self, slide) -> None:
+        """The grid on (after :meth:`GridView.arrange` put the layers in order in the step before)."""
+        order = self._order(slide)
         owned = self.titles + ([self.twin] if self.twin is not None else [])
         stride = -3 if len(order) == 6 else -2
-        self.grid.show(order, stride=stride, shape=self._best_shape(), owned=owned, fit=self._cells)
+        self.grid.turn_on(order, stride=stride, shape=self._best_shape(), owned=owned, fit=self._cells)
 
     def _tissue_extent(self) -> np.ndarray:
         """World extent (2, 2) of the spots in both cells: min and max (row, col)."""
@@ -148,11 +156,11 @@ class SideBySide:
     def disable(self) -> None:
         """Back to one view: twin and titles removed, hidden layers shown again, order and grid as before."""
         self.steps.clear()
-        if not self.grid.active:  # stopped while being built: nothing moved yet, only layers added
+        if not self.grid.active:  # stopped while being built: layers added, perhaps arranged, grid not on
             for layer in [*self.titles, self.twin]:
                 if layer is not None and layer in self.viewer.layers:
                     self.viewer.layers.remove(layer)
-        self.grid.close()
+        self.grid.close()  # also undoes an arrangement whose grid never came on
         self._cells, self.twin, self.titles = [], None, []
         if self._linked:
             from napari.experimental import unlink_layers
