@@ -72,12 +72,11 @@ def walk_pass(mode: str, her2st: Path, bundle: Path) -> dict:
     pump(1.0)  # the window is up and drawn
     try:
         if mode == "quiet":
-            out["open_panel"] = _measure(walk, walk.open_panel, mode)
-            pump(0.5)
+            out["open_panel"] = _measure(walk, walk.open_panel, mode)  # until the panel is built
             out["load_her2st"] = _measure(walk, walk.load, mode)
         else:
             walk.open_panel()
-            pump(0.5)
+            walk.settle()
             walk.load()
             walk.settle()
         walk.show_scored()

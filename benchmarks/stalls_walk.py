@@ -250,7 +250,7 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
         measured(walk.open_panel)
     else:
         walk.open_panel()
-        pump(0.5)
+        walk.settle()  # the panel built (a user cannot click Load before it is there)
         if action == "load_her2st" and mode == "quiet":
             measured(walk.load)
         else:

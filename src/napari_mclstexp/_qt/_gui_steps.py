@@ -98,10 +98,24 @@ def add_quietly(viewer, layer_tuple: tuple) -> object:
     return layer
 
 
-def select_layer(viewer, layer) -> None:
-    """Select only ``layer`` (as napari does with a layer it adds), if it is still in the viewer."""
-    if layer in viewer.layers:
+def select_layer(viewer, layer, steps: GuiSteps | None = None) -> None:
+    """Select only ``layer`` (as napari does with a layer it adds), if it is still in the viewer; with
+    ``steps``, the canvas title and colour bar follow it in the next step (one paint each, not both in
+    one: together 0.3–0.8 s on 2 loaded cores, measured)."""
+    from ._canvas_follow import follower_of
+
+    if layer not in viewer.layers:
+        return
+    follower = follower_of(viewer) if steps is not None else None
+    if follower is None:
         viewer.layers.selection.active = layer
+        return
+    follower.paused = True
+    try:
+        viewer.layers.selection.active = layer
+    finally:
+        follower.paused = False
+    steps.next(follower.update)
 
 
 def queue_layers(steps: GuiSteps, viewer, tuples: Iterable[tuple], added: list) -> None:
@@ -120,4 +134,4 @@ def queue_layers(steps: GuiSteps, viewer, tuples: Iterable[tuple], added: list) 
     tuples = list(tuples)
     steps.add(*(lambda t=t: add(t) for t in tuples))
     if tuples:
-        steps.add(lambda: added and select_layer(viewer, added[-1]))
+        steps.add(lambda: added and select_layer(viewer, added[-1], steps))
