@@ -44,12 +44,14 @@ IN_ORDER = (
 )
 
 
-def _measure(walk: Walk, do: Callable[[], None], mode: str, settle_s: float = 3600.0) -> dict:
+def _measure(walk: Walk, do: Callable[[], None], mode: str, settle_s: float = 3600.0, do_trains: bool = False) -> dict:
     """The longest gap of one action (``do()`` then until the walk is idle) and what the machine did."""
     load_before = os.getloadavg()[0]
     ticks = Ticks()
     ticks.start()
     do()
+    if do_trains:  # the panel's own training is the action: until it is done (idle() skips it otherwise)
+        wait_until(lambda: walk.idle(training_ok=False), settle_s, "the panel's training")
     walk.settle(settle_s)
     ticks.stop()
     gaps = ticks.gaps_ms()
@@ -86,7 +88,7 @@ def walk_pass(mode: str, her2st: Path, bundle: Path) -> dict:
         for action in IN_ORDER:
             if action == "train" and mode == "training":
                 continue
-            out[action] = _measure(walk, _action(walk, action, bundle), mode)
+            out[action] = _measure(walk, _action(walk, action, bundle), mode, do_trains=action == "train")
             _after(walk, action)
         if mode == "training":
             out["open_panel"] = _measure(walk, walk.open_docks, mode)
