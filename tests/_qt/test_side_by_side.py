@@ -58,10 +58,10 @@ def test_side_by_side_is_built_in_steps_and_can_be_stopped_halfway(
     assert viewer.grid.enabled and len(viewer.layers) == len(before) + 3  # twin and two titles
     explore.side_by_side.setChecked(False)
     assert [(layer.name, layer.visible) for layer in viewer.layers] == before
-    for n_steps in range(1, 5):  # stopped before the grid came on, after 1..4 steps
+    for n_steps in range(1, 9):  # stopped at every point of the build (before and after the grid came on)
         explore.side_by_side.setChecked(True)
         for _ in range(n_steps):
             steps._run_one()
         explore.side_by_side.setChecked(False)
-        assert not viewer.grid.enabled and not explore.side.active
+        assert not viewer.grid.enabled and not explore.side.active, n_steps
         assert [(layer.name, layer.visible) for layer in viewer.layers] == before, n_steps

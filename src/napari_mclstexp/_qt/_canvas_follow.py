@@ -101,7 +101,7 @@ class CanvasFollower:
         if meta.get("legend") is not None:
             names, colors, counts = meta["legend"]
             hide_colorbar(layer)
-            set_title(self.viewer, meta.get("legend_title") or f"{layer.name} ({len(names)})")
+            set_title(self.viewer, meta.get("legend_title") or f"{layer.name} ({len(names)})", bar=False)
             self.legend.set(names, colors, counts)
         elif meta.get("gene") is not None:
             bar = getattr(layer, "face_colorbar", None) or getattr(layer, "colorbar", None)
@@ -110,7 +110,7 @@ class CanvasFollower:
             set_title(self.viewer, meta.get("title") or str(meta["gene"]))
             self.legend.set([], [])
         else:
-            set_title(self.viewer, layer.name)
+            set_title(self.viewer, layer.name, bar=False)
             self.legend.set([], [])
 
     def _uncover(self, layer, meta: dict) -> None:

@@ -38,16 +38,18 @@ class GridView:
         self.arrange(layers)
         self.turn_on(layers, stride=stride, shape=shape, owned=owned, fit=fit)
 
-    def arrange(self, layers: list) -> None:
-        """Hide every other visible layer, show ``layers`` and move them to the top."""
+    def arrange(self, layers: list, shown: list | None = None) -> None:
+        """Move ``layers`` to the top, show ``shown`` of them (default all) and hide every other visible
+        layer (shown again by :meth:`close`: a caller may show the rest of ``layers`` step by step)."""
         if self.active:
             self.close()
         viewer = self.viewer
+        shown = list(layers) if shown is None else list(shown)
         self._order = list(viewer.layers)
-        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in layers]
+        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in shown]
         for layer in self._hidden:
             layer.visible = False
-        for layer in layers:  # every change redraws napari's overlays: change only what differs
+        for layer in shown:  # every change redraws napari's overlays: change only what differs
             if not layer.visible:
                 layer.visible = True
         if list(viewer.layers)[-len(layers) :] != list(layers):  # (napari's move_multiple misorders them)
