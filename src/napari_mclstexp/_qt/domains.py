@@ -125,6 +125,7 @@ class DomainsWidget(QWidget):
         k = None if self.k.value() == AUTO else self.k.value()
         source, truth = SOURCES[self.source.currentText()], self._truth()
         self._layer = layer
+        labels_map = layer is not None and (role(layer) == "dense" or "raster" in layer.metadata.get(KEY, {}))
 
         def make(token: CancelToken):
             from ..errors import InputError
@@ -133,7 +134,8 @@ class DomainsWidget(QWidget):
                 raise InputError("predict first: no predictions to cluster")
 
             def run():
-                warm_tissue_colormap()  # numba label kernels and dash patterns: here, not in the GUI thread
+                if labels_map:  # numba label kernels and dash patterns: here, not in the GUI thread; only for
+                    warm_tissue_colormap()  # a Labels map (numba's compile holds the GIL up to 0.6 s at a time)
                 return (yield from domains_task(adata, k, source, truth, token))
 
             return run()
