@@ -2,20 +2,24 @@
 quiet machine and while the panel's own training runs, and of streaming the demo slide's whole-slide
 prediction.
 
-Each run is a fresh process (a user opening napari), under a display (``xvfb-run -a``).  A 10 ms ``QTimer``
-ticks in the GUI thread from the click (which counts as a tick: a slot that blocks is a gap) until the
-action is done; the longest gap between two ticks is the longest time the window could not react.  The
-walk's actions are in :mod:`benchmarks.stalls_walk`; ``whole_slide_stream`` also records the longest gap
-while the demo slide opens (``slide_load_longest_ms``)::
+Under a display (``xvfb-run -a``), a 10 ms ``QTimer`` ticks in the GUI thread from the click (which counts as
+a tick: a slot that blocks is a gap) until the action is done; the longest gap between two ticks is the
+longest time the window could not react.  A run of the walk is one fresh process (a user opening napari)
+doing every action in the user's order, each measured on its own (:mod:`benchmarks.stalls_pass`; the actions
+are in :mod:`benchmarks.stalls_walk`); runs alternate quiet and training.  ``--fresh`` measures each action
+in a process of its own instead, set up anew to just before it (hours for the whole walk on 2 cores).
+``whole_slide_stream`` (the demo slide, a fresh process per run) also records the longest gap while the
+slide opens (``slide_load_longest_ms``)::
 
     python -m benchmarks stalls                       # every action, quiet and training, 5 runs each
-    python -m benchmarks stalls --repeats 1 --actions open_panel,side_by_side --modes training
+    python -m benchmarks stalls --repeats 1 --actions side_by_side,predict_spots   # still walks all, keeps these
+    python -m benchmarks stalls --repeats 1 --actions side_by_side --modes training --fresh
 
 writes ``benchmarks/results/stalls-cpu.json``: per action and mode every run's longest gap, their median and
 maximum against the goals (median <= 250 ms; no run over 350 ms quiet, 500 ms during training), and the
-1-minute load average before and after each run (a stall is GUI-thread time: on a busy machine the GUI
-thread gets no CPU, so the gaps also measure the machine).  The walk is skipped without the shared her2st
-data (``$MCLSTEXP_SHARED_DATA`` or ``../shared/data``).
+1-minute load average before and after each action (a stall is GUI-thread time: on a busy machine the GUI
+thread gets no CPU, so the gaps also measure the machine); ``passes`` gives each walk's wall time.  The walk
+is skipped without the shared her2st data (``$MCLSTEXP_SHARED_DATA`` or ``../shared/data``).
 """
 
 from __future__ import annotations
@@ -148,7 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "stalls-cpu.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="quiet", help=argparse.SUPPRESS)
+    parser.add_argument("--pass", dest="walk_pass", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fresh", action="store_true", help="one fresh process per action and run (the walk set up anew each time)"
+    )
     args = parser.parse_args(argv)
+    if args.walk_pass:
+        from .stalls_pass import timed_pass
+        from .stalls_walk import her2st_bundle
+
+        her2st = shared_her2st()
+        print("RESULT " + json.dumps(timed_pass(args.walk_pass, her2st, her2st_bundle(her2st))), flush=True)
+        return 0
     if args.one:
         if args.one in ("her2st_load", "whole_slide_stream"):
             value = one_run(args.one, args.step)
@@ -179,22 +194,47 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         }
     )
-    for mode in modes:
-        for action in actions:
-            if mode == "training" and (action in QUIET_ONLY or action == "whole_slide_stream"):
-                continue
-            runs = []
-            for _ in range(args.repeats):  # each run is its own process: a user opening napari
-                if action == "whole_slide_stream":
-                    runs.append(child(["--one", action, "--step", str(args.step)]))
-                else:
-                    runs.append(child(["--one", action, "--mode", mode]))
-                print(mode, action, runs[-1], flush=True)
-            key = action if action == "whole_slide_stream" else f"{action}:{mode}"
-            result[key] = summary(runs, QUIET_MAX_MS if mode == "quiet" else TRAINING_MAX_MS)
-            result[key]["date"] = time.strftime("%Y-%m-%d")
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(json.dumps(result, indent=1))  # after every action: a long run keeps its part
+
+    def save(key: str, runs: list[dict], mode: str) -> None:
+        result[key] = summary(runs, QUIET_MAX_MS if mode == "quiet" else TRAINING_MAX_MS)
+        result[key]["date"] = time.strftime("%Y-%m-%d")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(result, indent=1))  # after every run: a long run keeps its part
+
+    if "whole_slide_stream" in actions:
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(child(["--one", "whole_slide_stream", "--step", str(args.step)]))
+            print("whole_slide_stream", runs[-1], flush=True)
+        save("whole_slide_stream", runs, "quiet")
+    walk = [a for a in actions if a in ACTIONS]
+    if walk and args.fresh:  # one fresh process per action and run (hours for all)
+        for mode in modes:
+            for action in walk:
+                if mode == "training" and action in QUIET_ONLY:
+                    continue
+                runs = [child(["--one", action, "--mode", mode]) for _ in range(args.repeats)]
+                print(mode, action, runs, flush=True)
+                save(f"{action}:{mode}", runs, mode)
+    elif walk:  # one fresh process per run and mode doing the whole walk in order (benchmarks.stalls_pass)
+        per: dict[str, list[dict]] = {}
+        result["passes"] = []
+        for _ in range(args.repeats):
+            for mode in modes:  # modes alternate: a drifting machine load touches both alike
+                one = child(["--pass", mode])
+                result["passes"].append(
+                    {"mode": mode, "pass_s": one["pass_s"], "load_average_1min": one["load_average_1min"]}
+                )
+                for action, record in one["actions"].items():
+                    if action in walk:
+                        per.setdefault(f"{action}:{mode}", []).append(record)
+                        save(f"{action}:{mode}", per[f"{action}:{mode}"], mode)
+                print(
+                    mode,
+                    f"pass {one['pass_s']} s",
+                    {a: round(r["longest_ms"]) for a, r in one["actions"].items()},
+                    flush=True,
+                )
     brief = {
         k: (v["median_longest_ms"], v["max_longest_ms"])
         for k, v in result.items()

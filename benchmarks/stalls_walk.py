@@ -250,7 +250,7 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
         measured(walk.open_panel)
     else:
         walk.open_panel()
-        pump(0.5)
+        walk.settle()  # the panel built (a user cannot click Load before it is there)
         if action == "load_her2st" and mode == "quiet":
             measured(walk.load)
         else:
@@ -265,8 +265,13 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
         # the training needs loaded sections: open the six step widgets as docks (Plugins menu), or
         # load the folder again
         measured(walk.open_docks if action == "open_panel" else walk.load)
-    elif action == "train":
-        measured(lambda: walk.start_training(epochs=1))
+    elif action == "train":  # until the training is done (settle() alone skips the panel's training)
+
+        def train_to_the_end() -> None:
+            walk.start_training(epochs=1)
+            wait_until(lambda: walk.idle(training_ok=False), 1800, "the panel's training")
+
+        measured(train_to_the_end)
     elif action in ("predict_spots", "predict_slide"):
         measured(lambda: walk.predict("at spots" if action == "predict_spots" else "whole slide", bundle))
     elif action in ("explore_genes", "side_by_side", "domains_spots", "export"):

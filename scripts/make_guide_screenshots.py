@@ -123,10 +123,7 @@ def walk(out: Path, whole_slide: bool) -> list[Path]:
 
     # Explore: the spot predictions coloured by a gene, and a region ranked against the rest
     panel.show_step("Explore")
-    for layer in viewer.layers:  # the whole-slide tiles and tissue mask would hide the spots
-        if layer.name.endswith((" predicted tiles", " tissue")):
-            layer.visible = False
-    viewer.layers.selection.active = spots_pred
+    viewer.layers.selection.active = spots_pred  # the canvas follows: tiles and mask over the spots hide
     panel.explore.target.select(spots_pred)
     region = panel.explore.regions.region_layer()  # in the spots' scale
     viewer.layers.selection.active = spots_pred

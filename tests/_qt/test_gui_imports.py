@@ -34,3 +34,23 @@ def test_opening_a_slide_imports_nothing_heavy_in_the_gui_thread(fresh_napari):
     assert result["ok"] and result["layers"] == 1, result
     heavy = [m for m in result["loaded"] if m.split(".")[0] in HEAVY]
     assert not heavy, f"imported in the GUI thread while loading: {heavy}"
+
+
+TRAIN_FIELDS = r"""
+train = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Train")[1]
+recording[0] = True
+for encoder in ("preset's", "uni"):  # the Train click resolves the encoder fields into config overrides
+    train.encoder_fields.encoder.setCurrentText(encoder)
+    overrides = train.overrides()
+recording[0] = False
+print("RESULT " + json.dumps({"ok": overrides.get("encoder") == "uni", "loaded": sorted(set(loaded))}))
+"""
+
+
+def test_the_train_click_imports_no_torch_in_the_gui_thread(fresh_napari):
+    """Failing first: the Train click resolved its encoder fields through ``model.foundation``, which imports
+    torch: 2.9–5.4 s of the GUI thread in the stall benchmark (training runs in a worker process, which
+    imports torch itself)."""
+    result = fresh_napari(TRAIN_FIELDS, timeout=300)
+    assert result["ok"], result
+    assert not [m for m in result["loaded"] if m.split(".")[0] == "torch"], result["loaded"][:20]

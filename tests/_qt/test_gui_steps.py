@@ -124,6 +124,57 @@ def test_loading_adds_one_layer_per_event_loop_turn(make_napari_viewer, qtbot, s
     assert viewer.layers.selection.active == load.added[-1]
 
 
+def test_layers_go_in_unselected_and_the_canvas_follows_the_last_in_a_step_of_its_own(
+    make_napari_viewer, qtbot, synthetic_samples, monkeypatch
+):
+    """Failing first: napari selected every layer it added (a selection change rebuilds the layer controls'
+    view and the canvas title, a third of an add's time), and the canvas title and colour bar followed in the
+    same slot as the selection: both paints in one stall."""
+    from napari_mclstexp._qt._canvas_follow import CanvasFollower, follow_selection
+    from napari_mclstexp._qt._gui_steps import GuiSteps, queue_layers
+    from napari_mclstexp.layer_data import sample_layers
+
+    log: list = []
+    real_update = CanvasFollower.update
+
+    def update(self, *args):
+        if not self.paused:
+            log.append("follow")
+        real_update(self, *args)
+
+    monkeypatch.setattr(CanvasFollower, "update", update)
+    viewer = make_napari_viewer()
+    follow_selection(viewer)
+    viewer.layers.selection.events.active.connect(lambda *_: log.append("select"))
+    steps, added = GuiSteps(), []
+    queue_layers(steps, viewer, [t for adata in synthetic_samples[:2] for t in sample_layers(adata)], added)
+    with Ticks(log):
+        qtbot.waitUntil(lambda: not steps.busy, timeout=30_000)
+    assert log.count("select") == 1 and viewer.layers.selection.active is added[-1]
+    assert [e for e in log if e != "tick"][-2:] == ["select", "follow"]
+    assert _steps_between_ticks(log, "select") == [1] and log.index("follow") > log.index("select") + 1
+
+
+def test_the_canvas_font_is_warmed_while_idle(make_napari_viewer, qtbot):
+    """The characters of the plugin's canvas texts are rendered into napari's glyph cache in idle steps,
+    so no later paint renders one (5–10 ms a character)."""
+    from napari_mclstexp._qt._canvas_follow import follow_selection
+    from napari_mclstexp._qt._glyphs import CHARS, PER_STEP, canvas_font
+
+    viewer = make_napari_viewer()
+    follower = follow_selection(viewer)
+    font = canvas_font(viewer)
+    assert font is not None and len(follower.warming) == -(-len(CHARS) // PER_STEP)
+    qtbot.waitUntil(lambda: not follower.warming.busy, timeout=30_000)
+
+    def no_rendering(char):
+        raise AssertionError(f"{char!r} rendered in a paint")
+
+    font._load_char = no_rendering
+    for char in "ERBB2 · predicted (normalised) · held-out r 0.62 ⚠ unreliable 1.5–3.4 µm":
+        font[char]
+
+
 class _Clock:
     """A GUI that never answers (``wait`` always times out) on a clock that advances only by those waits."""
 

@@ -24,6 +24,7 @@ def test_reset_view_fits_the_tissue_in_each_half(make_napari_viewer, qtbot, synt
     predicted = viewer.layers["SYN3 spots predicted"]
     explore.target.select(predicted)
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     viewer.camera.zoom *= 0.1  # the user wanders off, then presses napari's home button
     viewer.reset_view()
     fill = _tissue_fill(viewer, predicted)
@@ -34,3 +35,33 @@ def test_reset_view_fits_the_tissue_in_each_half(make_napari_viewer, qtbot, synt
     explore.side_by_side.setChecked(False)
     viewer.reset_view()  # off again: napari's own fit (the whole slide) is left alone
     assert _tissue_fill(viewer, predicted) < 0.6
+
+
+def test_side_by_side_is_built_in_steps_and_can_be_stopped_halfway(
+    make_napari_viewer, qtbot, synthetic_samples, tiny_bundle
+):
+    """The view goes in one layer (or the grid switch) per turn of the event loop, nothing selected on
+    the way; turned off while half built, the viewer is as before: same layers, order, visibility."""
+    viewer = make_napari_viewer(show=True)
+    _predict_spots(viewer, qtbot, synthetic_samples[2], tiny_bundle)
+    explore = _dock(viewer, "Explore")
+    predicted = viewer.layers["SYN3 spots predicted"]
+    explore.target.select(predicted)
+    viewer.layers.selection.active = predicted
+    before = [(layer.name, layer.visible) for layer in viewer.layers]
+    explore.side_by_side.setChecked(True)
+    assert len(viewer.layers) == len(before) and not viewer.grid.enabled  # nothing yet: steps are queued
+    steps = explore.side.steps
+    while steps.busy and not viewer.grid.enabled:  # one step at a time, up to the grid switch
+        steps._run_one()
+        assert viewer.layers.selection.active is predicted  # added layers are not selected
+    assert viewer.grid.enabled and len(viewer.layers) == len(before) + 3  # twin and two titles
+    explore.side_by_side.setChecked(False)
+    assert [(layer.name, layer.visible) for layer in viewer.layers] == before
+    for n_steps in range(1, 9):  # stopped at every point of the build (before and after the grid came on)
+        explore.side_by_side.setChecked(True)
+        for _ in range(n_steps):
+            steps._run_one()
+        explore.side_by_side.setChecked(False)
+        assert not viewer.grid.enabled and not explore.side.active, n_steps
+        assert [(layer.name, layer.visible) for layer in viewer.layers] == before, n_steps

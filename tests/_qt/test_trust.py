@@ -121,6 +121,7 @@ def test_side_by_side_off_restores_layer_order(make_napari_viewer, qtbot, synthe
     before = [lyr.name for lyr in viewer.layers]
     assert before.index("SYN3 slide") < before.index("SYN3 spots") < before.index("SYN3 spots predicted")
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     titles = [lyr.text.values[0] for lyr in viewer.layers if lyr.name.endswith("title)")]
     assert sorted(titles) == ["measured", "predicted"] and viewer.grid.enabled
     explore.side_by_side.setChecked(False)

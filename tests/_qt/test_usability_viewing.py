@@ -135,6 +135,7 @@ def test_layers_in_micrometres_carry_the_unit(make_napari_viewer, qtbot, h5ad_pa
     explore.target.select(viewer.layers["SYN3 spots predicted"])
     explore.regions.region_layer()
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     um = pint.get_application_registry().micrometer
     assert len(viewer.layers) == 10  # + the tissue mask and the two side-by-side titles
     for layer in viewer.layers:
@@ -182,6 +183,7 @@ def test_side_by_side_never_shows_a_stale_measured_gene(make_napari_viewer, qtbo
     explore = viewer.window.add_plugin_dock_widget("napari-mclstexp", "Explore")[1]
     explore.target.select(predicted)
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     explore.set_gene(gene)
     assert np.isfinite(measured.features["value"]).all()
     explore.set_gene("NOT_MEASURED")

@@ -95,6 +95,7 @@ def test_load_train_predict_explore_domains_export(
     shown = re.search(r"value: ([-+.\deE]+)", status["coordinates"]).group(1)
     assert float(shown) == pytest.approx(values[5], rel=1e-2)
     explore.side_by_side.setChecked(True)
+    qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     measured = viewer.layers["SYN3 spots"]
     assert viewer.grid.enabled and viewer.grid.stride == -3
     visible = [layer.name for layer in viewer.layers if layer.visible]

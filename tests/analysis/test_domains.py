@@ -76,3 +76,21 @@ def test_domains_follow_tissue_regions_of_synthetic_slide(synthetic_sample):
     labels = find_domains(norm, 4, seed=0)
     scores = score_domains(labels, synthetic_sample.obs["annotation"].to_numpy())
     assert scores["ari"] > 0.4  # 0.52 measured; random labels give ~0
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_k_chosen_by_silhouette_is_the_planted_one(rng, k):
+    """Domains' "auto": the k of 2–10 with the best mean silhouette recovers the number of planted regions."""
+    from napari_mclstexp.analysis.domains import choose_k
+
+    X, _ = _planted(rng, n_per=50, k=k, dim=30)
+    chosen, silhouettes = choose_k(X)
+    assert chosen == k and sorted(silhouettes) == list(range(2, 11))
+    assert silhouettes[k] == max(silhouettes.values()) and all(-1 <= s <= 1 for s in silhouettes.values())
+
+
+def test_choose_k_needs_spots(rng):
+    from napari_mclstexp.analysis.domains import choose_k
+
+    with pytest.raises(InputError, match="2 spots"):
+        choose_k(rng.normal(size=(2, 5)))

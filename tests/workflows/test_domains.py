@@ -26,3 +26,16 @@ def test_domains_task_clusters_scores_and_cancels(tiny_bundle, synthetic_samples
     token.cancel()
     with pytest.raises(Cancelled):
         run(domains_task(pred, 3, "expression", cancel=token))
+
+
+def test_domains_task_chooses_k_when_none_is_given(tiny_bundle, synthetic_samples):
+    """k ``None``: the number of domains with the best silhouette, reported with every k's silhouette."""
+    from napari_mclstexp.analysis.domains import choose_k, domain_features
+    from napari_mclstexp.predict.spots import predict_at_spots
+
+    pred = run(predict_at_spots(tiny_bundle, synthetic_samples[2], PredictOptions(device="cpu")))
+    events = []
+    labels, scores = run(domains_task(pred, None, "expression"), events.append)
+    k, silhouettes = choose_k(domain_features(pred, "expression"))
+    assert scores == {"k": k, "silhouettes": silhouettes} and len(np.unique(labels)) == k
+    assert events[0].message.startswith("choosing k") and len(events) == 4

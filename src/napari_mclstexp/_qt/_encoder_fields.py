@@ -74,7 +74,7 @@ class EncoderFields(QWidget):
 
     def changes(self) -> dict:
         """TrainConfig overrides for the chosen fields (empty when all are left at the preset's)."""
-        from ..model.foundation import encoder_options
+        from ..model.foundation_registry import encoder_options  # no torch in the GUI process
 
         changes: dict = {}
         if self.weights.text():

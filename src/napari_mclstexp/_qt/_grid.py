@@ -33,20 +33,32 @@ class GridView:
 
     def show(self, layers: list, *, stride: int = 1, shape=None, owned=(), fit=None) -> None:
         """Show ``layers`` (bottom → top) in a grid; ``owned`` are removed on :meth:`close`; the camera
-        fits ``fit`` (default: every layer shown)."""
+        fits ``fit`` (default: every layer shown).  :meth:`arrange` then :meth:`turn_on`, which a caller
+        may also run in two turns of the event loop (each is followed by a paint)."""
+        self.arrange(layers)
+        self.turn_on(layers, stride=stride, shape=shape, owned=owned, fit=fit)
+
+    def arrange(self, layers: list, shown: list | None = None) -> None:
+        """Move ``layers`` to the top, show ``shown`` of them (default all) and hide every other visible
+        layer (shown again by :meth:`close`: a caller may show the rest of ``layers`` step by step)."""
         if self.active:
             self.close()
         viewer = self.viewer
+        shown = list(layers) if shown is None else list(shown)
         self._order = list(viewer.layers)
-        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in layers]
+        self._hidden = [layer for layer in viewer.layers if layer.visible and layer not in shown]
         for layer in self._hidden:
             layer.visible = False
-        for layer in layers:  # every change redraws napari's overlays: change only what differs
+        for layer in shown:  # every change redraws napari's overlays: change only what differs
             if not layer.visible:
                 layer.visible = True
-        if list(viewer.layers)[-len(layers) :] != list(layers):
+        if list(viewer.layers)[-len(layers) :] != list(layers):  # (napari's move_multiple misorders them)
             for layer in layers:
                 viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+
+    def turn_on(self, layers: list, *, stride: int = 1, shape=None, owned=(), fit=None) -> None:
+        """napari's grid on, ``|stride|`` layers a cell, the camera fitted (after :meth:`arrange`)."""
+        viewer = self.viewer
         grid = viewer.grid
         self._saved = (grid.stride, tuple(grid.shape))
         self.owned, self.fit_layers = list(owned), list(fit if fit is not None else layers)
@@ -74,12 +86,13 @@ class GridView:
 
     def close(self) -> None:
         """Back to one view: owned layers removed, hidden layers shown, order and grid as before."""
-        if not self.active:
+        if not self.active and not self._order:  # neither on nor arranged
             return
         viewer = self.viewer
-        viewer.events.reset_view.disconnect(self._refit)
-        viewer.grid.enabled = False
-        viewer.grid.stride, viewer.grid.shape = self._saved
+        if self.active:
+            viewer.events.reset_view.disconnect(self._refit)
+            viewer.grid.enabled = False
+            viewer.grid.stride, viewer.grid.shape = self._saved
         for layer in self.owned:
             if layer in viewer.layers:
                 viewer.layers.remove(layer)

@@ -22,6 +22,16 @@ PLACEMENTS = 200
 DESCRIPTION = "Rank genes"
 
 
+def region_edge_width(target) -> float:
+    """A region outline about 2 screen pixels wide when ``target`` fills a 600 px canvas, in the data
+    units of a Shapes layer at ``target``'s scale (napari's edge width is in data units: a fixed number
+    was 2 px on spots and a band hundreds of µm wide on whole-slide tiles, whose scale is a tile)."""
+    if target is None:
+        return 2.0
+    extent = np.asarray(target.extent.data, float)[:, -2:]
+    return float(max(np.max(extent[1] - extent[0]), 1e-9) / 300.0)
+
+
 class RegionPanel(QWidget):
     """Ranks genes of the Explore widget's current predictions inside every region, in a worker.
 
@@ -75,7 +85,7 @@ class RegionPanel(QWidget):
             metadata={KEY: {"role": "region", "mpp": meta.get("mpp")}},
             edge_color="yellow",
             face_color=[1, 1, 0, 0.15],
-            edge_width=2 * float(scale[0]),
+            edge_width=region_edge_width(target),
         )
 
     def draw_region(self) -> None:

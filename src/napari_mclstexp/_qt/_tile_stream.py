@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..layer_data import KEY, world_scale, world_units
+from ..layer_data import KEY, section_of, world_scale, world_units
 from ..progress import CancelToken
 
 #: Seconds the worker waits at most for the GUI to put in the tissue and streaming layers.
@@ -50,7 +50,7 @@ def add_stream_layer(viewer, slide_layer, grid):
     :class:`~napari_mclstexp.predict.slide.TileGrid`), over ``slide_layer``; tiles fill it in."""
     meta = slide_layer.metadata[KEY]
     px = np.asarray(world_scale(meta.get("mpp")))
-    name = f"{slide_layer.name.removesuffix(' slide')} predicted (streaming)"
+    name = f"{section_of(slide_layer.name)} predicted (streaming)"
     return viewer.add_image(
         np.full(grid.shape, np.nan, np.float32),
         name=name,

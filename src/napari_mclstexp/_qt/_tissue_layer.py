@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..layer_data import KEY, layers_with_role
+from ..layer_data import KEY, layers_with_role, section_of
 
 #: Outline width (mask px) of the tissue layer: the slide stays readable under it.
 CONTOUR = 2
@@ -76,7 +76,7 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float, *, vis
     px = np.asarray(slide_layer.scale[-2:], float) / float(scale)
     layer = Labels(
         np.asarray(mask, np.uint8),
-        name=f"{slide_layer.name.removesuffix(' slide')} tissue",
+        name=f"{section_of(slide_layer.name)} tissue",
         scale=px,
         units=slide_layer.units[-2:],
         opacity=0.8,

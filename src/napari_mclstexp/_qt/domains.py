@@ -24,6 +24,8 @@ from ._worker import DEFERRED, TaskPanel
 
 SOURCES = {"predicted expression": "expression", "image embeddings": "embedding"}
 NO_TRUTH = "(none)"
+#: The k field's lowest value, shown as "auto": the number of domains is chosen by silhouette.
+AUTO = 1
 
 
 def domain_layer_name(predictions: str, library: str, *, dense: bool) -> str:
@@ -47,9 +49,11 @@ class DomainsWidget(QWidget):
         self.viewer = napari_viewer
         self.target = LayerCombo(napari_viewer, ["predicted", "dense"])
         self.target.currentIndexChanged.connect(lambda *_: self.refresh_truth())
-        self.k = QSpinBox()
-        self.k.setRange(2, 50)
-        self.k.setValue(4)
+        self.k = QSpinBox()  # its lowest value reads "auto": k by the best silhouette (choose_k)
+        self.k.setRange(AUTO, 50)
+        self.k.setSpecialValueText("auto")
+        self.k.setValue(AUTO)
+        self.k.setToolTip("auto: the k of 2–10 whose domains are most compact and apart (mean silhouette)")
         self.source = QComboBox()
         self.source.addItems(list(SOURCES))
         self.truth = QComboBox()
@@ -118,8 +122,10 @@ class DomainsWidget(QWidget):
         """Start clustering with the widget's parameters; returns the worker or ``None``."""
         layer = self.target.layer()
         adata = layer_adata(layer) if layer is not None else None
-        k, source, truth = self.k.value(), SOURCES[self.source.currentText()], self._truth()
+        k = None if self.k.value() == AUTO else self.k.value()
+        source, truth = SOURCES[self.source.currentText()], self._truth()
         self._layer = layer
+        labels_map = layer is not None and (role(layer) == "dense" or "raster" in layer.metadata.get(KEY, {}))
 
         def make(token: CancelToken):
             from ..errors import InputError
@@ -128,7 +134,8 @@ class DomainsWidget(QWidget):
                 raise InputError("predict first: no predictions to cluster")
 
             def run():
-                warm_tissue_colormap()  # numba label kernels and dash patterns: here, not in the GUI thread
+                if labels_map:  # numba label kernels and dash patterns: here, not in the GUI thread; only for
+                    warm_tissue_colormap()  # a Labels map (numba's compile holds the GIL up to 0.6 s at a time)
                 return (yield from domains_task(adata, k, source, truth, token))
 
             return run()
@@ -158,11 +165,13 @@ class DomainsWidget(QWidget):
                 self.viewer.layers[name].metadata[KEY]["legend"] = (names, colors, counts.tolist())
                 self.viewer.layers.selection.active = self.viewer.layers[name]
                 follow_selection(self.viewer).update()
-            if scores:
-                truth = self.truth.currentText()
-                self.scores.setText(f"ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {truth}")
-            else:
-                self.scores.setText(f"{len(names)} domains")
+            text = f"{len(names)} domains"
+            if "k" in scores:  # chosen automatically: say so in the field and the status
+                self.k.setSpecialValueText(f"auto (k={scores['k']})")
+                text += f" (k by silhouette {scores['silhouettes'][scores['k']]:.2f})"
+            if "ari" in scores:
+                text += f" · ARI {scores['ari']:.3f} · NMI {scores['nmi']:.3f} vs {self.truth.currentText()}"
+            self.scores.setText(text)
 
         if name in self.viewer.layers:
             self.steps.add(lambda: self.viewer.layers.remove(name))

@@ -111,7 +111,7 @@ class ExploreWidget(QWidget):
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
         self.regions = RegionPanel(napari_viewer, self.target.layer)
-        self.side = SideBySide(napari_viewer)
+        self.side = SideBySide(napari_viewer, self)
         layout.addWidget(self.regions)
         self.several = SeveralPanel(
             napari_viewer, self.target, self.reliability, self.side_by_side.setChecked, values=self.values
@@ -367,8 +367,7 @@ class ExploreWidget(QWidget):
             self.side_by_side.setChecked(False)
             return
         self.several.close_grids()
-        self.side.enable(pair, layer)
-        self.redraw(auto=True)
+        self.side.enable(pair, layer, then=lambda: self.redraw(auto=True))  # in steps (see SideBySide)
 
     def _toggle_uncertainty(self, on: bool) -> None:
         unc = self._uncertainty_layer(self.target.layer())

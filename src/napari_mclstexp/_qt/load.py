@@ -53,7 +53,9 @@ def load_layers(slide: str | None, spots: str | None, cancel: CancelToken | None
     if slide:
         # a JPEG/PNG does not record its pixel size: take the spots' so both share one µm scale
         known = [m for m in map(sample_mod.microns_per_pixel, samples) if m]
-        layers.append(slide_layer(slide, mpp=known[0] if known else None))
+        # named after the section when the spots are one section's (its layers are named after it too)
+        name = slide_name(samples[0]) if len(samples) == 1 else None
+        layers.append(slide_layer(slide, mpp=known[0] if known else None, name=name))
         mpp = layers[-1][1]["metadata"]["mclstexp"]["mpp"]
         if len(samples) == 1:
             attach_slide(samples[0], slide, mpp)

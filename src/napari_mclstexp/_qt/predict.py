@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QSpinBox, 
 
 from ..device import release_gpu_memory
 from ..errors import InputError
-from ..layer_data import KEY, layer_adata, predicted_spots_layer
+from ..layer_data import KEY, layer_adata, predicted_spots_layer, section_of
 from ..layer_data.predictions import uncertainty_spots_layer
 from ..predict.options import PredictOptions
 from ..prediction_meta import gene_values
@@ -367,7 +367,7 @@ class PredictWidget(QWidget):
         self._flush_tiles()
         slide = self.slide.layer()
         mpp = slide.metadata[KEY].get("mpp") if slide is not None else None
-        name = f"{slide.name.removesuffix(' slide')} predicted tiles" if slide is not None else None
+        name = f"{section_of(slide.name)} predicted tiles" if slide is not None else None
         image, kwargs, _ = dense_layer(pred, mpp, gene=gene, name=name)
         layer, self._stream = self._stream, None
         if layer is None or layer not in self.viewer.layers or layer.data.shape != image.shape:

@@ -57,6 +57,53 @@ def find_domains(X: Any, k: int, *, n_pcs: int = 9, seed: int = 0) -> np.ndarray
     return km.fit_predict(Z).astype(np.int64)
 
 
+#: Numbers of domains tried when k is chosen automatically (:func:`choose_k`).
+AUTO_KS = range(2, 11)
+#: Spots the silhouette is computed on (a seeded sample beyond; the score is O(N²)).
+SILHOUETTE_SPOTS = 3000
+#: Spots (or tiles) k-means is run on to choose k.
+CHOOSE_SPOTS = 5000
+
+
+def choose_k(X: Any, ks=AUTO_KS, *, n_pcs: int = 9, seed: int = 0) -> tuple[int, dict[int, float]]:
+    """The number of domains with the best mean silhouette (Rousseeuw 1987) among ``ks``, in the space
+    that :func:`find_domains` clusters (the first ``n_pcs`` principal components).
+
+    The silhouette compares each spot's mean distance to its own domain with that to the nearest other
+    domain (−1…1); its mean is highest for the partition whose domains are compact and apart.  Ties go to
+    the smaller k.
+
+    Returns
+    -------
+    tuple
+        ``(k, {k: mean silhouette})``; ``k`` is the smallest of ``ks`` when every partition is degenerate.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    X = np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64)
+    if X.ndim != 2 or not np.all(np.isfinite(X)):
+        raise InputError(f"cannot choose k for an array of shape {X.shape} with NaN or infinite values")
+    n, f = X.shape
+    ks = [k for k in ks if 2 <= k < n]
+    if not ks:
+        raise InputError(f"cannot choose a number of domains for {n} spots")
+    n_comp = min(n_pcs, n, f)
+    Z = PCA(n_components=n_comp, random_state=seed).fit_transform(X) if n_comp < f else X
+    if n > CHOOSE_SPOTS:  # a seeded sample: the choice of k, not the labels (find_domains uses every spot)
+        Z = Z[np.random.default_rng(seed).choice(n, CHOOSE_SPOTS, replace=False)]
+    scores: dict[int, float] = {}
+    for k in ks:
+        labels = KMeans(n_clusters=k, init="k-means++", n_init=4, random_state=seed).fit_predict(Z)
+        if len(np.unique(labels)) < 2:
+            continue
+        size = min(len(Z), SILHOUETTE_SPOTS)
+        scores[k] = float(silhouette_score(Z, labels, sample_size=size, random_state=seed))
+    best = max(scores, key=lambda k: (round(scores[k], 6), -k)) if scores else ks[0]
+    return int(best), scores
+
+
 def determined_mask(truth: Any) -> np.ndarray:
     """Boolean mask of spots whose reference label is usable (not NaN/None/"undetermined")."""
     s = pd.Series(np.asarray(truth, dtype=object))

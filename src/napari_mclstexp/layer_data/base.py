@@ -190,6 +190,20 @@ def slide_name(adata) -> str:
     return f"{_library(adata)} slide"
 
 
+#: Image file endings stripped from a slide layer named after its file (:func:`section_of`).
+_IMAGE_ENDINGS = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".ndpi", ".jpeg", ".jpg", ".png", ".mrxs", ".scn")
+
+
+def section_of(slide_layer_name: str) -> str:
+    """What layers made over a slide are named after: ``"C4"`` of ``"C4 slide"``; of a slide opened alone
+    (named after its file), the file's stem: ``"demo_slide"`` of ``"demo_slide.ome.tif"``."""
+    name = slide_layer_name.removesuffix(" slide")
+    for ending in _IMAGE_ENDINGS:
+        if name.lower().endswith(ending):
+            return name[: -len(ending)]
+    return name
+
+
 def role(layer) -> str | None:
     """The ``mclstexp`` role of a layer, or ``None`` for foreign layers."""
     return layer.metadata.get(KEY, {}).get("role") if isinstance(layer.metadata, dict) else None
