@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
+from .descriptors_lbp import lbp_codes
 
 #: The descriptor definition's version (``metadata['descriptors']['version']``; absent: 1).
 VERSION = 2
@@ -102,48 +103,6 @@ def histogram_features(patches: np.ndarray, *, chunk: int = 256) -> np.ndarray:
     return out
 
 
-def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
-    """``grey`` sampled at ``(y + dy, x + dx)`` (bilinear) for the pixels at least ``m`` px from the edge."""
-    h, w = grey.shape[1:]
-    y0, x0 = int(np.floor(dy)), int(np.floor(dx))
-    fy, fx = dy - y0, dx - x0
-
-    def at(oy: int, ox: int) -> np.ndarray:
-        return grey[:, m + oy : h - m + oy, m + ox : w - m + ox]
-
-    out = (1 - fy) * (1 - fx) * at(y0, x0)
-    if fx > 1e-6:
-        out = out + (1 - fy) * fx * at(y0, x0 + 1)
-    if fy > 1e-6:
-        out = out + fy * (1 - fx) * at(y0 + 1, x0)
-        if fx > 1e-6:
-            out = out + fy * fx * at(y0 + 1, x0 + 1)
-    return out
-
-
-def lbp_codes(grey: Any, radius: int, points: int, m: int) -> Any:
-    """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images (numpy, or
-    torch on any device: the same arithmetic), for the pixels at least ``m`` ≥ ``radius`` px from the edge:
-    scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time."""
-    threshold = grey[:, m:-m, m:-m] - 1e-4
-    tensor = not isinstance(grey, np.ndarray)
-    ones = (threshold * 0).short() if tensor else np.zeros(threshold.shape, np.int16)
-    changes = ones * 0
-    first = previous = None
-    for a in 2 * np.pi * np.arange(points) / points:
-        bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
-        ones += bit
-        if previous is None:
-            first = bit
-        else:
-            changes += bit != previous
-        previous = bit
-    changes += previous != first  # the circle closes
-    if tensor:
-        return ones.where(changes <= 2, ones.new_full((), points + 1))
-    return np.where(changes <= 2, ones, points + 1)
-
-
 def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
     """Pixel statistics of ``cell`` × ``cell`` squares of uint8 ``(N, H, W, 3)`` images.
 
@@ -165,25 +124,29 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
     rows, cols = ih // cell, iw // cell
     inner = np.ascontiguousarray(images[:, m : h - m, m : w - m]).reshape(n, -1, 3)
     cell_of = (np.arange(ih)[:, None] // cell) * cols + np.arange(iw)[None, :] // cell
-    cell_id = (np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]).ravel()  # (N·P,)
+    cell_id = np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]  # (N, P)
+    base = (cell_id * _N_COUNTS).astype(np.int32)
     od = _OPTICAL_DENSITY[inner]
     hed = np.maximum(od @ _UNMIX, 0.0)  # as skimage: no negative amounts; (N, P, 3)
-    codes = np.empty((*inner.shape[:2], 8), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
-    codes[..., 0:3] = (inner >> 5) + np.arange(3, dtype=np.int32) * N_BINS + _COLOUR  # 8 bins of 32 levels
-    codes[..., 3:6] = np.minimum(hed * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32)
-    codes[..., 3:6] += np.arange(3, dtype=np.int32) * HED_BINS + _HED
+    codes = np.empty((8, *inner.shape[:2]), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
+    for c in range(3):
+        np.add(base, inner[..., c] >> 5, out=codes[c])  # 8 bins of 32 levels
+        codes[c] += c * N_BINS + _COLOUR
+        np.add(base, np.minimum(hed[..., c] * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32), out=codes[3 + c])
+        codes[3 + c] += c * HED_BINS + _HED
     grey = (images.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
     for i, ((radius, points), offset) in enumerate(zip(_LBP, (_LBP1, _LBP3), strict=True)):
-        codes[..., 6 + i] = lbp_codes(grey, radius, points, m).reshape(n, -1) + offset
-    codes += (cell_id * _N_COUNTS).astype(np.int32).reshape(n, -1, 1)
+        np.add(base, lbp_codes(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
+        codes[6 + i] += offset
     counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
-    sums = np.empty((n * rows * cols, 12))
-    for j, values in enumerate((inner.reshape(-1, 3), hed.reshape(-1, 3))):  # per cell: sums, sums of squares
-        for c in range(3):
-            v = values[:, c].astype(np.float64)
-            sums[:, 6 * j + c] = np.bincount(cell_id, weights=v, minlength=len(sums))
-            sums[:, 6 * j + 3 + c] = np.bincount(cell_id, weights=v * v, minlength=len(sums))
-    sums = sums.reshape(n, rows, cols, 12)
+    sums = np.empty((n, rows, cols, 12))
+    by_cell = (n, rows, cell, cols, cell, 3)  # per cell: sums and sums of squares of RGB, then of HED
+    rgb = inner.reshape(by_cell).astype(np.int32)
+    sums[..., 0:3] = rgb.sum(axis=(2, 4), dtype=np.int64)
+    sums[..., 3:6] = (rgb * rgb).sum(axis=(2, 4), dtype=np.int64)
+    stain = hed.reshape(by_cell).astype(np.float64)
+    sums[..., 6:9] = stain.sum(axis=(2, 4))
+    sums[..., 9:12] = (stain * stain).sum(axis=(2, 4))
     return np.concatenate([counts.astype(np.float64), sums], axis=3)
 
 
