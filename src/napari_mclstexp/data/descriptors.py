@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from .descriptors_lbp import lbp_codes
 
 #: The descriptor definition's version (``metadata['descriptors']['version']``; absent: 1).
 VERSION = 2
@@ -101,6 +100,48 @@ def histogram_features(patches: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         hist = counts.reshape(len(block), 3 * N_BINS) / bins.shape[1]
         out[start : start + len(block), 6:] = hist
     return out
+
+
+def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
+    """``grey`` sampled at ``(y + dy, x + dx)`` (bilinear) for the pixels at least ``m`` px from the edge."""
+    h, w = grey.shape[1:]
+    y0, x0 = int(np.floor(dy)), int(np.floor(dx))
+    fy, fx = dy - y0, dx - x0
+
+    def at(oy: int, ox: int) -> np.ndarray:
+        return grey[:, m + oy : h - m + oy, m + ox : w - m + ox]
+
+    out = (1 - fy) * (1 - fx) * at(y0, x0)
+    if fx > 1e-6:
+        out = out + (1 - fy) * fx * at(y0, x0 + 1)
+    if fy > 1e-6:
+        out = out + fy * (1 - fx) * at(y0 + 1, x0)
+        if fx > 1e-6:
+            out = out + fy * fx * at(y0 + 1, x0 + 1)
+    return out
+
+
+def lbp_codes(grey: Any, radius: int, points: int, m: int) -> Any:
+    """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images (numpy, or
+    torch on any device: the same arithmetic), for the pixels at least ``m`` ≥ ``radius`` px from the edge:
+    scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time."""
+    threshold = grey[:, m:-m, m:-m] - 1e-4
+    tensor = not isinstance(grey, np.ndarray)
+    ones = (threshold * 0).short() if tensor else np.zeros(threshold.shape, np.int16)
+    changes = ones * 0
+    first = previous = None
+    for a in 2 * np.pi * np.arange(points) / points:
+        bit = _shifted(grey, -radius * np.sin(a), radius * np.cos(a), m) >= threshold
+        ones += bit
+        if previous is None:
+            first = bit
+        else:
+            changes += bit != previous
+        previous = bit
+    changes += previous != first  # the circle closes
+    if tensor:
+        return ones.where(changes <= 2, ones.new_full((), points + 1))
+    return np.where(changes <= 2, ones, points + 1)
 
 
 def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
