@@ -105,3 +105,18 @@ def test_c4_predicted_tiles_touch_tissue(her2st_dir):
     assert len(kept["he"]) > 0.5 * len(kept["saturation"])  # the section itself is kept
     assert touching(kept["he"]) >= 0.95
     assert touching(kept["saturation"]) < 0.85  # the old default painted the glass
+
+
+def test_hsv_planes_are_scikit_images_exactly():
+    from skimage.color import rgb2hsv
+
+    from napari_mclstexp.predict.tissue import rgb_to_hsv
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    levels = np.array([0, 1, 16, 128, 254, 255], np.uint8)  # grey, ties between two channels, black, white
+    ties = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    for image in (noise, ties):
+        expected = rgb2hsv(image)
+        for plane, got in enumerate(rgb_to_hsv(image)):
+            np.testing.assert_array_equal(got, expected[..., plane])

@@ -165,25 +165,29 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
     rows, cols = ih // cell, iw // cell
     inner = np.ascontiguousarray(images[:, m : h - m, m : w - m]).reshape(n, -1, 3)
     cell_of = (np.arange(ih)[:, None] // cell) * cols + np.arange(iw)[None, :] // cell
-    cell_id = (np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]).ravel()  # (N·P,)
+    cell_id = np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]  # (N, P)
+    base = (cell_id * _N_COUNTS).astype(np.int32)
     od = _OPTICAL_DENSITY[inner]
     hed = np.maximum(od @ _UNMIX, 0.0)  # as skimage: no negative amounts; (N, P, 3)
-    codes = np.empty((*inner.shape[:2], 8), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
-    codes[..., 0:3] = (inner >> 5) + np.arange(3, dtype=np.int32) * N_BINS + _COLOUR  # 8 bins of 32 levels
-    codes[..., 3:6] = np.minimum(hed * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32)
-    codes[..., 3:6] += np.arange(3, dtype=np.int32) * HED_BINS + _HED
+    codes = np.empty((8, *inner.shape[:2]), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
+    for c in range(3):
+        np.add(base, inner[..., c] >> 5, out=codes[c])  # 8 bins of 32 levels
+        codes[c] += c * N_BINS + _COLOUR
+        np.add(base, np.minimum(hed[..., c] * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32), out=codes[3 + c])
+        codes[3 + c] += c * HED_BINS + _HED
     grey = (images.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
     for i, ((radius, points), offset) in enumerate(zip(_LBP, (_LBP1, _LBP3), strict=True)):
-        codes[..., 6 + i] = lbp_codes(grey, radius, points, m).reshape(n, -1) + offset
-    codes += (cell_id * _N_COUNTS).astype(np.int32).reshape(n, -1, 1)
+        np.add(base, lbp_codes(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
+        codes[6 + i] += offset
     counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
-    sums = np.empty((n * rows * cols, 12))
-    for j, values in enumerate((inner.reshape(-1, 3), hed.reshape(-1, 3))):  # per cell: sums, sums of squares
-        for c in range(3):
-            v = values[:, c].astype(np.float64)
-            sums[:, 6 * j + c] = np.bincount(cell_id, weights=v, minlength=len(sums))
-            sums[:, 6 * j + 3 + c] = np.bincount(cell_id, weights=v * v, minlength=len(sums))
-    sums = sums.reshape(n, rows, cols, 12)
+    sums = np.empty((n, rows, cols, 12))
+    by_cell = (n, rows, cell, cols, cell, 3)  # per cell: sums and sums of squares of RGB, then of HED
+    rgb = inner.reshape(by_cell).astype(np.int32)
+    sums[..., 0:3] = rgb.sum(axis=(2, 4), dtype=np.int64)
+    sums[..., 3:6] = (rgb * rgb).sum(axis=(2, 4), dtype=np.int64)
+    stain = hed.reshape(by_cell).astype(np.float64)
+    sums[..., 6:9] = stain.sum(axis=(2, 4))
+    sums[..., 9:12] = (stain * stain).sum(axis=(2, 4))
     return np.concatenate([counts.astype(np.float64), sums], axis=3)
 
 

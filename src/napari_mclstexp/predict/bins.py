@@ -86,9 +86,9 @@ def predict_at_bins(
     from .novelty import wants_descriptors
     from .slide import _launch
     from .spots import (
-        DEFAULT_BATCH,
         bundle_embedder,
         bundle_precision,
+        default_batch,
         patch_px_for,
         prediction_anndata,
         provenance,
@@ -100,7 +100,7 @@ def predict_at_bins(
     dev = resolve(options.device)
     k = int(options.k or bundle.config["k"])
     distance = options.distance or bundle.config["distance"]
-    batch_size = int(options.batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    batch_size = int(options.batch_size or default_batch(dev, bundle))
     precision, tta = options.precision, options.tta
     input_px = int(bundle.config["input_px"])
     patch_px = patch_px_for(bundle, microns_per_pixel(adata))

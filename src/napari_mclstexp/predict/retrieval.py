@@ -124,6 +124,19 @@ def _bank_tensors(bank: Any, device: torch.device) -> tuple[torch.Tensor, torch.
     return keys.to(device=device, dtype=torch.float32), values.to(device=device, dtype=torch.float32)
 
 
+def _unit_keys(bank: Any, keys: torch.Tensor) -> torch.Tensor:
+    """``keys`` scaled to unit length, kept in the bank's tensor cache (a whole slide retrieves batch by batch
+    from one bank: normalising it once, not per batch)."""
+    cache = getattr(bank, "_cache", None)
+    if not isinstance(cache, dict):
+        return F.normalize(keys, dim=1)
+    key = f"unit:{keys.device}"
+    hit = cache.get(key)
+    if hit is None or hit[0] is not keys:
+        hit = cache[key] = (keys, F.normalize(keys, dim=1))
+    return hit[1]
+
+
 def block_size(n_keys: int, k: int, dim: int, n_genes: int, max_elements: int) -> int:
     """Queries per block so that neither the similarity block nor the gathered values exceed the cap."""
     per_query = max(n_keys, k * max(dim, n_genes), 1)
@@ -176,7 +189,7 @@ def retrieve(
     if m == 0:
         raise ValueError("the reference bank is empty")
     k = max(1, min(int(k), m))
-    keys_unit = F.normalize(keys, dim=1)
+    keys_unit = _unit_keys(bank, keys)
     step = block_size(m, k, keys.shape[1], g, max_elements)
 
     pred = torch.empty((n, g), dtype=torch.float32, device=device)

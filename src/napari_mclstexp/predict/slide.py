@@ -34,9 +34,9 @@ from .novelty import wants_descriptors
 from .options import DEFAULT, PredictOptions
 from .smoothing import bundle_alpha, neighbour_graph
 from .spots import (
-    DEFAULT_BATCH,
     bundle_embedder,
     bundle_precision,
+    default_batch,
     patch_px_for,
     prediction_anndata,
     provenance,
@@ -182,7 +182,7 @@ def predict_whole_slide(
     dev = resolve(options.device)
     k = int(options.k or bundle.config["k"])
     distance = options.distance or bundle.config["distance"]
-    batch_size = int(options.batch_size or DEFAULT_BATCH.get(dev.type, 64))
+    batch_size = int(options.batch_size or default_batch(dev, bundle))
     precision, tta = options.precision, options.tta
     input_px = int(bundle.config["input_px"])
     path = Path(image_path)

@@ -68,20 +68,24 @@ def read_block(
         x0, y0 = min(x0, int(np.floor(box[0]))), min(y0, int(np.floor(box[1])))
         x1, y1 = max(x1, int(np.ceil(box[2]))), max(y1, int(np.ceil(box[3])))
     region = slide.read_region(int(x0), int(y0), int(x1 - x0), int(y1 - y0), level)
-    out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
-    for i, (cx, cy) in enumerate(cl - (x0, y0)):
-        crop = region[cy : cy + size_l, cx : cx + size_l]
-        if size_l != out_px:  # Pillow LANCZOS, like the training patches (data.patches)
-            crop = np.asarray(
-                Image.fromarray(np.ascontiguousarray(crop)).resize((out_px, out_px), Image.Resampling.LANCZOS)
-            )
-        out[i] = crop
+    image = Image.fromarray(np.ascontiguousarray(region))
+    if size_l != out_px:  # Pillow LANCZOS of each crop, like the training patches (data.patches)
+        # cropped, resized and laid out by Pillow, converted once: no array round trip per tile
+        sheet = Image.new("RGB", (out_px, out_px * len(xy)))
+        for i, (cx, cy) in enumerate((cl - (x0, y0)).tolist()):
+            crop = image.crop((cx, cy, cx + size_l, cy + size_l))
+            sheet.paste(crop.resize((out_px, out_px), Image.Resampling.LANCZOS), (0, i * out_px))
+        out = np.array(sheet).reshape(len(xy), out_px, out_px, 3)
+    else:
+        out = np.empty((len(xy), out_px, out_px, 3), dtype=np.uint8)
+        for i, (cx, cy) in enumerate(cl - (x0, y0)):
+            out[i] = region[cy : cy + size_l, cx : cx + size_l]
     if stain_map is not None:
         out = stain_map(out)
     if view is None:
         return out, None
     described = describe_region(
-        region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device, stain_map=stain_map
+        region, (x0, y0), *view, ds=ds, describe_px=describe_px, device=device, stain_map=stain_map, image=image
     )
     return out, described
 
@@ -119,11 +123,13 @@ def describe_region(
     describe_px: int = 0,
     device: Any = None,
     stain_map: Any = None,
+    image: Any = None,
 ) -> np.ndarray:
     """Tissue descriptors of tiles from one region read: the tiles' reads resampled once as one image
     (Pillow LANCZOS, as spot reads) and described cell by cell (:func:`~..data.descriptors.grid_descriptors`,
     on ``device`` if CUDA); or, for reads not whole descriptor px apart, each read cut and resampled alone.
-    ``stain_map``: applied to the resampled reads, as to spot reads."""
+    ``stain_map``: applied to the resampled reads, as to spot reads; ``image``: ``region`` as a Pillow image
+    when the caller has one."""
 
     def mapped(rgb: np.ndarray) -> np.ndarray:
         return rgb if stain_map is None else stain_map(rgb)
@@ -133,7 +139,7 @@ def describe_region(
     from ..data.descriptors import READ_PX, grid_descriptors, read_edge, tissue_descriptors
 
     x0, y0 = region_xy
-    image = Image.fromarray(np.ascontiguousarray(region))
+    image = Image.fromarray(np.ascontiguousarray(region)) if image is None else image
     if not size[0]:  # one read at a time, as data.patches reads a spot (crop, then resize)
         edge = read_edge(describe_px)
         reads = np.empty((len(offsets), READ_PX, READ_PX, 3), np.uint8)
