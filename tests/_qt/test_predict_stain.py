@@ -15,9 +15,10 @@ def test_stain_choice_and_swatches(make_napari_viewer, qtbot, tiny_bundle, h5ad_
     from napari_mclstexp.data.slide_stain import training_reference
 
     bundle = load_bundle(tiny_bundle)
-    assert "reference_stain" not in bundle.metadata  # off by default
+    assert bundle.metadata["reference_stain"]["training"] == "as scanned"  # measured, not applied, by default
+    del bundle.metadata["reference_stain"]  # as a bundle made before the training stains were stored
     plain = save_bundle(bundle, tmp_path / "plain.mclst")
-    # what train --stain-normalize stores: the training sections' reference
+    # what train --stain-normalize stored before the sections' own stains were: their reference
     bundle.metadata["reference_stain"] = training_reference(synthetic_samples[:2]).to_dict()
     path = save_bundle(bundle, tmp_path / "stained.mclst")
     viewer = make_napari_viewer()

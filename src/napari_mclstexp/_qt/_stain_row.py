@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLay
 
 from ._common import PathEdit
 
-CHOICES = ("auto (to the model's stain)", "none (as scanned)", "reference file…")
+CHOICES = ("auto (toward the model's stains)", "none (as scanned)", "reference file…")
 
 
 def _swatch(tooltip: str) -> QLabel:
@@ -28,8 +28,10 @@ class StainChoice(QWidget):
         self.combo = QComboBox()
         self.combo.addItems(CHOICES)
         self.combo.setToolTip(
-            "auto: each slide's stain, estimated once from its tissue, is mapped to the stain the model was "
-            "trained on before its patches reach the model (models without one: as scanned)"
+            "auto: each slide's stain, estimated once from its tissue, is compared with the model's training "
+            "stains: within their spread the slide is predicted as scanned, further away it is moved toward the "
+            "nearest training section's stain (models trained with --stain-normalize: mapped to their reference; "
+            "models without stored stains: as scanned)"
         )
         self.file = PathEdit("reference.json", filter="stain reference (*.json)")
         self.file.setVisible(False)
