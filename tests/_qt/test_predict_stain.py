@@ -58,3 +58,14 @@ def test_stain_choice_and_swatches(make_napari_viewer, qtbot, tiny_bundle, h5ad_
     predict.stain.file.setText(str(bad))
     assert predict.predict() is None  # refused before any work, with the reason on the status line
     assert "not a stain reference" in predict.task.status.text() and not predict.task.running
+
+
+def test_status_says_how_far_the_rule_moved_the_slide(qtbot):
+    from napari_mclstexp._qt._stain_row import StainChoice
+
+    row = StainChoice()
+    qtbot.addWidget(row)
+    row.show_record({"mode": "auto", "applied": True, "nearest": "B4", "fraction": 0.8})
+    assert row.status.text() == "moved 80 % toward B4's stain"
+    row.show_record({"mode": "auto", "applied": False, "reason": "left as scanned: within the training stains (…)"})
+    assert row.status.text().startswith("left as scanned")

@@ -86,7 +86,11 @@ class StainChoice(QWidget):
         record = dict(record or {})
         slide = record.get("slide")
         self._paint(self.slide_swatches, StainEstimate.from_dict(slide).swatches() if slide else None)
-        self.status.setText("mapped" if record.get("applied") else str(record.get("reason", "")))
+        if record.get("applied") and record.get("nearest"):  # the rule of a model trained as scanned
+            text = f"moved {100 * float(record.get('fraction', 1)):.0f} % toward {record['nearest']}'s stain"
+        else:
+            text = "mapped" if record.get("applied") else str(record.get("reason", ""))
+        self.status.setText(text)
 
     def show_result(self, result: Any) -> None:
         """A finished run: a prediction's record is shown; anything else (a tissue mask, a failure) is not one."""
