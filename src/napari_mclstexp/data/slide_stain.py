@@ -7,7 +7,8 @@ tissue, read at full resolution; their tissue pixels (at most :data:`MAX_PIXELS`
 in memory and in a small on-disk cache beside the patch cache, keyed by the file's path, size and modification
 time.  A model's reference is Macenko's estimate of its training slides' pooled pixels (each slide weighing the
 same).  :class:`StainNormaliser` maps patches of any slide to a reference, one fixed
-:class:`~napari_mclstexp.data.stain.StainMap` per slide.
+:class:`~napari_mclstexp.data.stain.StainMap` per slide (its subclass in :mod:`.stain_rule` chooses each slide's
+target, or leaves the slide as scanned).
 """
 
 from __future__ import annotations
