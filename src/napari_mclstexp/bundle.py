@@ -189,11 +189,13 @@ def make_bundle(
     from .model.encoder_refs import encoder_metadata, strip_referenced
 
     metadata.update(encoder_metadata(cfg, model))
-    from .data.slide_stain import METADATA_KEY, training_reference
+    from .data.slide_stain import METADATA_KEY
+    from .data.stain_rule import training_stains
 
-    reference = training_reference(samples, cfg.stain_normalize)  # the stain the training patches were mapped to
-    if reference is not None:
-        metadata[METADATA_KEY] = reference.to_dict()
+    # always measured (32 tissue tiles a section); the patches were mapped to its reference with stain_normalize
+    stains = training_stains(samples, mapped=bool(cfg.stain_normalize))
+    if stains is not None:
+        metadata[METADATA_KEY] = stains.to_dict()
     state = strip_referenced({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, metadata)
     return Bundle(cfg.to_dict(), genes, state, bank, json_safe(metadata))
 

@@ -15,9 +15,16 @@ a format-1 bundle lacks them and loads as before (:func:`card_of` derives what i
     The novelty calibration (:mod:`napari_mclstexp.predict.novelty`): held-out typicality quantiles, ``k``,
     ``level`` and ``threshold``; with it predictions get ``obs['novelty']``.
 ``reference_stain``
-    The stain the training sections were mapped to (``train --stain-normalize``): Macenko's H and E vectors and
-    concentration percentiles of their pooled tissue (:meth:`~napari_mclstexp.data.stain.StainEstimate.to_dict`);
-    ``predict --stain auto`` maps each new slide to it.  Absent: slides are predicted as scanned.
+    The training sections' stains (:class:`~napari_mclstexp.data.stain_rule.TrainingStains`): Macenko's H and E
+    vectors and concentration percentiles of their pooled tissue
+    (:meth:`~napari_mclstexp.data.stain.StainEstimate.to_dict`) and, beside them, ``training`` (``"as scanned"``,
+    or ``"mapped to the reference"`` with ``train --stain-normalize``), ``section_stains`` (``{section: {"vectors",
+    "max_concentrations", "pixels"}}``, each training section's own estimate) and ``spread`` (the largest
+    distance from a training section's stain to the nearest other one, OD units).  ``predict --stain auto`` maps
+    every slide to the reference when the sections were mapped to it; otherwise it leaves a slide within the
+    spread of its nearest training section as scanned and moves one further away toward that section's stain
+    (:mod:`napari_mclstexp.data.stain_rule`).  A reference without ``section_stains`` (stored, before they were,
+    only with ``--stain-normalize``) is a mapped one.  Absent: slides are predicted as scanned.
 ``model_card``
     :func:`build_card`'s summary (no large arrays), copied by predictions into ``uns['mclstexp']['model_card']``.
 
@@ -98,6 +105,9 @@ def _stain_summary(data: Any) -> dict[str, Any] | None:
     except InputError:
         return None
     out = {"haematoxylin": [int(v) for v in colours[0]], "eosin": [int(v) for v in colours[1]]}
+    out["training"] = "as scanned" if data.get("training") == "as scanned" else "mapped to the reference"
+    if isinstance(data.get("spread"), (int, float)):
+        out["spread"] = float(data["spread"])
     return {**out, "sections": data.get("sections")}
 
 
@@ -203,12 +213,18 @@ def card_text(card: dict[str, Any], name: str = "") -> str:
     stain = card.get("stain")
     if stain:
         on = f" of {', '.join(stain['sections'])}" if stain.get("sections") else ""
+        rule = (
+            " (predict --stain auto maps each slide to it)"
+            if stain.get("training") != "as scanned"
+            else f" (trained as scanned; predict --stain auto leaves slides within the training stains' spread of "
+            f"{stain.get('spread', 0):.3f} OD as scanned and moves others toward the nearest section's stain)"
+        )
         lines.append(
             f"reference stain{on}: haematoxylin rgb{tuple(stain['haematoxylin'])}, eosin rgb{tuple(stain['eosin'])}"
-            " (predict --stain auto maps each slide to it)"
+            + rule
         )
     else:
-        lines.append("reference stain: none (trained without --stain-normalize): slides are predicted as scanned")
+        lines.append("reference stain: none (bundle made before stains were stored): slides are predicted as scanned")
     vers = card.get("versions") or {}
     lines.append(
         f"made {card.get('created', 'at an unknown date')}"

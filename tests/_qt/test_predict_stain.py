@@ -15,9 +15,10 @@ def test_stain_choice_and_swatches(make_napari_viewer, qtbot, tiny_bundle, h5ad_
     from napari_mclstexp.data.slide_stain import training_reference
 
     bundle = load_bundle(tiny_bundle)
-    assert "reference_stain" not in bundle.metadata  # off by default
+    assert bundle.metadata["reference_stain"]["training"] == "as scanned"  # measured, not applied, by default
+    del bundle.metadata["reference_stain"]  # as a bundle made before the training stains were stored
     plain = save_bundle(bundle, tmp_path / "plain.mclst")
-    # what train --stain-normalize stores: the training sections' reference
+    # what train --stain-normalize stored before the sections' own stains were: their reference
     bundle.metadata["reference_stain"] = training_reference(synthetic_samples[:2]).to_dict()
     path = save_bundle(bundle, tmp_path / "stained.mclst")
     viewer = make_napari_viewer()
@@ -57,3 +58,14 @@ def test_stain_choice_and_swatches(make_napari_viewer, qtbot, tiny_bundle, h5ad_
     predict.stain.file.setText(str(bad))
     assert predict.predict() is None  # refused before any work, with the reason on the status line
     assert "not a stain reference" in predict.task.status.text() and not predict.task.running
+
+
+def test_status_says_how_far_the_rule_moved_the_slide(qtbot):
+    from napari_mclstexp._qt._stain_row import StainChoice
+
+    row = StainChoice()
+    qtbot.addWidget(row)
+    row.show_record({"mode": "auto", "applied": True, "nearest": "B4", "fraction": 0.8})
+    assert row.status.text() == "moved 80 % toward B4's stain"
+    row.show_record({"mode": "auto", "applied": False, "reason": "left as scanned: within the training stains (…)"})
+    assert row.status.text().startswith("left as scanned")

@@ -1,5 +1,6 @@
 """Prediction with stain normalisation: the model's reference in the bundle, ``--stain auto|none|FILE``, spots and
-whole-slide tiles of one slide mapped alike, old bundles unchanged."""
+whole-slide tiles of one slide mapped alike, a model trained as scanned leaving its own stains alone, old bundles
+unchanged."""
 
 from __future__ import annotations
 
@@ -34,8 +35,16 @@ def stain_bundle(make_tiny_bundle):
 
 @pytest.fixture(scope="module")
 def plain_bundle(tiny_bundle):
-    """Trained without stain normalisation (the presets' default; no reference stain, as older bundles)."""
+    """Trained without stain normalisation (the presets' default): its sections' stains stored, not mapped."""
     return tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def bare_bundle(make_tiny_bundle):
+    """A bundle without a reference stain, as those made before every model stored its training stains."""
+    bundle = make_tiny_bundle()
+    del bundle.metadata["reference_stain"]
+    return bundle
 
 
 def _spots_on(sample, path, xy):
@@ -52,7 +61,30 @@ def test_the_reference_stain_is_measured_at_training_and_round_trips(stain_bundl
     assert np.asarray(ref["vectors"]).shape == (2, 3) and len(ref["max_concentrations"]) == 2
     back = load_bundle(save_bundle(stain_bundle, tmp_path / "m.mclst"))
     assert back.metadata["reference_stain"] == json.loads(json.dumps(ref))
-    assert "reference_stain" not in plain_bundle.metadata
+    assert ref["training"] == "mapped to the reference" and sorted(ref["section_stains"]) == ["SYN1", "SYN2"]
+    plain = plain_bundle.metadata["reference_stain"]  # always measured, here not applied to the training patches
+    assert plain["training"] == "as scanned" and sorted(plain["section_stains"]) == ["SYN1", "SYN2"]
+    assert plain["vectors"] == ref["vectors"] and plain["spread"] > 0
+
+
+def test_a_model_trained_as_scanned_leaves_its_own_stains_and_moves_others(
+    plain_bundle, restained_slide, synthetic_sample
+):
+    none = PredictOptions(device="cpu", stain="none")
+    from napari_mclstexp.sample import image_path
+
+    own = _spots_on(synthetic_sample, image_path(synthetic_sample), [[100.0, 100.0], [200.0, 150.0], [300.0, 250.0]])
+    auto = run(predict_at_spots(plain_bundle, own, CPU))
+    np.testing.assert_array_equal(auto.X, run(predict_at_spots(plain_bundle, own, none)).X)  # a training slide
+    rec = auto.uns["mclstexp"]["stain"]
+    assert rec["mode"] == "auto" and not rec["applied"] and rec["nearest"] == "SYN1" and rec["distance"] < 1e-3
+    assert rec["reason"].startswith("left as scanned: within the training stains")
+    spots = _spots_on(synthetic_sample, restained_slide, [[100.0, 100.0], [200.0, 150.0], [300.0, 250.0]])
+    moved = run(predict_at_spots(plain_bundle, spots, CPU))
+    rec = moved.uns["mclstexp"]["stain"]
+    assert rec["applied"] and rec["distance"] > rec["spread"] and 0 < rec["fraction"] < 1
+    assert rec["nearest"] in ("SYN1", "SYN2") and rec["slide"]["source"] == "lab2.tif"
+    assert np.abs(moved.obsm["embedding"] - run(predict_at_spots(plain_bundle, spots, none)).obsm["embedding"]).max()
 
 
 def test_auto_maps_the_slide_and_records_it_none_does_not(stain_bundle, restained_slide, synthetic_sample):
@@ -78,10 +110,10 @@ def test_spots_and_whole_slide_tiles_agree_with_normalisation(stain_bundle, rest
     np.testing.assert_allclose(at_spots.X, pred.X, atol=1e-5)
 
 
-def test_bundles_without_a_reference_predict_as_before(plain_bundle, restained_slide, synthetic_sample):
+def test_bundles_without_a_reference_predict_as_before(bare_bundle, restained_slide, synthetic_sample):
     spots = _spots_on(synthetic_sample, restained_slide, [[120.0, 90.0], [260.0, 200.0]])
-    auto = run(predict_at_spots(plain_bundle, spots, CPU))
-    none = run(predict_at_spots(plain_bundle, spots, PredictOptions(device="cpu", stain="none")))
+    auto = run(predict_at_spots(bare_bundle, spots, CPU))
+    none = run(predict_at_spots(bare_bundle, spots, PredictOptions(device="cpu", stain="none")))
     np.testing.assert_array_equal(auto.X, none.X)
     assert auto.uns["mclstexp"]["stain"] == {
         "mode": "auto",
@@ -193,7 +225,7 @@ def test_stain_option_is_validated(tmp_path, stain_bundle):
     assert PredictOptions(stain=good).stain == good
 
 
-def test_model_card_and_info_show_the_reference_stain(stain_bundle, plain_bundle, tmp_path, capsys):
+def test_model_card_and_info_show_the_reference_stain(stain_bundle, plain_bundle, bare_bundle, tmp_path, capsys):
     from napari_mclstexp.cli import main
     from napari_mclstexp.model_card import card_text
 
@@ -201,6 +233,9 @@ def test_model_card_and_info_show_the_reference_stain(stain_bundle, plain_bundle
     assert card["reference_stain"] is True and card["stain"]["sections"] == ["SYN1", "SYN2"]
     assert len(card["stain"]["haematoxylin"]) == 3
     assert "reference stain of SYN1, SYN2: haematoxylin rgb(" in card_text(card)
-    assert "reference stain: none" in card_text(plain_bundle.card)
+    assert "reference stain: none" in card_text(bare_bundle.card)
+    assert card["stain"]["training"] == "mapped to the reference" and "maps each slide to it" in card_text(card)
+    plain = card_text(load_bundle(save_bundle(plain_bundle, tmp_path / "p.mclst")).card)
+    assert "trained as scanned; predict --stain auto leaves slides within the training stains' spread" in plain
     assert main(["info", str(tmp_path / "m.mclst")]) == 0
     assert "reference stain of SYN1, SYN2" in capsys.readouterr().out

@@ -57,7 +57,7 @@ def test_ridge_bundle_predicts_at_spots_and_over_a_slide(synthetic_samples, tmp_
     from napari_mclstexp.predict.stain_choice import stain_normaliser
     from napari_mclstexp.train.frozen import iter_features_of
 
-    stain = stain_normaliser(bundle, "auto")  # None: this model has no reference stain
+    stain = stain_normaliser(bundle, "auto")  # the rule of a model trained as scanned (SYN3 left or moved)
     feats = run(iter_features_of(result.model, [test], torch.device("cpu"), cache=cache, stain=stain))[0]
     w, bias = result.model.linear.weight.detach().numpy(), result.model.linear.bias.detach().numpy()
     np.testing.assert_allclose(a.X, feats @ w.T + bias, rtol=1e-4, atol=1e-4)

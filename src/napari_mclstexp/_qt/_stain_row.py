@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLay
 
 from ._common import PathEdit
 
-CHOICES = ("auto (to the model's stain)", "none (as scanned)", "reference file…")
+CHOICES = ("auto (toward the model's stains)", "none (as scanned)", "reference file…")
 
 
 def _swatch(tooltip: str) -> QLabel:
@@ -28,8 +28,10 @@ class StainChoice(QWidget):
         self.combo = QComboBox()
         self.combo.addItems(CHOICES)
         self.combo.setToolTip(
-            "auto: each slide's stain, estimated once from its tissue, is mapped to the stain the model was "
-            "trained on before its patches reach the model (models without one: as scanned)"
+            "auto: each slide's stain, estimated once from its tissue, is compared with the model's training "
+            "stains: within their spread the slide is predicted as scanned, further away it is moved toward the "
+            "nearest training section's stain (models trained with --stain-normalize: mapped to their reference; "
+            "models without stored stains: as scanned)"
         )
         self.file = PathEdit("reference.json", filter="stain reference (*.json)")
         self.file.setVisible(False)
@@ -84,7 +86,11 @@ class StainChoice(QWidget):
         record = dict(record or {})
         slide = record.get("slide")
         self._paint(self.slide_swatches, StainEstimate.from_dict(slide).swatches() if slide else None)
-        self.status.setText("mapped" if record.get("applied") else str(record.get("reason", "")))
+        if record.get("applied") and record.get("nearest"):  # the rule of a model trained as scanned
+            text = f"moved {100 * float(record.get('fraction', 1)):.0f} % toward {record['nearest']}'s stain"
+        else:
+            text = "mapped" if record.get("applied") else str(record.get("reason", ""))
+        self.status.setText(text)
 
     def show_result(self, result: Any) -> None:
         """A finished run: a prediction's record is shown; anything else (a tissue mask, a failure) is not one."""

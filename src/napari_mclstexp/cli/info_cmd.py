@@ -11,7 +11,7 @@ DESCRIPTION = """\
 Show what a model bundle (.mclst) knows about itself: its training sections with their patients and
 spot counts, the tissue and notes given at training (train --tissue/--notes), the gene panel and the
 markers asked for, preset, encoder and weights, µm/px and patch size, the held-out reliability summary,
-the novelty calibration, the reference stain (train --stain-normalize), library versions and date.
+the novelty calibration, the training stains (and whether they were normalised), library versions and date.
 Bundles made before format 2 show what they know (and say that their predictions carry no novelty score).
 """
 

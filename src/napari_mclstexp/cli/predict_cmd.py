@@ -25,8 +25,10 @@ The output AnnData holds the predicted normalised expression (X), the spot/tile 
 (obsm['spatial'], full-resolution px), a per-spot uncertainty (obs['uncertainty']: weighted std of
 the neighbours' expression, averaged over genes) and provenance (uns['mclstexp']).  Whole-slide
 predictions skip background (tissue detection) and record the tile grid in uns['mclstexp']['grid'].
-With a model trained with --stain-normalize, each slide's stain is first mapped to the model's own
-reference stain (--stain; recorded in uns['mclstexp']['stain']).
+Each slide's stain is estimated once from its tissue and compared with the training sections' stains
+stored in the model (--stain auto): a slide stained within their spread is predicted as scanned, one
+further away is first moved toward the nearest training section's stain (a model trained with
+--stain-normalize: every slide mapped to its reference); recorded in uns['mclstexp']['stain'].
 """
 
 EPILOG = """\
@@ -127,10 +129,11 @@ def register(subparsers) -> None:
         "--stain",
         default="auto",
         metavar="auto|none|REFERENCE.json",
-        help="auto (default): map each slide's stain, estimated once from its tissue, to the stain the model "
-        "was trained on before patches reach the encoder and the descriptors (models without a reference stain, "
-        "e.g. trained without --stain-normalize, predict as scanned); none: as scanned; a JSON file: that "
-        "reference stain instead (a stain estimate, or a bundle's metadata.json)",
+        help="auto (default): estimate each slide's stain once from its tissue; leave it as scanned when it lies "
+        "within the spread of the training sections' stains, else move it toward the nearest training section's "
+        "stain before patches reach the encoder and the descriptors (models trained with --stain-normalize: map "
+        "every slide to their reference; models without stored stains predict as scanned); none: as scanned; a "
+        "JSON file: map to that reference stain instead (a stain estimate, or a bundle's metadata.json)",
     )
     p.add_argument(
         "--encoder-weights",

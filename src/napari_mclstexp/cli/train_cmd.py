@@ -128,9 +128,11 @@ def register(subparsers) -> None:
         "--stain-normalize",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="map every training section's stain to a reference measured from their tissue, stored in the "
-        "model so that predictions map new slides to it (predict --stain auto) (default: off: measured to cost "
-        "0.039 ACG on HER2+ C4 as scanned, quick preset, 2 seeds; see docs/accuracy.md)",
+        help="map every training section's stain to the reference measured from their pooled tissue, and every "
+        "new slide to it when predicting (default: off: sections are trained as scanned; the model always stores "
+        "the sections' stains, and predict --stain auto leaves slides stained within their spread as scanned and "
+        "moves others toward the nearest section's stain; mapping everything cost 0.035-0.039 ACG on HER2+ C4 as "
+        "scanned, quick preset; see docs/accuracy.md)",
     )
     p.add_argument(
         "--stain-augment",

@@ -7,7 +7,8 @@ tissue, read at full resolution; their tissue pixels (at most :data:`MAX_PIXELS`
 in memory and in a small on-disk cache beside the patch cache, keyed by the file's path, size and modification
 time.  A model's reference is Macenko's estimate of its training slides' pooled pixels (each slide weighing the
 same).  :class:`StainNormaliser` maps patches of any slide to a reference, one fixed
-:class:`~napari_mclstexp.data.stain.StainMap` per slide.
+:class:`~napari_mclstexp.data.stain.StainMap` per slide (its subclass in :mod:`.stain_rule` chooses each slide's
+target, or leaves the slide as scanned).
 """
 
 from __future__ import annotations
@@ -202,16 +203,26 @@ class StainNormaliser:
     def __init__(self, reference: StainEstimate, source: str = "bundle") -> None:
         self.reference, self.source = reference, source
         self._maps: dict[str, StainMap | str] = {}
+        self._own: dict[str, StainEstimate] = {}
         self._lock = threading.Lock()
 
+    def _target(self, key: str, own: StainEstimate) -> StainEstimate | str:
+        """The stain the slide at ``key`` (estimated as ``own``) is mapped to, or why it is left as scanned."""
+        return self.reference
+
     def map_for(self, path: str | os.PathLike) -> StainMap | None:
-        """The slide's fixed mapping, or ``None`` (with a warning, once) when its stain cannot be estimated."""
+        """The slide's fixed mapping, or ``None`` when it is left as scanned (with a warning, once, when its stain
+        cannot be estimated)."""
         key = str(Path(path).expanduser().resolve())
         with self._lock:
             found = self._maps.get(key)
         if found is None:
             try:
-                found = StainMap(slide_stain(key), self.reference)
+                own = slide_stain(key)
+                with self._lock:
+                    self._own[key] = own
+                target = self._target(key, own)
+                found = StainMap(own, target) if isinstance(target, StainEstimate) else target
             except StainEstimationError as err:
                 found = err.problem
                 warnings.warn(f"{Path(key).name}: not stain-normalised: {found}", UserWarning, stacklevel=2)
@@ -235,11 +246,14 @@ class StainNormaliser:
         out: dict[str, Any] = {"mode": mode, "reference_from": self.source, "reference": self.reference.to_dict()}
         mapping = self.map_for(path) if path is not None else None
         out["applied"] = mapping is not None
+        key = str(Path(path).expanduser().resolve()) if path is not None else ""
         if mapping is not None:
             out["slide"] = mapping.source.to_dict()
+            out["mapped_to"] = mapping.target.to_dict()
         else:
-            key = str(Path(path).expanduser().resolve()) if path is not None else ""
             out["reason"] = str(self._maps.get(key, "no slide image"))
+            if key in self._own:
+                out["slide"] = self._own[key].to_dict()
         return out
 
 

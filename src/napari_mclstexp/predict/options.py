@@ -58,9 +58,12 @@ class PredictOptions:
         (:mod:`~napari_mclstexp.predict.descriptor_model`; bundles trained with it; the reads then cover
         3 × the patch), before smoothing; ``False``: off; a float in [0, 1]: that weight.  Default ``True``.
     stain
-        ``"auto"`` (default): each slide's stain, estimated once from a sample of its tissue tiles, is mapped to
-        the stain the model was trained on (the bundle's ``reference_stain``) before patches reach the encoder
-        and the descriptors; a bundle without one predicts as scanned.  ``"none"``: as scanned.  A path to a
+        ``"auto"`` (default): each slide's stain, estimated once from a sample of its tissue tiles, is compared
+        with the training sections' stains (the bundle's ``reference_stain``,
+        :mod:`~napari_mclstexp.data.stain_rule`): within their spread the slide is left as scanned, further away
+        it is moved toward the nearest training section's stain before patches reach the encoder and the
+        descriptors (a model trained with ``stain_normalize``: every slide mapped to its reference); a bundle
+        without stored stains predicts as scanned.  ``"none"``: as scanned.  A path to a
         JSON reference stain (:func:`~napari_mclstexp.data.slide_stain.read_reference`; a
         :class:`~napari_mclstexp.data.stain.StainEstimate` also does): that reference instead of the model's.
         Spots and whole-slide tiles of one slide share the estimate; ``uns['mclstexp']['stain']`` records it.

@@ -1,6 +1,9 @@
 """The normaliser a prediction's ``stain`` option asks for (``auto``, ``none`` or a reference: see
 :class:`~napari_mclstexp.predict.options.PredictOptions`) and what ``uns['mclstexp']['stain']`` records.
 
+``auto`` applies the model's rule (:mod:`napari_mclstexp.data.stain_rule`): a model trained as scanned leaves a
+slide stained within the spread of its training sections as scanned and moves one further away toward the nearest
+training section's stain; a model trained with ``--stain-normalize`` maps every slide to its pooled reference.
 The slide's own estimate is made once per slide (:mod:`napari_mclstexp.data.slide_stain`).
 """
 
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.slide_stain import METADATA_KEY, StainNormaliser, read_reference
 from ..data.stain import StainEstimate
+from ..data.stain_rule import NearestStainNormaliser, TrainingStains
 from ..errors import BundleError, InputError
 
 if TYPE_CHECKING:
@@ -28,6 +32,17 @@ def bundle_reference(bundle: Bundle) -> StainEstimate | None:
         return None
     try:
         return StainEstimate.from_dict(data)
+    except InputError as err:
+        raise BundleError(f"its reference stain is malformed: {err.problem}", getattr(bundle, "path", None)) from err
+
+
+def bundle_stains(bundle: Bundle) -> TrainingStains | None:
+    """The model's :class:`~napari_mclstexp.data.stain_rule.TrainingStains`, or ``None`` without a reference."""
+    data = (getattr(bundle, "metadata", None) or {}).get(METADATA_KEY)
+    if not data:
+        return None
+    try:
+        return TrainingStains.from_dict(data)
     except InputError as err:
         raise BundleError(f"its reference stain is malformed: {err.problem}", getattr(bundle, "path", None)) from err
 
@@ -53,8 +68,10 @@ def stain_normaliser(bundle: Bundle, stain: StainOption = "auto") -> StainNormal
     if mode == "none":
         return None
     if mode == "auto":
-        reference = bundle_reference(bundle)
-        return StainNormaliser(reference, "bundle") if reference is not None else None
+        stains = bundle_stains(bundle)
+        if stains is None or (not stains.mapped and not stains.sections):
+            return None
+        return StainNormaliser(stains.reference, "bundle") if stains.mapped else NearestStainNormaliser(stains)
     if isinstance(stain, StainEstimate):
         return StainNormaliser(stain, "given")
     return StainNormaliser(read_reference(stain), Path(stain).name)
