@@ -186,11 +186,14 @@ def test_reference_stain_round_trips_opaque(tiny_bundle, tmp_path):
     from napari_mclstexp.bundle import load_bundle, save_bundle
 
     stain = {"vectors": [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]], "percentiles": {"99": [1.9, 1.0]}, "x": None}
+    before = tiny_bundle.metadata.get("reference_stain")  # the session's bundle: leave it as found
     tiny_bundle.metadata["reference_stain"] = stain
     try:
         loaded = load_bundle(save_bundle(tiny_bundle, tmp_path / "s.mclst"))
     finally:
-        del tiny_bundle.metadata["reference_stain"]
+        tiny_bundle.metadata["reference_stain"] = before
+        if before is None:
+            del tiny_bundle.metadata["reference_stain"]
     assert loaded.metadata["reference_stain"] == stain and loaded.card["reference_stain"] is True
 
 
