@@ -161,7 +161,7 @@ def test_nine_small_multiples_cost_little_beyond_napari(make_napari_viewer, qtbo
 
 
 def test_one_grid_at_a_time_with_measured_beside_predicted(make_napari_viewer, qtbot, synthetic_samples):
-    """Side by side, small multiples and the slide grid share napari's one grid: opening one closes the other."""
+    """Side by side, small multiples and the slide grid: opening one closes the other."""
     from napari_mclstexp._qt._common import add_layer_tuples
     from napari_mclstexp.layer_data import predicted_spots_layer, spots_layer
 
@@ -176,15 +176,15 @@ def test_one_grid_at_a_time_with_measured_beside_predicted(make_napari_viewer, q
     explore.several.refresh()
     explore.side_by_side.setChecked(True)
     qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
-    assert explore.side.active and viewer.grid.enabled
+    assert explore.side.active and not viewer.grid.enabled  # one view, the predictions moved beside
     cells = explore.several.small_multiples()
     assert len(cells) == 6 and not explore.side_by_side.isChecked() and not explore.side.active
     assert viewer.grid.enabled and tuple(viewer.grid.shape) == (2, 3)
     explore.side_by_side.setChecked(True)  # back: the multiples close first
     qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
-    assert explore.side.active and not any(cell in viewer.layers for cell in cells)
+    assert explore.side.active and not viewer.grid.enabled and not any(cell in viewer.layers for cell in cells)
     explore.side_by_side.setChecked(False)
-    assert not viewer.grid.enabled and spots.visible and predicted.visible
+    assert not viewer.grid.enabled and spots.visible and predicted.visible and np.allclose(predicted.translate, 0)
 
 
 def test_slide_grid_exports_as_one_screenshot(make_napari_viewer, qtbot, tmp_path):

@@ -123,9 +123,9 @@ def test_side_by_side_off_restores_layer_order(make_napari_viewer, qtbot, synthe
     explore.side_by_side.setChecked(True)
     qtbot.waitUntil(lambda: not explore.side.steps.busy, timeout=20_000)  # built in steps
     titles = [lyr.text.values[0] for lyr in viewer.layers if lyr.name.endswith("title)")]
-    assert sorted(titles) == ["measured", "predicted"] and viewer.grid.enabled
+    assert sorted(titles) == ["measured", "predicted"] and explore.side.active
     explore.side_by_side.setChecked(False)
-    assert [lyr.name for lyr in viewer.layers] == before and not viewer.grid.enabled
+    assert [lyr.name for lyr in viewer.layers] == before and not explore.side.active
 
 
 def test_domain_colours_agree_between_legend_and_geojson(

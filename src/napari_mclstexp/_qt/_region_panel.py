@@ -4,6 +4,8 @@ viewer stays live, Cancel stops it, a second Rank genes replaces it), the table 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from napari.utils.notifications import show_error
@@ -38,9 +40,12 @@ class RegionPanel(QWidget):
     ``task.finished`` carries the table (``None`` after an error or a cancel); :attr:`table` keeps the last.
     """
 
-    def __init__(self, viewer, get_target, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, viewer, get_target, parent: QWidget | None = None, before_draw: Callable[[], object] | None = None
+    ) -> None:
         super().__init__(parent)
         self.viewer, self.get_target = viewer, get_target
+        self._before_draw = before_draw  # e.g. end measured-beside-predicted: a region maps to spots in place
         self.table_widget = QTableWidget(0, len(COLUMNS))
         self.table_widget.setHorizontalHeaderLabels(list(COLUMNS))
         self.table_widget.setMinimumHeight(140)
@@ -89,7 +94,9 @@ class RegionPanel(QWidget):
         )
 
     def draw_region(self) -> None:
-        """Select the region layer in polygon mode."""
+        """Select the region layer in polygon mode (after ``before_draw``)."""
+        if self._before_draw is not None:
+            self._before_draw()
         layer = self.region_layer()
         self.viewer.layers.selection.active = layer
         layer.mode = "add_polygon"

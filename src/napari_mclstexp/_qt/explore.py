@@ -110,7 +110,9 @@ class ExploreWidget(QWidget):
         layout.addWidget(self.legend)
         layout.addWidget(self.side_by_side)
         layout.addWidget(self.show_uncertainty)
-        self.regions = RegionPanel(napari_viewer, self.target.layer)
+        self.regions = RegionPanel(
+            napari_viewer, self.target.layer, before_draw=lambda: self.side_by_side.setChecked(False)
+        )
         self.side = SideBySide(napari_viewer, self)
         layout.addWidget(self.regions)
         self.several = SeveralPanel(
@@ -356,7 +358,7 @@ class ExploreWidget(QWidget):
         return None
 
     def show_side_by_side(self, on: bool) -> None:
-        """Show the measured spots beside the predictions (two grid cells over the slide)."""
+        """Show the measured spots beside the predictions (each over the slide, see :class:`SideBySide`)."""
         layer = self.target.layer()
         pair = self._measured_pair(layer) if layer is not None else None
         if not on:
