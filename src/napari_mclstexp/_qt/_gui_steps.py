@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
@@ -85,17 +86,29 @@ def add_quietly(viewer, layer_tuple: tuple) -> object:
     (a third of an add's GUI time, measured); the caller selects the layer it wants, once, later."""
     from ._common import add_layer_tuples
 
+    with _not_selecting(viewer) as plain:
+        (layer,) = add_layer_tuples(plain, [layer_tuple])
+    return layer
+
+
+def insert_quietly(viewer, layer) -> object:
+    """``viewer.add_layer(layer)`` without selecting it (see :func:`add_quietly`)."""
+    with _not_selecting(viewer) as plain:
+        return plain.add_layer(layer)
+
+
+@contextmanager
+def _not_selecting(viewer):
     viewer = getattr(viewer, "__wrapped__", viewer)  # a plugin's proxy warns on private attributes
     layers = viewer.layers
     before = getattr(layers, "_activate_on_insert", None)
     if before is not None:
         layers._activate_on_insert = False
     try:
-        (layer,) = add_layer_tuples(viewer, [layer_tuple])
+        yield viewer
     finally:
         if before is not None:
             layers._activate_on_insert = before
-    return layer
 
 
 def select_layer(viewer, layer, steps: GuiSteps | None = None) -> None:

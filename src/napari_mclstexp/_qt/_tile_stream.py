@@ -47,21 +47,25 @@ def wait_for_gui(ready: threading.Event, token: CancelToken | None, timeout: flo
 
 def add_stream_layer(viewer, slide_layer, grid):
     """An Image layer of NaNs, one pixel per tile of ``grid`` (a
-    :class:`~napari_mclstexp.predict.slide.TileGrid`), over ``slide_layer``; tiles fill it in."""
+    :class:`~napari_mclstexp.predict.slide.TileGrid`), over ``slide_layer``; tiles fill it in.  It goes in
+    hidden and unselected (:func:`~._gui_steps.add_quietly`): the caller shows it in a later step."""
+    from ._gui_steps import add_quietly
+
     meta = slide_layer.metadata[KEY]
     px = np.asarray(world_scale(meta.get("mpp")))
     name = f"{section_of(slide_layer.name)} predicted (streaming)"
-    return viewer.add_image(
-        np.full(grid.shape, np.nan, np.float32),
-        name=name,
-        colormap="viridis",
-        opacity=0.7,
-        scale=px * grid.step_px,
-        translate=px * np.asarray(grid.origin_xy[::-1]),
-        contrast_limits=(0, 1),
-        blending="translucent",
-        units=world_units(meta.get("mpp")),
-    )
+    kwargs = {
+        "name": name,
+        "colormap": "viridis",
+        "opacity": 0.7,
+        "scale": px * grid.step_px,
+        "translate": px * np.asarray(grid.origin_xy[::-1]),
+        "contrast_limits": (0, 1),
+        "blending": "translucent",
+        "units": world_units(meta.get("mpp")),
+        "visible": False,
+    }
+    return add_quietly(viewer, (np.full(grid.shape, np.nan, np.float32), kwargs, "image"))
 
 
 def paint_tiles(layer, grid, items: list[tuple[np.ndarray, np.ndarray]], gene_index: int) -> int:

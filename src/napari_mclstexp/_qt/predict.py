@@ -21,7 +21,7 @@ from ._canvas import show_predicted_gene
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
 from ._devices import device_combo
-from ._gui_steps import GuiSteps, queue_layers
+from ._gui_steps import GuiSteps, add_quietly, queue_layers, select_layer
 from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn_novelty, warn_other_genes
 from ._predict_text import score_text, showing, training_note
 from ._stain_row import stain_row
@@ -246,8 +246,9 @@ class PredictWidget(QWidget):
 
     def _show_tissue(self, slide_layer, mask, scale) -> None:
         if slide_layer in self.viewer.layers:  # drawn in the next step: a Labels layer is heavy
-            layer = add_tissue_layer(self.viewer, slide_layer, mask, scale, visible=False)
-            self.steps.next(lambda: setattr(layer, "visible", True))
+            layer = add_tissue_layer(self.viewer, slide_layer, mask, scale, visible=False, select=False)
+            show = lambda: setattr(layer, "visible", True)  # noqa: E731
+            self.steps.next(show, lambda: select_layer(self.viewer, layer, self.steps))
             self.info.setText(
                 f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue layer (label 1), then Predict"
             )
@@ -320,7 +321,8 @@ class PredictWidget(QWidget):
         if run != self._run or self._stream is not None or self._stream_slide is None:
             return  # a late grid of an earlier run
         self._grid = grid
-        self._stream = add_stream_layer(self.viewer, self._stream_slide, grid)
+        self._stream = stream = add_stream_layer(self.viewer, self._stream_slide, grid)  # hidden, unselected
+        self.steps.next(lambda: setattr(stream, "visible", True))  # drawn in a step of its own
 
     def _flush_tiles(self) -> None:
         while self._tissue_found:  # the mask this run uses, shown as soon as it is known (a step)
@@ -377,16 +379,19 @@ class PredictWidget(QWidget):
         else:
             layer.data, layer.metadata = image, kwargs["metadata"]
             layer.contrast_limits, layer.name = kwargs["contrast_limits"], kwargs["name"]
-        self.viewer.layers.selection.active = layer
         self._dense = layer
+        self.steps.next(lambda: select_layer(self.viewer, layer, self.steps))  # a paint of its own
 
     def _dense_done(self, pred, gene: str | None) -> None:
+        """The hidden novelty layer (a step: added unselected, the tiles stay selected), then the run is done."""
         self.info.setText(f"{pred.n_obs} tiles × {pred.n_vars} genes predicted" + showing(gene))
         slide = self.slide.layer()
         extra = novelty_layer(pred, slide.metadata[KEY].get("mpp") if slide else None, f"{self._dense.name} novelty")
         if extra is not None:
-            add_layer_tuples(self.viewer, [extra])
-            self.viewer.layers.selection.active = self._dense
+            add_quietly(self.viewer, extra)
+        self.steps.next(lambda: self._dense_finish(pred, gene))
+
+    def _dense_finish(self, pred, gene: str | None) -> None:
         warn_novelty(self.viewer, pred)
         if gene is not None:
             viewer_models(self.viewer).predictions_added.emit(self._dense.name, gene)
