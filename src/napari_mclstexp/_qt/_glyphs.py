@@ -1,10 +1,10 @@
-"""Warm napari's glyph cache while the window is idle, a few characters per turn of the event loop.
+"""Warm napari's glyph cache while the window is idle, one character per turn of the event loop.
 
 napari draws canvas text (the title overlay, colour bar ticks, scale bar, grid titles) with signed-distance
-glyphs that it renders on the CPU the first time a character is drawn, in the paint that needs it: 5–10 ms a
+glyphs that it renders on the CPU the first time a character is drawn, in the paint that needs it: 30–120 ms a
 character on 2 cores, so the first title and colour bar after a prediction added 0.1–0.2 s to that paint
 (measured in the stall benchmark's profile).  Rendering the characters the plugin's texts use beforehand, in
-:class:`~._gui_steps.GuiSteps` steps of a few characters, moves that work to idle turns of the event loop.
+:class:`~._gui_steps.GuiSteps` steps of one character, moves that work to idle turns of the event loop.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import string
 
 #: The characters of the plugin's canvas texts (gene names, numbers, titles, units, legends).
 CHARS = string.ascii_uppercase + string.digits + string.ascii_lowercase + " ·–—()[]_.,:;-+%/⚠µ×=<>'"
-#: Characters rendered per step (one step stays well under a frame).
-PER_STEP = 3
+#: Characters rendered per step: one (30–120 ms each on 2 quiet cores, measured; three made 0.25–0.4 s steps).
+PER_STEP = 1
 
 
 def canvas_font(viewer):
