@@ -69,6 +69,7 @@ SIZES = {
         quick_epochs=None,
         slide_px=4096,
         compile_epochs=6,
+        desc_train_spots=None,
     ),
     "tiny": dict(
         patch_px=64,
@@ -81,6 +82,7 @@ SIZES = {
         quick_epochs=2,
         slide_px=768,
         compile_epochs=2,
+        desc_train_spots=240,
     ),
 }
 

@@ -41,6 +41,9 @@ def bench_descriptors(s: dict, work: Path, log) -> dict:
     both = load_bundle(sample_data_dir() / "demo_quick.mclst")
     both.config["descriptors"] = True
     train_part = split_demo_sample(load_demo_sample())[0]
+    if s.get("desc_train_spots"):  # --tiny: the trees and their calibration from fewer spots (seconds)
+        keep = np.random.default_rng(0).choice(train_part.n_obs, s["desc_train_spots"], replace=False)
+        train_part = train_part[np.sort(keep)].copy()
     t0 = time.perf_counter()
     run(iter_finish_bundle(both, [train_part], device="cpu"))
     finish_s = time.perf_counter() - t0
