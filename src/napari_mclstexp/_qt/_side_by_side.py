@@ -45,6 +45,8 @@ def slide_for(viewer, *layers):
 
 #: Gap between the two halves, as a fraction of the tissue's extent along the axis they are laid out on.
 GAP = 0.1
+#: A half's title sits this fraction of the tissue's height below its spots (in the gap or the bottom margin).
+TITLE_DROP = 0.02
 
 
 class SideBySide:
@@ -138,8 +140,14 @@ class SideBySide:
                 layers.move(at, to)
 
     def _title(self, layer, text: str, offset: np.ndarray) -> None:
-        """A one-point text layer naming a half, at the top-left of ``layer``'s spots (hidden, unselected)."""
-        corner = layer.data.min(axis=0) if len(layer.data) else [0.0, 0.0]
+        """A one-point text layer naming a half, just below the bottom-left of ``layer``'s spots (hidden,
+        unselected).  Not above them: the top left of the first half is where the canvas's gene title is."""
+        data = np.asarray(layer.data, float)[:, -2:]
+        if len(data):
+            low, high = data.min(axis=0), data.max(axis=0)
+            corner = [high[0] + TITLE_DROP * (high[0] - low[0]), low[1]]
+        else:
+            corner = [0.0, 0.0]
         kwargs = {
             "name": f"{layer.name} ({text} title)",
             "size": 0,
@@ -176,8 +184,8 @@ class SideBySide:
             layer.visible = True
 
     def fit(self) -> None:
-        """Fit the camera to the spots of both halves (with napari's default 5 % margin)."""
-        layers = [layer for layer in self._cells if layer in self.viewer.layers]
+        """Fit the camera to the spots of both halves and their titles (with napari's default 5 % margin)."""
+        layers = [layer for layer in [*self._cells, *self.titles] if layer in self.viewer.layers]
         if not layers or not self._shown or self._fitting:
             return
         self._fitting = True  # napari's fit emits reset_view, which refits
