@@ -18,6 +18,46 @@ def grid_shape(n: int) -> tuple[int, int]:
     return max(1, math.ceil(n / cols)), cols
 
 
+class ResetFit:
+    """napari's reset view (its home button) fitting chosen layers instead of the whole scene, while on;
+    shared by the grid views and side by side."""
+
+    def __init__(self, viewer) -> None:
+        self.viewer = viewer
+        self.layers: list = []
+        self._on = False
+        self._fitting = False
+
+    def start(self, layers: list) -> None:
+        """Fit ``layers`` now and on every reset view until :meth:`stop`."""
+        self.layers = list(layers)
+        if not self._on:
+            self.viewer.events.reset_view.connect(self._refit)
+            self._on = True
+        self.fit()
+
+    def stop(self) -> None:
+        """napari's own reset view again."""
+        if self._on:
+            self.viewer.events.reset_view.disconnect(self._refit)
+        self._on, self.layers = False, []
+
+    def fit(self) -> None:
+        """Fit the camera to the layers still in the viewer (napari's default 5 % margin)."""
+        layers = [layer for layer in self.layers if layer in self.viewer.layers]
+        if not layers or self._fitting:
+            return
+        self._fitting = True  # napari's fit emits reset_view, which would refit
+        try:
+            self.viewer.fit_to_view(layers=layers)
+        finally:
+            self._fitting = False
+
+    def _refit(self, _event=None) -> None:
+        if self._on:
+            self.fit()
+
+
 class GridView:
     """napari's grid mode for one viewer, turned on with chosen layers and off again cleanly."""
 
@@ -25,11 +65,10 @@ class GridView:
         self.viewer = viewer
         self.active = False
         self.owned: list = []  # layers this view made (removed on close)
-        self.fit_layers: list = []
+        self._reset = ResetFit(viewer)
         self._hidden: list = []
         self._order: list = []
         self._saved: tuple = ()
-        self._fitting = False
 
     def show(self, layers: list, *, stride: int = 1, shape=None, owned=(), fit=None) -> None:
         """Show ``layers`` (bottom → top) in a grid; ``owned`` are removed on :meth:`close`; the camera
@@ -61,28 +100,16 @@ class GridView:
         viewer = self.viewer
         grid = viewer.grid
         self._saved = (grid.stride, tuple(grid.shape))
-        self.owned, self.fit_layers = list(owned), list(fit if fit is not None else layers)
+        self.owned = list(owned)
         grid.shape = tuple(shape) if shape is not None else grid_shape(math.ceil(len(layers) / abs(stride)))
         grid.stride = stride
         grid.enabled = True
         self.active = True
-        viewer.events.reset_view.connect(self._refit)
-        self.fit()
+        self._reset.start(fit if fit is not None else layers)
 
     def fit(self) -> None:
         """Fit the camera to the cells' content (napari's default 5 % margin)."""
-        layers = [layer for layer in self.fit_layers if layer in self.viewer.layers]
-        if not layers or self._fitting:
-            return
-        self._fitting = True
-        try:
-            self.viewer.fit_to_view(layers=layers)
-        finally:
-            self._fitting = False
-
-    def _refit(self, _event=None) -> None:
-        if self.active and not self._fitting:
-            self.fit()
+        self._reset.fit()
 
     def close(self) -> None:
         """Back to one view: owned layers removed, hidden layers shown, order and grid as before."""
@@ -90,7 +117,7 @@ class GridView:
             return
         viewer = self.viewer
         if self.active:
-            viewer.events.reset_view.disconnect(self._refit)
+            self._reset.stop()
             viewer.grid.enabled = False
             viewer.grid.stride, viewer.grid.shape = self._saved
         for layer in self.owned:
@@ -102,5 +129,5 @@ class GridView:
         before = [layer for layer in self._order if layer in viewer.layers]
         for layer in before + [layer for layer in viewer.layers if layer not in before]:
             viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-        self.owned, self.fit_layers, self._hidden, self._order = [], [], [], []
+        self.owned, self._hidden, self._order = [], [], []
         self.active = False

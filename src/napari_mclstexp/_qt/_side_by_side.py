@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..layer_data import KEY, layer_adata, layers_with_role
+from ._grid import ResetFit
 from ._gui_steps import GuiSteps, add_quietly
 
 
@@ -63,7 +64,7 @@ class SideBySide:
         self._hidden: list = []
         self._shifted = None  # (layer, its translate before) while the predictions are moved
         self._shown = False
-        self._fitting = False
+        self._reset = ResetFit(viewer)  # napari's home button fits both halves while the view is on
 
     @property
     def active(self) -> bool:
@@ -173,8 +174,7 @@ class SideBySide:
         predicted.translate = moved
         self._shifted = (predicted, before)
         self._shown = True
-        self.viewer.events.reset_view.connect(self._refit)
-        self.fit()
+        self._reset.start([*self._cells, *self.titles])
 
     def _reveal(self, i: int) -> None:
         """Show the ``i``-th of twin and the two titles (those that exist)."""
@@ -185,17 +185,7 @@ class SideBySide:
 
     def fit(self) -> None:
         """Fit the camera to the spots of both halves and their titles (with napari's default 5 % margin)."""
-        layers = [layer for layer in [*self._cells, *self.titles] if layer in self.viewer.layers]
-        if not layers or not self._shown or self._fitting:
-            return
-        self._fitting = True  # napari's fit emits reset_view, which refits
-        try:
-            self.viewer.fit_to_view(layers=layers)
-        finally:
-            self._fitting = False
-
-    def _refit(self, _event=None) -> None:
-        self.fit()
+        self._reset.fit()
 
     def _link(self, measured, predicted) -> None:
         from napari.experimental import link_layers
@@ -209,8 +199,7 @@ class SideBySide:
         """Back to one view: twin and titles removed, predictions back in place, hidden layers shown."""
         self.steps.clear()
         viewer = self.viewer
-        if self._shown:
-            viewer.events.reset_view.disconnect(self._refit)
+        self._reset.stop()
         if self._shifted is not None:
             layer, before = self._shifted
             if layer in viewer.layers:
