@@ -87,3 +87,22 @@ def test_a_script_without_main_guard_is_not_run_again_in_the_child(tmp_path):
     env["PYTHONPATH"] = here + __import__("os").pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.stdout.count("SCRIPT RAN") == 1 and "RESULT 6" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def reporting_priority(*, cancel=None):
+    """Returns the child's own nice value (after a first event, so the parent has had time to set it)."""
+    import os
+
+    yield Progress("train", 1, 1)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="POSIX scheduling priority only")
+def test_a_background_child_runs_at_a_lower_priority():
+    """The panel's training child yields the cores to the viewer: on 2 cores the GUI thread otherwise waited
+    behind it (the first seconds of training, while the child imports torch, were the longest GUI gaps)."""
+    import os
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert run(run_in_process(reporting_priority)) == mine
+    assert run(run_in_process(reporting_priority, niceness=10)) == min(mine + 10, 19)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import sys
 import threading
@@ -34,6 +35,8 @@ T = TypeVar("T")
 POLL_S = 0.1
 #: Seconds a child gets to stop by itself (after a cancel or a close) before it is terminated.
 STOP_GRACE_S = 10.0
+#: How much lower than the caller a background child runs (POSIX ``nice``; 0 to 19).
+BACKGROUND_NICE = 10
 
 
 class ProcessCancelToken(CancelToken):
@@ -103,10 +106,19 @@ def _portable(err: BaseException) -> BaseException:
         return WorkerProcessError(f"{type(err).__name__}: {err}")
 
 
+def _lower_priority(pid: int, niceness: int) -> None:
+    """Raise process ``pid``'s nice value by ``niceness`` (POSIX; elsewhere, or when refused, nothing)."""
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, 0) + niceness, 19))
+
+
 def run_in_process(
     target: Callable[..., ProgressGen[T]],
     *args: Any,
     cancel: CancelToken | None = None,
+    niceness: int = 0,
     **kwargs: Any,
 ) -> Generator[Progress, None, T]:
     """Generator: ``target(*args, cancel=token, **kwargs)`` driven in a ``spawn`` worker process.
@@ -119,6 +131,10 @@ def run_in_process(
         Its arguments (pickled to the child).
     cancel
         Checked every :data:`POLL_S` seconds and at every event; a cancel reaches the child's token.
+    niceness
+        Run the child this much lower in the scheduler's priority than the caller (POSIX; e.g.
+        :data:`BACKGROUND_NICE`): on a machine with few cores the viewer's GUI thread (and the X server)
+        then get a core first whenever they need one, and the child takes what is left.
 
     Returns
     -------
@@ -130,6 +146,7 @@ def run_in_process(
     proc = ctx.Process(target=_child, args=(target, args, kwargs, events, stop), daemon=True, name="mclstexp-worker")
     with _main_not_reimported():
         proc.start()
+    _lower_priority(proc.pid, niceness)
     try:
         while True:
             if cancel is not None and cancel.cancelled:

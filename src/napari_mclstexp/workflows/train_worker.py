@@ -4,7 +4,8 @@ training loop's GIL.
 :func:`train_in_process` is a generator like :func:`~napari_mclstexp.workflows.train.train_and_save`
 (one progress bar, the same cancel, the same :class:`~napari_mclstexp.workflows.train.SavedModel`); the
 work runs in a ``spawn`` process (:func:`~napari_mclstexp.progress_process.run_in_process`) with torch on
-``cores − 1`` threads, the bundle path comes back and the bundle is read from it in the caller.
+``cores − 1`` threads and at a lower scheduling priority than the viewer (``nice`` +10); the bundle path
+comes back and the bundle is read from it in the caller.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..progress import CancelToken, ProgressGen
-from ..progress_process import run_in_process
+from ..progress_process import BACKGROUND_NICE, run_in_process
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -90,7 +91,15 @@ def train_in_process(
         samples, config, out, genes=kwargs.get("genes"), add_suffix=bool(kwargs.pop("add_suffix", False))
     )
     saved = yield from run_in_process(
-        train_worker, samples, config, str(path), device=device, threads=worker_threads(device), cancel=cancel, **kwargs
+        train_worker,
+        samples,
+        config,
+        str(path),
+        device=device,
+        threads=worker_threads(device),
+        cancel=cancel,
+        niceness=BACKGROUND_NICE,
+        **kwargs,
     )
     if saved.bundle is None and saved.path is not None:
         saved.bundle = load_bundle(saved.path)
