@@ -53,6 +53,7 @@ _UNMIX = np.linalg.inv(_STAINS).astype(np.float32)  # OD (N, 3) @ _UNMIX → (N,
 #: Optical density −ln(v / 255) of each 8-bit value (0 counted as 1, as the darkest measurable).
 _OPTICAL_DENSITY = -np.log(np.maximum(np.arange(256, dtype=np.float32), 1.0) / 255.0)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
+_SQUARES = np.arange(256, dtype=np.int32) ** 2
 _LBP = ((1, 8), (3, 16))  # (radius px, points)
 
 #: Histogram bins per channel over 0–255.
@@ -180,15 +181,22 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
         np.add(base, lbp_codes(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
         codes[6 + i] += offset
     counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
-    sums = np.empty((n, rows, cols, 12))
-    by_cell = (n, rows, cell, cols, cell, 3)  # per cell: sums and sums of squares of RGB, then of HED
-    rgb = inner.reshape(by_cell).astype(np.int32)
-    sums[..., 0:3] = rgb.sum(axis=(2, 4), dtype=np.int64)
-    sums[..., 3:6] = (rgb * rgb).sum(axis=(2, 4), dtype=np.int64)
-    stain = hed.reshape(by_cell).astype(np.float64)
-    sums[..., 6:9] = stain.sum(axis=(2, 4))
-    sums[..., 9:12] = (stain * stain).sum(axis=(2, 4))
+    sums = np.empty((n, rows, cols, 12))  # per cell: sums and sums of squares of RGB, then of HED
+    sums[..., 0:3] = _cell_sums(inner, (rows, cell, cols), np.int64)
+    sums[..., 3:6] = _cell_sums(_SQUARES[inner], (rows, cell, cols), np.int64)
+    sums[..., 6:9] = _cell_sums(hed, (rows, cell, cols), np.float64)
+    sums[..., 9:12] = _cell_sums(np.square(hed, dtype=np.float64), (rows, cell, cols), np.float64)
     return np.concatenate([counts.astype(np.float64), sums], axis=3)
+
+
+def _cell_sums(values: np.ndarray, grid: tuple[int, int, int], dtype: type) -> np.ndarray:
+    """Per-cell sums ``(N, rows, cols, 3)`` of per-pixel ``(N, P, 3)`` values (``P`` = rows·cell × cols·cell, row
+    major): the cell's rows are summed first (whole image rows at a time), then its columns — four times faster
+    than one reduction over both axes of a 6-d view, whose innermost loop is the 3 channels."""
+    rows, cell, cols = grid
+    n = len(values)
+    by_rows = values.reshape(n, rows, cell, -1).sum(axis=2, dtype=dtype)
+    return by_rows.reshape(n, rows, cols, cell, 3).sum(axis=3)
 
 
 def _percentiles(hist: np.ndarray, n: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:
