@@ -16,11 +16,14 @@ normalisation that the mode wins back, ``(mode_copy − off_copy) / (off_scanned
 every shifted copy); on C4 as scanned the mode may lose at most one seed's standard deviation.  Bundles made
 before every model stored its training sections' stains get them measured on loading.  ``--cross``: patient
 C → B4 (train C2, C3, C4; test B4) without normalisation (``none`` and ``auto``) and with it.  ``--cost``:
-whole-slide ms per tile with normalisation on and off (a small synthetic slide).  Bundles are kept in
+whole-slide ms per tile with normalisation on and off (a small synthetic slide).  ``--diagnose``: only, for the
+first seed's model trained as scanned (no augmentation), each copy's stain estimate against the stain it was
+rendered with and the oracle inverse (:mod:`.stain_oracle`).  Bundles are kept in
 ``--work`` (a rerun reuses them); results are written after every model.
 
     python -m benchmarks stain --seeds 0 1 2 --out benchmarks/results/stain-quick-cpu.json
     python -m benchmarks stain --seeds 0 --kinds lab b4 --augment 0 --epochs 8 --out /tmp/stain.json
+    python -m benchmarks stain --diagnose --seeds 0 --no-cost --out benchmarks/results/stain-oracle-cpu.json
 """
 
 from __future__ import annotations
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost", action=argparse.BooleanOptionalAction, default=True, help="whole-slide ms per tile")
     ap.add_argument("--work", default="/tmp/mclstexp-stain-bench", help="shifted copies and bundles (reused)")
     ap.add_argument("--cache", default=None, help="patch cache (default: $MCLSTEXP_CACHE or the user's)")
+    ap.add_argument("--diagnose", action="store_true", help="only the estimates' errors and the oracle inverse")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     from napari_mclstexp.data.genes import expression_matrix, select_genes
@@ -238,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     genes = select_genes([samples[s] for s in TRAIN], f"hvg:{args.genes}")
     copies = shifted_copies(samples, args.kinds, work)
     truth = expression_matrix(samples["C4"], genes, "log10_1e4")
+    if args.diagnose:
+        from .stain_oracle import diagnose
+
+        bundle = bundle_for(args, samples, TRAIN, genes, args.seeds[0], False, 0.0, cache)
+        payload["diagnosis"] = diagnose(samples, copies, bundle, truth, work, cache)
+        write_json(payload, args.out)
+        return 0
     for seed in args.seeds:
         for aug in args.augment:
             for normalize in (False, True):
