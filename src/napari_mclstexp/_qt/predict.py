@@ -27,6 +27,7 @@ from ._predict_text import score_text, showing, training_note
 from ._stain_row import stain_row
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
+from ._torch_libs import preload_torch_in_background
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -41,6 +42,7 @@ class PredictWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        preload_torch_in_background()  # torch's libraries load without the GIL before training/predicting needs them
         self.viewer = napari_viewer
         self.bundle_path = PathEdit("model.mclst", filter="mclSTExp bundle (*.mclst)")
         self.mode = QComboBox()

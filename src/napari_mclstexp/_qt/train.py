@@ -27,6 +27,7 @@ from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
 from ._state import section_in_view
 from ._toasts import notify
+from ._torch_libs import preload_torch_in_background
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
@@ -91,6 +92,7 @@ class TrainWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        preload_torch_in_background()  # torch's libraries load without the GIL before training/predicting needs them
         self.viewer = napari_viewer
         self.sections = QListWidget()
         self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
