@@ -15,7 +15,7 @@ half an hour on 2 quiet cores instead of hours.
 domains on spots, export, predict the whole slide, domains on its tiles, detect tissue.
 ``training``: open the panel and load the folder (not measured), start the panel's own training
 (1000 epochs: it runs to the end of the pass), wait until it is in its epochs, then the same actions but
-``train``; opening the six step widgets as docks (``open_panel``) and loading the folder again
+``train``; opening the six step widgets as docks one click at a time (``open_panel``) and loading the folder again
 (``load_her2st``) come last, so that the walk's other actions find the viewer as in quiet mode.
 """
 

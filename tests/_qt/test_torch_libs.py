@@ -31,20 +31,3 @@ def test_preload_maps_torch_without_importing_it_and_torch_then_works():
     assert lines["PRELOADED"] == "True" and lines["MAPPED"] == "True"
     assert float(lines["SUM"]) == 83.0  # [[0, 1, 2], [3, 4, 5]] times its transpose: 5 + 14 + 14 + 50
     assert lines["AGAIN"] == "False"  # once torch is imported there is nothing left to do
-
-
-def test_preload_is_started_once_per_process(monkeypatch):
-    import threading
-    import time
-    import types
-
-    from napari_mclstexp._qt import _torch_libs
-
-    started = []
-    monkeypatch.setattr(_torch_libs, "_STARTED", threading.Event())
-    monkeypatch.setattr(_torch_libs, "sys", types.SimpleNamespace(modules={}, platform="linux"))  # torch not yet in
-    monkeypatch.setattr(_torch_libs, "preload_torch_libraries", lambda: started.append(1))
-    _torch_libs.preload_torch_in_background()
-    _torch_libs.preload_torch_in_background()  # a second widget opened
-    time.sleep(0.2)
-    assert started == [1]

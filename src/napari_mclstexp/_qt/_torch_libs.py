@@ -1,4 +1,4 @@
-"""Load torch's shared libraries in the background, without the GIL, before anything imports torch.
+"""Load torch's shared libraries without holding the GIL, just before a worker thread first imports torch.
 
 Importing torch in a napari worker thread froze the window for 0.24–0.36 s at a time (measured: the longest
 gap between the ticks of a 1 ms loop in the main thread while a thread ran ``import torch``, 2-core
@@ -9,9 +9,11 @@ initialisers run for a third of a second while Python's import machinery holds t
 :func:`preload_torch_libraries` calls the C library's ``dlopen`` through :mod:`ctypes` (a foreign call: the
 GIL is released) on the libraries ``import torch`` would load, with the flags torch and Python use
 (``libtorch_global_deps`` global, as torch loads it first; ``libtorch_python`` and its dependencies local, as
-Python loads an extension).  The later ``import torch`` finds them loaded; its longest hold of the GIL fell to
-65–75 ms in the same measurement.  Linux only; anywhere else, or when a library is missing or fails to load,
-nothing is done and torch loads as usual.
+Python loads an extension).  The ``import torch`` right after finds them loaded; its longest hold of the GIL
+fell to 65–75 ms in the same measurement.  It is called in the worker, right before the import, not ahead of
+time: a preload started when the widgets opened (in a thread of its own, GIL released) still slowed the opening
+panel on 2 cores (longest gap 79 → 265 ms, 5 runs each).  Linux only; anywhere else, or when a library is missing
+or fails to load, nothing is done and torch loads as usual.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ import ctypes
 import importlib.util
 import os
 import sys
-import threading
 from pathlib import Path
 
-_STARTED = threading.Event()
 #: The libraries, in torch's own order, with their ``dlopen`` flags.
 _LIBRARIES = (
     ("libtorch_global_deps.so", "RTLD_GLOBAL"),
@@ -68,11 +68,3 @@ def preload_torch_libraries() -> bool:
         if not path.is_file() or not dlopen(os.fsencode(path), os.RTLD_NOW | getattr(os, scope)):
             return False
     return True
-
-
-def preload_torch_in_background() -> None:
-    """Start :func:`preload_torch_libraries` in a daemon thread, once per process."""
-    if _STARTED.is_set() or "torch" in sys.modules:
-        return
-    _STARTED.set()
-    threading.Thread(target=preload_torch_libraries, name="mclstexp-torch-libs", daemon=True).start()

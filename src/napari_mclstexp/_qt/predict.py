@@ -27,7 +27,7 @@ from ._predict_text import score_text, showing, training_note
 from ._stain_row import stain_row
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
 from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
-from ._torch_libs import preload_torch_in_background
+from ._torch_libs import preload_torch_libraries
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
 MODES = ("at spots", "whole slide")
@@ -42,7 +42,6 @@ class PredictWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
-        preload_torch_in_background()  # torch's libraries load without the GIL before training/predicting needs them
         self.viewer = napari_viewer
         self.bundle_path = PathEdit("model.mclst", filter="mclSTExp bundle (*.mclst)")
         self.mode = QComboBox()
@@ -164,6 +163,7 @@ class PredictWidget(QWidget):
 
             def make(token: CancelToken):
                 def run():
+                    preload_torch_libraries()  # torch's first import then holds the GIL ~70 ms at a time
                     from ..workflows.predict import predict_and_score
 
                     bundle = self.load_bundle()
@@ -190,6 +190,7 @@ class PredictWidget(QWidget):
             from ..predict.tissue import iter_slide_tissue_mask
 
             def run():
+                preload_torch_libraries()  # torch's first import then holds the GIL ~70 ms at a time
                 bundle = self.load_bundle()
                 self._gene_index = stream_gene_index(bundle)
                 mask = tissue

@@ -27,7 +27,7 @@ from ._encoder_fields import EncoderFields
 from ._layers import layer_adata, layers_with_role
 from ._state import section_in_view
 from ._toasts import notify
-from ._torch_libs import preload_torch_in_background
+from ._torch_libs import preload_torch_libraries
 from ._worker import TaskPanel
 
 PRESETS = ("quick", "default", "paper")
@@ -56,6 +56,7 @@ def train_and_save(
 
     Returns the :class:`~napari_mclstexp.workflows.train.SavedModel`.
     """
+    preload_torch_libraries()  # this worker's first import of torch then holds the GIL ~70 ms at a time, not ~0.3 s
     from ..model.presets import get_preset
     from ..workflows.train import train_and_save as in_thread
     from ..workflows.train_progress import one_bar
@@ -92,7 +93,6 @@ class TrainWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
-        preload_torch_in_background()  # torch's libraries load without the GIL before training/predicting needs them
         self.viewer = napari_viewer
         self.sections = QListWidget()
         self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
