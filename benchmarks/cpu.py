@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON")
     p.add_argument("--desc-slide-px", type=int, default=None, help="descriptors part: slide edge in px")
     p.add_argument("--desc-mpp", type=float, default=None, help="descriptors part: slide µm/px (default 1.0)")
+    p.add_argument(
+        "--desc-rounds", type=int, default=None, help="descriptors part: timed rounds of the three bundles (default 2)"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -331,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         s["desc_slide_px"] = args.desc_slide_px
     if args.desc_mpp:
         s["desc_mpp"] = args.desc_mpp
+    if args.desc_rounds:
+        s["desc_rounds"] = args.desc_rounds + 1  # and the warm-up round
     from napari_mclstexp.atomic import atomic_write_path
 
     report = {
