@@ -17,8 +17,8 @@ from ..sample import library_id
 from ..workflows.domains import domains_task
 from ._canvas_follow import follow_selection
 from ._colorbar import Legend
-from ._common import LayerCombo, add_layer_tuples, button, scroll_layout
-from ._gui_steps import GuiSteps
+from ._common import LayerCombo, button, scroll_layout
+from ._gui_steps import GuiSteps, add_quietly, insert_quietly
 from ._tissue_layer import warm_tissue_colormap
 from ._worker import DEFERRED, TaskPanel
 
@@ -181,6 +181,7 @@ class DomainsWidget(QWidget):
     def _add_domain_map(self, pred, labels: np.ndarray, colors: np.ndarray, name: str):
         """Whole-slide predictions: a Labels layer, one pixel per tile (label = domain + 1, 0 = none),
         over the prediction's grid; its AnnData is a copy of the prediction with ``obs['domain']``."""
+        from napari.layers import Labels
         from napari.utils.colormaps import DirectLabelColormap
 
         from ..predict.slide import grid_image
@@ -202,21 +203,16 @@ class DomainsWidget(QWidget):
             if raster is not None
             else {"scale": dense.scale, "translate": dense.translate}
         )
-        return self.viewer.add_labels(
-            image,
-            visible=False,
-            name=name,
-            **place,
-            units=dense.units,
-            opacity=0.6,
-            colormap=DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **rgba}),
-            metadata=meta,
+        colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **rgba})
+        layer = Labels(
+            image, visible=False, name=name, **place, units=dense.units, opacity=0.6, colormap=colormap, metadata=meta
         )
+        return insert_quietly(self.viewer, layer)  # unselected: the legend step selects it
 
     def _add_domain_spots(self, adata, labels: np.ndarray, colors: np.ndarray, name: str):
         """Spot predictions: a Points layer coloured by domain (``features['domain']``), in hidden."""
         data, kwargs, kind = spots_layer(adata, role="domains", name=name, mpp=self._layer.metadata[KEY].get("mpp"))
-        (layer,) = add_layer_tuples(self.viewer, [(data, {**kwargs, "visible": False}, kind)])
+        layer = add_quietly(self.viewer, (data, {**kwargs, "visible": False}, kind))  # the legend step selects it
         layer.metadata[KEY]["source"] = self._layer.metadata[KEY].get("source")
         # categorical column and direct colours: never switch this layer to a numeric colour mode
         layer.features = pd.DataFrame({"domain": pd.Categorical(labels)})
