@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         from .stain_oracle import diagnose
 
         bundle = bundle_for(args, samples, TRAIN, genes, args.seeds[0], False, 0.0, cache)
-        payload["diagnosis"] = diagnose(samples, copies, bundle, truth, work, cache)
+        payload["diagnosis"] = diagnose(
+            samples, copies, bundle, truth, work, cache, score=score, shifted_target=shifted_target
+        )
         write_json(payload, args.out)
         return 0
     for seed in args.seeds:

@@ -41,12 +41,15 @@ def oracle_copy(copy_path: Path, target, own, out: Path) -> Path:
     return out
 
 
-def diagnose(samples: dict, copies: dict, bundle, truth: np.ndarray, work: Path, cache) -> dict:
-    """Per copy: the estimate's error, and ACG/HEG@50 as is (``none``), with ``auto`` and from the oracle."""
+def diagnose(
+    samples: dict, copies: dict, bundle, truth: np.ndarray, work: Path, cache, *, score, shifted_target
+) -> dict:
+    """Per copy: the estimate's error, and ACG/HEG@50 as is (``none``), with ``auto`` and from the oracle.
+
+    ``score(bundle, adata, truth, stain, cache)`` and ``shifted_target(kind, own, b4)`` are
+    :mod:`.stain`'s (passed in: a part does not import the part that runs it)."""
     from napari_mclstexp.data.slide_stain import slide_stain
     from napari_mclstexp.sample import image_path, library_id
-
-    from .stain import score, shifted_target
 
     own, b4 = slide_stain(image_path(samples["C4"])), slide_stain(image_path(samples["B4"]))
     out: dict = {}
