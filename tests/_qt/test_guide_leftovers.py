@@ -148,3 +148,20 @@ def test_domains_choose_k_by_silhouette_unless_typed(make_napari_viewer, qtbot, 
     with qtbot.waitSignal(domains.task.finished, timeout=60_000):
         domains.run()
     assert len(domains.legend.entries) == 3 and "silhouette" not in domains.scores.text()
+
+
+def test_canvas_legend_keeps_its_size_when_set_again_while_shown(make_napari_viewer, qtbot):
+    """Failing first: the domain layers went in unselected and the legend step selected them, so the canvas
+    legend was set three times in a row; sets after the first, while the box was shown, measured labels Qt had
+    not shown yet and shrank the box to 14 × 10 px (the guide's domains screenshot had no legend)."""
+    from napari_mclstexp._qt._canvas_follow import follow_selection
+
+    viewer = make_napari_viewer(show=True)
+    legend = follow_selection(viewer).legend
+    names, colors = [f"Domain {i}" for i in range(5)], np.array([[31, 119, 180]] * 5)
+    legend.set(names, colors, [10] * 5)
+    once = legend.size()
+    legend.set(names, colors, [10] * 5)
+    legend.set(names, colors, [12] * 5)
+    qtbot.wait(50)
+    assert legend.isVisible() and legend.width() >= once.width() > 100 and legend.height() >= once.height() > 40

@@ -60,6 +60,7 @@ class Legend(QWidget):
         while self.grid.count():
             item = self.grid.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()  # out of the size and the picture now; deleted at Qt's next turn
                 item.widget().deleteLater()
         self.entries = []
         for i, name in enumerate(names):
@@ -68,8 +69,10 @@ class Legend(QWidget):
             pixmap = QPixmap(14, 14)
             pixmap.fill(QColor(*rgb))
             swatch.setPixmap(pixmap)
-            self.grid.addWidget(swatch, i // 2, 3 * (i % 2))
-            self.grid.addWidget(QLabel(str(name)), i // 2, 3 * (i % 2) + 1)
-            if counts is not None:
-                self.grid.addWidget(QLabel(f"({counts[i]})"), i // 2, 3 * (i % 2) + 2)
+            cells = [swatch, QLabel(str(name))] + ([QLabel(f"({counts[i]})")] if counts is not None else [])
+            for j, cell in enumerate(cells):
+                self.grid.addWidget(cell, i // 2, 3 * (i % 2) + j)
+                # shown now, not at Qt's next turn: a box sized right after this (the canvas legend, set again
+                # while shown) otherwise measures only the labels of the last set and shrinks to nothing
+                cell.show()
             self.entries.append((str(name), rgb))
