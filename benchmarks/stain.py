@@ -62,7 +62,9 @@ def shifted_copies(samples: dict, kinds, work: Path) -> dict:
     from napari_mclstexp.data.slide_stain import slide_stain
     from napari_mclstexp.data.stain import StainMap
     from napari_mclstexp.io.wsi import open_slide
-    from napari_mclstexp.sample import image_path, library_id
+    from napari_mclstexp.sample import image_path
+
+    from .stain_oracle import pointing_at, write_mapped
 
     Image.MAX_IMAGE_PIXELS = None
     c4 = samples["C4"]
@@ -75,14 +77,8 @@ def shifted_copies(samples: dict, kinds, work: Path) -> dict:
                 with open_slide(image_path(c4)) as slide:
                     h, w = slide.shape
                     image = slide.read_region(0, 0, w, h, 0)
-            mapping = StainMap(own, shifted_target(kind, own, b4))
-            shifted = np.concatenate([mapping(image[y : y + 1024]) for y in range(0, len(image), 1024)])
-            tmp = path.with_suffix(".part.jpg")
-            Image.fromarray(shifted).save(tmp, quality=95)
-            tmp.replace(path)
-        copy = c4.copy()
-        copy.uns["spatial"][library_id(copy)]["metadata"]["source_image_path"] = str(path.resolve())
-        out[kind] = copy
+            write_mapped(image, StainMap(own, shifted_target(kind, own, b4)), path)
+        out[kind] = pointing_at(c4, path)
     return out
 
 

@@ -22,22 +22,36 @@ def vector_angles(estimated: np.ndarray, true: np.ndarray) -> list[float]:
     return [float(v) for v in np.degrees(np.arccos(np.clip(cos, 0.0, 1.0)))]
 
 
-def oracle_copy(copy_path: Path, target, own, out: Path) -> Path:
-    """``copy_path`` mapped back with the true inverse of its shift (JPEG q95 at ``out``; reused when there)."""
+def write_mapped(image: np.ndarray, mapping, out: Path) -> Path:
+    """``image`` mapped by ``mapping`` (a :class:`~napari_mclstexp.data.stain.StainMap`) 1,024 rows at a time,
+    written atomically as JPEG q95 at ``out`` (the shifted copies and their oracle inverses)."""
     from PIL import Image
 
+    mapped = np.concatenate([mapping(image[y : y + 1024]) for y in range(0, len(image), 1024)])
+    tmp = out.with_suffix(".part.jpg")
+    Image.fromarray(mapped).save(tmp, quality=95)
+    tmp.replace(out)
+    return out
+
+
+def pointing_at(adata, image: Path):
+    """A copy of the sample ``adata`` whose H&E image is ``image``."""
+    from napari_mclstexp.sample import library_id
+
+    copy = adata.copy()
+    copy.uns["spatial"][library_id(copy)]["metadata"]["source_image_path"] = str(Path(image).resolve())
+    return copy
+
+
+def oracle_copy(copy_path: Path, target, own, out: Path) -> Path:
+    """``copy_path`` mapped back with the true inverse of its shift (JPEG q95 at ``out``; reused when there)."""
     from napari_mclstexp.data.stain import StainMap
     from napari_mclstexp.io.wsi import open_slide
 
     if not out.is_file():
         with open_slide(copy_path) as slide:
             h, w = slide.shape
-            image = slide.read_region(0, 0, w, h, 0)
-        back = StainMap(target, own)
-        restored = np.concatenate([back(image[y : y + 1024]) for y in range(0, len(image), 1024)])
-        tmp = out.with_suffix(".part.jpg")
-        Image.fromarray(restored).save(tmp, quality=95)
-        tmp.replace(out)
+            write_mapped(slide.read_region(0, 0, w, h, 0), StainMap(target, own), out)
     return out
 
 
@@ -49,7 +63,7 @@ def diagnose(
     ``score(bundle, adata, truth, stain, cache)`` and ``shifted_target(kind, own, b4)`` are
     :mod:`.stain`'s (passed in: a part does not import the part that runs it)."""
     from napari_mclstexp.data.slide_stain import slide_stain
-    from napari_mclstexp.sample import image_path, library_id
+    from napari_mclstexp.sample import image_path
 
     own, b4 = slide_stain(image_path(samples["C4"])), slide_stain(image_path(samples["B4"]))
     out: dict = {}
@@ -63,9 +77,7 @@ def diagnose(
                 zip(("H", "E"), (estimate.max_concentrations / target.max_concentrations).tolist(), strict=True)
             ),
         }
-        oracle = adata.copy()
-        restored = oracle_copy(copy_path, target, own, work / f"C4_{kind}_oracle.jpg")
-        oracle.uns["spatial"][library_id(oracle)]["metadata"]["source_image_path"] = str(restored.resolve())
+        oracle = pointing_at(adata, oracle_copy(copy_path, target, own, work / f"C4_{kind}_oracle.jpg"))
         row["none"] = score(bundle, adata, truth, "none", cache)
         row["auto"] = score(bundle, adata, truth, "auto", cache)
         row["oracle"] = score(bundle, oracle, truth, "none", cache)
