@@ -27,7 +27,17 @@ import numpy as np
 
 from napari_mclstexp.predict.options import PredictOptions
 
-from .her2st_folds import IMAGE_SECTIONS, SETTINGS, data_root, knn_alpha, scores, tests_of, write_json, write_seed_files
+from .her2st_folds import (
+    IMAGE_SECTIONS,
+    SETTINGS,
+    current_stains,
+    data_root,
+    knn_alpha,
+    scores,
+    tests_of,
+    write_json,
+    write_seed_files,
+)
 
 VARIANTS = ("own", "own_smooth", "descriptors_only", "blend", "blend_smooth")
 ROWS = (
@@ -102,6 +112,7 @@ def run_seed(args) -> dict:
             path = _bundle(args, args.seed, setting, train_names, samples, genes, cache)
             tr = [samples[s] for s in train_names]
             plain, both = load_bundle(path), load_bundle(path)
+            current_stains(plain, tr), current_stains(both, tr)  # kept bundles: today's stain estimate
             plain.config["descriptors"], both.config["descriptors"] = False, True
             run(iter_finish_bundle(plain, tr, device="cpu", patch_cache=cache))
             t1, c1 = time.perf_counter(), time.process_time()

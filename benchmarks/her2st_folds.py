@@ -116,3 +116,36 @@ def write_seed_files(args, arrays: dict[str, np.ndarray], payload: dict) -> None
             np.savez_compressed(fh, **arrays)
     machine = {"cpus": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform()}
     write_json({**payload, "machine": machine}, args.out)
+
+
+def current_stains(bundle, train_samples) -> bool:
+    """Give a kept bundle trained *as scanned* the training stains the current estimator measures, when its
+    stored ones are missing or were estimated otherwise (another pixel floor); returns whether they were
+    measured again.  A bundle whose training sections were mapped to its reference is left: its encoder saw
+    that reference's mapping, so it must be trained again instead (:func:`stale_mapped`)."""
+    from napari_mclstexp.data.slide_stain import METADATA_KEY
+    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
+    from napari_mclstexp.data.stain_rule import training_stains
+
+    stored = bundle.metadata.get(METADATA_KEY) or {}
+    if stored.get("training") not in (None, "as scanned") or bundle.config.get("stain_normalize"):
+        return False
+    if "section_stains" in stored and float(stored.get("floor", LEGACY_FLOOR)) == FLOOR:
+        return False
+    measured = training_stains(list(train_samples), False)
+    if measured is not None:
+        bundle.metadata[METADATA_KEY] = measured.to_dict()
+    return True
+
+
+def stale_mapped(path: Path) -> bool:
+    """Whether the kept bundle at ``path`` was trained on sections mapped to a reference estimated otherwise than
+    the current estimator does (another pixel floor): it has to be trained again."""
+    from napari_mclstexp.bundle import load_bundle
+    from napari_mclstexp.data.slide_stain import METADATA_KEY
+    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
+
+    bundle = load_bundle(path)
+    stored = bundle.metadata.get(METADATA_KEY) or {}
+    mapped = bool(bundle.config.get("stain_normalize")) or stored.get("training") == "mapped to the reference"
+    return mapped and float(stored.get("floor", LEGACY_FLOOR)) != FLOOR

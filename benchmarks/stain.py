@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .her2st_folds import data_root, scores, write_json
+from .her2st_folds import current_stains, data_root, scores, stale_mapped, write_json
 
 KINDS = ("scanned", "conc", "hue", "lab", "b4", "strong")
 TRAIN = ("B4", "C2", "C3")
@@ -92,13 +92,11 @@ def bundle_for(args, samples, train, genes, seed: int, normalize: bool, augment:
 
     name = f"s{seed}_e{args.epochs}_g{args.genes}_n{int(normalize)}_a{augment:g}_{'-'.join(train)}.mclst"
     path = Path(args.work) / "bundles" / name
+    if path.is_file() and stale_mapped(path):  # trained on a reference the estimator now makes otherwise
+        path.replace(path.with_suffix(".stale.mclst"))
     if path.is_file():
         bundle = load_bundle(path)
-        from napari_mclstexp.data.slide_stain import METADATA_KEY
-        from napari_mclstexp.data.stain_rule import training_stains
-
-        if "section_stains" not in (bundle.metadata.get(METADATA_KEY) or {}):  # made before they were stored
-            bundle.metadata[METADATA_KEY] = training_stains([samples[s] for s in train], normalize).to_dict()
+        current_stains(bundle, [samples[s] for s in train])  # stains stored before, or estimated otherwise
         return bundle
     cfg = get_preset("quick").replace(seed=seed, epochs=args.epochs, stain_normalize=normalize, stain_augment=augment)
     tr = [samples[s] for s in train]

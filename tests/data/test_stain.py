@@ -149,3 +149,66 @@ def test_a_slide_without_tissue_is_left_as_scanned_with_a_warning(tmp_path):
     assert any("not stain-normalised" in str(w.message) for w in caught)
     record = normaliser.record(path, "auto")
     assert not record["applied"] and "tissue" in record["reason"]
+
+
+def _pale_eosin_section(seed: int) -> np.ndarray:
+    """``(200, 200, 2)`` concentrations whose purest eosin is pale, as in stroma: 40 % eosin alone at 0.15–0.35,
+    20 % nuclei (haematoxylin alone, 0.5–1.5), the rest both stains (H 0.2–1.5, E 0.2–0.8)."""
+    rng = np.random.default_rng(seed)
+    n = 200 * 200
+    conc = np.stack([rng.uniform(0.2, 1.5, n), rng.uniform(0.2, 0.8, n)], axis=1)
+    kind = rng.random(n)
+    eosin, nuclei = kind < 0.4, kind > 0.8
+    conc[eosin] = np.stack([np.zeros(eosin.sum()), rng.uniform(0.15, 0.35, eosin.sum())], axis=1)
+    conc[nuclei] = np.stack([rng.uniform(0.5, 1.5, nuclei.sum()), np.zeros(nuclei.sum())], axis=1)
+    return conc.reshape(200, 200, 2)
+
+
+def test_a_slide_with_less_eosin_keeps_its_eosin_vector():
+    """Pale pixels of eosin alone are the purest eosin: a slide stained with less eosin (× 0.55, haematoxylin
+    × 1.6) keeps them above the floor, so it is estimated with the vectors of the same tissue as first stained (what
+    mapping one to the other needs); the first floor (3 · BETA) lost them and turned eosin toward haematoxylin."""
+    from napari_mclstexp.data.stain import LEGACY_FLOOR
+
+    conc = _pale_eosin_section(3)
+    images = [render_stained(conc * np.asarray(s), MACENKO_HE, NOISE, seed=4) for s in ((1.0, 1.0), (1.6, 0.55))]
+    for floor, most, least in ((None, 4.0, None), (LEGACY_FLOOR, None, 10.0)):
+        kw = {} if floor is None else {"floor": floor}
+        first, weaker = (estimate_stain(tissue_od(im, **kw), **kw) for im in images)
+        moved = _angles(weaker.vectors, first.vectors)
+        if most is not None:
+            assert (moved < most).all() and (_angles(first.vectors, MACENKO_HE) < 6.0).all(), moved
+        else:
+            assert moved[1] > least, moved
+
+
+def test_grey_glass_below_the_old_floor_is_not_taken_for_stain(section):
+    """A slide whose glass reads grey (RGB 215–225: summed OD 0.2–0.33, above the floor) estimates as without it."""
+    conc, image = section
+    glass = image.copy()
+    blank = conc.sum(axis=-1) == 0
+    grey = np.random.default_rng(5).integers(215, 226, size=(int(blank.sum()), 1))
+    glass[blank] = np.repeat(grey, 3, axis=1).astype(np.uint8)
+    clean, dull = estimate_stain(tissue_od(image)), estimate_stain(tissue_od(glass))
+    assert (_angles(dull.vectors, clean.vectors) < 0.5).all()
+    assert dull.pixels == clean.pixels
+
+
+def test_estimates_carry_their_floor_and_old_ones_read_as_the_first_floor(tmp_path):
+    """The floor round-trips; a reference stored before it was recorded reads as ``LEGACY_FLOOR``, and a slide is
+    estimated with its reference's floor (old bundles map slides as before)."""
+    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
+
+    conc = tissue_concentrations((256, 256), seed=8)
+    path = write_stained_slide(tmp_path / "s.tif", conc, MACENKO_HE, noise_sd=NOISE)
+    est = slide_stain(path)
+    assert est.floor == FLOOR and StainEstimate.from_dict(est.to_dict()).floor == FLOOR
+    old = {k: v for k, v in est.to_dict().items() if k != "floor"}
+    assert StainEstimate.from_dict(old).floor == LEGACY_FLOOR
+    with pytest.raises(InputError, match="floor"):
+        StainEstimate.from_dict({**est.to_dict(), "floor": "pale"})
+    mapping = StainNormaliser(StainEstimate.from_dict(old), "test").map_for(path)
+    assert mapping.source.floor == LEGACY_FLOOR
+    legacy = slide_stain(path, LEGACY_FLOOR)
+    np.testing.assert_allclose(mapping.source.vectors, legacy.vectors)
+    assert legacy.pixels < est.pixels

@@ -26,7 +26,16 @@ import numpy as np
 
 from ..atomic import atomic_write_path
 from ..errors import InputError, MissingInputError
-from .stain import BETA, StainEstimate, StainEstimationError, StainMap, estimate_stain, optical_density, tissue_od
+from .stain import (
+    BETA,
+    FLOOR,
+    StainEstimate,
+    StainEstimationError,
+    StainMap,
+    estimate_stain,
+    optical_density,
+    tissue_od,
+)
 
 #: Tissue tiles read per slide, and their edge in full-resolution px.
 N_TILES = 32
@@ -34,7 +43,7 @@ TILE_PX = 256
 #: Tissue pixels kept per slide (a fixed subsample of the tiles' tissue pixels).
 MAX_PIXELS = 100_000
 #: Bump when the sampling changes, so old cache entries are not reused.
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 #: Slides whose pixel samples stay in memory (300 kB each; the oldest go first).
 MEMORY_SLIDES = 64
 #: The key of a bundle's reference stain in its metadata.
@@ -86,11 +95,12 @@ def tissue_tiles(slide: Any, n_tiles: int = N_TILES, tile_px: int = TILE_PX) -> 
 
 
 def sample_tissue_pixels(slide: Any) -> np.ndarray:
-    """``(N, 3)`` uint8 tissue pixels of an open slide from :func:`tissue_tiles` (at most :data:`MAX_PIXELS`)."""
+    """``(N, 3)`` uint8 pixels of an open slide's :func:`tissue_tiles` with a summed optical density of at least
+    :data:`~.stain.FLOOR` (at most :data:`MAX_PIXELS`); :func:`~.stain.tissue_od` chooses among them."""
     parts = []
     for x, y in tissue_tiles(slide):
         rgb = slide.read_region(int(x), int(y), TILE_PX, TILE_PX, 0).reshape(-1, 3)
-        parts.append(rgb[optical_density(rgb).sum(axis=1) >= 3.0 * BETA])
+        parts.append(rgb[optical_density(rgb).sum(axis=1) >= FLOOR])
     pixels = np.concatenate(parts) if parts else np.zeros((0, 3), np.uint8)
     if len(pixels) > MAX_PIXELS:
         pixels = pixels[np.sort(np.random.default_rng(0).choice(len(pixels), MAX_PIXELS, replace=False))]
@@ -138,13 +148,16 @@ def slide_pixels(path: str | os.PathLike, root: str | os.PathLike | None = None)
     return pixels
 
 
-def slide_stain(path: str | os.PathLike) -> StainEstimate:
-    """Macenko's estimate of one slide from its tissue pixel sample (:class:`StainEstimationError` if too little)."""
+def slide_stain(path: str | os.PathLike, floor: float = FLOOR) -> StainEstimate:
+    """Macenko's estimate of one slide from its tissue pixel sample (:class:`StainEstimationError` if too little);
+    ``floor``: that of the reference it is compared with (:func:`~.stain.tissue_od`)."""
     pixels = slide_pixels(path)
-    return estimate_stain(tissue_od(pixels), {"source": Path(path).name})
+    return estimate_stain(tissue_od(pixels, floor), {"source": Path(path).name}, floor)
 
 
-def reference_stain(paths: Sequence[str | os.PathLike], sections: Sequence[str] = ()) -> StainEstimate:
+def reference_stain(
+    paths: Sequence[str | os.PathLike], sections: Sequence[str] = (), floor: float = FLOOR
+) -> StainEstimate:
     """One estimate of several slides' pooled tissue pixels, each slide contributing the same number of pixels."""
     samples = [slide_pixels(p) for p in dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths)]
     samples = [s for s in samples if len(s)]
@@ -153,7 +166,7 @@ def reference_stain(paths: Sequence[str | os.PathLike], sections: Sequence[str] 
     n = min(len(s) for s in samples)
     pooled = np.concatenate([s[np.linspace(0, len(s) - 1, n).round().astype(int)] for s in samples])
     info = {"sections": [str(s) for s in sections]} if sections else {}
-    return estimate_stain(tissue_od(pooled), info)
+    return estimate_stain(tissue_od(pooled, floor), info, floor)
 
 
 def training_reference(samples: Sequence[Any], enabled: bool = True) -> StainEstimate | None:
@@ -218,7 +231,7 @@ class StainNormaliser:
             found = self._maps.get(key)
         if found is None:
             try:
-                own = slide_stain(key)
+                own = slide_stain(key, self.reference.floor)
                 with self._lock:
                     self._own[key] = own
                 target = self._target(key, own)

@@ -30,8 +30,15 @@ from ..errors import InputError
 
 #: Transmitted light intensity (the background's RGB value), as Macenko's code and torchstain.
 IO = 240.0
-#: Background optical density per channel (a pixel with a summed OD below 3 × this is background).
+#: Background optical density per channel, as Macenko's code (a thumbnail pixel with a summed OD below 3 × this
+#: is not tissue, :mod:`.slide_stain`).
 BETA = 0.15
+#: Summed optical density a pixel needs to enter a stain estimate (:func:`tissue_od`).
+FLOOR = 0.15
+#: The floor of estimates made before :data:`FLOOR` (their dicts name none): ``3 · BETA``.
+LEGACY_FLOOR = 3.0 * BETA
+#: Below ``LEGACY_FLOOR`` a pixel also has to lie this far (degrees) from the grey axis: not glass.
+GREY_DEGREES = 10.0
 #: Percentile of the angle taken as each stain's extreme direction.
 ALPHA = 1.0
 #: Percentile of the concentrations kept as a stain's strength.
@@ -53,14 +60,23 @@ def optical_density(rgb: np.ndarray) -> np.ndarray:
     return -np.log((np.asarray(rgb).reshape(-1, 3).astype(np.float64) + 1.0) / IO)
 
 
-def tissue_od(rgb: np.ndarray) -> np.ndarray:
-    """Optical densities of the pixels that are not background: summed OD at least ``3 · BETA``.
+def tissue_od(rgb: np.ndarray, floor: float = FLOOR) -> np.ndarray:
+    """Optical densities of the pixels a stain estimate is made from: summed OD at least ``floor``, and those
+    below :data:`LEGACY_FLOOR` at least :data:`GREY_DEGREES` from the grey axis (glass is grey, stains are not).
 
     Macenko's code and torchstain drop pixels below :data:`BETA` in *any* channel, which also drops pale pixels
-    of pure eosin (it barely absorbs red) and pulls the eosin vector towards haematoxylin; the summed OD does not.
+    of pure eosin (it barely absorbs red).  Those pale pixels are the purest eosin of a slide: with a floor of
+    ``3 · BETA`` (this project's first estimates, :data:`LEGACY_FLOOR`) a slide stained with less eosin lost
+    them, and its eosin vector turned 11–25° toward haematoxylin (``benchmarks stain --diagnose``).
     """
     od = optical_density(rgb)
-    return od[od.sum(axis=1) >= 3.0 * BETA]
+    total = od.sum(axis=1)
+    keep = total >= float(floor)
+    if float(floor) < LEGACY_FLOOR:
+        pale = keep & (total < LEGACY_FLOOR)
+        cos_grey = total[pale] / (np.sqrt(3.0) * np.linalg.norm(od[pale], axis=1))
+        keep[np.flatnonzero(pale)[cos_grey > np.cos(np.radians(GREY_DEGREES))]] = False
+    return od[keep]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,12 +91,16 @@ class StainEstimate:
         ``(2,)`` the :data:`PERCENTILE` th percentile of each stain's concentration over the tissue pixels.
     pixels
         Tissue pixels the estimate was made from.
+    floor
+        The summed optical density those pixels had at least (:func:`tissue_od`); a slide is estimated with the
+        floor of the reference it is mapped to.
     """
 
     vectors: np.ndarray
     max_concentrations: np.ndarray
     pixels: int = 0
     info: dict[str, Any] = field(default_factory=dict)  #: provenance (tiles, sections, ...)
+    floor: float = FLOOR
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``reference_stain`` of a bundle, ``uns['mclstexp']['stain']``)."""
@@ -92,13 +112,15 @@ class StainEstimate:
             "io": IO,
             "beta": BETA,
             "alpha": ALPHA,
+            "floor": float(self.floor),
             "pixels": int(self.pixels),
             **self.info,
         }
 
     @classmethod
     def from_dict(cls, data: Any, where: Any = None) -> StainEstimate:
-        """Inverse of :meth:`to_dict`; a malformed one raises :class:`~napari_mclstexp.errors.InputError`."""
+        """Inverse of :meth:`to_dict`; a malformed one raises :class:`~napari_mclstexp.errors.InputError`.
+        One without ``floor`` (made before it was recorded) has :data:`LEGACY_FLOOR`."""
         try:
             vectors = np.asarray(data["vectors"], np.float64)
             conc = np.asarray(data["max_concentrations"], np.float64)
@@ -112,7 +134,13 @@ class StainEstimate:
         if abs(np.linalg.det(vectors @ vectors.T)) < 1e-8:
             raise InputError("the two stain vectors of the reference are parallel", where)
         info = {k: v for k, v in dict(data).items() if k in ("sections", "tiles", "source")}
-        return cls(vectors / norms[:, None], conc, int(data.get("pixels", 0) or 0), info)
+        try:
+            floor = float(data.get("floor", LEGACY_FLOOR))
+        except (TypeError, ValueError) as err:
+            raise InputError(f"a stain reference's 'floor' is not a number: {err}", where) from err
+        if not 0.0 <= floor <= 3.0:
+            raise InputError(f"a stain reference's 'floor' must lie in [0, 3], not {floor}", where)
+        return cls(vectors / norms[:, None], conc, int(data.get("pixels", 0) or 0), info, floor)
 
     def swatches(self) -> np.ndarray:
         """``(2, 3)`` uint8: the colour of haematoxylin and of eosin alone, each at its kept concentration."""
@@ -124,7 +152,7 @@ class StainEstimate:
         return np.asarray(od, np.float64) @ np.linalg.pinv(self.vectors)
 
 
-def estimate_stain(od: np.ndarray, info: dict[str, Any] | None = None) -> StainEstimate:
+def estimate_stain(od: np.ndarray, info: dict[str, Any] | None = None, floor: float = FLOOR) -> StainEstimate:
     """Macenko's stain vectors and concentration percentiles of tissue optical densities.
 
     Parameters
@@ -134,6 +162,8 @@ def estimate_stain(od: np.ndarray, info: dict[str, Any] | None = None) -> StainE
         reference over several sections.
     info
         Provenance kept with the estimate.
+    floor
+        The floor ``od`` was selected with (:func:`tissue_od`), recorded with the estimate.
 
     Raises
     ------
@@ -161,7 +191,7 @@ def estimate_stain(od: np.ndarray, info: dict[str, Any] | None = None) -> StainE
     max_c = np.percentile(conc, PERCENTILE, axis=0)
     if not (max_c > 1e-6).all():
         raise StainEstimationError("a stain is absent from the tissue (its concentrations are not positive)")
-    return StainEstimate(vectors, max_c, len(od), dict(info or {}))
+    return StainEstimate(vectors, max_c, len(od), dict(info or {}), float(floor))
 
 
 def mapping_matrix(source: StainEstimate, target: StainEstimate) -> np.ndarray:

@@ -51,12 +51,12 @@ def toward(source: StainEstimate, target: StainEstimate, fraction: float) -> Sta
     vectors = (1.0 - f) * source.vectors + f * target.vectors
     vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     conc = source.max_concentrations ** (1.0 - f) * target.max_concentrations**f
-    return StainEstimate(vectors, conc, source.pixels, dict(source.info))
+    return StainEstimate(vectors, conc, source.pixels, dict(source.info), source.floor)
 
 
 def _estimate_dict(est: StainEstimate) -> dict[str, Any]:
     full = est.to_dict()
-    return {k: full[k] for k in ("vectors", "max_concentrations", "pixels")}
+    return {k: full[k] for k in ("vectors", "max_concentrations", "pixels", "floor")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +174,7 @@ class NearestStainNormaliser(StainNormaliser):
         self._choices: dict[str, dict[str, Any]] = {}
 
     def _target(self, key: str, own: StainEstimate) -> StainEstimate | str:
-        od = tissue_od(slide_pixels(key))
+        od = tissue_od(slide_pixels(key), self.reference.floor)
         dist = {name: stain_distance(od, own, est) for name, est in self.stains.sections.items()}
         nearest = min(dist, key=dist.__getitem__)
         spread = self.stains.spread
