@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
+from ._lbp_cpu import lbp_codes_cpu
 
 #: The descriptor definition's version (``metadata['descriptors']['version']``; absent: 1).
 VERSION = 2
@@ -125,7 +126,8 @@ def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
 def lbp_codes(grey: Any, radius: int, points: int, m: int) -> Any:
     """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images (numpy, or
     torch on any device: the same arithmetic), for the pixels at least ``m`` ≥ ``radius`` px from the edge:
-    scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time."""
+    scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time.  The
+    CPU path runs its compiled twin, :func:`._lbp_cpu.lbp_codes_cpu` (equal codes, ~8× faster)."""
     threshold = grey[:, m:-m, m:-m] - 1e-4
     tensor = not isinstance(grey, np.ndarray)
     ones = (threshold * 0).short() if tensor else np.zeros(threshold.shape, np.int16)
@@ -178,7 +180,7 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
         codes[3 + c] += c * HED_BINS + _HED
     grey = (images.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
     for i, ((radius, points), offset) in enumerate(zip(_LBP, (_LBP1, _LBP3), strict=True)):
-        np.add(base, lbp_codes(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
+        np.add(base, lbp_codes_cpu(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
         codes[6 + i] += offset
     counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
     sums = np.empty((n, rows, cols, 12))  # per cell: sums and sums of squares of RGB, then of HED

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from .descriptors import histogram_features, lbp_codes, resize_reads
+from ._lbp_cpu import lbp_codes_cpu
+from .descriptors import histogram_features, resize_reads
 
 #: The context read's edge, in spot-patch edges (centred on the spot).
 CONTEXT = 3
@@ -58,12 +59,12 @@ def stain_features(patches: np.ndarray) -> np.ndarray:
 
 def texture_features(patches: np.ndarray) -> np.ndarray:
     """``(N, 28)``: histograms of uniform rotation-invariant LBP codes (radius 1: 10 bins, radius 3: 18) over
-    the pixels at least radius + 1 px inside the patch (:func:`.descriptors.lbp_codes`)."""
+    the pixels at least radius + 1 px inside the patch (:func:`.descriptors.lbp_codes`, compiled)."""
     n = len(patches)
     grey = (patches.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
     out = []
     for radius, points in _LBP:
-        codes = lbp_codes(grey, radius, points, radius + 1).reshape(n, -1)
+        codes = lbp_codes_cpu(grey, radius, points, radius + 1).reshape(n, -1)
         offsets = (np.arange(n) * (points + 2))[:, None]  # one bincount for the batch
         hist = np.bincount((codes + offsets).ravel(), minlength=n * (points + 2)).reshape(n, points + 2)
         out.append((hist / codes.shape[1]).astype(np.float32))
