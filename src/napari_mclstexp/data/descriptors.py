@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from ._lbp_cpu import lbp_codes_cpu
+from ._cpu_kernels import cell_tallies, lbp_codes_cpu
 
 #: The descriptor definition's version (``metadata['descriptors']['version']``; absent: 1).
 VERSION = 2
@@ -54,7 +54,6 @@ _UNMIX = np.linalg.inv(_STAINS).astype(np.float32)  # OD (N, 3) @ _UNMIX → (N,
 #: Optical density −ln(v / 255) of each 8-bit value (0 counted as 1, as the darkest measurable).
 _OPTICAL_DENSITY = -np.log(np.maximum(np.arange(256, dtype=np.float32), 1.0) / 255.0)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
-_SQUARES = np.arange(256, dtype=np.int32) ** 2
 _LBP = ((1, 8), (3, 16))  # (radius px, points)
 
 #: Histogram bins per channel over 0–255.
@@ -127,7 +126,7 @@ def lbp_codes(grey: Any, radius: int, points: int, m: int) -> Any:
     """Uniform rotation-invariant LBP codes (0 … ``points + 1``) of ``(N, H, W)`` float grey images (numpy, or
     torch on any device: the same arithmetic), for the pixels at least ``m`` ≥ ``radius`` px from the edge:
     scikit-image's ``method="uniform"``, the whole batch at once, one bilinear circle sample at a time.  The
-    CPU path runs its compiled twin, :func:`._lbp_cpu.lbp_codes_cpu` (equal codes, ~8× faster)."""
+    CPU path runs its compiled twin, :func:`._cpu_kernels.lbp_codes_cpu` (equal codes, ~8× faster)."""
     threshold = grey[:, m:-m, m:-m] - 1e-4
     tensor = not isinstance(grey, np.ndarray)
     ones = (threshold * 0).short() if tensor else np.zeros(threshold.shape, np.int16)
@@ -167,38 +166,12 @@ def cell_statistics(images: np.ndarray, cell: int) -> np.ndarray:
         raise ValueError(f"images of {h}×{w} px are not whole {cell} px cells inside a {m} px margin")
     rows, cols = ih // cell, iw // cell
     inner = np.ascontiguousarray(images[:, m : h - m, m : w - m]).reshape(n, -1, 3)
-    cell_of = (np.arange(ih)[:, None] // cell) * cols + np.arange(iw)[None, :] // cell
-    cell_id = np.arange(n)[:, None] * (rows * cols) + cell_of.ravel()[None, :]  # (N, P)
-    base = (cell_id * _N_COUNTS).astype(np.int32)
     od = _OPTICAL_DENSITY[inner]
     hed = np.maximum(od @ _UNMIX, 0.0)  # as skimage: no negative amounts; (N, P, 3)
-    codes = np.empty((8, *inner.shape[:2]), np.int32)  # per pixel: 3 colour bins, 3 stain bins, 2 LBP codes
-    for c in range(3):
-        np.add(base, inner[..., c] >> 5, out=codes[c])  # 8 bins of 32 levels
-        codes[c] += c * N_BINS + _COLOUR
-        np.add(base, np.minimum(hed[..., c] * (1.0 / HED_STEP), HED_BINS - 1).astype(np.int32), out=codes[3 + c])
-        codes[3 + c] += c * HED_BINS + _HED
     grey = (images.astype(np.float32) @ _GREY).astype(np.uint8).astype(np.float32)
-    for i, ((radius, points), offset) in enumerate(zip(_LBP, (_LBP1, _LBP3), strict=True)):
-        np.add(base, lbp_codes_cpu(grey, radius, points, m).reshape(n, -1), out=codes[6 + i])
-        codes[6 + i] += offset
-    counts = np.bincount(codes.ravel(), minlength=n * rows * cols * _N_COUNTS).reshape(n, rows, cols, _N_COUNTS)
-    sums = np.empty((n, rows, cols, 12))  # per cell: sums and sums of squares of RGB, then of HED
-    sums[..., 0:3] = _cell_sums(inner, (rows, cell, cols), np.int64)
-    sums[..., 3:6] = _cell_sums(_SQUARES[inner], (rows, cell, cols), np.int64)
-    sums[..., 6:9] = _cell_sums(hed, (rows, cell, cols), np.float64)
-    sums[..., 9:12] = _cell_sums(np.square(hed, dtype=np.float64), (rows, cell, cols), np.float64)
-    return np.concatenate([counts.astype(np.float64), sums], axis=3)
-
-
-def _cell_sums(values: np.ndarray, grid: tuple[int, int, int], dtype: type) -> np.ndarray:
-    """Per-cell sums ``(N, rows, cols, 3)`` of per-pixel ``(N, P, 3)`` values (``P`` = rows·cell × cols·cell, row
-    major): the cell's rows are summed first (whole image rows at a time), then its columns — four times faster
-    than one reduction over both axes of a 6-d view, whose innermost loop is the 3 channels."""
-    rows, cell, cols = grid
-    n = len(values)
-    by_rows = values.reshape(n, rows, cell, -1).sum(axis=2, dtype=dtype)
-    return by_rows.reshape(n, rows, cols, cell, 3).sum(axis=3)
+    lbp = tuple(lbp_codes_cpu(grey, radius, points, m) for radius, points in _LBP)
+    layout = (_COLOUR, _HED, _LBP1, _LBP3, _N_COUNTS, N_BINS, HED_BINS)
+    return cell_tallies(inner, hed, lbp, (rows, cols, cell, iw), layout, HED_STEP)
 
 
 def _percentiles(hist: np.ndarray, n: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray]:

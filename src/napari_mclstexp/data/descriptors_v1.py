@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from ._lbp_cpu import lbp_codes_cpu
+from ._cpu_kernels import lbp_codes_cpu
 from .descriptors import histogram_features, resize_reads
 
 #: The context read's edge, in spot-patch edges (centred on the spot).
