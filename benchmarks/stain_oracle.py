@@ -7,6 +7,10 @@ the copy lies from the stain it was really rendered with (angle of each stain ve
 concentrations), and the **oracle**: the copy mapped back with the true inverse mapping (``StainMap(target,
 own)``), scored without normalisation — the most any normaliser of this form could win back (it is short of
 C4 as scanned only by what clipping and JPEG lost).
+
+The true stains are derived from C4's estimate by the running code, so the copies in ``--work`` must have been
+rendered by the same estimator: after a change to it, diagnose in a fresh ``--work`` folder (the copies of an older
+folder were rendered from another estimate of C4).
 """
 
 from __future__ import annotations

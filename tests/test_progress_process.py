@@ -106,3 +106,25 @@ def test_a_background_child_runs_at_a_lower_priority():
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert run(run_in_process(reporting_priority)) == mine
     assert run(run_in_process(reporting_priority, niceness=10)) == min(mine + 10, 19)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice values: Linux only")
+def test_a_thread_lowers_its_own_priority_once():
+    import os
+    import threading
+
+    from napari_mclstexp.progress_process import lower_thread_priority
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list = []
+
+    def body():
+        seen.append(lower_thread_priority(5))
+        seen.append(lower_thread_priority(5))  # measured from the main thread: not 10 lower
+        seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [True, False, min(mine + 5, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine

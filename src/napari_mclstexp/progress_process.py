@@ -106,12 +106,34 @@ def _portable(err: BaseException) -> BaseException:
         return WorkerProcessError(f"{type(err).__name__}: {err}")
 
 
+def lower_thread_priority(niceness: int = BACKGROUND_NICE) -> bool:
+    """Run the calling thread ``niceness`` lower than the process's main thread (Linux: a thread has its own nice
+    value, and threads it starts inherit it); returns whether it changed.
+
+    Background work in the viewer's process — a Predict worker, its reading threads, the compiled descriptor
+    loops that run without the GIL — then yields the CPU to the GUI thread on a machine with few cores, as the
+    training process does (:data:`BACKGROUND_NICE`).  Measured against the main thread, so a pool thread that runs
+    one task after another is lowered once, not once per task (a foreign thread's ``threading.local`` does not
+    last between tasks), and keeps the lower priority: it only ever runs such work.  Elsewhere, or when refused,
+    nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError):
+        target = min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + int(niceness), 19)
+        if os.getpriority(os.PRIO_PROCESS, 0) < target:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+            return True
+    return False
+
+
 def _lower_priority(pid: int, niceness: int) -> None:
-    """Raise process ``pid``'s nice value by ``niceness`` (POSIX; elsewhere, or when refused, nothing)."""
+    """Set process ``pid``'s nice value ``niceness`` above this process's main thread's (POSIX; elsewhere, or when
+    refused, nothing), whichever thread asks (a worker thread may itself run lower)."""
     if niceness <= 0 or not hasattr(os, "setpriority"):
         return
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, 0) + niceness, 19))
+        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + niceness, 19))
 
 
 def run_in_process(

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 
 from ..errors import Cancelled, InputError, MclstexpError
 from ..progress import CancelToken, Progress
+from ..progress_process import lower_thread_priority
 from ._llvm_guard import guard_triton
 from ._toasts import notify
 
@@ -38,6 +39,7 @@ class _Failure:
 
 @thread_worker(start_thread=False)
 def _drive(gen: Generator[Progress, Any, Any], token: CancelToken):
+    lower_thread_priority()  # the GUI thread first: on 2 cores it shares them with this work
     try:
         while True:
             try:
