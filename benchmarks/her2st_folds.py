@@ -118,19 +118,25 @@ def write_seed_files(args, arrays: dict[str, np.ndarray], payload: dict) -> None
     write_json({**payload, "machine": machine}, args.out)
 
 
+def _estimated_now(stored: dict) -> bool:
+    """Whether a bundle's stored ``reference_stain`` was estimated as the current estimator does (its pixel floor)."""
+    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
+
+    return float(stored.get("floor", LEGACY_FLOOR)) == FLOOR
+
+
 def current_stains(bundle, train_samples) -> bool:
     """Give a kept bundle trained *as scanned* the training stains the current estimator measures, when its
     stored ones are missing or were estimated otherwise (another pixel floor); returns whether they were
     measured again.  A bundle whose training sections were mapped to its reference is left: its encoder saw
-    that reference's mapping, so it must be trained again instead (:func:`stale_mapped`)."""
+    that reference's mapping, so it must be trained again instead (:func:`kept_bundle`)."""
     from napari_mclstexp.data.slide_stain import METADATA_KEY
-    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
-    from napari_mclstexp.data.stain_rule import training_stains
+    from napari_mclstexp.data.stain_rule import AS_SCANNED, training_stains
 
     stored = bundle.metadata.get(METADATA_KEY) or {}
-    if stored.get("training") not in (None, "as scanned") or bundle.config.get("stain_normalize"):
+    if stored.get("training") not in (None, AS_SCANNED) or bundle.config.get("stain_normalize"):
         return False
-    if "section_stains" in stored and float(stored.get("floor", LEGACY_FLOOR)) == FLOOR:
+    if "section_stains" in stored and _estimated_now(stored):
         return False
     measured = training_stains(list(train_samples), False)
     if measured is not None:
@@ -138,14 +144,19 @@ def current_stains(bundle, train_samples) -> bool:
     return True
 
 
-def stale_mapped(path: Path) -> bool:
-    """Whether the kept bundle at ``path`` was trained on sections mapped to a reference estimated otherwise than
-    the current estimator does (another pixel floor): it has to be trained again."""
+def kept_bundle(path: Path, train_samples):
+    """The bundle kept at ``path``, with :func:`current_stains`; ``None`` when there is none or it was trained on
+    sections mapped to a reference estimated otherwise than now (moved aside as ``*.stale.mclst``: train again)."""
     from napari_mclstexp.bundle import load_bundle
     from napari_mclstexp.data.slide_stain import METADATA_KEY
-    from napari_mclstexp.data.stain import FLOOR, LEGACY_FLOOR
+    from napari_mclstexp.data.stain_rule import MAPPED
 
+    if not path.is_file():
+        return None
     bundle = load_bundle(path)
     stored = bundle.metadata.get(METADATA_KEY) or {}
-    mapped = bool(bundle.config.get("stain_normalize")) or stored.get("training") == "mapped to the reference"
-    return mapped and float(stored.get("floor", LEGACY_FLOOR)) != FLOOR
+    if (bundle.config.get("stain_normalize") or stored.get("training") == MAPPED) and not _estimated_now(stored):
+        path.replace(path.with_suffix(".stale.mclst"))
+        return None
+    current_stains(bundle, train_samples)
+    return bundle

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .her2st_folds import current_stains, data_root, scores, stale_mapped, write_json
+from .her2st_folds import data_root, kept_bundle, scores, write_json
 
 KINDS = ("scanned", "conc", "hue", "lab", "b4", "strong")
 TRAIN = ("B4", "C2", "C3")
@@ -84,7 +84,7 @@ def shifted_copies(samples: dict, kinds, work: Path) -> dict:
 
 def bundle_for(args, samples, train, genes, seed: int, normalize: bool, augment: float, cache):
     """The trained, finished quick bundle of one setting (kept in ``--work``)."""
-    from napari_mclstexp.bundle import load_bundle, make_bundle, save_bundle
+    from napari_mclstexp.bundle import make_bundle, save_bundle
     from napari_mclstexp.model.presets import get_preset
     from napari_mclstexp.progress import run
     from napari_mclstexp.train.trainer import train as train_model
@@ -92,12 +92,9 @@ def bundle_for(args, samples, train, genes, seed: int, normalize: bool, augment:
 
     name = f"s{seed}_e{args.epochs}_g{args.genes}_n{int(normalize)}_a{augment:g}_{'-'.join(train)}.mclst"
     path = Path(args.work) / "bundles" / name
-    if path.is_file() and stale_mapped(path):  # trained on a reference the estimator now makes otherwise
-        path.replace(path.with_suffix(".stale.mclst"))
-    if path.is_file():
-        bundle = load_bundle(path)
-        current_stains(bundle, [samples[s] for s in train])  # stains stored before, or estimated otherwise
-        return bundle
+    kept = kept_bundle(path, [samples[s] for s in train])
+    if kept is not None:
+        return kept
     cfg = get_preset("quick").replace(seed=seed, epochs=args.epochs, stain_normalize=normalize, stain_augment=augment)
     tr = [samples[s] for s in train]
     t0 = time.perf_counter()

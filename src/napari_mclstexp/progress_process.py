@@ -120,11 +120,16 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICE) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     with contextlib.suppress(OSError):
-        target = min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + int(niceness), 19)
+        target = _below_main_thread(niceness)
         if os.getpriority(os.PRIO_PROCESS, 0) < target:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
             return True
     return False
+
+
+def _below_main_thread(niceness: int) -> int:
+    """The nice value ``niceness`` above this process's main thread's (at most 19)."""
+    return min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + int(niceness), 19)
 
 
 def _lower_priority(pid: int, niceness: int) -> None:
@@ -133,7 +138,7 @@ def _lower_priority(pid: int, niceness: int) -> None:
     if niceness <= 0 or not hasattr(os, "setpriority"):
         return
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, pid, min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + niceness, 19))
+        os.setpriority(os.PRIO_PROCESS, pid, _below_main_thread(niceness))
 
 
 def run_in_process(

@@ -21,8 +21,9 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-#: A bilinear weight at most this is a sample on the grid (no term), as :func:`.descriptors._shifted`.
-_ON_GRID = 1e-6
+#: A circle sample's fractional offset at most this lies on the grid: its bilinear term is left out (here and in
+#: :func:`.descriptors._shifted`).
+ON_GRID = 1e-6
 
 
 @lru_cache(maxsize=8)
@@ -39,7 +40,7 @@ def circle_taps(radius: int, points: int) -> tuple[np.ndarray, np.ndarray, np.nd
         fy, fx = dy - y0, dx - x0
         offsets[p] = y0, x0
         weights[p] = (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
-        terms[p] = True, fx > _ON_GRID, fy > _ON_GRID, fy > _ON_GRID and fx > _ON_GRID
+        terms[p] = True, fx > ON_GRID, fy > ON_GRID, fy > ON_GRID and fx > ON_GRID
     return offsets, weights, terms
 
 

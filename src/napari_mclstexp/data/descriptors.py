@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken, ProgressGen
-from ._cpu_kernels import cell_tallies, lbp_codes_cpu
+from ._cpu_kernels import ON_GRID, cell_tallies, lbp_codes_cpu
 
 #: The descriptor definition's version (``metadata['descriptors']['version']``; absent: 1).
 VERSION = 2
@@ -113,11 +113,11 @@ def _shifted(grey: np.ndarray, dy: float, dx: float, m: int) -> np.ndarray:
         return grey[:, m + oy : h - m + oy, m + ox : w - m + ox]
 
     out = (1 - fy) * (1 - fx) * at(y0, x0)
-    if fx > 1e-6:
+    if fx > ON_GRID:
         out = out + (1 - fy) * fx * at(y0, x0 + 1)
-    if fy > 1e-6:
+    if fy > ON_GRID:
         out = out + fy * (1 - fx) * at(y0 + 1, x0)
-        if fx > 1e-6:
+        if fx > ON_GRID:
             out = out + fy * fx * at(y0 + 1, x0 + 1)
     return out
 
