@@ -27,6 +27,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 from .errors import Cancelled, MclstexpError
+from .process_gate import ProcessGate, die_with_parent
 from .progress import CancelToken, Progress, ProgressGen
 
 T = TypeVar("T")
@@ -81,6 +82,7 @@ def _send_warning(events: Any) -> Callable[..., None]:
 
 def _child(target: Callable[..., ProgressGen[Any]], args: tuple, kwargs: dict, events: Any, stop: Any) -> None:
     """The worker process: drive the generator, send every event, warning, the result or the error."""
+    die_with_parent()  # a child held (stopped) by a ProcessGate cannot see its parent go
     warnings.showwarning = _send_warning(events)
     try:
         gen = target(*args, cancel=ProcessCancelToken(stop), **kwargs)
@@ -146,6 +148,7 @@ def run_in_process(
     *args: Any,
     cancel: CancelToken | None = None,
     niceness: int = 0,
+    gate: ProcessGate | None = None,
     **kwargs: Any,
 ) -> Generator[Progress, None, T]:
     """Generator: ``target(*args, cancel=token, **kwargs)`` driven in a ``spawn`` worker process.
@@ -162,6 +165,9 @@ def run_in_process(
         Run the child this much lower in the scheduler's priority than the caller (POSIX; e.g.
         :data:`BACKGROUND_NICE`): on a machine with few cores the viewer's GUI thread (and the X server)
         then get a core first whenever they need one, and the child takes what is left.
+    gate
+        Holds the child while the caller's foreground work runs (:class:`~.process_gate.ProcessGate`: the
+        viewer's tasks and layer steps); a cancel or the end of the run lets it go on.
 
     Returns
     -------
@@ -174,10 +180,14 @@ def run_in_process(
     with _main_not_reimported():
         proc.start()
     _lower_priority(proc.pid, niceness)
+    if gate is not None:
+        gate.attach(proc.pid)
     try:
         while True:
             if cancel is not None and cancel.cancelled:
                 stop.set()
+                if gate is not None:  # a held child cannot stop
+                    gate.detach()
             try:
                 message = events.get(timeout=POLL_S)
             except queue.Empty:
@@ -200,6 +210,8 @@ def run_in_process(
                 raise Cancelled("cancelled by the user") from err
     finally:
         stop.set()
+        if gate is not None:
+            gate.detach()
         end = time.monotonic() + STOP_GRACE_S
         while proc.is_alive() and time.monotonic() < end:  # keep reading: a full pipe would block its exit
             with contextlib.suppress(queue.Empty, OSError, EOFError):

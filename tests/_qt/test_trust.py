@@ -66,6 +66,15 @@ def test_tissue_mask_is_shown_editable_and_used(make_napari_viewer, qtbot, synth
         predict.detect_tissue()
     (tissue,) = [lyr for lyr in viewer.layers if isinstance(lyr, Labels)]
     assert tissue.name.endswith("tissue") and tissue.contour > 0 and (tissue.data > 0).mean() > 0.5
+    # its painting overlays (built in steps of their own after it went in) are there: the brush outline shows
+    assert all(tissue._overlays[name].visible for name in ("polygon", "brush_stroke"))
+    # detecting again takes the new mask into the same layer (its place and the user's opacity stay)
+    tissue.opacity, where = 0.5, viewer.layers.index(tissue)
+    tissue.data[:] = 0
+    with qtbot.waitSignal(predict.task.finished, timeout=60_000):
+        predict.detect_tissue()
+    assert [lyr for lyr in viewer.layers if isinstance(lyr, Labels)] == [tissue]
+    assert viewer.layers.index(tissue) == where and tissue.opacity == 0.5 and (tissue.data > 0).mean() > 0.5
     with qtbot.waitSignal(predict.task.finished, timeout=60_000) as blocker:
         predict.predict()
     full = blocker.args[0]

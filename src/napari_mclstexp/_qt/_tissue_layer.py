@@ -63,18 +63,25 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float, *, vis
     """Add (or replace) the tissue layer of ``slide_layer``: ``mask`` (bool, ``scale`` mask px per
     full-res px) as label 1, outlined, aligned with the slide (µm world units when known).
 
-    The layer is complete (colours, outline, brush) before it goes in: each change after that would
+    A tissue layer of the slide already in the viewer takes the new mask in place (its place in the list, opacity
+    and visibility stay; removing a Labels layer and adding another cost the GUI thread ~0.2 s, measured).
+    A new layer is complete (colours, outline, brush) before it goes in: each change after that would
     redraw it.  ``visible=False`` leaves its drawing (slicing, outline, texture) to the caller's next
     step of the event loop: the adding itself costs napari ~0.2 s of GUI time; ``select=False`` leaves the
-    selection (napari selects what it adds: ~0.05 s more) to that step too.
+    selection (napari selects what it adds: ~0.05 s more) to that step too.  Its painting overlays (polygon and
+    brush outline, ~0.08 s of vispy visuals) go in with the steps of :func:`painting_tool_steps`.
     """
     from napari.layers import Labels
 
-    old = tissue_layer_for(viewer, slide_layer)
-    if old is not None:
-        viewer.layers.remove(old)
     meta = slide_layer.metadata[KEY]
     px = np.asarray(slide_layer.scale[-2:], float) / float(scale)
+    about = {KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale), "mpp": meta.get("mpp")}}
+    old = tissue_layer_for(viewer, slide_layer)
+    if old is not None:
+        old.metadata = {**old.metadata, **about}
+        old.scale = px
+        old.data = np.asarray(mask, np.uint8)
+        return old
     layer = Labels(
         np.asarray(mask, np.uint8),
         name=f"{section_of(slide_layer.name)} tissue",
@@ -83,18 +90,38 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float, *, vis
         opacity=0.8,
         colormap=tissue_colormap(),
         visible=visible,
-        metadata={
-            KEY: {"role": "tissue", "slide_path": meta["slide_path"], "scale": float(scale), "mpp": meta.get("mpp")}
-        },
+        metadata=about,
     )
     layer.contour = CONTOUR
     layer.selected_label = 1
     layer.brush_size = 20
+    overlays = _painting_overlays(layer)
+    for overlay in overlays:
+        overlay.visible = False  # napari builds an overlay's visuals when it first shows
     if not select:
         from ._gui_steps import insert_quietly
 
         return insert_quietly(viewer, layer)
-    return viewer.add_layer(layer)
+    viewer.add_layer(layer)
+    for step in painting_tool_steps(layer):
+        step()
+    return layer
+
+
+#: The Labels overlays napari draws only while painting (polygon tool, brush outline).
+PAINTING_OVERLAYS = ("polygon", "brush_stroke")
+
+
+def _painting_overlays(layer) -> list:
+    overlays = getattr(layer, "_overlays", {})  # napari's private dict: without it, nothing is deferred
+    return [overlays[name] for name in PAINTING_OVERLAYS if name in overlays]
+
+
+def painting_tool_steps(layer) -> list:
+    """Steps (for a :class:`~._gui_steps.GuiSteps` queue) that let napari build the tissue layer's painting
+    overlays, one each (≈ 25–55 ms of GUI time each): until then the layer cannot be painted with a visible brush
+    outline or polygon."""
+    return [lambda o=o: setattr(o, "visible", True) for o in _painting_overlays(layer)]
 
 
 def layer_mask(layer) -> tuple[np.ndarray, float]:

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 from ..errors import Cancelled, InputError, MclstexpError
 from ..progress import CancelToken, Progress
 from ..progress_process import lower_thread_priority
+from . import _background
 from ._llvm_guard import guard_triton
 from ._toasts import notify
 
@@ -176,6 +177,9 @@ def _relay_warning(args: tuple) -> None:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
 
 
+#: Appended to a background task's status line while the viewer's own work holds it.
+HELD = " · waiting while the viewer works"
+
 #: What an ``on_result`` returns when it finishes later, over several event-loop turns
 #: (:meth:`TaskPanel.complete` then emits ``finished``).
 DEFERRED = object()
@@ -219,6 +223,11 @@ class TaskPanel(QWidget):
         self._stale_toasts: list[str] = []  # cancel toasts a later successful run closes
         #: The owner's :class:`~._gui_steps.GuiSteps`: ``finished`` comes after the layer steps it queued.
         self.steps: Any = None
+        #: A background task (the panel's training) does not hold the others (:mod:`._background`); a foreground
+        #: one holds them from its start until ``finished``.
+        self.background = False
+        key = self
+        self.destroyed.connect(lambda *_: _background.release(key))  # a panel closed while its task ran
 
     @property
     def running(self) -> bool:
@@ -260,6 +269,8 @@ class TaskPanel(QWidget):
         worker.warned.connect(_relay_warning)
         worker.returned.connect(lambda value: self._on_returned(value, on_result))
         self.worker = worker
+        if not self.background:
+            _background.hold(self)
         worker.start()
         return worker
 
@@ -339,10 +350,19 @@ class TaskPanel(QWidget):
         self._finish(value)
 
     def _finish(self, value: Any) -> None:
+        _background.release(self)  # the layer steps still queued hold the background tasks themselves
         if self.steps is not None and self.steps.busy:  # e.g. a streaming layer still to go in
             self.steps.add(lambda: self.finished.emit(value))
         else:
             self.finished.emit(value)
+
+    def show_held(self, held: bool) -> None:
+        """A background task held while the viewer works (:mod:`._background`) says so in its status line."""
+        text = self.status.text()
+        if held and self.running and not text.endswith(HELD):
+            self.status.setText(text + HELD)
+        elif not held and text.endswith(HELD):
+            self.status.setText(text[: -len(HELD)])
 
     def fail(self, message: str) -> None:
         """Report a problem found before any work started: in the status line (where the widget's

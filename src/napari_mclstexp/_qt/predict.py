@@ -26,7 +26,7 @@ from ._novelty import metadata_view, novelty_layer, show_card, warn_inputs, warn
 from ._predict_text import score_text, showing, training_note
 from ._stain_row import stain_row
 from ._tile_stream import TileBuffer, add_stream_layer, paint_tiles, stream_gene_index, wait_for_gui
-from ._tissue_layer import add_tissue_layer, layer_mask, tissue_layer_for, warm_tissue_colormap
+from ._tissue_layer import add_tissue_layer, layer_mask, painting_tool_steps, tissue_layer_for, warm_tissue_colormap
 from ._torch_libs import preload_torch_libraries
 from ._worker import DEFERRED, TaskPanel, error_message, run_guarded
 
@@ -251,7 +251,8 @@ class PredictWidget(QWidget):
         if slide_layer in self.viewer.layers:  # drawn in the next step: a Labels layer is heavy
             layer = add_tissue_layer(self.viewer, slide_layer, mask, scale, visible=False, select=False)
             show = lambda: setattr(layer, "visible", True)  # noqa: E731
-            self.steps.next(show, lambda: select_layer(self.viewer, layer, self.steps))
+            select = lambda: select_layer(self.viewer, layer, self.steps)  # noqa: E731
+            self.steps.next(show, *painting_tool_steps(layer), select)
             self.info.setText(
                 f"tissue: {mask.mean():.0%} of the slide; paint or erase it in the tissue layer (label 1), then Predict"
             )

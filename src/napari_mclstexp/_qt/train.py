@@ -20,7 +20,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import InputError, WeightsUnavailableError
+from ..process_gate import ProcessGate
 from ..progress import CancelToken
+from . import _background
 from ._common import PathEdit, button, connect_while_alive, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
@@ -46,6 +48,7 @@ def train_and_save(
     in_process: bool = True,
     tissue: str | None = None,
     notes: str | None = None,
+    gate: ProcessGate | None = None,
 ):
     """Generator: the widget's parameters → :func:`~napari_mclstexp.workflows.train.train_and_save`
     (patch cache, checkpoint beside the bundle, resumed after a Cancel when it still matches).
@@ -53,6 +56,7 @@ def train_and_save(
     ``in_process``: train in a worker process (:mod:`~napari_mclstexp.workflows.train_worker`: the
     viewer never waits for the training loop's GIL); ``False`` trains in the calling thread.
     ``tissue`` and ``notes`` go into the model card (as ``train --tissue --notes``; empty: not given).
+    ``gate`` holds the worker process while the viewer works (:mod:`._background`).
 
     Returns the :class:`~napari_mclstexp.workflows.train.SavedModel`.
     """
@@ -72,7 +76,7 @@ def train_and_save(
     kwargs.update(tissue=(tissue or "").strip() or None, notes=(notes or "").strip() or None)
     try:
         if in_process:  # a training loop in a thread holds the GIL and the viewer stalls
-            return (yield from train_in_process(samples, config, out, **kwargs))
+            return (yield from train_in_process(samples, config, out, gate=gate, **kwargs))
         with torch_threads(worker_threads(device)):  # as in the worker: one core left to the GUI
             return (yield from one_bar(in_thread(samples, config, out, **kwargs)))
     except WeightsUnavailableError as err:
@@ -146,6 +150,9 @@ class TrainWidget(QWidget):
         form.addRow("Stain", stain)
         form.addRow("Save to", self.out)
         self.task = TaskPanel()
+        self.task.background = True  # the viewer's own work holds it (the other steps' tasks, layer steps)
+        self.task.finished.connect(self._forget_gate)
+        self._gate: ProcessGate | None = None
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
         layout = scroll_layout(self)
@@ -248,10 +255,21 @@ class TrainWidget(QWidget):
                 out=out,
                 overrides=overrides,
                 cancel=token,
+                gate=gate,
                 **about,
             )
 
-        return self.task.start(make, self._done, description="Train")
+        gate = ProcessGate()
+        worker = self.task.start(make, self._done, description="Train")
+        if worker is not None:
+            self._gate = gate
+            _background.register(gate, self.task.show_held)
+        return worker
+
+    def _forget_gate(self, *_args) -> None:
+        if self._gate is not None:
+            _background.unregister(self._gate)
+            self._gate = None
 
     def _done(self, saved) -> None:
         self.bundle = bundle = saved.bundle

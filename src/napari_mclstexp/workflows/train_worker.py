@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..process_gate import ProcessGate
 from ..progress import CancelToken, ProgressGen
 from ..progress_process import BACKGROUND_NICE, run_in_process
 
@@ -76,12 +77,14 @@ def train_in_process(
     *,
     device: str = "auto",
     cancel: CancelToken | None = None,
+    gate: ProcessGate | None = None,
     **kwargs: Any,
 ) -> ProgressGen[SavedModel]:
     """Generator: train and save in a worker process; returns the :class:`SavedModel` with its bundle
     read from the saved file (``result.model`` is ``None``: the bundle holds the model).
 
-    Parameters are those of :func:`~.train.train_and_save` (``samples`` travel pickled to the worker).
+    Parameters are those of :func:`~.train.train_and_save` (``samples`` travel pickled to the worker), and
+    ``gate``: holds the worker process while the viewer works (:class:`~..process_gate.ProcessGate`).
     """
     from ..bundle import load_bundle
     from .train import check_training
@@ -99,6 +102,7 @@ def train_in_process(
         threads=worker_threads(device),
         cancel=cancel,
         niceness=BACKGROUND_NICE,
+        gate=gate,
         **kwargs,
     )
     if saved.bundle is None and saved.path is not None:

@@ -1,0 +1,123 @@
+"""The viewer's work first (issue 24): the panel's background training is held while a task of the panel runs or
+layer steps wait, and goes on after; its status line says why it waits."""
+
+from __future__ import annotations
+
+import threading
+
+from napari_mclstexp.process_gate import ProcessGate
+from napari_mclstexp.progress import Progress
+
+
+def test_a_foreground_task_holds_the_background_training_until_it_is_finished(qtbot):
+    from napari_mclstexp._qt import _background
+    from napari_mclstexp._qt._worker import TaskPanel
+
+    gate = ProcessGate()
+    seen: list[bool] = []
+    _background.register(gate, seen.append)
+    try:
+        panel = TaskPanel()
+        qtbot.addWidget(panel)
+        go = threading.Event()
+        held_while_running: list[bool] = []
+
+        def work(token):
+            go.wait(10)
+            yield Progress("work", 1, 1)
+            return 1
+
+        with qtbot.waitSignal(panel.finished, timeout=10_000):
+            panel.start(work, lambda value: None, description="Predict")
+            held_while_running.append(gate.held)
+            go.set()
+        assert held_while_running == [True]
+        assert not gate.held and seen == [True, False]
+    finally:
+        _background.unregister(gate)
+
+
+def test_a_background_task_does_not_hold_itself(qtbot):
+    from napari_mclstexp._qt import _background
+    from napari_mclstexp._qt._worker import TaskPanel
+
+    gate = ProcessGate()
+    _background.register(gate)
+    try:
+        panel = TaskPanel()
+        panel.background = True  # the Train widget's panel
+        qtbot.addWidget(panel)
+
+        def work(token):
+            yield Progress("train", 1, 1)
+            return 1
+
+        with qtbot.waitSignal(panel.finished, timeout=10_000):
+            panel.start(work, lambda value: None, description="Train")
+            assert not gate.held
+    finally:
+        _background.unregister(gate)
+
+
+def test_waiting_layer_steps_hold_the_training_and_let_it_go_after_the_last(qtbot):
+    from napari_mclstexp._qt import _background
+    from napari_mclstexp._qt._gui_steps import RELEASE_AFTER_MS, GuiSteps
+
+    gate = ProcessGate()
+    _background.register(gate)
+    try:
+        errors: list = []
+        steps = GuiSteps(on_error=errors.append)
+        ran: list[bool] = []
+        steps.add(lambda: ran.append(gate.held), lambda: ran.append(gate.held))
+        assert gate.held
+        qtbot.waitUntil(lambda: len(ran) == 2, timeout=5_000)
+        assert ran == [True, True]
+        assert gate.held  # the paints after the last step come first
+        qtbot.waitUntil(lambda: not gate.held, timeout=RELEASE_AFTER_MS + 2_000)
+        steps.add(lambda: 1 / 0)  # a failing step lets go at once
+        qtbot.waitUntil(lambda: not steps.busy, timeout=5_000)
+        assert not gate.held and len(errors) == 1
+    finally:
+        _background.unregister(gate)
+
+
+def test_a_gate_registered_while_the_viewer_works_is_held_at_once():
+    from napari_mclstexp._qt import _background
+
+    _background.hold("predict")
+    gate = ProcessGate()
+    try:
+        _background.register(gate)
+        assert gate.held
+        _background.release("predict")
+        assert not gate.held
+    finally:
+        _background.release("predict")
+        _background.unregister(gate)
+
+
+def test_the_training_status_says_it_waits_for_the_viewer(qtbot):
+    from napari_mclstexp._qt._worker import HELD, TaskPanel
+
+    panel = TaskPanel()
+    qtbot.addWidget(panel)
+    go = threading.Event()
+
+    def work(token):
+        yield Progress("train", 1, 3)
+        go.wait(10)
+        yield Progress("train", 2, 3)
+        return 1
+
+    panel.background = True
+    with qtbot.waitSignal(panel.finished, timeout=10_000):
+        panel.start(work, lambda value: None, description="Train")
+        qtbot.waitUntil(lambda: panel.last_event is not None, timeout=5_000)
+        panel.show_held(True)
+        assert panel.status.text().endswith(HELD)
+        panel.show_held(True)
+        assert panel.status.text().count(HELD.strip()) == 1
+        panel.show_held(False)
+        assert not panel.status.text().endswith(HELD)
+        go.set()
