@@ -22,6 +22,8 @@ from . import _background
 
 #: After the last step, how long the background training stays held (the paints that follow the step).
 RELEASE_AFTER_MS = 300
+#: How often an idle-only queue looks again whether the viewer's work is done.
+IDLE_WAIT_MS = 100
 
 
 class GuiSteps(QObject):
@@ -34,14 +36,27 @@ class GuiSteps(QObject):
     on_error
         Called with the exception when a step raises; the steps still queued are dropped.
 
+    idle_only
+        Work that may wait (warming caches): a step runs only while no task of the panel runs and no other queue
+        has steps waiting (:func:`._background.holding`).  Two queues' steps otherwise ran in one turn of the
+        event loop (both zero-interval timers due before the next paint): a glyph and a layer, one gap.
+
     While steps wait (and :data:`RELEASE_AFTER_MS` after the last), the panel's background training is held
-    (:mod:`._background`): on few cores it otherwise made every step and its paint ~1.5× longer.
+    (:mod:`._background`): on few cores it otherwise made every step and its paint ~1.5× longer.  An idle-only
+    queue holds nothing.
     """
 
-    def __init__(self, parent: QObject | None = None, on_error: Callable[[BaseException], Any] | None = None) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        on_error: Callable[[BaseException], Any] | None = None,
+        *,
+        idle_only: bool = False,
+    ) -> None:
         super().__init__(parent)
         self._queue: deque[Callable[[], Any]] = deque()
         self._on_error = on_error
+        self.idle_only = idle_only
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -80,16 +95,20 @@ class GuiSteps(QObject):
     def _go(self) -> None:
         if self._queue:
             self._release.stop()
-            _background.hold(id(self))
+            if not self.idle_only:
+                _background.hold(id(self))
             if not self._timer.isActive():
-                self._timer.start()
+                self._timer.start(0)
 
     def _let_go(self) -> None:
-        if not self._queue:
+        if not self._queue and not self.idle_only:
             _background.release(id(self))
 
     def _run_one(self) -> None:
         if not self._queue:
+            return
+        if self.idle_only and _background.holding():
+            self._timer.start(IDLE_WAIT_MS)
             return
         step = self._queue.popleft()
         try:
@@ -102,8 +121,8 @@ class GuiSteps(QObject):
             self._on_error(err)
             return
         if self._queue:
-            self._timer.start()
-        else:
+            self._timer.start(0)
+        elif not self.idle_only:
             self._release.start()
 
 
