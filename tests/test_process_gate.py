@@ -38,7 +38,8 @@ def _state(pid: int) -> str:
         return fh.read().rsplit(")", 1)[1].split()[0]
 
 
-def test_a_held_child_makes_no_progress_and_goes_on_when_released():
+def _counting_in_a_thread(events: int):
+    """A counting child gated and cancellable, driven in a thread until it sent ``events`` events."""
     from tests.test_progress_process import counting
 
     gate, token, times, out = ProcessGate(), CancelToken(), [], {}
@@ -46,9 +47,14 @@ def test_a_held_child_makes_no_progress_and_goes_on_when_released():
     thread = threading.Thread(target=_collect, args=(gen, times, out), daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    while len(times) < 5 and time.monotonic() < deadline:  # the child is up and sending
+    while len(times) < events and time.monotonic() < deadline:  # the child is up and sending
         time.sleep(0.01)
-    assert len(times) >= 5
+    assert len(times) >= events
+    return gate, token, times, out, thread
+
+
+def test_a_held_child_makes_no_progress_and_goes_on_when_released():
+    gate, token, times, out, thread = _counting_in_a_thread(5)
     gate.hold("predict")
     gate.hold("layers")
     assert gate.stopped
@@ -71,15 +77,7 @@ def test_a_held_child_makes_no_progress_and_goes_on_when_released():
 
 def test_cancel_while_held_stops_the_child():
     """A stopped child cannot see the cancel: the cancel lets it go on so that it stops."""
-    from tests.test_progress_process import counting
-
-    gate, token, times, out = ProcessGate(), CancelToken(), [], {}
-    gen = run_in_process(counting, 100_000, cancel=token, pause_s=0.005, gate=gate)
-    thread = threading.Thread(target=_collect, args=(gen, times, out), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while len(times) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    gate, token, times, out, thread = _counting_in_a_thread(3)
     gate.hold("predict")
     time.sleep(0.2)
     token.cancel()

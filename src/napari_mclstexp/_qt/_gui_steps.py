@@ -20,8 +20,6 @@ from qtpy.QtCore import QObject, QTimer
 
 from . import _background
 
-#: After the last step, how long the background training stays held (the paints that follow the step).
-RELEASE_AFTER_MS = 300
 #: How often an idle-only queue looks again whether the viewer's work is done.
 IDLE_WAIT_MS = 100
 
@@ -41,9 +39,9 @@ class GuiSteps(QObject):
         has steps waiting (:func:`._background.holding`).  Two queues' steps otherwise ran in one turn of the
         event loop (both zero-interval timers due before the next paint): a glyph and a layer, one gap.
 
-    While steps wait (and :data:`RELEASE_AFTER_MS` after the last), the panel's background training is held
-    (:mod:`._background`): on few cores it otherwise made every step and its paint ~1.5× longer.  An idle-only
-    queue holds nothing.
+    While steps wait, the panel's background training is held (:mod:`._background`, which lets it go on a
+    moment after the viewer's last work): on few cores it otherwise made every step and its paint ~1.5× longer.
+    An idle-only queue holds nothing.
     """
 
     def __init__(
@@ -61,10 +59,6 @@ class GuiSteps(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._run_one)
-        self._release = QTimer(self)
-        self._release.setSingleShot(True)
-        self._release.setInterval(RELEASE_AFTER_MS)
-        self._release.timeout.connect(self._let_go)
         key = id(self)
         self.destroyed.connect(lambda *_: _background.release(key))
 
@@ -94,7 +88,6 @@ class GuiSteps(QObject):
 
     def _go(self) -> None:
         if self._queue:
-            self._release.stop()
             if not self.idle_only:
                 _background.hold(id(self))
             if not self._timer.isActive():
@@ -122,8 +115,8 @@ class GuiSteps(QObject):
             return
         if self._queue:
             self._timer.start(0)
-        elif not self.idle_only:
-            self._release.start()
+        else:
+            self._let_go()
 
 
 def add_quietly(viewer, layer_tuple: tuple) -> object:
