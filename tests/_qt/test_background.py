@@ -134,28 +134,3 @@ def test_the_training_status_says_it_waits_for_the_viewer(qtbot):
         panel.show_held(False)
         assert panel.bar.format() == "%p%"
         go.set()
-
-
-def test_idle_only_steps_wait_for_the_viewers_work_and_hold_nothing(qtbot, gate):
-    """Warming caches (glyphs) ran beside a layer's step in one turn of the event loop: one gap of both."""
-    from napari_mclstexp._qt import _background
-    from napari_mclstexp._qt._gui_steps import GuiSteps
-
-    layers, warming = GuiSteps(), GuiSteps(idle_only=True)
-    log: list[str] = []
-    try:
-        warming.add(*(lambda i=i: log.append(f"glyph{i}") for i in range(3)))
-        assert not gate.held  # optional work holds no training
-        layers.add(*(lambda i=i: log.append(f"layer{i}") for i in range(3)))
-        qtbot.waitUntil(lambda: len(log) == 6, timeout=10_000)
-        assert log[:3] == ["layer0", "layer1", "layer2"]  # the glyphs waited for the layers (and their paints)
-        _background.hold("predict")
-        warming.add(lambda: log.append("late glyph"))
-        qtbot.wait(400)
-        assert "late glyph" not in log  # not while a task runs
-        _background.release("predict")
-        qtbot.wait(GRACE_MS // 2)
-        assert "late glyph" not in log  # nor in the moment after it
-        qtbot.waitUntil(lambda: "late glyph" in log, timeout=GRACE_MS + 5_000)
-    finally:
-        _background.release("predict")

@@ -83,7 +83,7 @@ class CanvasFollower:
         from ._glyphs import warm_glyphs
         from ._gui_steps import GuiSteps
 
-        self.warming = GuiSteps(canvas, idle_only=True)  # after the viewer's own work, never beside it
+        self.warming = GuiSteps(canvas)
         warm_glyphs(viewer, self.warming)
 
     def update(self, *_args) -> None:

@@ -20,9 +20,6 @@ from qtpy.QtCore import QObject, QTimer
 
 from . import _background
 
-#: How often an idle-only queue looks again whether the viewer's work is done.
-IDLE_WAIT_MS = 100
-
 
 class GuiSteps(QObject):
     """A FIFO of GUI-thread steps run one per event-loop turn.
@@ -34,27 +31,14 @@ class GuiSteps(QObject):
     on_error
         Called with the exception when a step raises; the steps still queued are dropped.
 
-    idle_only
-        Work that may wait (warming caches): a step runs only while no task of the panel runs and no other queue
-        has steps waiting (:func:`._background.holding`).  Two queues' steps otherwise ran in one turn of the
-        event loop (both zero-interval timers due before the next paint): a glyph and a layer, one gap.
-
     While steps wait, the panel's background training is held (:mod:`._background`, which lets it go on a
     moment after the viewer's last work): on few cores it otherwise made every step and its paint ~1.5× longer.
-    An idle-only queue holds nothing.
     """
 
-    def __init__(
-        self,
-        parent: QObject | None = None,
-        on_error: Callable[[BaseException], Any] | None = None,
-        *,
-        idle_only: bool = False,
-    ) -> None:
+    def __init__(self, parent: QObject | None = None, on_error: Callable[[BaseException], Any] | None = None) -> None:
         super().__init__(parent)
         self._queue: deque[Callable[[], Any]] = deque()
         self._on_error = on_error
-        self.idle_only = idle_only
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -88,20 +72,16 @@ class GuiSteps(QObject):
 
     def _go(self) -> None:
         if self._queue:
-            if not self.idle_only:
-                _background.hold(id(self))
+            _background.hold(id(self))
             if not self._timer.isActive():
                 self._timer.start(0)
 
     def _let_go(self) -> None:
-        if not self._queue and not self.idle_only:
+        if not self._queue:
             _background.release(id(self))
 
     def _run_one(self) -> None:
         if not self._queue:
-            return
-        if self.idle_only and _background.holding():
-            self._timer.start(IDLE_WAIT_MS)
             return
         step = self._queue.popleft()
         try:
