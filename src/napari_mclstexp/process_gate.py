@@ -5,7 +5,7 @@ scheduling priority alone did not keep the viewer's longest GUI gaps at their qu
 cores: predicting at spots 356 ms during training, 240 ms with the training process stopped for the action;
 ``SCHED_IDLE`` instead of ``nice`` +10: 331 ms).  A :class:`ProcessGate` stops the process (``SIGSTOP``) while at
 least one holder holds it and lets it go on (``SIGCONT``) when the last one releases it: the training only loses the
-seconds the viewer worked.  POSIX only; elsewhere the gate does nothing.
+seconds the viewer worked.  Linux only (:data:`SUPPORTED`); elsewhere the gate does nothing.
 
 A stopped child cannot notice its parent's death, so the child asks the kernel to kill it when the thread that
 started it ends (:func:`die_with_parent`, Linux): a viewer that crashes while the training is held leaves no
@@ -21,8 +21,9 @@ import sys
 import threading
 from collections.abc import Hashable
 
-#: Whether stopping a process is possible here.
-SUPPORTED = hasattr(signal, "SIGSTOP") and hasattr(os, "kill")
+#: Whether the gate stops processes here: Linux only, where a stopped child also dies with its parent
+#: (:func:`die_with_parent`); elsewhere a crash while it held one would leave a stopped process behind.
+SUPPORTED = sys.platform.startswith("linux") and hasattr(signal, "SIGSTOP")
 
 
 class ProcessGate:
