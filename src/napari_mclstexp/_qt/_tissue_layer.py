@@ -95,8 +95,7 @@ def add_tissue_layer(viewer, slide_layer, mask: np.ndarray, scale: float, *, vis
     layer.contour = CONTOUR
     layer.selected_label = 1
     layer.brush_size = 20
-    overlays = _painting_overlays(layer)
-    for overlay in overlays:
+    for overlay in _painting_overlays(layer):
         overlay.visible = False  # napari builds an overlay's visuals when it first shows
     if not select:
         from ._gui_steps import insert_quietly

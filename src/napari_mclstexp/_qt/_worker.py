@@ -177,7 +177,7 @@ def _relay_warning(args: tuple) -> None:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
 
 
-#: Appended to a background task's status line while the viewer's own work holds it.
+#: Appended to a background task's progress-bar text while the viewer's own work holds it (:meth:`TaskPanel.show_held`).
 HELD = " · waiting for the viewer"
 
 #: What an ``on_result`` returns when it finishes later, over several event-loop turns
