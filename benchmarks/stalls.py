@@ -18,7 +18,8 @@ slide opens (``slide_load_longest_ms``)::
 writes ``benchmarks/results/stalls-cpu.json``: per action and mode every run's longest gap, their median and
 maximum against the goals (median <= 250 ms; no run over 350 ms quiet, 500 ms during training), and the
 1-minute load average before and after each action (a stall is GUI-thread time: on a busy machine the GUI
-thread gets no CPU, so the gaps also measure the machine); ``passes`` gives each walk's wall time.  The walk
+thread gets no CPU, so the gaps also measure the machine), and the cycle collector's pauses in the action
+(``gc_longest_ms``, ``gc_full_collections``, ``gc_full_ms``); ``passes`` gives each walk's wall time.  The walk
 is skipped without the shared her2st data (``$MCLSTEXP_SHARED_DATA`` or ``../shared/data``).
 """
 

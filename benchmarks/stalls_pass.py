@@ -64,6 +64,7 @@ def _measure(walk: Walk, do: Callable[[], None], mode: str, settle_s: float = 36
         "load_average_after": os.getloadavg()[0],
         "training_stage": event.stage if (mode == "training" and event is not None) else None,
         "training_running": bool(walk.panel is not None and walk.panel.train.task.running),
+        **ticks.gc_record(),
     }
 
 

@@ -10,6 +10,7 @@ trains one once, the quick preset for 2 epochs, kept in ``$MCLSTEXP_STALLS_CACHE
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -65,24 +66,43 @@ def her2st_bundle(her2st: Path) -> Path:
 
 
 class Ticks:
-    """A 10 ms GUI timer's tick times."""
+    """A 10 ms GUI timer's tick times, and the cycle collector's pauses while it ticks (``gc.callbacks``)."""
 
     def __init__(self) -> None:
         from qtpy.QtCore import QTimer
 
         self.times: list[float] = []
+        self.collections: list[tuple[int, float]] = []  # (generation, ms)
+        self._collecting = 0.0
         self.timer = QTimer()
         self.timer.setInterval(10)
         self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
 
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._collecting = time.perf_counter()
+        else:
+            self.collections.append((info["generation"], (time.perf_counter() - self._collecting) * 1e3))
+
     def start(self) -> None:
         """Start ticking; the start counts as a tick (a click whose slot blocks is a gap from here)."""
+        gc.callbacks.append(self._on_gc)
         self.times.append(time.perf_counter())
         self.timer.start()
 
     def stop(self) -> None:
         self.timer.stop()
         self.times.append(time.perf_counter())
+        gc.callbacks.remove(self._on_gc)
+
+    def gc_record(self) -> dict:
+        """The collector's longest pause, its full (oldest generation) collections and their time."""
+        full = [ms for generation, ms in self.collections if generation == 2]
+        return {
+            "gc_longest_ms": round(max((ms for _, ms in self.collections), default=0.0), 1),
+            "gc_full_collections": len(full),
+            "gc_full_ms": round(sum(full), 1),
+        }
 
     def gaps_ms(self) -> np.ndarray:
         return np.diff(self.times) * 1e3 if len(self.times) > 1 else np.array([np.inf])
@@ -301,6 +321,7 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
         "measured_s": float(ticks.times[-1] - ticks.times[0]) if len(ticks.times) > 1 else None,
         "set_up_s": round(time.perf_counter() - before, 1),
         "training_stage": training.stage if (mode == "training" and training is not None) else None,
+        **ticks.gc_record(),
     }
     walk.close()
     return result

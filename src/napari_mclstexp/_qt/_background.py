@@ -25,6 +25,8 @@ VIEWER = "viewer"
 _GATES: dict[ProcessGate, Callable[[bool], None] | None] = {}
 _HOLDERS: set[Hashable] = set()
 _GRACE: list[QTimer | None] = [None]
+#: Called (each in an event-loop turn of its own) when the viewer's last foreground work ended.
+WORK_ENDED: list[Callable[[], object]] = []
 
 
 def _grace() -> QTimer:
@@ -78,6 +80,8 @@ def release(key: Hashable) -> None:
     _HOLDERS.discard(key)
     if not _HOLDERS:
         _grace().start()
+        for call in WORK_ENDED:
+            QTimer.singleShot(0, call)
 
 
 def _let_go() -> None:

@@ -15,6 +15,7 @@ from ..layer_data import KEY, layer_adata, role, spots_layer
 from ..progress import CancelToken
 from ..sample import library_id
 from ..workflows.domains import domains_task
+from . import _collector
 from ._canvas_follow import follow_selection
 from ._colorbar import Legend
 from ._common import LayerCombo, button, scroll_layout
@@ -46,6 +47,7 @@ class DomainsWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.target = LayerCombo(napari_viewer, ["predicted", "dense"])
         self.target.currentIndexChanged.connect(lambda *_: self.refresh_truth())

@@ -26,6 +26,7 @@ from scipy import sparse
 
 from .. import prediction_meta
 from ..layer_data import KEY, layer_adata, layers_with_role, role
+from . import _collector
 from ._canvas import gene_title, hide_colorbar, show_gene
 from ._colorbar import ColorBar, Legend
 from ._colors import auto_limits, set_points_values
@@ -53,6 +54,7 @@ class ExploreWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.target = LayerCombo(napari_viewer, ["predicted", "dense", "spots"])
         self.target.currentIndexChanged.connect(lambda *_: self.refresh_genes())

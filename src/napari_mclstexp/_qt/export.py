@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QCheckBox, QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..atomic import atomic_write_path
 from ..layer_data import KEY, layer_adata, layers_with_role, role
+from . import _collector
 from ._common import LayerCombo, PathEdit, button, scroll_layout
 from ._toasts import notify
 from ._worker import run_guarded
@@ -22,6 +23,7 @@ class ExportWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.layer = LayerCombo(napari_viewer, ["predicted", "dense", "domains", "domain_map", "spots"])
         self.folder = PathEdit("output folder", mode="folder")

@@ -13,6 +13,7 @@ from ..io.spots import read_spot_samples
 from ..layer_data import data_layer, existing_image, last_sample_visible, slide_layer, slide_name
 from ..layer_data.base import warm_layer_imports
 from ..progress import CancelToken, Progress
+from . import _collector
 from ._annotations import AnnotationsRow
 from ._canvas import show_scale_bar
 from ._common import PathEdit, button, scroll_layout
@@ -74,6 +75,7 @@ class LoadWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.slide_edit = PathEdit(
             "slide (.tif, .svs, .ndpi, .ome.tif, .jpg, .png)",

@@ -14,6 +14,7 @@ import threading
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
+from . import _collector
 from ._gui_steps import GuiSteps
 
 #: Step name → (module, widget class) of the step's widget, imported in a thread (pandas, scipy, napari's
@@ -60,6 +61,7 @@ class McLSTExpPanel(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.tabs = QTabWidget()
         self.tabs.setUsesScrollButtons(False)

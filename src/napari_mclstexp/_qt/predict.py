@@ -17,6 +17,7 @@ from ..predict.options import PredictOptions
 from ..prediction_meta import gene_values
 from ..progress import CancelToken
 from ..sample import image_path, microns_per_pixel
+from . import _collector
 from ._canvas import show_predicted_gene
 from ._colors import auto_limits
 from ._common import LayerCombo, PathEdit, add_layer_tuples, button, scroll_layout, viewer_models
@@ -42,6 +43,7 @@ class PredictWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.bundle_path = PathEdit("model.mclst", filter="mclSTExp bundle (*.mclst)")
         self.mode = QComboBox()

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 from ..errors import InputError, WeightsUnavailableError
 from ..process_gate import ProcessGate
 from ..progress import CancelToken
-from . import _background
+from . import _background, _collector
 from ._common import PathEdit, button, connect_while_alive, scroll_layout, viewer_models
 from ._devices import device_combo
 from ._encoder_fields import EncoderFields
@@ -97,6 +97,7 @@ class TrainWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
+        _collector.watch(self, napari_viewer)
         self.viewer = napari_viewer
         self.sections = QListWidget()
         self.sections.setToolTip("spots layers and files to train on (ticked ones are used)")
