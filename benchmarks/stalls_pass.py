@@ -11,8 +11,8 @@ window up to just before the action (load, predict: two to five minutes of set-u
 One pass costs the set-up once for every action: 5 runs of the walk, quiet and during training, take about
 half an hour on 2 quiet cores instead of hours.
 
-``quiet``: open the panel, load the folder, train (1 epoch), predict at spots, explore genes, side by side,
-domains on spots, export, predict the whole slide, domains on its tiles, detect tissue.
+``quiet``: open the panel, load the folder, train (1 epoch), predict at spots, explore genes, side by side on
+and off, domains on spots, export, predict the whole slide, domains on its tiles, detect tissue.
 ``training``: open the panel and load the folder (not measured), start the panel's own training
 (1000 epochs: it runs to the end of the pass), wait until it is in its epochs, then the same actions but
 ``train``; opening the six step widgets as docks one click at a time (``open_panel``) and loading the folder again
@@ -36,6 +36,7 @@ IN_ORDER = (
     "predict_spots",
     "explore_genes",
     "side_by_side",
+    "side_by_side_off",
     "domains_spots",
     "export",
     "predict_slide",
@@ -105,6 +106,7 @@ def _action(walk: Walk, action: str, bundle: Path) -> Callable[[], None]:
         "predict_spots": lambda: walk.predict("at spots", bundle),
         "explore_genes": walk.explore_genes,
         "side_by_side": walk.side_by_side,
+        "side_by_side_off": walk.side_by_side_off,
         "domains_spots": lambda: walk.domains(False),
         "export": walk.export,
         "predict_slide": lambda: walk.predict("whole slide", bundle),
@@ -115,10 +117,7 @@ def _action(walk: Walk, action: str, bundle: Path) -> Callable[[], None]:
 
 def _after(walk: Walk, action: str) -> None:
     """Leave the window as the next action expects it (not measured)."""
-    if action == "side_by_side":
-        walk.panel.explore.side_by_side.setChecked(False)
-        walk.settle()
-    if action in ("train", "predict_spots", "side_by_side", "domains_spots", "domains_tiles"):
+    if action in ("train", "predict_spots", "side_by_side_off", "domains_spots", "domains_tiles"):
         walk.show_scored()
     pump(0.2)
 

@@ -28,6 +28,7 @@ ACTIONS = (
     "predict_slide",
     "explore_genes",
     "side_by_side",
+    "side_by_side_off",
     "domains_spots",
     "domains_tiles",
     "export",
@@ -232,6 +233,9 @@ class Walk:
         explore.target.select(self.prediction(False))
         explore.side_by_side.setChecked(True)
 
+    def side_by_side_off(self) -> None:
+        self.panel.explore.side_by_side.setChecked(False)
+
     def domains(self, dense: bool) -> None:
         self.panel.show_step("Domains")
         self.panel.domains.target.select(self.prediction(dense))
@@ -297,12 +301,16 @@ def run_action(action: str, mode: str, her2st: Path | None, bundle: Path | None)
         measured(train_to_the_end)
     elif action in ("predict_spots", "predict_slide"):
         measured(lambda: walk.predict("at spots" if action == "predict_spots" else "whole slide", bundle))
-    elif action in ("explore_genes", "side_by_side", "domains_spots", "export"):
+    elif action in ("explore_genes", "side_by_side", "side_by_side_off", "domains_spots", "export"):
         walk.predict("at spots", bundle)
         walk.settle()
+        if action == "side_by_side_off":
+            walk.side_by_side()
+            walk.settle()
         do = {
             "explore_genes": walk.explore_genes,
             "side_by_side": walk.side_by_side,
+            "side_by_side_off": walk.side_by_side_off,
             "domains_spots": lambda: walk.domains(False),
             "export": walk.export,
         }[action]

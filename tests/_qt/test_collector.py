@@ -58,9 +58,10 @@ def test_no_freeze_without_new_imports(collector, qtbot, monkeypatch):
     assert _collector.frozen() == 0
 
 
-def test_a_layer_frozen_in_is_freed_when_it_leaves_the_viewer(collector, qtbot):
+def test_a_big_layer_frozen_in_is_freed_when_it_leaves_the_viewer(collector, qtbot, monkeypatch):
     from napari_mclstexp._qt import _collector
 
+    monkeypatch.setattr(_collector, "BIG_BYTES", 512 * 512 * 4)  # the test's layer is "big"
     layer = collector.add_image(np.zeros((512, 512), np.float32), name="slide")
     qtbot.wait(50)
     _viewer_work_ends(qtbot)
@@ -74,6 +75,16 @@ def test_a_layer_frozen_in_is_freed_when_it_leaves_the_viewer(collector, qtbot):
     assert gone() is None
     _viewer_work_ends(qtbot)
     assert _collector.frozen() > 0  # frozen anew at the next end of the viewer's work
+
+
+def test_a_small_layer_frozen_in_leaves_without_a_walk_of_the_whole_heap(collector, qtbot):
+    from napari_mclstexp._qt import _collector
+
+    layer = collector.add_points(np.zeros((10, 2)), name="spots")
+    qtbot.wait(50)
+    _viewer_work_ends(qtbot)
+    collector.layers.remove(layer)
+    assert _collector.frozen() > 0 and not _collector._STATE["thawed"]  # stays frozen (kept until a thaw)
 
 
 def test_a_layer_added_after_the_freeze_leaves_without_a_thaw(collector, qtbot):

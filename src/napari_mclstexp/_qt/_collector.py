@@ -1,22 +1,25 @@
 """Shorter pauses of Python's cycle collector in the viewer: imported modules sit out its full collections.
 
-CPython's full (oldest-generation) collection walks every object it tracks, in one piece, inside whatever step
-of the viewer's work allocated the object that set it off.  In a viewer with the panel most of those objects
-belong to imported modules, which never die (napari ~210,000; torch, torchvision, anndata and scikit-learn
-~410,000 more): with the her2st folder loaded and the panel's training running, a full collection took 120–190 ms
-on 2 cores, and the longest gaps of loading the folder again and of predicting at spots and over the whole slide
-each held one (``benchmarks/stalls.py`` records each action's collector pauses).
+CPython's full (oldest-generation) collection walks every object it tracks, in one piece.  In a viewer with the
+panel most of them belong to imported modules, which never die (napari ~210,000; torch, torchvision, anndata and
+scikit-learn ~410,000 more).  Full collections come from the collector's own thresholds (120–190 ms each during
+the panel's training on 2 cores: the longest gaps of loading the folder again and of predicting at spots and over
+the whole slide each held one) and from napari, which runs ``gc.collect()`` for every layer it removes from the
+canvas (turning side by side off removed three: three collections of ~500 ms, a 1.5–1.8 s freeze).
+``benchmarks/stalls.py`` records each action's collector pauses.
 
 So when new modules were imported, one full collection runs and its survivors are moved to the permanent
 generation (:func:`gc.freeze`): later full collections walk only what was made since.  It runs right after the
-viewer's foreground work that imported them ended (:data:`._background.WORK_ENDED`: the action's own pause, not
-one that meets the user's next click), or, for imports of a background task (the panel's training), at the next
-check (every :data:`CHECK_MS`) that finds the viewer idle.  Frozen objects
-are never collected, so the layers alive at that moment are remembered: when one of them leaves its viewer, or
-a widget of the plugin is destroyed (its viewer closed), the freeze is undone (:func:`gc.unfreeze`; the next full
-collection walks and frees everything, as without this module); the next of those moments freezes again after a
-layer left, the next new imports after a widget was destroyed.
-GUI thread only.
+viewer's foreground work that imported them ended (:data:`._background.WORK_ENDED`: that action's own pause, not
+one that meets the user's next click), or, for a background task's imports (the panel's training), at the next
+check (every :data:`CHECK_MS`) that finds the viewer idle.
+
+Frozen objects are never collected.  The layers alive at a freeze are remembered: one that leaves its viewer
+with :data:`BIG_BYTES` or more of data in memory undoes the freeze (:func:`gc.unfreeze`; the next full collection
+walks and frees everything, as without this module) and the next end of the viewer's work freezes again; a
+smaller one (spots, titles, lazily read slides: ~22,000 small objects each) stays in memory until the freeze is
+undone, so that removing it does not cost a walk of the whole heap.  A destroyed widget of the plugin (its viewer
+closed) undoes it too; then only new imports freeze again.  GUI thread only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import gc
 import sys
 import weakref
 
+import numpy as np
 from qtpy.QtCore import QTimer
 
 from . import _background
@@ -33,6 +37,8 @@ from . import _background
 NEW_MODULES = 20
 #: How often an idle viewer is checked for a freeze that is due.
 CHECK_MS = 2000
+#: A layer frozen in that leaves its viewer with this much data in memory undoes the freeze.
+BIG_BYTES = 64 * 2**20
 
 _STATE = {"modules": 0, "thawed": False}
 _FROZEN_LAYERS: weakref.WeakSet = weakref.WeakSet()
@@ -75,8 +81,14 @@ def thaw(*_args, again: bool = False) -> None:
     _FROZEN_LAYERS.clear()
 
 
+def _in_memory_bytes(layer) -> int:
+    """Bytes of ``layer``'s data held in numpy arrays (lazy arrays, read on demand, count nothing)."""
+    data = layer.data if isinstance(layer.data, (list, tuple)) else [layer.data]
+    return sum(array.nbytes for array in data if isinstance(array, np.ndarray))
+
+
 def _on_removed(event) -> None:
-    if event.value in _FROZEN_LAYERS:
+    if event.value in _FROZEN_LAYERS and _in_memory_bytes(event.value) >= BIG_BYTES:
         thaw(again=True)
 
 
