@@ -1,9 +1,10 @@
-"""Shorter cycle-collector pauses in the viewer (issue 24): after the viewer's work that imported modules, the
-objects alive are frozen out of full collections; a layer frozen in is still freed when it leaves the viewer."""
+"""Shorter cycle-collector pauses in the viewer (issue 24): at the end of the viewer's work what lives on is frozen
+out of full collections; a big layer frozen in (or many small ones) that left is still freed, once."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 @pytest.fixture
 def collector(make_napari_viewer, qtbot, monkeypatch):
-    """A watched viewer, a freeze due (as after new imports); thawed again before napari checks for leaks."""
+    """A watched viewer and the collector's state as after a thaw; thawed again before napari checks for leaks."""
     from qtpy.QtWidgets import QWidget
 
     from napari_mclstexp._qt import _background, _collector
@@ -23,8 +24,7 @@ def collector(make_napari_viewer, qtbot, monkeypatch):
     widget = QWidget()
     qtbot.addWidget(widget)
     _collector.watch(widget, viewer)
-    monkeypatch.setitem(_collector._STATE, "modules", 0)
-    monkeypatch.setitem(_collector._STATE, "thawed", False)
+    monkeypatch.setitem(_collector._STATE, "modules", len(sys.modules))
     yield viewer
     _collector.thaw()
 
@@ -38,6 +38,12 @@ def _viewer_work_ends(qtbot) -> None:
     qtbot.wait(50)  # the freeze runs in its own turn of the event loop
 
 
+def _image(viewer, qtbot, name: str):
+    layer = viewer.add_image(np.zeros((512, 512), np.float32), name=name)
+    qtbot.wait(50)
+    return layer
+
+
 def test_the_end_of_the_viewers_work_freezes_what_is_alive(collector, qtbot):
     from napari_mclstexp._qt import _collector
 
@@ -48,59 +54,62 @@ def test_the_end_of_the_viewers_work_freezes_what_is_alive(collector, qtbot):
     assert len(gc.get_objects()) < walked_before / 4
 
 
-def test_no_freeze_without_new_imports(collector, qtbot, monkeypatch):
-    import sys
-
+def test_the_idle_check_freezes_after_new_imports_only(collector, qtbot, monkeypatch):
     from napari_mclstexp._qt import _collector
 
-    monkeypatch.setitem(_collector._STATE, "modules", len(sys.modules))
-    _viewer_work_ends(qtbot)
-    assert _collector.frozen() == 0
+    _collector._check()
+    assert _collector.frozen() == 0  # nothing imported since the last freeze
+    monkeypatch.setitem(_collector._STATE, "modules", len(sys.modules) - _collector.NEW_MODULES)
+    _collector._check()  # (a background task's imports: no end of the viewer's work comes)
+    assert _collector.frozen() > 0
 
 
-def test_a_big_layer_frozen_in_is_freed_when_it_leaves_the_viewer(collector, qtbot, monkeypatch):
+def test_a_big_layer_frozen_in_is_freed_at_the_end_of_the_work_that_removed_it(collector, qtbot, monkeypatch):
     from napari_mclstexp._qt import _collector
 
     monkeypatch.setattr(_collector, "BIG_BYTES", 512 * 512 * 4)  # the test's layer is "big"
-    layer = collector.add_image(np.zeros((512, 512), np.float32), name="slide")
-    qtbot.wait(50)
+    layer = _image(collector, qtbot, "slide")
     _viewer_work_ends(qtbot)
-    assert _collector.frozen() > 0
     gone = weakref.ref(layer)
     collector.layers.remove(layer)
     del layer
-    assert _collector.frozen() == 0  # thawed: the next full collection walks it again
-    qtbot.wait(50)
-    gc.collect()
+    gc.collect()  # napari's own collection for a removed layer: it walks only the unfrozen part
+    assert gone() is not None and _collector.frozen() > 0
+    _viewer_work_ends(qtbot)  # the end of the work: thawed, collected (the layer freed), frozen again
     assert gone() is None
-    _viewer_work_ends(qtbot)
-    assert _collector.frozen() > 0  # frozen anew at the next end of the viewer's work
+    assert _collector.frozen() > 0 and not _collector._STATE["refreeze"]
 
 
-def test_a_small_layer_frozen_in_leaves_without_a_walk_of_the_whole_heap(collector, qtbot):
+def test_small_layers_frozen_in_are_kept_until_many_have_left(collector, qtbot, monkeypatch):
     from napari_mclstexp._qt import _collector
 
-    layer = collector.add_points(np.zeros((10, 2)), name="spots")
-    qtbot.wait(50)
+    monkeypatch.setattr(_collector, "LEFT_LAYERS", 2)
+    first, second = _image(collector, qtbot, "spots 1"), _image(collector, qtbot, "spots 2")
     _viewer_work_ends(qtbot)
-    collector.layers.remove(layer)
-    assert _collector.frozen() > 0 and not _collector._STATE["thawed"]  # stays frozen (kept until a thaw)
+    gone = [weakref.ref(first), weakref.ref(second)]
+    collector.layers.remove(first)
+    del first
+    _viewer_work_ends(qtbot)
+    assert gone[0]() is not None  # kept: its removal cost no walk of the whole heap
+    collector.layers.remove(second)
+    del second
+    assert _collector._STATE["refreeze"]
+    _viewer_work_ends(qtbot)
+    assert gone[0]() is None and gone[1]() is None
 
 
-def test_a_layer_added_after_the_freeze_leaves_without_a_thaw(collector, qtbot):
+def test_a_layer_added_after_the_freeze_is_freed_without_a_thaw(collector, qtbot):
     from napari_mclstexp._qt import _collector
 
     _viewer_work_ends(qtbot)
-    assert _collector.frozen() > 0
-    layer = collector.add_image(np.zeros((512, 512), np.float32), name="prediction")
-    qtbot.wait(50)
+    layer = _image(collector, qtbot, "prediction")
     gone = weakref.ref(layer)
     collector.layers.remove(layer)
     del layer
-    assert _collector.frozen() > 0 and not _collector._STATE["thawed"]  # (dead frozen objects leave its count)
     qtbot.wait(50)
     gc.collect()
     assert gone() is None
+    assert _collector.frozen() > 0 and not _collector._STATE["refreeze"]
 
 
 def test_a_destroyed_widget_thaws(collector, qtbot):
@@ -114,28 +123,3 @@ def test_a_destroyed_widget_thaws(collector, qtbot):
     assert _collector.frozen() > 0
     widget.deleteLater()
     qtbot.waitUntil(lambda: _collector.frozen() == 0, timeout=5_000)
-
-
-def test_the_idle_check_freezes_after_a_background_tasks_imports(collector, qtbot):
-    from napari_mclstexp._qt import _collector
-
-    qtbot.waitUntil(lambda: _collector.frozen() > 0, timeout=_collector.CHECK_MS + 3_000)
-
-
-def test_after_a_closed_widgets_thaw_only_new_imports_freeze_again(collector, qtbot, monkeypatch):
-    import sys
-
-    from qtpy.QtWidgets import QWidget
-
-    from napari_mclstexp._qt import _collector
-
-    widget = QWidget()
-    _collector.watch(widget, collector)
-    _viewer_work_ends(qtbot)
-    widget.deleteLater()
-    qtbot.waitUntil(lambda: _collector.frozen() == 0, timeout=5_000)
-    _viewer_work_ends(qtbot)
-    assert _collector.frozen() == 0  # a closed viewer's session: no collection of the whole heap at each end
-    monkeypatch.setitem(_collector._STATE, "modules", len(sys.modules) - _collector.NEW_MODULES)
-    _viewer_work_ends(qtbot)
-    assert _collector.frozen() > 0

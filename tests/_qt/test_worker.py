@@ -43,38 +43,6 @@ def test_cancelled_toast_is_cleared_by_a_successful_retrain(
     assert widget.task.status.text() == "Train: done"
 
 
-def test_objects_stay_frozen_until_the_layers_are_in_and_the_viewer_is_idle(qtbot, monkeypatch):
-    """A full garbage collection over the unfrozen heap stalled the GUI 1 s while the her2st folder's
-    layers went in: the heap stays frozen through a deferred result and is handed back when idle."""
-    import gc
-
-    from napari_mclstexp._qt import _worker
-    from napari_mclstexp._qt._worker import DEFERRED, TaskPanel
-    from napari_mclstexp.progress import Progress
-
-    monkeypatch.setattr(_worker, "UNFREEZE_IDLE_S", 0.05)
-    panel = TaskPanel()
-    qtbot.addWidget(panel)
-    results: list = []
-
-    def work(token):
-        yield Progress("work", 1, 1)
-        return 42
-
-    def deferred(value):
-        results.append(value)
-        return DEFERRED  # as the Load widget: its layers go in over later event-loop turns
-
-    panel.start(work, deferred, description="Work")
-    qtbot.waitUntil(lambda: results == [42], timeout=10_000)
-    qtbot.wait(100)
-    assert gc.get_freeze_count() > 0  # still frozen while the deferred layers go in
-    with qtbot.waitSignal(panel.finished, timeout=5_000):
-        panel.complete(42)
-    assert gc.get_freeze_count() > 0  # not at once: the viewer redraws first
-    qtbot.waitUntil(lambda: gc.get_freeze_count() == 0, timeout=5_000)
-
-
 def test_a_task_runs_below_the_gui_thread(qtbot):
     """The worker (and the threads it starts, such as the descriptor loops that run without the GIL) yields the CPU
     to the GUI thread: on 2 cores, with training in the background, predicting at spots had doubled its longest GUI

@@ -1,25 +1,25 @@
-"""Shorter pauses of Python's cycle collector in the viewer: imported modules sit out its full collections.
+"""Shorter pauses of Python's cycle collector in the viewer: what lives on sits out its full collections.
 
 CPython's full (oldest-generation) collection walks every object it tracks, in one piece.  In a viewer with the
 panel most of them belong to imported modules, which never die (napari ~210,000; torch, torchvision, anndata and
-scikit-learn ~410,000 more).  Full collections come from the collector's own thresholds (120–190 ms each during
-the panel's training on 2 cores: the longest gaps of loading the folder again and of predicting at spots and over
-the whole slide each held one) and from napari, which runs ``gc.collect()`` for every layer it removes from the
-canvas (turning side by side off removed three: three collections of ~500 ms, a 1.5–1.8 s freeze).
-``benchmarks/stalls.py`` records each action's collector pauses.
+scikit-learn ~410,000 more), and to layers.  Full collections come from the collector's own thresholds (120–190 ms
+each during the panel's training on 2 cores: the longest gaps of loading the folder again and of predicting at
+spots and over the whole slide each held one) and from napari, which runs ``gc.collect()`` for every layer it
+removes from the canvas (turning side by side off removed three: three collections of ~350–500 ms, a 1.1–1.8 s
+freeze).  ``benchmarks/stalls.py`` records each action's collector pauses.
 
-So when new modules were imported, one full collection runs and its survivors are moved to the permanent
-generation (:func:`gc.freeze`): later full collections walk only what was made since.  It runs right after the
-viewer's foreground work that imported them ended (:data:`._background.WORK_ENDED`: that action's own pause, not
-one that meets the user's next click), or, for a background task's imports (the panel's training), at the next
-check (every :data:`CHECK_MS`) that finds the viewer idle.
+So at the end of each piece of the viewer's foreground work (:data:`._background.WORK_ENDED`: a panel task and its
+layer steps, in an event-loop turn of its own), one full collection walks what was made since the last one and
+its survivors are moved to the permanent generation (:func:`gc.freeze`): a few tens of ms, and every later full
+collection walks only what was made after.  A background task's imports (the panel's training) are frozen at the
+next check (every :data:`CHECK_MS`) that finds the viewer idle.
 
-Frozen objects are never collected.  The layers alive at a freeze are remembered: one that leaves its viewer
-with :data:`BIG_BYTES` or more of data in memory undoes the freeze (:func:`gc.unfreeze`; the next full collection
-walks and frees everything, as without this module) and the next end of the viewer's work freezes again; a
-smaller one (spots, titles, lazily read slides: ~22,000 small objects each) stays in memory until the freeze is
-undone, so that removing it does not cost a walk of the whole heap.  A destroyed widget of the plugin (its viewer
-closed) undoes it too; then only new imports freeze again.  GUI thread only.
+Frozen objects are never collected.  The layers alive at a freeze are remembered; when one that owns
+:data:`BIG_BYTES` or more of data in memory leaves its viewer, or :data:`LEFT_LAYERS` smaller ones have, the next
+end of work first undoes the freeze (:func:`gc.unfreeze`), so that its collection walks and frees everything,
+once (napari's collections for the removed layers in between walk only the unfrozen part).  Until then a small
+layer that left (spots, titles, lazily read or cropped slides: ~22,000 small objects each) stays in memory.  A
+destroyed widget of the plugin (its viewer closed) undoes the freeze at once.  GUI thread only.
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ from qtpy.QtCore import QTimer
 
 from . import _background
 
-#: New modules since the last freeze that make the next freeze due.
+#: New modules that make the idle check freeze (the imports of a background task).
 NEW_MODULES = 20
-#: How often an idle viewer is checked for a freeze that is due.
+#: How often an idle viewer is checked for new modules (or layers that left while it was idle).
 CHECK_MS = 2000
-#: A layer frozen in that leaves its viewer with this much data in memory undoes the freeze.
+#: A layer frozen in that leaves its viewer owning this much data in memory makes the next freeze walk everything.
 BIG_BYTES = 64 * 2**20
+#: So many smaller layers frozen in that left make the next freeze walk everything.
+LEFT_LAYERS = 16
 
-_STATE = {"modules": 0, "thawed": False}
+_STATE = {"modules": 0, "left": 0, "refreeze": False}
 _FROZEN_LAYERS: weakref.WeakSet = weakref.WeakSet()
 _VIEWERS: weakref.WeakSet = weakref.WeakSet()
 _TIMER: list[QTimer] = []
@@ -51,56 +53,56 @@ def frozen() -> int:
     return gc.get_freeze_count()
 
 
-def freeze_if_due() -> bool:
-    """At an idle moment: after new imports (or a thaw), collect once and freeze the survivors; whether it did."""
+def freeze() -> None:
+    """One full collection of what is not frozen (of everything, after big or many frozen layers left: they are
+    freed), its survivors frozen, the layers alive remembered."""
     if not _VIEWERS:
-        return False
-    due = _STATE["thawed"] or len(sys.modules) >= _STATE["modules"] + NEW_MODULES
-    if not due:
-        return False
+        return
+    if _STATE["refreeze"]:
+        thaw()
     gc.collect()
     gc.freeze()
-    _STATE["modules"], _STATE["thawed"] = len(sys.modules), False
-    _FROZEN_LAYERS.clear()
+    _STATE["modules"] = len(sys.modules)
     for viewer in _VIEWERS:
         _FROZEN_LAYERS.update(viewer.layers)
-    return True
 
 
 def _check() -> None:
-    if not _background.holding():
-        freeze_if_due()
+    if not _background.holding() and (_STATE["refreeze"] or len(sys.modules) >= _STATE["modules"] + NEW_MODULES):
+        freeze()
 
 
-def thaw(*_args, again: bool = False) -> None:
-    """Undo the freeze: the next full collection walks (and frees what died among) every object; ``again``:
-    the next end of the viewer's work freezes anew (else the next new imports do)."""
-    if gc.get_freeze_count():
-        gc.unfreeze()
-        _STATE["thawed"] = again
+def thaw(*_args) -> None:
+    """Undo the freeze now: the next full collection walks (and frees what died among) every object."""
+    gc.unfreeze()
     _FROZEN_LAYERS.clear()
+    _STATE.update(left=0, refreeze=False)
 
 
-def _in_memory_bytes(layer) -> int:
-    """Bytes of ``layer``'s data held in numpy arrays (lazy arrays, read on demand, count nothing)."""
+def _owned_bytes(layer) -> int:
+    """Bytes of ``layer``'s data in numpy arrays that own their memory (not views of another layer's arrays;
+    lazy arrays, read on demand, count nothing)."""
     data = layer.data if isinstance(layer.data, (list, tuple)) else [layer.data]
-    return sum(array.nbytes for array in data if isinstance(array, np.ndarray))
+    return sum(array.nbytes for array in data if isinstance(array, np.ndarray) and array.base is None)
 
 
 def _on_removed(event) -> None:
-    if event.value in _FROZEN_LAYERS and _in_memory_bytes(event.value) >= BIG_BYTES:
-        thaw(again=True)
+    if event.value not in _FROZEN_LAYERS:
+        return
+    _STATE["left"] += 1
+    if _owned_bytes(event.value) >= BIG_BYTES or _STATE["left"] >= LEFT_LAYERS:
+        _STATE["refreeze"] = True  # at the end of this work: one walk of everything, not one per removed layer
 
 
 def watch(widget, viewer) -> None:
-    """Count ``viewer`` in (its layers remembered at each freeze, a frozen one removed thaws) and thaw when
-    ``widget`` (a ``QWidget`` of the plugin) is destroyed."""
+    """Count ``viewer`` in (its layers remembered at each freeze) and thaw when ``widget`` (a ``QWidget`` of the
+    plugin) is destroyed."""
     if not _TIMER:
         _TIMER.append(QTimer())
         _TIMER[0].setInterval(CHECK_MS)
         _TIMER[0].timeout.connect(_check)
         _TIMER[0].start()
-        _background.WORK_ENDED.append(freeze_if_due)
+        _background.WORK_ENDED.append(freeze)
     if viewer not in _VIEWERS:
         _VIEWERS.add(viewer)
         viewer.layers.events.removed.connect(_on_removed)

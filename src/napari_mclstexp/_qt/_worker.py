@@ -9,7 +9,6 @@ cannot crash the viewer.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 import warnings
@@ -20,7 +19,7 @@ from typing import Any
 from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import notification_manager
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..errors import Cancelled, InputError, MclstexpError
@@ -54,45 +53,6 @@ def _drive(gen: Generator[Progress, Any, Any], token: CancelToken):
     except BaseException as err:  # noqa: BLE001 - reported to the user as a notification
         gen.close()
         return _Failure(err)
-
-
-_RUNNING = [0]
-
-
-def _freeze_long_lived() -> None:
-    """While a task runs, keep the objects that exist now out of the garbage collector's scans.
-
-    A napari + torch process holds ~500k tracked objects: one full collection stalls every thread
-    (the GUI included) for 0.25–0.5 s.  Objects created before the task are long-lived (layers,
-    modules), so they are frozen until the last task ends, then handed back to the collector.
-    """
-    if _RUNNING[0] == 0:
-        gc.freeze()
-    _RUNNING[0] += 1
-
-
-#: Seconds without a running task before the frozen objects go back to the collector.  Its next full
-#: collection then scans them all and stalls every thread ~0.5–1 s (measured: 1.0 s on the shared 2-core
-#: machine, in the middle of the her2st folder's layers going in): at an idle moment instead.
-UNFREEZE_IDLE_S = 3.0
-_UNFREEZE_TIMER: list = [None]
-
-
-def _unfreeze() -> None:
-    """The task (and the layers made from its result) is done: unfreeze once nothing ran for a while."""
-    _RUNNING[0] = max(0, _RUNNING[0] - 1)
-    if _RUNNING[0] == 0:
-        if _UNFREEZE_TIMER[0] is None:
-            timer = QTimer()
-            timer.setSingleShot(True)
-            timer.timeout.connect(_unfreeze_now)
-            _UNFREEZE_TIMER[0] = timer
-        _UNFREEZE_TIMER[0].start(int(UNFREEZE_IDLE_S * 1000))
-
-
-def _unfreeze_now() -> None:
-    if _RUNNING[0] == 0:
-        gc.unfreeze()
 
 
 def error_message(err: BaseException) -> str:
@@ -262,7 +222,6 @@ class TaskPanel(QWidget):
         self.status.setText(f"{description}: starting…")
         self.bar.setRange(0, 0)
         self.cancel_button.setEnabled(True)
-        _freeze_long_lived()
         self._pbar, self._stage = napari_progress(total=0, desc=description), None
         worker = _drive(gen, self.token)
         worker.yielded.connect(self._on_event)
@@ -320,7 +279,6 @@ class TaskPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.bar.setRange(0, 1)
         if isinstance(value, _Failure):
-            _unfreeze()
             self.bar.setValue(0)
             self._report(value.error)
             self._finish(None)
@@ -333,16 +291,13 @@ class TaskPanel(QWidget):
             if on_result(value) is DEFERRED:  # the widget calls complete() when its layers are in
                 return
         except Exception as err:  # noqa: BLE001 - turning results into layers must not crash
-            _unfreeze()
             self._report(err)
             self._finish(None)
             return
-        _unfreeze()
         self._finish(value)
 
     def complete(self, value: Any, error: BaseException | None = None) -> None:
         """End a run whose ``on_result`` returned :data:`DEFERRED` (``error``: it failed meanwhile)."""
-        _unfreeze()
         if error is not None:
             self._report(error)
             self._finish(None)
