@@ -8,11 +8,14 @@ spots and over the whole slide each held one) and from napari, which runs ``gc.c
 removes from the canvas (turning side by side off removed three: three collections of ~350–500 ms, a 1.1–1.8 s
 freeze).  ``benchmarks/stalls.py`` records each action's collector pauses.
 
-So at the end of each piece of the viewer's foreground work (:data:`._background.WORK_ENDED`: a panel task and its
-layer steps, in an event-loop turn of its own), one full collection walks what was made since the last one and
-its survivors are moved to the permanent generation (:func:`gc.freeze`): a few tens of ms, and every later full
-collection walks only what was made after.  A background task's imports (the panel's training) are frozen at the
-next check (every :data:`CHECK_MS`) that finds the viewer idle.
+So when the plugin's first widget opens and at the end of each piece of the viewer's foreground work
+(:data:`._background.WORK_ENDED`: a panel task and its layer steps, in an event-loop turn of its own), one full
+collection walks what was made since the last one and its survivors are moved to the permanent generation
+(:func:`gc.freeze`): a few tens of ms after the first, and every later full collection walks only what was made
+after.  When a task starts (:class:`~._worker.TaskPanel`), what lives is frozen after a collection of the young
+generations only (a walk at the click cost up to 150 ms after torch's import): the task's full collections walk
+only its own allocations.  A background task's imports (the panel's
+training) are frozen at the next check (every :data:`CHECK_MS`) that finds the viewer idle.
 
 Frozen objects are never collected.  The layers alive at a freeze are remembered; when one that owns
 :data:`BIG_BYTES` or more of data in memory leaves its viewer, or :data:`LEFT_LAYERS` smaller ones have, the next
@@ -53,14 +56,15 @@ def frozen() -> int:
     return gc.get_freeze_count()
 
 
-def freeze() -> None:
+def freeze(full: bool = True) -> None:
     """One full collection of what is not frozen (of everything, after big or many frozen layers left: they are
-    freed), its survivors frozen, the layers alive remembered."""
+    freed), its survivors frozen, the layers alive remembered.  ``full=False`` (a task starts): the young
+    generations only, a few ms (what died in the oldest since the last freeze is frozen with the rest)."""
     if not _VIEWERS:
         return
-    if _STATE["refreeze"]:
+    if _STATE["refreeze"] and full:
         thaw()
-    gc.collect()
+    gc.collect(2 if full else 1)
     gc.freeze()
     _STATE["modules"] = len(sys.modules)
     for viewer in _VIEWERS:
@@ -103,6 +107,7 @@ def watch(widget, viewer) -> None:
         _TIMER[0].timeout.connect(_check)
         _TIMER[0].start()
         _background.WORK_ENDED.append(freeze)
+        QTimer.singleShot(0, freeze)  # the first walk of the heap when the first widget opened, not in a task
     if viewer not in _VIEWERS:
         _VIEWERS.add(viewer)
         viewer.layers.events.removed.connect(_on_removed)

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 from ..errors import Cancelled, InputError, MclstexpError
 from ..progress import CancelToken, Progress
 from ..progress_process import lower_thread_priority
-from . import _background
+from . import _background, _collector
 from ._llvm_guard import guard_triton
 from ._toasts import notify
 
@@ -230,6 +230,7 @@ class TaskPanel(QWidget):
         self.worker = worker
         if not self.background:
             _background.hold(self)
+        _collector.freeze(full=False)  # what lives now sits out the full collections of the task's allocations
         worker.start()
         return worker
 
