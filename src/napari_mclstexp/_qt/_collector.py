@@ -12,9 +12,9 @@ So when the plugin's first widget opens and at the end of each piece of the view
 (:data:`._background.WORK_ENDED`: a panel task and its layer steps, in an event-loop turn of its own), one full
 collection walks what was made since the last one and its survivors are moved to the permanent generation
 (:func:`gc.freeze`): a few tens of ms after the first, and every later full collection walks only what was made
-after.  When a task starts (:class:`~._worker.TaskPanel`), what lives is frozen after a collection of the young
-generations only (a walk at the click cost up to 150 ms after torch's import): the task's full collections walk
-only its own allocations.  A background task's imports (the panel's
+after.  When a task starts (:class:`~._worker.TaskPanel`), everything is frozen as it is, without a collection (a
+walk at the click cost up to 150 ms after torch's import): the task's full collections walk only its own
+allocations.  A background task's imports (the panel's
 training) are frozen at the next check (every :data:`CHECK_MS`) that finds the viewer idle.
 
 Frozen objects are never collected.  The layers alive at a freeze are remembered; when one that owns
@@ -58,13 +58,14 @@ def frozen() -> int:
 
 def freeze(full: bool = True) -> None:
     """One full collection of what is not frozen (of everything, after big or many frozen layers left: they are
-    freed), its survivors frozen, the layers alive remembered.  ``full=False`` (a task starts): the young
-    generations only, a few ms (what died in the oldest since the last freeze is frozen with the rest)."""
+    freed), its survivors frozen, the layers alive remembered.  ``full=False`` (a task starts): no collection,
+    everything frozen as it is (what died since the last freeze, a few thousand objects, with the rest)."""
     if not _VIEWERS:
         return
     if _STATE["refreeze"] and full:
         thaw()
-    gc.collect(2 if full else 1)
+    if full:
+        gc.collect()
     gc.freeze()
     _STATE["modules"] = len(sys.modules)
     for viewer in _VIEWERS:
