@@ -14,8 +14,8 @@ collection walks what was made since the last one and its survivors are moved to
 (:func:`gc.freeze`): a few tens of ms after the first, and every later full collection walks only what was made
 after.  When a task starts (:class:`~._worker.TaskPanel`), everything is frozen as it is, without a collection (a
 walk at the click cost up to 150 ms after torch's import): the task's full collections walk only its own
-allocations.  A background task's imports (the panel's
-training) are frozen at the next check (every :data:`CHECK_MS`) that finds the viewer idle.
+allocations.  A background task's imports (the panel's training) are frozen at the next check (every
+:data:`CHECK_MS`) that finds the viewer idle.
 
 Frozen objects are never collected.  The layers alive at a freeze are remembered; when one that owns
 :data:`BIG_BYTES` or more of data in memory leaves its viewer, or :data:`LEFT_LAYERS` smaller ones have, the next
@@ -59,7 +59,7 @@ def frozen() -> int:
 def freeze(full: bool = True) -> None:
     """One full collection of what is not frozen (of everything, after big or many frozen layers left: they are
     freed), its survivors frozen, the layers alive remembered.  ``full=False`` (a task starts): no collection,
-    everything frozen as it is (what died since the last freeze, a few thousand objects, with the rest)."""
+    everything frozen as it is (what died since the last freeze and was not collected yet, with the rest)."""
     if not _VIEWERS:
         return
     if _STATE["refreeze"] and full:
