@@ -62,9 +62,9 @@ def freeze(full: bool = True) -> None:
     everything frozen as it is (what died since the last freeze and was not collected yet, with the rest)."""
     if not _VIEWERS:
         return
-    if _STATE["refreeze"] and full:
-        thaw()
     if full:
+        if _STATE["refreeze"]:
+            thaw()
         gc.collect()
     gc.freeze()
     _STATE["modules"] = len(sys.modules)
